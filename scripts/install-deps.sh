@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tt needs to build, test and benchmark.
+# Idempotent: only missing packages are installed, and apt's lists are
+# refreshed only when something is missing.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
+  libuv1-dev libssl-dev
+  # unit tests
+  libcriterion-dev
+  # end-to-end tests and the demo: real peers
+  python3 python3-pytest curl
+  # benchmarks: the peers tt is compared with
+  microsocks shadowsocks-libev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then
+    sudo="sudo"
+  else
+    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+# Package scripts may start services (shadowsocks-libev's ss-server); tt's
+# tests start their own peers, so stop the packaged ones to free their ports.
+if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+  $sudo systemctl disable --now shadowsocks-libev.service >/dev/null 2>&1 || true
+fi

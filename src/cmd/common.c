@@ -1,0 +1,66 @@
+#include <signal.h>
+#include <stdlib.h>
+
+#include "cmd/cmd.h"
+#include "core/log.h"
+#include "link/relay.h"
+
+int tt_cmd_setup_log(const tt_cmd_spec *spec, const char *level, int verbose)
+{
+    int lv = TT_LOG_INFO;
+    const char *env = getenv("LOG_LEVEL");
+    if (env && *env) {
+        lv = tt_log_parse_level(env);
+        if (lv < 0)
+            return tt_opts_fail(spec, "invalid LOG_LEVEL '%s' (error, warn, info, debug, trace)",
+                                env);
+    }
+    if (level) {
+        lv = tt_log_parse_level(level);
+        if (lv < 0)
+            return tt_opts_fail(spec, "invalid --log-level '%s' (error, warn, info, debug, trace)",
+                                level);
+    }
+    lv += verbose;
+    if (lv > TT_LOG_TRACE)
+        lv = TT_LOG_TRACE;
+    tt_log_set_level((enum tt_log_level)lv);
+    return 0;
+}
+
+typedef struct runner {
+    uv_signal_t sigint, sigterm;
+    void (*stop)(void *ud);
+    void *ud;
+} runner;
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    runner *r = s->data;
+    tt_info("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    uv_signal_stop(&r->sigint);
+    uv_signal_stop(&r->sigterm);
+    r->stop(r->ud);
+    tt_relay_close_all();
+    uv_stop(s->loop);
+}
+
+void tt_cmd_run(uv_loop_t *loop, void (*stop)(void *ud), void *ud)
+{
+    static runner r;
+    r.stop = stop;
+    r.ud = ud;
+    /* A write to a peer that has gone must report EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_init(loop, &r.sigint);
+    uv_signal_init(loop, &r.sigterm);
+    r.sigint.data = r.sigterm.data = &r;
+    uv_signal_start(&r.sigint, on_signal, SIGINT);
+    uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+    uv_run(loop, UV_RUN_DEFAULT);
+    /* Let the closes started by STOP finish, so their memory is released. */
+    uv_close((uv_handle_t *)&r.sigint, NULL);
+    uv_close((uv_handle_t *)&r.sigterm, NULL);
+    for (int i = 0; i < 8 && uv_run(loop, UV_RUN_NOWAIT) != 0; i++)
+        ;
+}

@@ -1,0 +1,197 @@
+#include "cmd/opts.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tt_opts_fail(const tt_cmd_spec *spec, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tt %s: %s\nTry 'tt %s --help'.\n", spec->name, msg, spec->name);
+    return 2;
+}
+
+int tt_parse_duration(const char *s, unsigned *ms)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -EINVAL;
+    unsigned long long mult;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60000;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600000;
+    else
+        return -EINVAL;
+    /* Longer than about 49 days does not fit a libuv timer's unsigned ms. */
+    if (v > UINT32_MAX / mult)
+        return -EINVAL;
+    *ms = (unsigned)(v * mult);
+    return 0;
+}
+
+static const tt_opt *find_long(const tt_cmd_spec *spec, const char *name, size_t len)
+{
+    for (size_t i = 0; i < spec->n_opts; i++) {
+        const char *ln = spec->opts[i].long_name;
+        if (ln && strlen(ln) == len && strncmp(ln, name, len) == 0)
+            return &spec->opts[i];
+    }
+    return NULL;
+}
+
+static const tt_opt *find_short(const tt_cmd_spec *spec, char c)
+{
+    for (size_t i = 0; i < spec->n_opts; i++) {
+        if (spec->opts[i].short_name == c)
+            return &spec->opts[i];
+    }
+    return NULL;
+}
+
+static const char *opt_name(const tt_opt *o, char *buf, size_t len)
+{
+    if (o->long_name)
+        snprintf(buf, len, "--%s", o->long_name);
+    else
+        snprintf(buf, len, "-%c", o->short_name);
+    return buf;
+}
+
+static int store(const tt_cmd_spec *spec, const tt_opt *o, const char *val, void *cfg)
+{
+    char *field = (char *)cfg + o->offset;
+    char nb[64];
+    switch (o->kind) {
+    case TT_OPT_FLAG:
+        *(bool *)field = true;
+        return 0;
+    case TT_OPT_COUNT:
+        (*(int *)field)++;
+        return 0;
+    case TT_OPT_STRING:
+        if (*val == '\0')
+            return tt_opts_fail(spec, "%s needs a non-empty %s", opt_name(o, nb, sizeof nb),
+                                o->arg);
+        *(const char **)field = val;
+        return 0;
+    case TT_OPT_LIST: {
+        tt_strlist *l = (tt_strlist *)(void *)field;
+        if (*val == '\0')
+            return tt_opts_fail(spec, "%s needs a non-empty %s", opt_name(o, nb, sizeof nb),
+                                o->arg);
+        if (l->n == TT_STRLIST_MAX)
+            return tt_opts_fail(spec, "%s given more than %d times", opt_name(o, nb, sizeof nb),
+                                TT_STRLIST_MAX);
+        l->v[l->n++] = val;
+        return 0;
+    }
+    case TT_OPT_DURATION:
+        if (tt_parse_duration(val, (unsigned *)(void *)field) != 0)
+            return tt_opts_fail(spec, "invalid duration for %s: '%s' (e.g. 30s, 500ms, 5m)",
+                                opt_name(o, nb, sizeof nb), val);
+        return 0;
+    }
+    return 2;
+}
+
+static bool takes_arg(const tt_opt *o)
+{
+    return o->kind != TT_OPT_FLAG && o->kind != TT_OPT_COUNT;
+}
+
+int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            tt_opts_help(spec, stdout);
+            return 1;
+        }
+        if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
+            const char *name = a + 2;
+            const char *eq = strchr(name, '=');
+            size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+            const tt_opt *o = find_long(spec, name, nlen);
+            if (o == NULL)
+                return tt_opts_fail(spec, "unknown option '--%.*s'", (int)nlen, name);
+            const char *val = NULL;
+            if (takes_arg(o)) {
+                if (eq)
+                    val = eq + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else
+                    return tt_opts_fail(spec, "option '--%s' needs %s", o->long_name, o->arg);
+            } else if (eq) {
+                return tt_opts_fail(spec, "option '--%s' takes no value", o->long_name);
+            }
+            int rc = store(spec, o, val, cfg);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (a[0] == '-' && a[1] != '\0' && a[1] != '-') {
+            /* A cluster of short options: "-vv", "-s URL", "-sURL". */
+            for (const char *p = a + 1; *p; p++) {
+                const tt_opt *o = find_short(spec, *p);
+                if (o == NULL)
+                    return tt_opts_fail(spec, "unknown option '-%c'", *p);
+                if (!takes_arg(o)) {
+                    int rc = store(spec, o, NULL, cfg);
+                    if (rc)
+                        return rc;
+                    continue;
+                }
+                const char *val;
+                if (p[1] != '\0')
+                    val = p + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else
+                    return tt_opts_fail(spec, "option '-%c' needs %s", *p, o->arg);
+                int rc = store(spec, o, val, cfg);
+                if (rc)
+                    return rc;
+                break;
+            }
+            continue;
+        }
+        return tt_opts_fail(spec, "unexpected argument '%s'", a);
+    }
+    return 0;
+}
+
+void tt_opts_help(const tt_cmd_spec *spec, FILE *out)
+{
+    fprintf(out, "Usage: %s\n\n%s\n\nOptions:\n", spec->usage, spec->about);
+    for (size_t i = 0; i < spec->n_opts; i++) {
+        const tt_opt *o = &spec->opts[i];
+        char left[64];
+        int n = 0;
+        if (o->short_name)
+            n = snprintf(left, sizeof left, "-%c%s", o->short_name, o->long_name ? ", " : "");
+        else
+            n = snprintf(left, sizeof left, "    ");
+        if (o->long_name)
+            n += snprintf(left + n, sizeof left - (size_t)n, "--%s", o->long_name);
+        if (o->arg)
+            snprintf(left + n, sizeof left - (size_t)n, " %s", o->arg);
+        fprintf(out, "  %-30s %s\n", left, o->help);
+    }
+    fprintf(out, "  %-30s %s\n", "-h, --help", "show this help and exit");
+}

@@ -1,0 +1,157 @@
+/* tt server: accepts streams from clients over the carrier named in -l and
+ * connects them to their destinations through the exit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carrier/carrier.h"
+#include "cmd/cmd.h"
+#include "core/addr.h"
+#include "core/log.h"
+#include "exit/acl.h"
+#include "stream/accept.h"
+
+typedef struct server_cfg {
+    const char *listen;
+    const char *destination;
+    tt_strlist allow;
+    tt_strlist deny;
+    bool insecure;
+    unsigned timeout_ms;
+    unsigned handshake_timeout_ms;
+    unsigned connect_timeout_ms;
+    const char *log_level;
+    int verbose;
+} server_cfg;
+
+#define O(field) offsetof(server_cfg, field)
+static const tt_opt server_opts[] = {
+    {'l', "listen", "URL", TT_OPT_STRING, O(listen),
+     "where clients connect, as SCHEME://HOST:PORT (schemes: tcp://)"},
+    {'d', "destination", "HOST:PORT", TT_OPT_STRING, O(destination),
+     "send every stream to HOST:PORT, whatever the client asked for"},
+    {0, "allow", "CIDR", TT_OPT_LIST, O(allow),
+     "permit destinations in CIDR, e.g. 127.0.0.0/8 (private ranges are refused by default); "
+     "repeatable"},
+    {0, "deny", "CIDR", TT_OPT_LIST, O(deny),
+     "refuse destinations in CIDR; wins over --allow; repeatable"},
+    {0, "insecure", NULL, TT_OPT_FLAG, O(insecure),
+     "let an unencrypted carrier (tcp://) listen on a non-loopback address"},
+    {0, "timeout", "DURATION", TT_OPT_DURATION, O(timeout_ms),
+     "close a stream idle this long in both directions (default 5m; 0 = never)"},
+    {0, "handshake-timeout", "DURATION", TT_OPT_DURATION, O(handshake_timeout_ms),
+     "limit for a client's handshake and stream header (default 10s)"},
+    {0, "connect-timeout", "DURATION", TT_OPT_DURATION, O(connect_timeout_ms),
+     "limit for resolving and connecting to a destination (default 10s)"},
+    {0, "log-level", "LEVEL", TT_OPT_STRING, O(log_level),
+     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment"},
+    {'v', "verbose", NULL, TT_OPT_COUNT, O(verbose), "log more; repeat for more still"},
+};
+#undef O
+
+static const tt_cmd_spec server_spec = {
+    .name = "server",
+    .usage = "tt server -l URL [-d HOST:PORT] [--allow CIDR ...] [options]",
+    .about = "Accepts tunnel clients on URL and connects each of their streams to its\n"
+             "destination (or to the fixed -d destination). Destinations on loopback, private,\n"
+             "link-local and similar ranges are refused unless opened with --allow.",
+    .opts = server_opts,
+    .n_opts = sizeof server_opts / sizeof server_opts[0],
+};
+
+typedef struct server {
+    tt_carrier *carrier;
+    tt_acl acl;
+    tt_stream_server_cfg scfg;
+} server;
+
+static void on_stream(void *ud, tt_link *link)
+{
+    server *s = ud;
+    tt_stream_accept(link, &s->scfg);
+}
+
+static void server_stop(void *ud)
+{
+    server *s = ud;
+    if (s->carrier) {
+        s->carrier->ops->close(s->carrier);
+        s->carrier = NULL;
+    }
+}
+
+static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
+{
+    const char *why = NULL;
+    if (cfg->listen == NULL)
+        return tt_opts_fail(&server_spec, "missing -l/--listen URL (e.g. tcp://127.0.0.1:8443)");
+    tt_carrier_cfg ccfg = {.insecure = cfg->insecure,
+                           .connect_timeout_ms = cfg->connect_timeout_ms,
+                           .handshake_timeout_ms = cfg->handshake_timeout_ms};
+    if (tt_url_parse(cfg->listen, &ccfg.url, &why) != 0)
+        return tt_opts_fail(&server_spec, "invalid --listen '%s': %s", cfg->listen, why);
+    if (ccfg.url.scheme[0] == '\0')
+        return tt_opts_fail(&server_spec, "--listen '%s' needs a scheme, e.g. tcp://%s",
+                            cfg->listen, cfg->listen);
+    const tt_carrier_ops *ops = tt_carrier_find(ccfg.url.scheme);
+    if (ops == NULL)
+        return tt_opts_fail(&server_spec, "unknown scheme '%s://' in --listen (known: %s)",
+                            ccfg.url.scheme, tt_carrier_schemes());
+
+    tt_acl_init(&s->acl);
+    for (unsigned i = 0; i < cfg->allow.n; i++) {
+        if (tt_acl_add(&s->acl, true, cfg->allow.v[i], &why) != 0)
+            return tt_opts_fail(&server_spec, "invalid --allow '%s': %s", cfg->allow.v[i], why);
+    }
+    for (unsigned i = 0; i < cfg->deny.n; i++) {
+        if (tt_acl_add(&s->acl, false, cfg->deny.v[i], &why) != 0)
+            return tt_opts_fail(&server_spec, "invalid --deny '%s': %s", cfg->deny.v[i], why);
+    }
+    s->scfg.acl = &s->acl;
+    s->scfg.connect_timeout_ms = cfg->connect_timeout_ms;
+    s->scfg.handshake_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 1;
+    s->scfg.idle_timeout_ms = cfg->timeout_ms;
+    if (cfg->destination) {
+        tt_hostport hp;
+        if (tt_hostport_parse(cfg->destination, &hp, &why) != 0 ||
+            tt_target_set(&s->scfg.fixed_dest, hp.host, hp.port) != 0)
+            return tt_opts_fail(&server_spec, "invalid --destination '%s': %s", cfg->destination,
+                                why ? why : "bad host");
+        s->scfg.has_fixed_dest = true;
+    }
+
+    int rc = ops->server_new(loop, &ccfg, on_stream, s, &s->carrier, &why);
+    if (rc < 0) {
+        tt_error("cannot listen on %s: %s", cfg->listen, why);
+        return 1;
+    }
+    char buf[300];
+    tt_info("tt server listening on %s%s%s", s->carrier->ops->describe(s->carrier, buf, sizeof buf),
+            cfg->destination ? ", every stream to " : "", cfg->destination ? cfg->destination : "");
+    return 0;
+}
+
+int tt_cmd_server(int argc, char **argv)
+{
+    server_cfg cfg = {
+        .timeout_ms = 300000,
+        .handshake_timeout_ms = 10000,
+        .connect_timeout_ms = 10000,
+    };
+    int rc = tt_opts_parse(&server_spec, argc, argv, &cfg);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    rc = tt_cmd_setup_log(&server_spec, cfg.log_level, cfg.verbose);
+    if (rc)
+        return rc;
+    uv_loop_t *loop = uv_default_loop();
+    server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return 1;
+    rc = setup(s, &cfg, loop);
+    if (rc == 0)
+        tt_cmd_run(loop, server_stop, s);
+    server_stop(s);
+    free(s);
+    return rc;
+}

@@ -1,0 +1,73 @@
+#include "entry/forward.h"
+
+#include <stdlib.h>
+
+#include "codec/socks5.h"
+#include "core/log.h"
+#include "link/relay.h"
+#include "stream/open.h"
+
+typedef struct fwconn {
+    tt_link *app;
+    tt_forward *fw;
+    tt_stream_open *open;
+    char peer[64];
+} fwconn;
+
+static void on_opened(void *ud, uint8_t rep, tt_link *link, const uint8_t *left, size_t n)
+{
+    fwconn *c = ud;
+    tt_link *app = c->app;
+    char tbuf[TT_TARGET_STRLEN];
+    tt_target_format(&c->fw->dest, tbuf, sizeof tbuf);
+    if (rep != TT_S5_REP_OK) {
+        /* There is no protocol to report the reason to the application;
+         * closing is the only signal, and the log says why. */
+        tt_info("c%llu %s: forward to %s: %s", (unsigned long long)app->id, c->peer, tbuf,
+                tt_socks5_rep_str(rep));
+        tt_link_close(app, NULL, NULL);
+        free(c);
+        return;
+    }
+    int rc = n ? tt_link_write1(app, left, n) : 0;
+    tt_relay_opts ro = {.idle_timeout_ms = c->fw->cfg->idle_timeout_ms};
+    char label[TT_RELAY_LABEL_MAX];
+    snprintf(label, sizeof label, "c%llu %s -> %s", (unsigned long long)app->id, c->peer, tbuf);
+    free(c);
+    if (rc < 0) {
+        tt_link_close(app, NULL, NULL);
+        tt_link_close(link, NULL, NULL);
+        return;
+    }
+    ro.label = label;
+    tt_relay_start(app, link, &ro);
+}
+
+static void on_accept(void *ud, tt_link *app)
+{
+    tt_forward *fw = ud;
+    fwconn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        tt_link_close(app, NULL, NULL);
+        return;
+    }
+    c->app = app;
+    c->fw = fw;
+    tt_tcp_link_peer(app, c->peer, sizeof c->peer);
+    /* The application's first bytes wait in the socket until the stream is
+     * open; reading starts with the relay. */
+    if (tt_stream_open_start(fw->cfg->carrier, &fw->dest, NULL, 0, fw->cfg->open_timeout_ms,
+                             on_opened, c, &c->open) < 0) {
+        tt_link_close(app, NULL, NULL);
+        free(c);
+    }
+}
+
+int tt_forward_entry_start(uv_loop_t *loop, const tt_hostport *hp, tt_forward *fw,
+                           tt_tcp_listener **out, const char **why)
+{
+    int rc = tt_tcp_listen(loop, hp->host, hp->port, on_accept, fw, out);
+    if (rc < 0)
+        *why = rc == UV_EINVAL ? "the listen address must be an IP address" : uv_strerror(rc);
+    return rc;
+}

@@ -1,0 +1,22 @@
+/* The forward entry (-L LISTEN=DEST): every connection accepted on LISTEN
+ * becomes a stream to the fixed destination DEST. */
+#ifndef TT_ENTRY_FORWARD_H
+#define TT_ENTRY_FORWARD_H
+
+#include "core/addr.h"
+#include "core/target.h"
+#include "entry/entry.h"
+#include "link/tcp.h"
+
+/* One forward's settings; the caller owns it and keeps it alive as long as
+ * the listener. */
+typedef struct tt_forward {
+    const tt_entry_cfg *cfg;
+    tt_target dest;
+} tt_forward;
+
+/* Listens on HP and forwards every connection to FW->dest. */
+int tt_forward_entry_start(uv_loop_t *loop, const tt_hostport *hp, tt_forward *fw,
+                           tt_tcp_listener **out, const char **why);
+
+#endif

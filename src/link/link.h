@@ -1,0 +1,102 @@
+/* The link: one bidirectional byte stream, whatever carries it. A TCP socket
+ * is a link; later layers (TLS, WebSocket, the tt protocol, a mux stream, an
+ * ssh child's stdio) are links that wrap a lower link. Entries, exits and the
+ * relay speak only this interface, so any of them works over any carrier.
+ *
+ * Contract:
+ * - Writes never block and never fail for lack of room: what cannot be sent at
+ *   once is copied and queued. tt_link_pending() tells how much is queued; a
+ *   producer that cares about memory (the relay) stops reading its source
+ *   while that is above its bound and resumes on the drained callback.
+ * - Data passed to on_data is valid only during the call; keep a copy if
+ *   needed. Reading is off until read_start, and read_stop takes effect at
+ *   once (no on_data after it returns).
+ * - shutdown half-closes: queued data is sent first, then the write side is
+ *   closed. Reading continues.
+ * - close is asynchronous. It may be called from inside any callback of this
+ *   or another link. After close no handler callback runs; CB (if not NULL)
+ *   runs later from the loop, after which the link's memory is gone.
+ * - on_error reports a fatal error (negative libuv/errno code); the owner is
+ *   expected to close. on_eof reports the peer's half-close.
+ */
+#ifndef TT_LINK_LINK_H
+#define TT_LINK_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct tt_link tt_link;
+
+typedef struct tt_link_handler {
+    void (*on_data)(tt_link *l, void *ud, const uint8_t *data, size_t len);
+    void (*on_eof)(tt_link *l, void *ud);
+    void (*on_error)(tt_link *l, void *ud, int err);
+    /* Runs when the write queue becomes empty after having held data. */
+    void (*on_drained)(tt_link *l, void *ud);
+} tt_link_handler;
+
+typedef void (*tt_link_close_cb)(void *ud);
+
+typedef struct tt_link_ops {
+    int (*write)(tt_link *l, const uv_buf_t *bufs, unsigned nbufs);
+    int (*read_start)(tt_link *l);
+    void (*read_stop)(tt_link *l);
+    int (*shutdown)(tt_link *l);
+    void (*close)(tt_link *l, tt_link_close_cb cb, void *ud);
+    size_t (*pending)(const tt_link *l);
+} tt_link_ops;
+
+struct tt_link {
+    const tt_link_ops *ops;         /* read-only: set by the implementation */
+    const tt_link_handler *handler; /* public: set with tt_link_set_handler */
+    void *ud;                       /* public: handler's context */
+    uv_loop_t *loop;                /* read-only */
+    uint64_t id;                    /* read-only: for log lines */
+};
+
+/* Points the link's callbacks at H with context UD. A link changes hands this
+ * way, e.g. from a handshake to the relay. */
+static inline void tt_link_set_handler(tt_link *l, const tt_link_handler *h, void *ud)
+{
+    l->handler = h;
+    l->ud = ud;
+}
+
+static inline int tt_link_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)
+{
+    return l->ops->write(l, bufs, nbufs);
+}
+
+/* Writes LEN bytes at DATA; see tt_link_write. */
+int tt_link_write1(tt_link *l, const void *data, size_t len);
+
+static inline int tt_link_read_start(tt_link *l)
+{
+    return l->ops->read_start(l);
+}
+
+static inline void tt_link_read_stop(tt_link *l)
+{
+    l->ops->read_stop(l);
+}
+
+static inline int tt_link_shutdown(tt_link *l)
+{
+    return l->ops->shutdown(l);
+}
+
+static inline void tt_link_close(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    l->ops->close(l, cb, ud);
+}
+
+static inline size_t tt_link_pending(const tt_link *l)
+{
+    return l->ops->pending(l);
+}
+
+/* A fresh id for log lines ("c17"). */
+uint64_t tt_link_next_id(void);
+
+#endif

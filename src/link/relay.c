@@ -1,0 +1,198 @@
+/* The relay. Both directions run through the same three handlers; the index
+ * of the link that called tells the direction. */
+#include "link/relay.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <errno.h>
+#include <string.h>
+
+#include "core/log.h"
+
+typedef struct relay {
+    tt_link *link[2];
+    bool eof[2];       /* link[i] reported EOF */
+    bool paused[2];    /* reading link[i] stopped: link[1-i]'s queue is over the mark */
+    uint64_t bytes[2]; /* bytes read from link[i] */
+    size_t high;
+    unsigned idle_ms;
+    uint64_t started, last_active;
+    uv_timer_t idle;
+    int open; /* handles (two links, one timer) not yet closed */
+    bool closing;
+    const char *reason;
+    struct relay *prev, *next; /* all live relays, for tt_relay_close_all */
+    char label[TT_RELAY_LABEL_MAX];
+} relay;
+
+static relay *g_relays;
+
+static void relay_close(relay *r, const char *reason);
+
+static int side_of(const relay *r, const tt_link *l)
+{
+    return l == r->link[0] ? 0 : 1;
+}
+
+static void maybe_finish(relay *r)
+{
+    /* Done when both peers have half-closed and everything they sent has been
+     * handed to the kernel; closing earlier would drop queued bytes. */
+    if (r->eof[0] && r->eof[1] && tt_link_pending(r->link[0]) == 0 &&
+        tt_link_pending(r->link[1]) == 0)
+        relay_close(r, "done");
+}
+
+static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    relay *r = ud;
+    int i = side_of(r, l);
+    tt_link *dst = r->link[1 - i];
+    r->bytes[i] += len;
+    r->last_active = uv_now(l->loop);
+    int rc = tt_link_write1(dst, data, len);
+    if (rc < 0) {
+        relay_close(r, "write failed");
+        return;
+    }
+    if (tt_link_pending(dst) > r->high) {
+        tt_link_read_stop(l);
+        r->paused[i] = true;
+    }
+}
+
+static void on_eof(tt_link *l, void *ud)
+{
+    relay *r = ud;
+    int i = side_of(r, l);
+    r->eof[i] = true;
+    if (tt_link_shutdown(r->link[1 - i]) < 0) {
+        relay_close(r, "shutdown failed");
+        return;
+    }
+    maybe_finish(r);
+}
+
+static void on_error(tt_link *l, void *ud, int err)
+{
+    relay *r = ud;
+    (void)l;
+    r->reason = uv_err_name(err);
+    relay_close(r, r->reason);
+}
+
+static void on_drained(tt_link *l, void *ud)
+{
+    relay *r = ud;
+    int j = side_of(r, l);
+    int src = 1 - j;
+    if (r->paused[src] && !r->eof[src]) {
+        r->paused[src] = false;
+        if (tt_link_read_start(r->link[src]) < 0) {
+            relay_close(r, "read failed");
+            return;
+        }
+    }
+    maybe_finish(r);
+}
+
+static const tt_link_handler relay_handler = {
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_error = on_error,
+    .on_drained = on_drained,
+};
+
+static void relay_release(void *ud)
+{
+    relay *r = ud;
+    if (--r->open > 0)
+        return;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        g_relays = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    free(r);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    relay_release(h->data);
+}
+
+static void relay_close(relay *r, const char *reason)
+{
+    if (r->closing)
+        return;
+    r->closing = true;
+    uint64_t ms = uv_now(r->idle.loop) - r->started;
+    tt_debug("%s: closed (%s) after %llu.%03llu s, %llu bytes up, %llu bytes down", r->label,
+             reason, (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000),
+             (unsigned long long)r->bytes[0], (unsigned long long)r->bytes[1]);
+    tt_link_close(r->link[0], relay_release, r);
+    tt_link_close(r->link[1], relay_release, r);
+    uv_close((uv_handle_t *)&r->idle, on_timer_closed);
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    relay *r = t->data;
+    uint64_t idle = uv_now(t->loop) - r->last_active;
+    if (idle >= r->idle_ms) {
+        relay_close(r, "idle timeout");
+        return;
+    }
+    /* Data moved since the timer was set: sleep for the rest of the period
+     * instead of re-arming the timer on every read. */
+    uv_timer_start(t, on_idle, r->idle_ms - idle, 0);
+}
+
+int tt_relay_start(tt_link *a, tt_link *b, const tt_relay_opts *opts)
+{
+    relay *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        tt_link_close(a, NULL, NULL);
+        tt_link_close(b, NULL, NULL);
+        return -ENOMEM;
+    }
+    r->link[0] = a;
+    r->link[1] = b;
+    r->high = opts && opts->high_watermark ? opts->high_watermark : TT_RELAY_HIGH_WATERMARK;
+    r->idle_ms = opts ? opts->idle_timeout_ms : 0;
+    snprintf(r->label, sizeof r->label, "%s", opts && opts->label ? opts->label : "relay");
+    r->open = 3;
+    uv_timer_init(a->loop, &r->idle);
+    r->idle.data = r;
+    r->started = r->last_active = uv_now(a->loop);
+    r->next = g_relays;
+    if (g_relays)
+        g_relays->prev = r;
+    g_relays = r;
+
+    for (int i = 0; i < 2; i++)
+        tt_link_set_handler(r->link[i], &relay_handler, r);
+    if (r->idle_ms > 0)
+        uv_timer_start(&r->idle, on_idle, r->idle_ms, 0);
+    for (int i = 0; i < 2; i++) {
+        /* A sink that already holds more than the mark (bytes queued during
+         * a handshake) keeps its source paused until it drains. */
+        if (tt_link_pending(r->link[1 - i]) > r->high) {
+            r->paused[i] = true;
+            continue;
+        }
+        if (tt_link_read_start(r->link[i]) < 0) {
+            relay_close(r, "read failed");
+            break;
+        }
+    }
+    return 0;
+}
+
+void tt_relay_close_all(void)
+{
+    for (relay *r = g_relays; r != NULL; r = r->next)
+        relay_close(r, "shutting down");
+}

@@ -1,0 +1,443 @@
+/* TCP links. Reads go into one buffer shared by every TCP link of the
+ * process: libuv asks for a buffer only when a socket is readable, and the
+ * contract of on_data is that the data is consumed (written on or copied)
+ * before the callback returns, so one buffer serves all sockets and an idle
+ * connection holds no data buffer at all.
+ *
+ * Writes try the socket at once (uv_try_write) and queue only the remainder,
+ * as one heap block holding both the write request and the bytes. */
+#include "link/tcp.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/addr.h"
+#include "core/log.h"
+
+#define TT_TCP_READ_BUF (64 * 1024)
+
+typedef struct tcp_link {
+    tt_link base;
+    uv_tcp_t *tcp;
+    size_t pending;
+    bool closing;
+    bool reading;
+    bool shut;
+    tt_link_close_cb close_cb;
+    void *close_ud;
+} tcp_link;
+
+typedef struct tcp_wreq {
+    uv_write_t req;
+    tcp_link *link;
+    size_t len;
+    char data[];
+} tcp_wreq;
+
+static char g_read_buf[TT_TCP_READ_BUF];
+static bool g_read_buf_busy;
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    /* Never reentered: libuv reads one socket at a time and the buffer is
+     * released at the end of on_read. The flag guards the assumption. */
+    if (g_read_buf_busy) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    g_read_buf_busy = true;
+    *buf = uv_buf_init(g_read_buf, sizeof g_read_buf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    tcp_link *t = s->data;
+    if (buf->base == g_read_buf)
+        g_read_buf_busy = false;
+    if (t->closing || nread == 0)
+        return;
+    if (nread > 0) {
+        t->base.handler->on_data(&t->base, t->base.ud, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
+    /* Reading ends with EOF or an error; libuv stops reading by itself. */
+    t->reading = false;
+    uv_read_stop(s);
+    if (nread == UV_EOF)
+        t->base.handler->on_eof(&t->base, t->base.ud);
+    else
+        t->base.handler->on_error(&t->base, t->base.ud, (int)nread);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    tcp_wreq *w = (tcp_wreq *)req;
+    tcp_link *t = w->link;
+    t->pending -= w->len;
+    free(w);
+    if (t->closing)
+        return;
+    if (status < 0) {
+        t->base.handler->on_error(&t->base, t->base.ud, status);
+        return;
+    }
+    if (t->pending == 0 && t->base.handler->on_drained)
+        t->base.handler->on_drained(&t->base, t->base.ud);
+}
+
+static int tcp_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)
+{
+    tcp_link *t = (tcp_link *)l;
+    if (t->closing || t->shut)
+        return UV_EPIPE;
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (total == 0)
+        return 0;
+    size_t done = 0;
+    if (t->pending == 0) {
+        int n = uv_try_write((uv_stream_t *)t->tcp, bufs, nbufs);
+        if (n < 0 && n != UV_EAGAIN)
+            return n;
+        if (n > 0)
+            done = (size_t)n;
+    }
+    if (done == total)
+        return 0;
+    tcp_wreq *w = malloc(sizeof *w + (total - done));
+    if (w == NULL)
+        return UV_ENOMEM;
+    /* Copy the unsent tail of the iovec into the request's own block. */
+    size_t skip = done, off = 0;
+    for (unsigned i = 0; i < nbufs; i++) {
+        size_t len = bufs[i].len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(w->data + off, bufs[i].base + skip, len - skip);
+        off += len - skip;
+        skip = 0;
+    }
+    w->link = t;
+    w->len = off;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)off);
+    int rc = uv_write(&w->req, (uv_stream_t *)t->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    t->pending += off;
+    return 0;
+}
+
+static int tcp_read_start(tt_link *l)
+{
+    tcp_link *t = (tcp_link *)l;
+    if (t->closing)
+        return UV_EINVAL;
+    if (t->reading)
+        return 0;
+    int rc = uv_read_start((uv_stream_t *)t->tcp, on_alloc, on_read);
+    if (rc == 0)
+        t->reading = true;
+    return rc;
+}
+
+static void tcp_read_stop(tt_link *l)
+{
+    tcp_link *t = (tcp_link *)l;
+    if (t->reading && !t->closing)
+        uv_read_stop((uv_stream_t *)t->tcp);
+    t->reading = false;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    /* A failed shutdown means the connection is already gone; the read side
+     * reports that on its own, so nothing to do here. */
+    free(req);
+}
+
+static int tcp_shutdown(tt_link *l)
+{
+    tcp_link *t = (tcp_link *)l;
+    if (t->closing || t->shut)
+        return 0;
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (req == NULL)
+        return UV_ENOMEM;
+    /* libuv sends every queued write before the FIN. */
+    int rc = uv_shutdown(req, (uv_stream_t *)t->tcp, on_shutdown);
+    if (rc < 0) {
+        free(req);
+        return rc;
+    }
+    t->shut = true;
+    return 0;
+}
+
+static void on_close(uv_handle_t *h)
+{
+    tcp_link *t = h->data;
+    free(t->tcp);
+    tt_link_close_cb cb = t->close_cb;
+    void *ud = t->close_ud;
+    free(t);
+    if (cb)
+        cb(ud);
+}
+
+static void tcp_close(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    tcp_link *t = (tcp_link *)l;
+    if (t->closing)
+        return;
+    t->closing = true;
+    t->close_cb = cb;
+    t->close_ud = ud;
+    /* Pending write requests complete with UV_ECANCELED before on_close, and
+     * free themselves. */
+    uv_close((uv_handle_t *)t->tcp, on_close);
+}
+
+static size_t tcp_pending(const tt_link *l)
+{
+    return ((const tcp_link *)l)->pending;
+}
+
+static const tt_link_ops tcp_ops = {
+    .write = tcp_write,
+    .read_start = tcp_read_start,
+    .read_stop = tcp_read_stop,
+    .shutdown = tcp_shutdown,
+    .close = tcp_close,
+    .pending = tcp_pending,
+};
+
+static void on_close_free(uv_handle_t *h)
+{
+    free(h);
+}
+
+tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp)
+{
+    tcp_link *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        uv_close((uv_handle_t *)tcp, on_close_free);
+        return NULL;
+    }
+    t->base.ops = &tcp_ops;
+    t->base.loop = tcp->loop;
+    t->base.id = tt_link_next_id();
+    t->tcp = tcp;
+    tcp->data = t;
+    /* Interactive traffic (ssh, first bytes of a request) should not wait for
+     * Nagle; the relay already writes in large blocks. */
+    uv_tcp_nodelay(tcp, 1);
+    return &t->base;
+}
+
+uv_tcp_t *tt_tcp_link_handle(tt_link *l)
+{
+    return l->ops == &tcp_ops ? ((tcp_link *)l)->tcp : NULL;
+}
+
+const char *tt_tcp_link_peer(tt_link *l, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    uv_tcp_t *tcp = tt_tcp_link_handle(l);
+    if (tcp == NULL || uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &n) != 0) {
+        snprintf(buf, len, "?");
+        return buf;
+    }
+    return tt_sockaddr_format((struct sockaddr *)&ss, buf, len);
+}
+
+/* Listener. */
+
+struct tt_tcp_listener {
+    uv_tcp_t tcp;
+    tt_tcp_accept_cb cb;
+    void *ud;
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    tt_tcp_listener *ls = server->data;
+    if (status < 0) {
+        tt_warn("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    uv_tcp_t *c = malloc(sizeof *c);
+    if (c == NULL)
+        return;
+    uv_tcp_init(server->loop, c);
+    if (uv_accept(server, (uv_stream_t *)c) != 0) {
+        uv_close((uv_handle_t *)c, on_close_free);
+        return;
+    }
+    tt_link *l = tt_tcp_link_wrap(c);
+    if (l != NULL)
+        ls->cb(ls->ud, l);
+}
+
+int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb cb, void *ud,
+                  tt_tcp_listener **out)
+{
+    struct sockaddr_storage ss;
+    int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+    if (rc != 0)
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+    if (rc != 0)
+        return UV_EINVAL;
+    tt_tcp_listener *ls = calloc(1, sizeof *ls);
+    if (ls == NULL)
+        return UV_ENOMEM;
+    uv_tcp_init(loop, &ls->tcp);
+    ls->tcp.data = ls;
+    ls->cb = cb;
+    ls->ud = ud;
+    rc = uv_tcp_bind(&ls->tcp, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&ls->tcp, 1024, on_connection);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&ls->tcp, on_close_free);
+        return rc;
+    }
+    *out = ls;
+    return 0;
+}
+
+int tt_tcp_listener_port(const tt_tcp_listener *ls)
+{
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    if (uv_tcp_getsockname(&ls->tcp, (struct sockaddr *)&ss, &n) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+void tt_tcp_listener_close(tt_tcp_listener *ls)
+{
+    /* The listener struct begins with its handle, so freeing the handle
+     * frees the listener. */
+    uv_close((uv_handle_t *)&ls->tcp, on_close_free);
+}
+
+/* Connector. */
+
+struct tt_tcp_connect {
+    uv_connect_t req;
+    uv_timer_t timer;
+    uv_tcp_t *tcp;
+    tt_tcp_connect_cb cb;
+    void *ud;
+    int result;    /* 0 or error to report once the handles are closed */
+    int open;      /* handles still to close before freeing */
+    bool finished; /* the connect attempt has an outcome */
+    bool connected;
+};
+
+static void connect_release(tt_tcp_connect *c)
+{
+    if (--c->open > 0)
+        return;
+    /* Both handles are closed (or the socket handed over): report. */
+    tt_link *l = NULL;
+    int status = c->result;
+    if (c->connected && status == 0) {
+        l = tt_tcp_link_wrap(c->tcp);
+        if (l == NULL)
+            status = UV_ENOMEM;
+    }
+    tt_tcp_connect_cb cb = c->cb;
+    void *ud = c->ud;
+    free(c);
+    cb(ud, status, l);
+}
+
+static void on_connect_handle_closed(uv_handle_t *h)
+{
+    tt_tcp_connect *c = h->data;
+    if ((uv_tcp_t *)h == c->tcp) {
+        free(c->tcp);
+        c->tcp = NULL;
+    }
+    connect_release(c);
+}
+
+static void connect_finish(tt_tcp_connect *c, int status)
+{
+    if (c->finished)
+        return;
+    c->finished = true;
+    c->result = status;
+    uv_close((uv_handle_t *)&c->timer, on_connect_handle_closed);
+    if (status != 0)
+        uv_close((uv_handle_t *)c->tcp, on_connect_handle_closed);
+    else
+        c->open--; /* the socket lives on as the link */
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    tt_tcp_connect *c = req->data;
+    /* A cancel or timeout already closed the socket; libuv then reports
+     * UV_ECANCELED here, and the outcome is already decided. */
+    if (c->finished) {
+        return;
+    }
+    c->connected = (status == 0);
+    connect_finish(c, status);
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    connect_finish(t->data, UV_ETIMEDOUT);
+}
+
+int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
+                         tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req)
+{
+    tt_tcp_connect *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return UV_ENOMEM;
+    c->tcp = malloc(sizeof *c->tcp);
+    if (c->tcp == NULL) {
+        free(c);
+        return UV_ENOMEM;
+    }
+    c->cb = cb;
+    c->ud = ud;
+    c->req.data = c;
+    uv_tcp_init(loop, c->tcp);
+    c->tcp->data = c;
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->open = 2;
+    int rc = uv_tcp_connect(&c->req, c->tcp, sa, on_connected);
+    if (rc != 0) {
+        /* Report asynchronously, as promised, through the normal path. */
+        connect_finish(c, rc);
+    } else if (timeout_ms > 0) {
+        uv_timer_start(&c->timer, on_connect_timeout, timeout_ms, 0);
+    }
+    if (req)
+        *req = c->finished ? NULL : c;
+    return 0;
+}
+
+void tt_tcp_connect_cancel(tt_tcp_connect *req)
+{
+    connect_finish(req, UV_ECANCELED);
+}

@@ -1,0 +1,51 @@
+/* TCP links over libuv, and the listener and connector that make them. */
+#ifndef TT_LINK_TCP_H
+#define TT_LINK_TCP_H
+
+#include <uv.h>
+
+#include "link/link.h"
+
+/* Wraps an accepted or connected uv_tcp_t that the caller allocated with
+ * malloc and initialised. The link takes ownership of TCP (it closes and frees
+ * it). Returns NULL on allocation failure, after closing TCP. */
+tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp);
+
+/* Fills BUF with the socket's peer address text; returns BUF. */
+const char *tt_tcp_link_peer(tt_link *l, char *buf, size_t len);
+
+/* The uv_tcp_t under a TCP link, for socket options; NULL for other links. */
+uv_tcp_t *tt_tcp_link_handle(tt_link *l);
+
+typedef struct tt_tcp_listener tt_tcp_listener;
+
+/* Called with each accepted connection as a link the callee now owns. */
+typedef void (*tt_tcp_accept_cb)(void *ud, tt_link *link);
+
+/* Binds and listens on HOST:PORT (an IP literal; use "::" or "0.0.0.0" for
+ * any). On success *OUT is set and 0 returned; else a negative libuv code. */
+int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb cb, void *ud,
+                  tt_tcp_listener **out);
+
+/* The port actually bound (useful with port 0). */
+int tt_tcp_listener_port(const tt_tcp_listener *ls);
+
+/* Stops listening; memory is freed asynchronously. */
+void tt_tcp_listener_close(tt_tcp_listener *ls);
+
+typedef struct tt_tcp_connect tt_tcp_connect;
+
+/* STATUS is 0 with LINK set, or a negative libuv code with LINK NULL
+ * (UV_ETIMEDOUT after TIMEOUT_MS, UV_ECANCELED after tt_tcp_connect_cancel). */
+typedef void (*tt_tcp_connect_cb)(void *ud, int status, tt_link *link);
+
+/* Connects to the resolved address SA within TIMEOUT_MS (0 = no limit). The
+ * callback runs exactly once, never from inside this call. *REQ (may be NULL)
+ * receives a handle valid until the callback runs. */
+int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
+                         tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req);
+
+/* Aborts a pending connect: its callback runs with UV_ECANCELED. */
+void tt_tcp_connect_cancel(tt_tcp_connect *req);
+
+#endif

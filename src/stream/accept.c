@@ -1,0 +1,198 @@
+#include "stream/accept.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/socks5.h"
+#include "codec/streamhdr.h"
+#include "core/log.h"
+#include "exit/dial.h"
+#include "link/linger.h"
+#include "link/relay.h"
+#include "link/tcp.h"
+
+typedef struct sstream {
+    tt_link *link;
+    const tt_stream_server_cfg *cfg;
+    tt_streamhdr_parser parser;
+    tt_target target;
+    tt_dial *dial;
+    uv_timer_t timer;
+    uint8_t *early; /* payload that came with the header */
+    size_t early_len;
+    int outstanding; /* link close, timer close, dial callback */
+    bool have_header;
+    bool closed;
+    char peer[64];
+} sstream;
+
+static void ss_release(void *ud)
+{
+    sstream *s = ud;
+    if (--s->outstanding > 0)
+        return;
+    free(s->early);
+    free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    ss_release(h->data);
+}
+
+static void ss_close(sstream *s)
+{
+    if (s->closed)
+        return;
+    s->closed = true;
+    if (s->link)
+        tt_link_close(s->link, ss_release, s);
+    else
+        s->outstanding--;
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+    if (s->dial)
+        tt_dial_cancel(s->dial);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    sstream *s = t->data;
+    tt_info("c%llu %s: no stream header in time", (unsigned long long)s->link->id, s->peer);
+    ss_close(s);
+}
+
+/* Answers a failed stream with REP and lets the link linger so the answer
+ * is not lost to a reset. */
+static void ss_end(sstream *s, uint8_t rep)
+{
+    uint8_t out[TT_STREAMREPLY_LEN];
+    tt_link *link = s->link;
+    s->link = NULL;
+    ss_close(s);
+    if (tt_link_write1(link, out, tt_streamreply_encode(rep, out)) < 0) {
+        tt_link_close(link, NULL, NULL);
+        return;
+    }
+    tt_link_linger(link, s->cfg->handshake_timeout_ms);
+}
+
+static void on_dialed(void *ud, uint8_t rep, int err, tt_link *dest)
+{
+    sstream *s = ud;
+    s->dial = NULL;
+    s->outstanding--;
+    if (s->closed) {
+        if (dest)
+            tt_link_close(dest, NULL, NULL);
+        return;
+    }
+    char tbuf[TT_TARGET_STRLEN];
+    tt_target_format(&s->target, tbuf, sizeof tbuf);
+    if (rep != TT_S5_REP_OK) {
+        tt_info("c%llu %s: %s: %s%s%s", (unsigned long long)s->link->id, s->peer, tbuf,
+                tt_socks5_rep_str(rep), err ? ": " : "", err ? uv_strerror(err) : "");
+        ss_end(s, rep);
+        return;
+    }
+    tt_debug("c%llu %s: connected to %s", (unsigned long long)s->link->id, s->peer, tbuf);
+    uint8_t out[TT_STREAMREPLY_LEN];
+    int rc = tt_link_write1(s->link, out, tt_streamreply_encode(TT_S5_REP_OK, out));
+    if (rc == 0 && s->early_len)
+        rc = tt_link_write1(dest, s->early, s->early_len);
+    if (rc < 0) {
+        tt_link_close(dest, NULL, NULL);
+        ss_close(s);
+        return;
+    }
+    char label[TT_RELAY_LABEL_MAX];
+    snprintf(label, sizeof label, "c%llu %s -> %s", (unsigned long long)s->link->id, s->peer, tbuf);
+    tt_relay_opts ro = {.idle_timeout_ms = s->cfg->idle_timeout_ms, .label = label};
+    tt_link *link = s->link;
+    s->link = NULL;
+    ss_close(s);
+    tt_relay_start(link, dest, &ro);
+}
+
+static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    sstream *s = ud;
+    if (s->have_header) {
+        /* Reading stopped at the header; nothing arrives here. */
+        return;
+    }
+    size_t used = 0;
+    const char *why = NULL;
+    int rc = tt_streamhdr_parse(&s->parser, data, len, &used, &s->target, &why);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        tt_info("c%llu %s: bad stream header: %s", (unsigned long long)l->id, s->peer, why);
+        ss_end(s, TT_S5_REP_GENERAL);
+        return;
+    }
+    s->have_header = true;
+    uv_timer_stop(&s->timer);
+    tt_link_read_stop(l);
+    if (len > used) {
+        s->early_len = len - used;
+        s->early = malloc(s->early_len);
+        if (s->early == NULL) {
+            ss_close(s);
+            return;
+        }
+        memcpy(s->early, data + used, s->early_len);
+    }
+    if (s->cfg->has_fixed_dest)
+        s->target = s->cfg->fixed_dest;
+    tt_dial_opts opts = {.acl = s->cfg->acl, .timeout_ms = s->cfg->connect_timeout_ms};
+    if (tt_dial_start(l->loop, &s->target, &opts, on_dialed, s, &s->dial) < 0) {
+        ss_end(s, TT_S5_REP_GENERAL);
+        return;
+    }
+    s->outstanding++;
+}
+
+static void on_eof(tt_link *l, void *ud)
+{
+    sstream *s = ud;
+    tt_debug("c%llu %s: closed before the stream header", (unsigned long long)l->id, s->peer);
+    ss_close(s);
+}
+
+static void on_error(tt_link *l, void *ud, int err)
+{
+    sstream *s = ud;
+    tt_info("c%llu %s: %s before the stream header", (unsigned long long)l->id, s->peer,
+            uv_strerror(err));
+    ss_close(s);
+}
+
+static const tt_link_handler accept_handler = {
+    .on_data = on_data,
+    .on_eof = on_eof,
+    .on_error = on_error,
+    .on_drained = NULL,
+};
+
+void tt_stream_accept(tt_link *link, const tt_stream_server_cfg *cfg)
+{
+    sstream *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        tt_link_close(link, NULL, NULL);
+        return;
+    }
+    s->link = link;
+    s->cfg = cfg;
+    s->outstanding = 2;
+    tt_streamhdr_parser_init(&s->parser);
+    tt_tcp_link_peer(link, s->peer, sizeof s->peer);
+    uv_timer_init(link->loop, &s->timer);
+    s->timer.data = s;
+    tt_link_set_handler(link, &accept_handler, s);
+    if (tt_link_read_start(link) < 0) {
+        ss_close(s);
+        return;
+    }
+    if (cfg->handshake_timeout_ms)
+        uv_timer_start(&s->timer, on_timeout, cfg->handshake_timeout_ms, 0);
+}

@@ -1,0 +1,26 @@
+/* The server side of a stream: read the stream-open header from a carrier
+ * link, dial the destination through the exit, answer with the result, and
+ * hand both links to the relay. */
+#ifndef TT_STREAM_ACCEPT_H
+#define TT_STREAM_ACCEPT_H
+
+#include <stdbool.h>
+
+#include "core/target.h"
+#include "exit/acl.h"
+#include "link/link.h"
+
+typedef struct tt_stream_server_cfg {
+    const tt_acl *acl;
+    bool has_fixed_dest; /* -d: every stream goes to fixed_dest */
+    tt_target fixed_dest;
+    unsigned connect_timeout_ms;
+    unsigned handshake_timeout_ms; /* for the header to arrive */
+    unsigned idle_timeout_ms;
+} tt_stream_server_cfg;
+
+/* Takes ownership of LINK, a new stream from a carrier. CFG must outlive
+ * every stream (it is the server's configuration). */
+void tt_stream_accept(tt_link *link, const tt_stream_server_cfg *cfg);
+
+#endif
