@@ -11,7 +11,7 @@ packages=(
   # unit tests
   libcriterion-dev
   # end-to-end tests and the demo: real peers
-  python3 python3-pytest curl
+  python3 python3-pytest curl nginx-light iproute2
   # benchmarks: the peers tt is compared with
   microsocks shadowsocks-libev
 )
