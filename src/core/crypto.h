@@ -1,0 +1,76 @@
+/* The cryptographic primitives tt uses, over OpenSSL 3: an AEAD with
+ * counter nonces (one context per direction, keyed once), HKDF-SHA256,
+ * scrypt, X25519, HOTP (RFC 4226) and random bytes. No state is hidden in
+ * statics: every context is the caller's. */
+#ifndef TT_CORE_CRYPTO_H
+#define TT_CORE_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum tt_aead_alg {
+    TT_AEAD_CHACHA20_POLY1305 = 0,
+    TT_AEAD_AES_256_GCM = 1,
+};
+
+#define TT_AEAD_KEY_LEN 32
+#define TT_AEAD_TAG_LEN 16
+#define TT_AEAD_NONCE_LEN 12
+
+/* Parses "chacha20-poly1305" or "aes-256-gcm"; returns the alg or -1. */
+int tt_aead_parse(const char *name);
+const char *tt_aead_name(enum tt_aead_alg alg);
+
+typedef struct tt_aead {
+    void *ctx;        /* private: EVP_CIPHER_CTX */
+    uint64_t counter; /* read-only: the next nonce; starts at 0 */
+    bool encrypt;     /* read-only */
+} tt_aead;
+
+/* Keys CTX for sealing (ENCRYPT) or opening. Returns 0 or -ENOMEM/-EINVAL.
+ * The nonce of message i is i as a 96-bit little-endian number, so messages
+ * must be opened in the order they were sealed: a dropped, reordered or
+ * replayed message fails to open. */
+int tt_aead_init(tt_aead *a, enum tt_aead_alg alg, const uint8_t key[TT_AEAD_KEY_LEN],
+                 bool encrypt);
+void tt_aead_free(tt_aead *a);
+
+/* Seals LEN bytes of IN into OUT (LEN + 16 bytes: ciphertext then tag) with
+ * the next nonce. IN and OUT may be the same buffer. Returns 0 or -EIO. */
+int tt_aead_seal(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out);
+
+/* Opens LEN bytes (ciphertext and tag, LEN >= 16) of IN into OUT (LEN - 16
+ * bytes) with the next nonce. IN and OUT may be the same. Returns 0, or
+ * -EBADMSG when authentication fails (the counter still advances: the
+ * connection is to be abandoned). */
+int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out);
+
+/* HKDF-SHA256 (RFC 5869), extract and expand. Returns 0 or -EIO. */
+int tt_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
+            const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);
+
+/* scrypt (RFC 7914) with r = 8, p = 1 and the given N (a power of two).
+ * Returns 0 or -EIO. */
+int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len,
+              uint64_t n, uint8_t *out, size_t out_len);
+
+/* A fresh X25519 key pair. Returns 0 or -EIO. */
+int tt_x25519_keypair(uint8_t priv[32], uint8_t pub[32]);
+
+/* The X25519 shared secret of PRIV and PEER. Returns 0, or -EIO (including
+ * for a peer key that gives the all-zero secret). */
+int tt_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32]);
+
+/* HOTP's dynamically truncated 31-bit value (RFC 4226 section 5.3, "Snum")
+ * for KEY and COUNTER; the 6-digit code is this modulo 10^6. */
+uint32_t tt_hotp(const uint8_t *key, size_t key_len, uint64_t counter);
+
+/* Fills BUF with cryptographically random bytes; aborts if the system
+ * cannot provide them (there is no safe way on). */
+void tt_random(void *buf, size_t len);
+
+/* A uniformly random number in [LO, HI]. */
+uint32_t tt_random_range(uint32_t lo, uint32_t hi);
+
+#endif
