@@ -1,24 +1,34 @@
 /* ttbench: the load generator of tt's benchmarks (bench/run.py drives it).
  *
- *   ttbench serve --port P [--banner-port B] [--host H]
+ *   ttbench serve --port P [--banner-port B] [--host H] [--copy]
  *   ttbench throughput (--socks H:P | --direct) --target H:P --bytes N --dir up|down
  *   ttbench latency    (--socks H:P | --direct) --target H:P [--count N] [--warmup W]
  *   ttbench firstbyte  (--socks H:P | --direct) --banner H:P [--count N] [--warmup W]
  *
  * The destination server ("serve") gives each connection a role chosen by the
  * first byte the client sends:
- *   'S' sink: reads until EOF, then answers the 8-byte big-endian byte count
- *       (not counting the 'S') and closes;
- *   'G' generator: reads an 8-byte big-endian length N, sends N bytes, closes;
+ *   'S' sink: reads an 8-byte big-endian length N, then N bytes, then answers
+ *       the 8-byte big-endian count it received. The length is announced
+ *       rather than ended by EOF because some proxies (microsocks) do not
+ *       relay a half-close: they close both ways on the first EOF;
+ *   'G' generator: reads an 8-byte big-endian length N, sends N bytes, then
+ *       half-closes;
  *   'E' echo: echoes every byte it receives, the 'E' included, so one byte out
  *       and one byte back is a full round trip.
  * On --banner-port the server speaks first: one byte 'B' on accept.
  *
- * Everything measured must be the proxy, never this program, so the data path
- * is one large static buffer (1 MiB: one syscall moves up to 1 MiB), blocking
- * sockets on the client side (a single stream needs no event loop, and every
- * extra syscall per chunk would be overhead) and one epoll loop on the server
- * side. Results are printed as one JSON object on stdout. */
+ * Everything measured must be the proxy, never this program. On a 2-core
+ * machine the load generator's sender and receiver share the CPUs with the
+ * proxy's processes, so every cycle spent here is taken from the proxy. Hence:
+ * - no copies: bulk data is sent with sendfile(2) from a 1 MiB memfd and
+ *   received with splice(2) into a pipe that is spliced on to /dev/null, so
+ *   the kernel moves page references instead of copying bytes (--copy uses
+ *   send/recv through a 1 MiB buffer instead, to show the difference);
+ * - 1 MiB per syscall;
+ * - blocking sockets on the client side (one stream needs no event loop, and
+ *   a poll per chunk would be one more syscall) and one epoll loop in the
+ *   server.
+ * Results are printed as one JSON object on stdout. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -32,7 +42,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +89,65 @@ static uint64_t get_be64(const uint8_t *p)
     for (int i = 0; i < 8; i++)
         v = v << 8 | p[i];
     return v;
+}
+
+/* ---- Bulk data ---------------------------------------------------------- */
+
+static bool g_copy;      /* --copy: send/recv through g_buf */
+static int g_memfd = -1; /* g_buf's contents, the source of sendfile */
+static int g_pipe[2];    /* splice: socket -> pipe -> /dev/null */
+static int g_null = -1;
+
+static void data_init(void)
+{
+    /* A pattern rather than zeros, in case anything on the path special-cases
+     * zero pages or compresses. */
+    for (size_t i = 0; i < sizeof g_buf; i++)
+        g_buf[i] = (uint8_t)(i * 2654435761u >> 13);
+    if (g_copy)
+        return;
+    g_memfd = memfd_create("ttbench", MFD_CLOEXEC);
+    if (g_memfd < 0)
+        die("memfd_create: %s (try --copy)", strerror(errno));
+    for (size_t off = 0; off < sizeof g_buf;) {
+        ssize_t n = write(g_memfd, g_buf + off, sizeof g_buf - off);
+        if (n <= 0)
+            die("memfd write: %s", strerror(errno));
+        off += (size_t)n;
+    }
+    if (pipe2(g_pipe, O_CLOEXEC) != 0)
+        die("pipe2: %s", strerror(errno));
+    /* One splice can move at most a pipe's capacity; the default 64 KiB would
+     * mean 16 times the syscalls. Failing to grow it is only slower. */
+    (void)fcntl(g_pipe[1], F_SETPIPE_SZ, BIG_BUF);
+    g_null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (g_null < 0)
+        die("/dev/null: %s", strerror(errno));
+}
+
+/* Sends up to LEN (<= BIG_BUF) bytes of the pattern; returns as send(2). */
+static ssize_t data_send(int fd, size_t len)
+{
+    if (g_copy)
+        return send(fd, g_buf, len, MSG_NOSIGNAL);
+    off_t off = 0;
+    return sendfile(fd, g_memfd, &off, len);
+}
+
+/* Receives up to BIG_BUF bytes and discards them; returns as recv(2). */
+static ssize_t data_discard(int fd)
+{
+    if (g_copy)
+        return recv(fd, g_buf, BIG_BUF, 0);
+    /* The pipe is empty on entry and on return, so it is never what blocks. */
+    ssize_t n = splice(fd, NULL, g_pipe[1], NULL, BIG_BUF, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    for (ssize_t left = n; left > 0;) {
+        ssize_t m = splice(g_pipe[0], NULL, g_null, NULL, (size_t)left, SPLICE_F_MOVE);
+        if (m <= 0)
+            die("splice to /dev/null: %s", m < 0 ? strerror(errno) : "no progress");
+        left -= m;
+    }
+    return n;
 }
 
 /* ---- Options ---------------------------------------------------------- */
@@ -315,18 +387,24 @@ static void cmd_throughput(const client_opts *o)
     open_conn(o, &o->target, &c);
     uint64_t t0, t1, moved;
     if (o->dir_up) {
-        write_all(c.fd, "S", 1);
+        uint8_t req[9];
+        req[0] = 'S';
+        put_be64(req + 1, o->bytes);
+        write_all(c.fd, req, sizeof req);
         t0 = now_ns();
         uint64_t left = o->bytes;
         while (left > 0) {
             size_t chunk = left < BIG_BUF ? (size_t)left : BIG_BUF;
-            write_all(c.fd, g_buf, chunk);
-            left -= chunk;
+            ssize_t n = data_send(c.fd, chunk);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                die("send: %s", errno == EAGAIN ? "timed out" : strerror(errno));
+            }
+            left -= (uint64_t)n;
         }
-        /* The sink answers its count only at EOF, so the time includes every
-         * byte reaching the destination, not just our send buffer. */
-        if (shutdown(c.fd, SHUT_WR) != 0)
-            die("shutdown: %s", strerror(errno));
+        /* The sink answers once it has every byte, so the time includes
+         * their way to the destination, not just into our send buffer. */
         need(&c, 8, "sink count");
         t1 = now_ns();
         moved = get_be64(c.buf + c.off);
@@ -340,7 +418,7 @@ static void cmd_throughput(const client_opts *o)
         write_all(c.fd, req, sizeof req);
         moved = c.have - c.off;
         for (;;) {
-            ssize_t n = recv(c.fd, g_buf, BIG_BUF, 0);
+            ssize_t n = data_discard(c.fd);
             if (n == 0)
                 break;
             if (n < 0) {
@@ -356,9 +434,9 @@ static void cmd_throughput(const client_opts *o)
     }
     close(c.fd);
     double s = (double)(t1 - t0) / 1e9;
-    printf("{\"mode\":\"throughput\",\"dir\":\"%s\",\"bytes\":%" PRIu64
+    printf("{\"mode\":\"throughput\",\"dir\":\"%s\",\"copy\":%s,\"bytes\":%" PRIu64
            ",\"seconds\":%.6f,\"MBps\":%.1f}\n",
-           o->dir_up ? "up" : "down", moved, s, (double)moved / s / 1e6);
+           o->dir_up ? "up" : "down", g_copy ? "true" : "false", moved, s, (double)moved / s / 1e6);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -418,10 +496,10 @@ static void cmd_roundtrips(const client_opts *o, bool echo)
 /* ---- Server side: one epoll loop ---------------------------------------- */
 
 enum role {
-    R_NEW,     /* waiting for the role byte */
-    R_SINK,    /* counting bytes until EOF */
-    R_GEN_HDR, /* reading the generator's length */
-    R_GEN,     /* sending */
+    R_NEW,  /* waiting for the role byte */
+    R_HDR,  /* reading the sink's or generator's length */
+    R_SINK, /* counting bytes */
+    R_GEN,  /* sending */
     R_ECHO,
     R_DRAIN, /* our part is done: discard input until EOF, then close */
 };
@@ -430,8 +508,10 @@ typedef struct sconn {
     int fd;
     enum role role;
     uint32_t events; /* the epoll mask in force */
-    uint64_t n;      /* sink: bytes counted; generator: bytes left to send */
-    size_t hdr_have; /* generator header bytes read so far */
+    bool sink;       /* R_HDR: for the sink, not the generator */
+    uint64_t n;      /* sink: bytes still expected; generator: bytes left to send */
+    uint64_t got;    /* sink: bytes received */
+    size_t hdr_have; /* length bytes read so far */
     uint8_t hdr[8];
     bool close_after; /* close once OUT is flushed */
     bool peer_eof;    /* the client half-closed: nothing more to read */
@@ -485,8 +565,7 @@ static bool flush_out(sconn *c)
     return true;
 }
 
-/* Queues LEN bytes and tries to send them at once. */
-static bool queue_out(sconn *c, const uint8_t *p, size_t len)
+static void append_out(sconn *c, const uint8_t *p, size_t len)
 {
     uint8_t *nb = realloc(c->out, c->out_len + len);
     if (nb == NULL)
@@ -494,6 +573,13 @@ static bool queue_out(sconn *c, const uint8_t *p, size_t len)
     memcpy(nb + c->out_len, p, len);
     c->out = nb;
     c->out_len += len;
+}
+
+/* Queues LEN bytes and tries to send them at once. Returns false when the
+ * connection was closed. */
+static bool queue_out(sconn *c, const uint8_t *p, size_t len)
+{
+    append_out(c, p, len);
     return flush_out(c);
 }
 
@@ -507,10 +593,23 @@ static void update_events(sconn *c, bool reading)
     set_events(c, ev);
 }
 
+/* Queues the sink's answer and leaves the connection to wait for the
+ * client's close. */
+static void sink_reply(sconn *c)
+{
+    uint8_t cnt[8];
+    put_be64(cnt, c->got);
+    c->role = R_DRAIN;
+    append_out(c, cnt, 8);
+}
+
 static void on_input(sconn *c)
 {
-    size_t cap = c->role == R_ECHO || c->role == R_NEW ? ECHO_CHUNK : BIG_BUF;
-    ssize_t n = recv(c->fd, g_buf, cap, 0);
+    ssize_t n;
+    if (c->role == R_SINK || c->role == R_GEN || c->role == R_DRAIN)
+        n = data_discard(c->fd); /* bytes nobody looks at */
+    else
+        n = recv(c->fd, g_buf, c->role == R_HDR ? 8 - c->hdr_have : ECHO_CHUNK, 0);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             conn_close(c);
@@ -519,14 +618,13 @@ static void on_input(sconn *c)
     if (n == 0) {
         c->peer_eof = true;
         switch (c->role) {
-        case R_SINK: {
-            uint8_t cnt[8];
-            put_be64(cnt, c->n);
+        case R_SINK:
+            /* Early EOF: report the short count, the client will complain. */
+            sink_reply(c);
             c->close_after = true;
-            if (queue_out(c, cnt, 8))
+            if (flush_out(c))
                 update_events(c, false);
             return;
-        }
         case R_ECHO:
             c->close_after = true;
             if (flush_out(c))
@@ -546,11 +644,9 @@ static void on_input(sconn *c)
     if (c->role == R_NEW) {
         switch (p[0]) {
         case 'S':
-            c->role = R_SINK;
-            p++, len--;
-            break;
         case 'G':
-            c->role = R_GEN_HDR;
+            c->role = R_HDR;
+            c->sink = p[0] == 'S';
             p++, len--;
             break;
         case 'E':
@@ -561,21 +657,31 @@ static void on_input(sconn *c)
             return;
         }
     }
-    switch (c->role) {
-    case R_SINK:
-        c->n += len;
-        break;
-    case R_GEN_HDR: {
+    if (c->role == R_HDR) {
         size_t take = 8 - c->hdr_have < len ? 8 - c->hdr_have : len;
         memcpy(c->hdr + c->hdr_have, p, take);
         c->hdr_have += take;
-        if (c->hdr_have == 8) {
-            c->n = get_be64(c->hdr);
-            c->role = R_GEN; /* anything after the header is ignored */
+        if (c->hdr_have < 8)
+            return;
+        c->n = get_be64(c->hdr);
+        if (!c->sink) {
+            c->role = R_GEN; /* anything after the length is ignored */
+            update_events(c, true);
+            return;
+        }
+        c->role = R_SINK; /* the rest is sink payload */
+        p += take, len -= take;
+    }
+    switch (c->role) {
+    case R_SINK:
+        c->got += len;
+        if (c->got >= c->n) {
+            sink_reply(c);
+            if (!flush_out(c))
+                return;
             update_events(c, true);
         }
         break;
-    }
     case R_ECHO:
         if (len > 0) {
             if (!queue_out(c, p, len))
@@ -606,7 +712,7 @@ static bool on_output(sconn *c)
         return true;
     while (c->n > 0) {
         size_t chunk = c->n < BIG_BUF ? (size_t)c->n : BIG_BUF;
-        ssize_t n = send(c->fd, g_buf, chunk, MSG_NOSIGNAL);
+        ssize_t n = data_send(c->fd, chunk);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -683,11 +789,15 @@ static void cmd_serve(int argc, char **argv)
         {"port", required_argument, NULL, 'p'},
         {"banner-port", required_argument, NULL, 'b'},
         {"host", required_argument, NULL, 'H'},
+        {"copy", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "p:b:H:", lo, NULL)) != -1) {
         switch (ch) {
+        case 'C':
+            g_copy = true;
+            break;
         case 'p':
             port = parse_long(optarg, 1, 65535, "port");
             break;
@@ -703,6 +813,7 @@ static void cmd_serve(int argc, char **argv)
     }
     if (port < 0)
         die("serve needs --port");
+    data_init();
     g_ep = epoll_create1(EPOLL_CLOEXEC);
     if (g_ep < 0)
         die("epoll_create1: %s", strerror(errno));
@@ -757,12 +868,13 @@ static void cmd_serve(int argc, char **argv)
 static void usage(void)
 {
     fputs("usage:\n"
-          "  ttbench serve --port P [--banner-port B] [--host 127.0.0.1]\n"
+          "  ttbench serve --port P [--banner-port B] [--host 127.0.0.1] [--copy]\n"
           "  ttbench throughput (--socks H:P | --direct) --target H:P --bytes N[K|M|G] "
           "--dir up|down\n"
           "  ttbench latency    (--socks H:P | --direct) --target H:P [--count N] [--warmup W]\n"
           "  ttbench firstbyte  (--socks H:P | --direct) --banner H:P [--count N] [--warmup W]\n"
-          "common: --timeout SECONDS (default 60)\n",
+          "common: --timeout SECONDS (default 60), --copy (send/recv instead of\n"
+          "        sendfile/splice; give it to serve and throughput alike)\n",
           stderr);
 }
 
@@ -773,10 +885,6 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* A pattern rather than zeros, in case anything on the path special-cases
-     * zero pages or compresses. */
-    for (size_t i = 0; i < sizeof g_buf; i++)
-        g_buf[i] = (uint8_t)(i * 2654435761u >> 13);
 
     const char *mode = argv[1];
     if (strcmp(mode, "serve") == 0) {
@@ -791,11 +899,17 @@ int main(int argc, char **argv)
     }
     client_opts o = {.dir_up = -1, .count = 500, .warmup = -1, .timeout_s = 60};
     static const struct option lo[] = {
-        {"socks", required_argument, NULL, 's'},   {"direct", no_argument, NULL, 'D'},
-        {"target", required_argument, NULL, 't'},  {"banner", required_argument, NULL, 'B'},
-        {"bytes", required_argument, NULL, 'n'},   {"dir", required_argument, NULL, 'd'},
-        {"count", required_argument, NULL, 'c'},   {"warmup", required_argument, NULL, 'w'},
-        {"timeout", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
+        {"socks", required_argument, NULL, 's'},
+        {"direct", no_argument, NULL, 'D'},
+        {"target", required_argument, NULL, 't'},
+        {"banner", required_argument, NULL, 'B'},
+        {"bytes", required_argument, NULL, 'n'},
+        {"dir", required_argument, NULL, 'd'},
+        {"count", required_argument, NULL, 'c'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"copy", no_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc - 1, argv + 1, "", lo, NULL)) != -1) {
@@ -831,6 +945,9 @@ int main(int argc, char **argv)
         case 'T':
             o.timeout_s = parse_long(optarg, 1, 86400, "timeout");
             break;
+        case 'C':
+            g_copy = true;
+            break;
         default:
             usage();
             return 2;
@@ -838,6 +955,7 @@ int main(int argc, char **argv)
     }
     if (o.direct == o.have_socks)
         die("give exactly one of --socks HOST:PORT and --direct");
+    data_init();
     if (tput)
         cmd_throughput(&o);
     else

@@ -15,6 +15,7 @@ static const struct command {
 } commands[] = {
     {"server", "accept tunnel clients and connect their streams to destinations", tt_cmd_server},
     {"client", "run a SOCKS5 proxy and port forwards that go through a tt server", tt_cmd_client},
+    {"keygen", "print a new random key for -k", tt_cmd_keygen},
     {"version", "print the version", cmd_version},
     {"help", "show help for tt or for one command (tt help COMMAND)", cmd_help},
 };

@@ -4,8 +4,10 @@
 
 /* Each carrier file defines one of these. */
 extern const tt_carrier_ops tt_carrier_tcp;
+extern const tt_carrier_ops tt_carrier_tt;
 
 static const tt_carrier_ops *const g_carriers[] = {
+    &tt_carrier_tt,
     &tt_carrier_tcp,
 };
 

@@ -24,6 +24,21 @@ typedef struct tt_carrier_cfg {
     bool insecure;                 /* server: allow an unencrypted carrier off loopback */
     unsigned connect_timeout_ms;   /* client: connecting to the server */
     unsigned handshake_timeout_ms; /* both: the carrier's own handshake */
+    unsigned idle_timeout_ms;      /* server: for connections handed to --fallback */
+
+    /* Encrypted carriers (tt://). */
+    const char *key; /* -k: base64 key or password */
+    int methods[2];  /* AEADs, preferred first (client uses methods[0]) */
+    unsigned n_methods;
+    uint16_t port_lo, port_hi; /* -r: the hopping range */
+    unsigned hop_interval_s;   /* length of a port-hopping slot */
+    unsigned replay_window_s;  /* server: accepted clock difference */
+    long clock_offset_s;       /* test-only: added to the wall clock */
+    size_t buffer_size;        /* largest plaintext per frame */
+    unsigned hello_pad_max;    /* random padding of each first flight: 0..max */
+    unsigned frame_pad_max;    /* random padding of each frame: 0..max */
+    bool has_fallback;         /* server: hand unauthenticated connections on */
+    tt_hostport fallback;
 } tt_carrier_cfg;
 
 /* STATUS is 0 with LINK set (now owned by the callee), or a negative code

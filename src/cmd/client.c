@@ -25,40 +25,44 @@ typedef struct client_cfg {
     unsigned open_timeout_ms;
     const char *log_level;
     int verbose;
+    tt_carrier_args carrier;
 } client_cfg;
 
 #define O(field) offsetof(client_cfg, field)
 static const tt_opt client_opts[] = {
     {'s', "server", "URL", TT_OPT_STRING, O(server),
-     "the tt server, as SCHEME://HOST:PORT (schemes: tcp://)"},
+     "the tt server: HOST (ports hop), HOST:PORT, tt://HOST[:PORT] or tcp://HOST:PORT", 0, 0},
+    TT_CARRIER_OPT_ROWS(client_cfg, carrier),
     {'l', "listen", "ADDR", TT_OPT_STRING, O(listen),
-     "SOCKS5 proxy address, HOST:PORT or PORT (default 127.0.0.1:1080; 'none' for no proxy)"},
+     "SOCKS5 proxy address, HOST:PORT or PORT (default 127.0.0.1:1080; 'none' for no proxy)", 0, 0},
     {'L', "forward", "LISTEN=DEST", TT_OPT_LIST, O(forwards),
-     "forward connections to [HOST:]PORT to DEST (HOST:PORT) through the tunnel; repeatable"},
+     "forward connections to [HOST:]PORT to DEST (HOST:PORT) through the tunnel; repeatable", 0, 0},
     {0, "socks-user", "NAME", TT_OPT_STRING, O(socks_user),
-     "require SOCKS5 username/password authentication with this user"},
-    {0, "socks-pass", "PASSWORD", TT_OPT_STRING, O(socks_pass), "the password for --socks-user"},
+     "require SOCKS5 username/password authentication with this user", 0, 0},
+    {0, "socks-pass", "PASSWORD", TT_OPT_STRING, O(socks_pass), "the password for --socks-user", 0,
+     0},
     {0, "socks-auth-file", "FILE", TT_OPT_STRING, O(socks_auth_file),
-     "require SOCKS5 authentication; FILE has one USER:PASSWORD per line"},
+     "require SOCKS5 authentication; FILE has one USER:PASSWORD per line", 0, 0},
     {0, "timeout", "DURATION", TT_OPT_DURATION, O(timeout_ms),
-     "close a stream idle this long in both directions (default 5m; 0 = never)"},
+     "close a stream idle this long in both directions (default 5m; 0 = never)", 0, 0},
     {0, "handshake-timeout", "DURATION", TT_OPT_DURATION, O(handshake_timeout_ms),
-     "limit for an application's SOCKS5 negotiation (default 10s)"},
+     "limit for an application's SOCKS5 negotiation (default 10s)", 0, 0},
     {0, "connect-timeout", "DURATION", TT_OPT_DURATION, O(connect_timeout_ms),
-     "limit for connecting to the server (default 10s)"},
+     "limit for connecting to the server (default 10s)", 0, 0},
     {0, "open-timeout", "DURATION", TT_OPT_DURATION, O(open_timeout_ms),
-     "limit for the server's answer to a new stream (default 30s)"},
+     "limit for the server's answer to a new stream (default 30s)", 0, 0},
     {0, "log-level", "LEVEL", TT_OPT_STRING, O(log_level),
-     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment"},
-    {'v', "verbose", NULL, TT_OPT_COUNT, O(verbose), "log more; repeat for more still"},
+     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment", 0, 0},
+    {'v', "verbose", NULL, TT_OPT_COUNT, O(verbose), "log more; repeat for more still", 0, 0},
 };
 #undef O
 
 static const tt_cmd_spec client_spec = {
     .name = "client",
-    .usage = "tt client -s URL [-l ADDR] [-L LISTEN=DEST ...] [options]",
+    .usage = "tt client -s SERVER -k KEY [-l ADDR] [-L LISTEN=DEST ...] [options]",
     .about = "Runs a SOCKS5 proxy (and any -L forwards) on this machine and carries every\n"
-             "connection through the tt server at URL, which connects to the destination.",
+             "connection through the tt server, which connects to the destination. A SERVER\n"
+             "without a port follows the server's hopping ports (same -k, -r, --hop-interval).",
     .opts = client_opts,
     .n_opts = sizeof client_opts / sizeof client_opts[0],
 };
@@ -139,18 +143,14 @@ static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
 {
     const char *why = NULL;
     if (cfg->server == NULL)
-        return tt_opts_fail(&client_spec, "missing -s/--server URL");
+        return tt_opts_fail(&client_spec, "missing -s/--server SERVER");
     tt_carrier_cfg ccfg = {.connect_timeout_ms = cfg->connect_timeout_ms,
                            .handshake_timeout_ms = cfg->handshake_timeout_ms};
-    if (tt_url_parse(cfg->server, &ccfg.url, &why) != 0)
-        return tt_opts_fail(&client_spec, "invalid --server '%s': %s", cfg->server, why);
-    if (ccfg.url.scheme[0] == '\0')
-        return tt_opts_fail(&client_spec, "--server '%s' needs a scheme, e.g. tcp://%s",
-                            cfg->server, cfg->server);
-    const tt_carrier_ops *ops = tt_carrier_find(ccfg.url.scheme);
-    if (ops == NULL)
-        return tt_opts_fail(&client_spec, "unknown scheme '%s://' in --server (known: %s)",
-                            ccfg.url.scheme, tt_carrier_schemes());
+    const tt_carrier_ops *ops;
+    int rc = tt_cmd_carrier_cfg(&client_spec, "--server", cfg->server, false, &cfg->carrier, &ccfg,
+                                &ops);
+    if (rc)
+        return rc;
 
     /* Validate every option before opening anything. */
     bool socks = cfg->listen == NULL || strcmp(cfg->listen, "none") != 0;
@@ -192,12 +192,12 @@ static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
         c->creds[0].pass = strdup(cfg->socks_pass);
         c->ecfg.n_creds = 1;
     } else if (cfg->socks_auth_file) {
-        int rc = load_auth_file(c, cfg->socks_auth_file);
+        rc = load_auth_file(c, cfg->socks_auth_file);
         if (rc)
             return rc;
     }
 
-    int rc = ops->client_new(loop, &ccfg, &c->carrier, &why);
+    rc = ops->client_new(loop, &ccfg, &c->carrier, &why);
     if (rc < 0)
         return tt_opts_fail(&client_spec, "--server '%s': %s", cfg->server, why);
     c->ecfg.carrier = c->carrier;
@@ -247,6 +247,7 @@ int tt_cmd_client(int argc, char **argv)
         .connect_timeout_ms = 10000,
         .open_timeout_ms = 30000,
     };
+    tt_carrier_args_init(&cfg.carrier);
     int rc = tt_opts_parse(&client_spec, argc, argv, &cfg);
     if (rc)
         return rc == 1 ? 0 : rc;

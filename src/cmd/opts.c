@@ -100,6 +100,16 @@ static int store(const tt_cmd_spec *spec, const tt_opt *o, const char *val, void
         l->v[l->n++] = val;
         return 0;
     }
+    case TT_OPT_UINT: {
+        char *end;
+        errno = 0;
+        unsigned long v = (*val >= '0' && *val <= '9') ? strtoul(val, &end, 10) : 0;
+        if (!(*val >= '0' && *val <= '9') || errno != 0 || *end != '\0' || v < o->min || v > o->max)
+            return tt_opts_fail(spec, "invalid %s '%s': a whole number from %u to %u",
+                                opt_name(o, nb, sizeof nb), val, o->min, o->max);
+        *(unsigned *)(void *)field = (unsigned)v;
+        return 0;
+    }
     case TT_OPT_DURATION:
         if (tt_parse_duration(val, (unsigned *)(void *)field) != 0)
             return tt_opts_fail(spec, "invalid duration for %s: '%s' (e.g. 30s, 500ms, 5m)",
@@ -120,6 +130,10 @@ int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg)
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             tt_opts_help(spec, stdout);
+            return 1;
+        }
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("tt %s\n", TT_VERSION);
             return 1;
         }
         if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
@@ -194,4 +208,5 @@ void tt_opts_help(const tt_cmd_spec *spec, FILE *out)
         fprintf(out, "  %-30s %s\n", left, o->help);
     }
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help and exit");
+    fprintf(out, "  %-30s %s\n", "-V, --version", "print the version and exit");
 }

@@ -14,6 +14,7 @@ enum tt_opt_kind {
     TT_OPT_STRING,   /* const char *; the last use wins */
     TT_OPT_LIST,     /* tt_strlist; every use appends */
     TT_OPT_DURATION, /* unsigned milliseconds; "90", "90s", "500ms", "5m", "1h" */
+    TT_OPT_UINT,     /* unsigned, decimal, within [min, max] of the row */
 };
 
 #define TT_STRLIST_MAX 64
@@ -28,8 +29,9 @@ typedef struct tt_opt {
     const char *long_name; /* without "--" */
     const char *arg;       /* argument name for --help; NULL for FLAG/COUNT */
     enum tt_opt_kind kind;
-    size_t offset;    /* into the config struct */
-    const char *help; /* one line; may mention the default */
+    size_t offset;     /* into the config struct */
+    const char *help;  /* one line; may mention the default */
+    unsigned min, max; /* TT_OPT_UINT: accepted range */
 } tt_opt;
 
 typedef struct tt_cmd_spec {
@@ -40,8 +42,8 @@ typedef struct tt_cmd_spec {
     size_t n_opts;
 } tt_cmd_spec;
 
-/* Parses ARGV[1..ARGC) into CFG. Returns 0; 1 after printing --help to stdout
- * (the caller exits 0); or 2 after printing one error line and a hint to
+/* Parses ARGV[1..ARGC) into CFG. Returns 0; 1 after printing --help or
+ * --version (-V) to stdout (the caller exits 0); or 2 after printing one error line and a hint to
  * stderr (the caller exits 2). Positional arguments are errors. */
 int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg);
 

@@ -22,37 +22,46 @@ typedef struct server_cfg {
     unsigned connect_timeout_ms;
     const char *log_level;
     int verbose;
+    tt_carrier_args carrier;
 } server_cfg;
 
 #define O(field) offsetof(server_cfg, field)
 static const tt_opt server_opts[] = {
     {'l', "listen", "URL", TT_OPT_STRING, O(listen),
-     "where clients connect, as SCHEME://HOST:PORT (schemes: tcp://)"},
+     "where clients connect: HOST (hopping ports), HOST:PORT, tt://HOST[:PORT] or "
+     "tcp://HOST:PORT (default 0.0.0.0, hopping)",
+     0, 0},
+    TT_CARRIER_OPT_ROWS(server_cfg, carrier),
+    {0, "replay-window", "DURATION", TT_OPT_DURATION, O(carrier.replay_window_ms),
+     "accept client clocks this far from ours (default 120s); hellos are remembered as long", 0, 0},
+    {0, "fallback", "HOST:PORT", TT_OPT_STRING, O(carrier.fallback),
+     "hand connections that are not tt clients to this web server, with the bytes they sent", 0, 0},
     {'d', "destination", "HOST:PORT", TT_OPT_STRING, O(destination),
-     "send every stream to HOST:PORT, whatever the client asked for"},
+     "send every stream to HOST:PORT, whatever the client asked for", 0, 0},
     {0, "allow", "CIDR", TT_OPT_LIST, O(allow),
      "permit destinations in CIDR, e.g. 127.0.0.0/8 (private ranges are refused by default); "
-     "repeatable"},
+     "repeatable",
+     0, 0},
     {0, "deny", "CIDR", TT_OPT_LIST, O(deny),
-     "refuse destinations in CIDR; wins over --allow; repeatable"},
+     "refuse destinations in CIDR; wins over --allow; repeatable", 0, 0},
     {0, "insecure", NULL, TT_OPT_FLAG, O(insecure),
-     "let an unencrypted carrier (tcp://) listen on a non-loopback address"},
+     "let an unencrypted carrier (tcp://) listen on a non-loopback address", 0, 0},
     {0, "timeout", "DURATION", TT_OPT_DURATION, O(timeout_ms),
-     "close a stream idle this long in both directions (default 5m; 0 = never)"},
+     "close a stream idle this long in both directions (default 5m; 0 = never)", 0, 0},
     {0, "handshake-timeout", "DURATION", TT_OPT_DURATION, O(handshake_timeout_ms),
-     "limit for a client's handshake and stream header (default 10s)"},
+     "limit for a client's handshake and stream header (default 10s)", 0, 0},
     {0, "connect-timeout", "DURATION", TT_OPT_DURATION, O(connect_timeout_ms),
-     "limit for resolving and connecting to a destination (default 10s)"},
+     "limit for resolving and connecting to a destination (default 10s)", 0, 0},
     {0, "log-level", "LEVEL", TT_OPT_STRING, O(log_level),
-     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment"},
-    {'v', "verbose", NULL, TT_OPT_COUNT, O(verbose), "log more; repeat for more still"},
+     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment", 0, 0},
+    {'v', "verbose", NULL, TT_OPT_COUNT, O(verbose), "log more; repeat for more still", 0, 0},
 };
 #undef O
 
 static const tt_cmd_spec server_spec = {
     .name = "server",
-    .usage = "tt server -l URL [-d HOST:PORT] [--allow CIDR ...] [options]",
-    .about = "Accepts tunnel clients on URL and connects each of their streams to its\n"
+    .usage = "tt server -k KEY [-l URL] [-d HOST:PORT] [--allow CIDR ...] [options]",
+    .about = "Accepts tunnel clients and connects each of their streams to its\n"
              "destination (or to the fixed -d destination). Destinations on loopback, private,\n"
              "link-local and similar ranges are refused unless opened with --allow.",
     .opts = server_opts,
@@ -83,20 +92,15 @@ static void server_stop(void *ud)
 static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
 {
     const char *why = NULL;
-    if (cfg->listen == NULL)
-        return tt_opts_fail(&server_spec, "missing -l/--listen URL (e.g. tcp://127.0.0.1:8443)");
     tt_carrier_cfg ccfg = {.insecure = cfg->insecure,
                            .connect_timeout_ms = cfg->connect_timeout_ms,
-                           .handshake_timeout_ms = cfg->handshake_timeout_ms};
-    if (tt_url_parse(cfg->listen, &ccfg.url, &why) != 0)
-        return tt_opts_fail(&server_spec, "invalid --listen '%s': %s", cfg->listen, why);
-    if (ccfg.url.scheme[0] == '\0')
-        return tt_opts_fail(&server_spec, "--listen '%s' needs a scheme, e.g. tcp://%s",
-                            cfg->listen, cfg->listen);
-    const tt_carrier_ops *ops = tt_carrier_find(ccfg.url.scheme);
-    if (ops == NULL)
-        return tt_opts_fail(&server_spec, "unknown scheme '%s://' in --listen (known: %s)",
-                            ccfg.url.scheme, tt_carrier_schemes());
+                           .handshake_timeout_ms = cfg->handshake_timeout_ms,
+                           .idle_timeout_ms = cfg->timeout_ms};
+    const tt_carrier_ops *ops;
+    int rc = tt_cmd_carrier_cfg(&server_spec, "--listen", cfg->listen ? cfg->listen : "0.0.0.0",
+                                true, &cfg->carrier, &ccfg, &ops);
+    if (rc)
+        return rc;
 
     tt_acl_init(&s->acl);
     for (unsigned i = 0; i < cfg->allow.n; i++) {
@@ -120,7 +124,7 @@ static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
         s->scfg.has_fixed_dest = true;
     }
 
-    int rc = ops->server_new(loop, &ccfg, on_stream, s, &s->carrier, &why);
+    rc = ops->server_new(loop, &ccfg, on_stream, s, &s->carrier, &why);
     if (rc < 0) {
         tt_error("cannot listen on %s: %s", cfg->listen, why);
         return 1;
@@ -138,6 +142,7 @@ int tt_cmd_server(int argc, char **argv)
         .handshake_timeout_ms = 10000,
         .connect_timeout_ms = 10000,
     };
+    tt_carrier_args_init(&cfg.carrier);
     int rc = tt_opts_parse(&server_spec, argc, argv, &cfg);
     if (rc)
         return rc == 1 ? 0 : rc;

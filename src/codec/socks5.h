@@ -13,7 +13,9 @@
  *   FAIL       protocol error or unsupported request; write ev.out (may be
  *              empty), then close. ev.why says what was wrong.
  * After REQUEST or FAIL, further feeds return FAIL with no output.
- * Internal buffering is bounded by the largest message (515 bytes). */
+ * Internal buffering is bounded by the largest message (513 bytes, the
+ * RFC 1929 subnegotiation). tt_socks5_auth_result outside an AUTH event fails
+ * the session and returns 0. */
 #ifndef TT_CODEC_SOCKS5_H
 #define TT_CODEC_SOCKS5_H
 

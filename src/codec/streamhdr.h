@@ -17,7 +17,7 @@
 #include "core/target.h"
 
 #define TT_STREAMHDR_VERSION 0x01
-#define TT_STREAMHDR_MAX (4 + 1 + 255 + 2)
+#define TT_STREAMHDR_MAX (3 + 1 + 255 + 2)
 #define TT_STREAMREPLY_LEN 2
 
 /* Writes the open header for T into OUT (at least TT_STREAMHDR_MAX bytes) and

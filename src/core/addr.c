@@ -12,7 +12,8 @@
  * a clear message after a bounded scan instead of being walked to its end. */
 #define TEXT_MAX 1024
 
-/* A CIDR is at most an IPv6 literal (45 bytes), '/' and three digits. */
+/* A CIDR is at most an IPv6 literal (45 bytes), '/' and three digits; the
+ * limit leaves room for a few leading zeros in the prefix length. */
 #define CIDR_TEXT_MAX 64
 
 /* RFC 1035 limits one label of a DNS name to 63 bytes. */
@@ -176,8 +177,8 @@ static int check_plain_host(const char *h, size_t n, char out[TT_HOST_MAX + 1], 
 
 /* Parses N bytes at S (already through check_text) as "HOST:PORT" or
  * "[IPV6]:PORT" into OUT, which is written only on success. */
-static int split_hostport(const char *s, size_t n, bool allow_zero, tt_hostport *out,
-                          const char **why)
+static int split_hostport(const char *s, size_t n, bool allow_zero, bool port_optional,
+                          tt_hostport *out, const char **why)
 {
     tt_hostport tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -191,6 +192,12 @@ static int split_hostport(const char *s, size_t n, bool allow_zero, tt_hostport 
             return fail(why, "missing ']'");
         const char *rest = close + 1;
         size_t rest_len = n - (size_t)(rest - s);
+        if (rest_len == 0 && port_optional) {
+            rc = check_v6_host(s + 1, (size_t)(close - (s + 1)), tmp.host, why);
+            if (rc == 0)
+                *out = tmp;
+            return rc;
+        }
         if (rest_len == 0)
             return fail(why, "missing port");
         if (rest[0] != ':')
@@ -202,6 +209,12 @@ static int split_hostport(const char *s, size_t n, bool allow_zero, tt_hostport 
         port_len = rest_len - 1;
     } else {
         const char *colon = memchr(s, ':', n);
+        if (colon == NULL && port_optional) {
+            rc = check_plain_host(s, n, tmp.host, why);
+            if (rc == 0)
+                *out = tmp;
+            return rc;
+        }
         if (colon == NULL)
             return fail(why, "missing port");
         port = colon + 1;
@@ -230,7 +243,7 @@ int tt_hostport_parse(const char *s, tt_hostport *out, const char **why)
     int rc = check_text(s, TEXT_MAX, &n, why);
     if (rc != 0)
         return rc;
-    return split_hostport(s, n, false, out, why);
+    return split_hostport(s, n, false, false, out, why);
 }
 
 /* Fills OUT->host from the caller's default, which may be an IPv6 literal
@@ -268,7 +281,7 @@ int tt_listen_parse(const char *s, const char *default_host, bool allow_zero, tt
     while (digits < n && is_digit(s[digits]))
         digits++;
     if (digits < n)
-        return split_hostport(s, n, allow_zero, out, why);
+        return split_hostport(s, n, allow_zero, false, out, why);
 
     tt_hostport tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -301,7 +314,7 @@ static int parse_scheme(const char *s, size_t n, char out[TT_SCHEME_MAX + 1], co
     return 0;
 }
 
-int tt_url_parse(const char *s, tt_url *out, const char **why)
+int tt_url_parse_ex(const char *s, bool port_optional, tt_url *out, const char **why)
 {
     size_t n;
     if (out == NULL)
@@ -329,7 +342,7 @@ int tt_url_parse(const char *s, tt_url *out, const char **why)
     size_t auth_len = path != NULL ? (size_t)(path - auth) : strlen(auth);
     if (auth_len == 0)
         return fail(why, "missing host");
-    rc = split_hostport(auth, auth_len, false, &tmp.hp, why);
+    rc = split_hostport(auth, auth_len, false, port_optional, &tmp.hp, why);
     if (rc != 0)
         return rc;
 
@@ -527,4 +540,9 @@ const char *tt_sockaddr_format(const struct sockaddr *sa, char *buf, size_t len)
     }
     snprintf(buf, len, "(address family %u)", (unsigned)sa->sa_family);
     return buf;
+}
+
+int tt_url_parse(const char *s, tt_url *out, const char **why)
+{
+    return tt_url_parse_ex(s, false, out, why);
 }

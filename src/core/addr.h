@@ -38,6 +38,10 @@ typedef struct tt_url {
  * '+', '-', '.', starting with a letter, at most 15 bytes. */
 int tt_url_parse(const char *s, tt_url *out, const char **why);
 
+/* As tt_url_parse; with PORT_OPTIONAL a missing ":PORT" leaves hp.port 0
+ * (the tt carrier then hops between ports). */
+int tt_url_parse_ex(const char *s, bool port_optional, tt_url *out, const char **why);
+
 typedef struct tt_cidr {
     uint8_t family;   /* 4 or 6 */
     uint8_t prefix;   /* 0..32 or 0..128 */

@@ -24,12 +24,10 @@ const char *tt_aead_name(enum tt_aead_alg alg)
     return alg == TT_AEAD_AES_256_GCM ? "aes-256-gcm" : "chacha20-poly1305";
 }
 
-int tt_aead_init(tt_aead *a, enum tt_aead_alg alg, const uint8_t key[TT_AEAD_KEY_LEN],
-                 bool encrypt)
+int tt_aead_init(tt_aead *a, enum tt_aead_alg alg, const uint8_t key[TT_AEAD_KEY_LEN], bool encrypt)
 {
     memset(a, 0, sizeof *a);
-    const EVP_CIPHER *c =
-        alg == TT_AEAD_AES_256_GCM ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
+    const EVP_CIPHER *c = alg == TT_AEAD_AES_256_GCM ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL)
         return -ENOMEM;
@@ -105,20 +103,22 @@ int tt_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt
     OSSL_PARAM params[5];
     int i = 0;
     params[i++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)ikm,
-                                                    ikm_len);
-    params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                    (void *)(uintptr_t)salt, salt_len);
-    params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-                                                    (void *)(uintptr_t)info, info_len);
+    params[i++] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)ikm, ikm_len);
+    /* An absent salt means zeros (RFC 5869); OpenSSL wants no parameter then. */
+    if (salt_len > 0)
+        params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+                                                        (void *)(uintptr_t)salt, salt_len);
+    params[i++] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)(uintptr_t)info, info_len);
     params[i] = OSSL_PARAM_construct_end();
     int rc = EVP_KDF_derive(kctx, out, out_len, params) == 1 ? 0 : -EIO;
     EVP_KDF_CTX_free(kctx);
     return rc;
 }
 
-int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len,
-              uint64_t n, uint8_t *out, size_t out_len)
+int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, uint64_t n,
+              uint8_t *out, size_t out_len)
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
     if (kdf == NULL)
@@ -134,8 +134,8 @@ int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t sal
     int i = 0;
     params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
                                                     (void *)(uintptr_t)pass, pass_len);
-    params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                    (void *)(uintptr_t)salt, salt_len);
+    params[i++] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)(uintptr_t)salt, salt_len);
     params[i++] = OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n);
     params[i++] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r);
     params[i++] = OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p);
@@ -182,8 +182,8 @@ uint32_t tt_hotp(const uint8_t *key, size_t key_len, uint64_t counter)
     size_t mac_len = 0;
     for (int i = 0; i < 8; i++)
         msg[i] = (uint8_t)(counter >> (56 - 8 * i));
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA1", NULL, key, key_len, msg, sizeof msg, mac,
-                  sizeof mac, &mac_len) == NULL ||
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA1", NULL, key, key_len, msg, sizeof msg, mac, sizeof mac,
+                  &mac_len) == NULL ||
         mac_len != 20) {
         fprintf(stderr, "tt: HMAC-SHA1 unavailable\n");
         abort();

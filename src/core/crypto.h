@@ -52,8 +52,8 @@ int tt_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt
 
 /* scrypt (RFC 7914) with r = 8, p = 1 and the given N (a power of two).
  * Returns 0 or -EIO. */
-int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len,
-              uint64_t n, uint8_t *out, size_t out_len);
+int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, uint64_t n,
+              uint8_t *out, size_t out_len);
 
 /* A fresh X25519 key pair. Returns 0 or -EIO. */
 int tt_x25519_keypair(uint8_t priv[32], uint8_t pub[32]);

@@ -53,7 +53,7 @@ static void on_accept(void *ud, tt_link *app)
     }
     c->app = app;
     c->fw = fw;
-    tt_tcp_link_peer(app, c->peer, sizeof c->peer);
+    tt_link_peer(app, c->peer, sizeof c->peer);
     /* The application's first bytes wait in the socket until the stream is
      * open; reading starts with the relay. */
     if (tt_stream_open_start(fw->cfg->carrier, &fw->dest, NULL, 0, fw->cfg->open_timeout_ms,

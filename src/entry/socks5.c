@@ -211,7 +211,7 @@ static void on_accept(void *ud, tt_link *app)
     c->cfg = cfg;
     c->outstanding = 2;
     tt_socks5_init(&c->codec, cfg->n_creds > 0);
-    tt_tcp_link_peer(app, c->peer, sizeof c->peer);
+    tt_link_peer(app, c->peer, sizeof c->peer);
     uv_timer_init(app->loop, &c->timer);
     c->timer.data = c;
     tt_link_set_handler(app, &s5_handler, c);

@@ -45,6 +45,8 @@ typedef struct tt_link_ops {
     int (*shutdown)(tt_link *l);
     void (*close)(tt_link *l, tt_link_close_cb cb, void *ud);
     size_t (*pending)(const tt_link *l);
+    /* The remote address as text, for log lines; wrappers ask their lower link. */
+    const char *(*peer)(tt_link *l, char *buf, size_t len);
 } tt_link_ops;
 
 struct tt_link {
@@ -94,6 +96,16 @@ static inline void tt_link_close(tt_link *l, tt_link_close_cb cb, void *ud)
 static inline size_t tt_link_pending(const tt_link *l)
 {
     return l->ops->pending(l);
+}
+
+/* The peer's address text (or "?") in BUF; returns BUF. */
+static inline const char *tt_link_peer(tt_link *l, char *buf, size_t len)
+{
+    if (l->ops->peer)
+        return l->ops->peer(l, buf, len);
+    if (len > 0)
+        buf[0] = '\0';
+    return buf;
 }
 
 /* A fresh id for log lines ("c17"). */

@@ -212,6 +212,8 @@ static size_t tcp_pending(const tt_link *l)
     return ((const tcp_link *)l)->pending;
 }
 
+static const char *tcp_peer(tt_link *l, char *buf, size_t len);
+
 static const tt_link_ops tcp_ops = {
     .write = tcp_write,
     .read_start = tcp_read_start,
@@ -219,6 +221,7 @@ static const tt_link_ops tcp_ops = {
     .shutdown = tcp_shutdown,
     .close = tcp_close,
     .pending = tcp_pending,
+    .peer = tcp_peer,
 };
 
 static void on_close_free(uv_handle_t *h)
@@ -249,7 +252,7 @@ uv_tcp_t *tt_tcp_link_handle(tt_link *l)
     return l->ops == &tcp_ops ? ((tcp_link *)l)->tcp : NULL;
 }
 
-const char *tt_tcp_link_peer(tt_link *l, char *buf, size_t len)
+static const char *tcp_peer(tt_link *l, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
     int n = sizeof ss;

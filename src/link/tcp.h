@@ -11,9 +11,6 @@
  * it). Returns NULL on allocation failure, after closing TCP. */
 tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp);
 
-/* Fills BUF with the socket's peer address text; returns BUF. */
-const char *tt_tcp_link_peer(tt_link *l, char *buf, size_t len);
-
 /* The uv_tcp_t under a TCP link, for socket options; NULL for other links. */
 uv_tcp_t *tt_tcp_link_handle(tt_link *l);
 

@@ -185,7 +185,7 @@ void tt_stream_accept(tt_link *link, const tt_stream_server_cfg *cfg)
     s->cfg = cfg;
     s->outstanding = 2;
     tt_streamhdr_parser_init(&s->parser);
-    tt_tcp_link_peer(link, s->peer, sizeof s->peer);
+    tt_link_peer(link, s->peer, sizeof s->peer);
     uv_timer_init(link->loop, &s->timer);
     s->timer.data = s;
     tt_link_set_handler(link, &accept_handler, s);

@@ -52,14 +52,15 @@ static void hp_ok(const char *s, const char *host, uint16_t port)
 
 static void hp_bad(const char *s, const char *want_why)
 {
+    const char *shown = s != NULL ? s : "(null)";
     tt_hostport hp;
     memset(&hp, 0x5a, sizeof hp);
     tt_hostport before = hp;
     const char *why = NULL;
     int rc = tt_hostport_parse(s, &hp, &why);
-    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", s ? s : "(null)", rc);
-    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", s ? s : "(null)");
-    cr_expect_eq(memcmp(&hp, &before, sizeof hp), 0, "\"%s\": output changed on failure", s);
+    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", shown, rc);
+    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", shown);
+    cr_expect_eq(memcmp(&hp, &before, sizeof hp), 0, "\"%s\": output changed on failure", shown);
 }
 
 Test(hostport, valid)
@@ -233,14 +234,15 @@ static void listen_ok(const char *s, const char *dflt, bool zero, const char *ho
 
 static void listen_bad(const char *s, const char *dflt, bool zero, const char *want_why)
 {
+    const char *shown = s != NULL ? s : "(null)";
     tt_hostport hp;
     memset(&hp, 0x5a, sizeof hp);
     tt_hostport before = hp;
     const char *why = NULL;
     int rc = tt_listen_parse(s, dflt, zero, &hp, &why);
-    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", s ? s : "(null)", rc);
-    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", s ? s : "(null)");
-    cr_expect_eq(memcmp(&hp, &before, sizeof hp), 0, "\"%s\": output changed", s);
+    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", shown, rc);
+    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", shown);
+    cr_expect_eq(memcmp(&hp, &before, sizeof hp), 0, "\"%s\": output changed", shown);
 }
 
 Test(listen, bare_port_uses_default_host)
@@ -309,14 +311,15 @@ static void url_ok(const char *s, const char *scheme, const char *host, uint16_t
 
 static void url_bad(const char *s, const char *want_why)
 {
+    const char *shown = s != NULL ? s : "(null)";
     tt_url u;
     memset(&u, 0x5a, sizeof u);
     tt_url before = u;
     const char *why = NULL;
     int rc = tt_url_parse(s, &u, &why);
-    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", s ? s : "(null)", rc);
-    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", s ? s : "(null)");
-    cr_expect_eq(memcmp(&u, &before, sizeof u), 0, "\"%s\": output changed", s);
+    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", shown, rc);
+    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", shown);
+    cr_expect_eq(memcmp(&u, &before, sizeof u), 0, "\"%s\": output changed", shown);
 }
 
 Test(url, valid)
@@ -428,14 +431,15 @@ static void cidr_ok(const char *s, int family, int prefix, const char *net)
 
 static void cidr_bad(const char *s, const char *want_why)
 {
+    const char *shown = s != NULL ? s : "(null)";
     tt_cidr c;
     memset(&c, 0x5a, sizeof c);
     tt_cidr before = c;
     const char *why = NULL;
     int rc = tt_cidr_parse(s, &c, &why);
-    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", s ? s : "(null)", rc);
-    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", s ? s : "(null)");
-    cr_expect_eq(memcmp(&c, &before, sizeof c), 0, "\"%s\": output changed", s);
+    cr_expect_eq(rc, -EINVAL, "\"%s\": rc %d", shown, rc);
+    cr_expect_str_eq(why ? why : "(null)", want_why, "\"%s\"", shown);
+    cr_expect_eq(memcmp(&c, &before, sizeof c), 0, "\"%s\": output changed", shown);
 }
 
 Test(cidr_parse, valid)

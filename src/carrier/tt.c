@@ -1,0 +1,608 @@
+/* The native carrier, tt://. Client: connect to the server's port of the
+ * moment (or a fixed one) and wrap the connection in a tt/1 link. Server:
+ * listen on the ports of the current time slot and its neighbours, check each
+ * client hello (key, clock window, replay), and treat everything that fails
+ * in one indistinguishable way. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "carrier/carrier.h"
+#include "carrier/ttlink.h"
+#include "codec/ttproto.h"
+#include "core/log.h"
+#include "core/replay.h"
+#include "core/target.h"
+#include "exit/dial.h"
+#include "link/relay.h"
+#include "link/tcp.h"
+
+extern const tt_carrier_ops tt_carrier_tt;
+
+#define HOP_LISTENERS 3
+#define REPLAY_CAP (1u << 17)
+/* A partial hello that stops arriving for this long is treated as a probe
+ * (only with --fallback, which should answer as promptly as a web server). */
+#define STALL_MS 1000
+
+typedef struct hop_listener {
+    uint16_t port;
+    tt_tcp_listener *ls;
+} hop_listener;
+
+typedef struct ttc {
+    tt_carrier base;
+    tt_carrier_cfg cfg;
+    uint8_t psk[TT_PSK_LEN];
+    uint8_t port_key[32];
+    tt_ttlink_params lp[2]; /* per method */
+    tt_target server;       /* client */
+    /* Server. */
+    char host[TT_HOST_MAX + 1];
+    hop_listener hops[HOP_LISTENERS];
+    tt_tcp_listener *fixed;
+    uv_timer_t hop_timer;
+    bool hop_timer_on;
+    tt_replay replay;
+    tt_carrier_accept_cb accept_cb;
+    void *accept_ud;
+} ttc;
+
+static uint64_t wall_ms(const ttc *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms =
+        (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + (int64_t)c->cfg.clock_offset_s * 1000;
+    return ms > 0 ? (uint64_t)ms : 0;
+}
+
+static uint64_t slot_of(const ttc *c, uint64_t ms)
+{
+    return ms / ((uint64_t)c->cfg.hop_interval_s * 1000);
+}
+
+static uint16_t port_of(const ttc *c, uint64_t slot)
+{
+    return tt_proto_hop_port(c->port_key, slot, c->cfg.port_lo, c->cfg.port_hi);
+}
+
+static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const char **why)
+{
+    c->cfg = *cfg;
+    c->base.ops = &tt_carrier_tt;
+    c->base.loop = loop;
+    if (cfg->key == NULL) {
+        *why = "tt:// needs a key: -k KEY (a password, or a key from 'tt keygen')";
+        return -EINVAL;
+    }
+    bool is_password;
+    if (tt_psk_derive(cfg->key, c->psk, &is_password) != 0 ||
+        tt_proto_port_key(c->psk, c->port_key) != 0) {
+        *why = "cannot derive keys from -k";
+        return -EINVAL;
+    }
+    if (is_password)
+        tt_debug("-k is a password; stretched with scrypt");
+    for (unsigned i = 0; i < cfg->n_methods; i++) {
+        c->lp[i] = (tt_ttlink_params){.alg = cfg->methods[i],
+                                      .psk = c->psk,
+                                      .frame_data = cfg->buffer_size,
+                                      .hello_pad_max = cfg->hello_pad_max,
+                                      .frame_pad_max = cfg->frame_pad_max};
+    }
+    return 0;
+}
+
+/* Client. */
+
+struct tt_carrier_dial {
+    ttc *c;
+    tt_dial *dial;
+    tt_carrier_dial_cb cb;
+    void *ud;
+    uint64_t slot;
+    int attempt; /* hopping: 0 current slot, 1 next, 2 previous */
+    bool cancelled;
+};
+
+static int dial_attempt(tt_carrier_dial *d);
+
+static void on_dialed(void *ud, uint8_t rep, int err, tt_link *lower)
+{
+    tt_carrier_dial *d = ud;
+    ttc *c = d->c;
+    d->dial = NULL;
+    (void)rep;
+    if (lower == NULL && !d->cancelled && c->cfg.url.hp.port == 0 && d->attempt < 2) {
+        /* The clocks may straddle a slot boundary: try the neighbours. */
+        d->attempt++;
+        if (dial_attempt(d) == 0)
+            return;
+    }
+    tt_carrier_dial_cb cb = d->cb;
+    void *cud = d->ud;
+    free(d);
+    if (lower == NULL) {
+        cb(cud, err != 0 ? err : UV_ECONNREFUSED, NULL);
+        return;
+    }
+    tt_link *l = tt_ttlink_client(lower, &c->lp[0], wall_ms(c) / 1000);
+    cb(cud, l ? 0 : UV_ENOMEM, l);
+}
+
+static int dial_attempt(tt_carrier_dial *d)
+{
+    ttc *c = d->c;
+    tt_target t = c->server;
+    if (c->cfg.url.hp.port != 0) {
+        t.port = c->cfg.url.hp.port;
+    } else {
+        static const int delta[3] = {0, 1, -1};
+        t.port = port_of(c, d->slot + (uint64_t)(int64_t)delta[d->attempt]);
+    }
+    tt_dial_opts opts = {.acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms};
+    return tt_dial_start(c->base.loop, &t, &opts, on_dialed, d, &d->dial);
+}
+
+static int ttc_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+{
+    ttc *c = (ttc *)base;
+    tt_carrier_dial *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return -ENOMEM;
+    d->c = c;
+    d->cb = cb;
+    d->ud = ud;
+    if (c->cfg.url.hp.port == 0)
+        d->slot = slot_of(c, wall_ms(c));
+    int rc = dial_attempt(d);
+    if (rc < 0) {
+        free(d);
+        return rc;
+    }
+    if (out)
+        *out = d;
+    return 0;
+}
+
+static void ttc_dial_cancel(tt_carrier_dial *d)
+{
+    d->cancelled = true;
+    if (d->dial)
+        tt_dial_cancel(d->dial);
+}
+
+static int ttc_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier **out,
+                          const char **why)
+{
+    ttc *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    int rc = common_init(c, loop, cfg, why);
+    if (rc == 0 && tt_target_set(&c->server, cfg->url.hp.host, 1) != 0) {
+        *why = "the server address is not a valid host";
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        OPENSSL_cleanse(c, sizeof *c);
+        free(c);
+        return rc;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+/* Server: the handshake of one incoming connection. */
+
+typedef struct hs {
+    ttc *c;
+    tt_link *lower;
+    uv_timer_t timer;
+    uint64_t deadline; /* loop time at which an unauthenticated connection closes */
+    uint8_t *buf;
+    size_t have, need;
+    size_t body; /* 0 until the length is known */
+    int method;
+    tt_aead hello_rx;
+    bool failed; /* not authenticated: draining or handed to the fallback */
+    bool done;
+    bool closed;
+    int outstanding; /* link close, timer close, fallback dial */
+    char peer[64];
+} hs;
+
+#define HS_MAX                                                                                     \
+    (TT_CLIENT_PREFIX_LEN + TT_CLIENT_HELLO_FIXED + TT_HELLO_MAX_DATA + TT_HELLO_MAX_PAD +         \
+     TT_AEAD_TAG_LEN)
+
+static void hs_release(void *ud)
+{
+    hs *h = ud;
+    if (--h->outstanding > 0)
+        return;
+    tt_aead_free(&h->hello_rx);
+    free(h->buf);
+    free(h);
+}
+
+static void hs_timer_closed(uv_handle_t *t)
+{
+    hs_release(t->data);
+}
+
+static void hs_close(hs *h)
+{
+    if (h->closed)
+        return;
+    h->closed = true;
+    if (h->lower)
+        tt_link_close(h->lower, hs_release, h);
+    else
+        h->outstanding--;
+    uv_close((uv_handle_t *)&h->timer, hs_timer_closed);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    hs *h = t->data;
+    hs_close(h);
+}
+
+static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
+{
+    hs *h = ud;
+    h->outstanding--;
+    (void)rep;
+    if (h->closed) {
+        if (fb)
+            tt_link_close(fb, NULL, NULL);
+        return;
+    }
+    if (fb == NULL) {
+        tt_info("c%llu %s: fallback unreachable: %s", (unsigned long long)h->lower->id, h->peer,
+                uv_strerror(err));
+        /* Keep draining until the deadline. */
+        if (tt_link_read_start(h->lower) < 0)
+            hs_close(h);
+        return;
+    }
+    /* The fallback gets every byte this peer sent, as if it had been
+     * connected to it from the start. */
+    if (h->have > 0 && tt_link_write1(fb, h->buf, h->have) < 0) {
+        tt_link_close(fb, NULL, NULL);
+        return;
+    }
+    char label[TT_RELAY_LABEL_MAX];
+    snprintf(label, sizeof label, "c%llu %s -> fallback", (unsigned long long)h->lower->id,
+             h->peer);
+    tt_relay_opts ro = {.idle_timeout_ms = h->c->cfg.idle_timeout_ms, .label = label};
+    tt_link *lower = h->lower;
+    h->lower = NULL;
+    hs_close(h);
+    tt_relay_start(lower, fb, &ro);
+}
+
+/* Not a client that knows the key (or a replay, or a stale clock): from
+ * here on the connection behaves the same whatever the reason. */
+static void hs_fail(hs *h, const char *why)
+{
+    if (h->failed)
+        return;
+    h->failed = true;
+    tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)h->lower->id, h->peer, why);
+    ttc *c = h->c;
+    uint64_t now = uv_now(c->base.loop);
+    uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
+    if (!c->cfg.has_fallback)
+        return;
+    tt_target t;
+    tt_target_set(&t, c->cfg.fallback.host, c->cfg.fallback.port);
+    tt_dial_opts opts = {.acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms};
+    tt_link_read_stop(h->lower);
+    if (tt_dial_start(c->base.loop, &t, &opts, on_fallback, h, NULL) == 0)
+        h->outstanding++;
+    else
+        tt_link_read_start(h->lower);
+}
+
+static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, size_t xlen)
+{
+    ttc *c = h->c;
+    uint64_t now = wall_ms(c) / 1000;
+    uint64_t skew = ch->ts > now ? ch->ts - now : now - ch->ts;
+    if (skew > c->cfg.replay_window_s) {
+        hs_fail(h, "clock outside the window");
+        return;
+    }
+    int rc = tt_replay_check(&c->replay, h->buf, now);
+    if (rc == -EEXIST) {
+        hs_fail(h, "replayed hello");
+        return;
+    }
+    if (rc < 0) {
+        tt_warn("replay memory full: refusing new connections for now");
+        hs_fail(h, "replay memory full");
+        return;
+    }
+    tt_link *lower = h->lower;
+    tt_link_read_stop(lower);
+    h->lower = NULL;
+    h->done = true;
+    tt_link *l = tt_ttlink_server(lower, &c->lp[h->method], h->buf, ch->cpub, ch->early, ch->elen,
+                                  extra, xlen);
+    hs_close(h);
+    if (l != NULL)
+        c->accept_cb(c->accept_ud, l);
+}
+
+static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    hs *h = ud;
+    (void)l;
+    if (h->failed)
+        return; /* drained: read and dropped */
+    ttc *c = h->c;
+    size_t take = h->need - h->have;
+    if (take > len)
+        take = len;
+    memcpy(h->buf + h->have, data, take);
+    h->have += take;
+    if (h->have < h->need) {
+        if (c->cfg.has_fallback) {
+            uint64_t now = uv_now(c->base.loop);
+            uint64_t t = now + STALL_MS < h->deadline ? STALL_MS : h->deadline - now;
+            uv_timer_start(&h->timer, on_deadline, t, 0);
+        }
+        return;
+    }
+    if (h->body == 0) {
+        /* Salt and sealed length: try each accepted method. */
+        uint8_t hc2s[32], hs2c[32];
+        if (tt_proto_hello_keys(c->psk, h->buf, hc2s, hs2c) != 0) {
+            hs_fail(h, "key derivation");
+            return;
+        }
+        OPENSSL_cleanse(hs2c, sizeof hs2c);
+        int found = -1;
+        size_t body = 0;
+        for (unsigned i = 0; i < c->cfg.n_methods && found < 0; i++) {
+            tt_aead_free(&h->hello_rx);
+            if (tt_aead_init(&h->hello_rx, c->cfg.methods[i], hc2s, false) == 0 &&
+                tt_hello_open_len(&h->hello_rx, h->buf + TT_SALT_LEN, true, &body) == 0)
+                found = (int)i;
+        }
+        OPENSSL_cleanse(hc2s, sizeof hc2s);
+        if (found < 0) {
+            hs_fail(h, "authentication failed");
+            return;
+        }
+        h->method = found;
+        h->body = body;
+        h->need = TT_CLIENT_PREFIX_LEN + body;
+        hs_data(l, ud, data + take, len - take);
+        return;
+    }
+    /* Open a copy: decryption writes before it verifies, and a connection
+     * that fails must reach the fallback with the bytes it really sent. */
+    uint8_t *body = malloc(h->body);
+    if (body == NULL) {
+        hs_close(h);
+        return;
+    }
+    memcpy(body, h->buf + TT_CLIENT_PREFIX_LEN, h->body);
+    tt_client_hello ch;
+    if (tt_client_hello_open(&h->hello_rx, body, h->body, &ch) != 0)
+        hs_fail(h, "authentication failed");
+    else
+        hs_accepted(h, &ch, data + take, len - take);
+    OPENSSL_cleanse(body, h->body);
+    free(body);
+}
+
+static void hs_eof(tt_link *l, void *ud)
+{
+    (void)l;
+    hs *h = ud;
+    if (h->failed) {
+        hs_close(h);
+        return;
+    }
+    /* Closing at once would tell a prober where the handshake ended; act
+     * as if the bytes so far were not a tt client. */
+    hs_fail(h, "closed during the hello");
+}
+
+static void hs_error(tt_link *l, void *ud, int err)
+{
+    (void)l;
+    (void)err;
+    hs_close(ud);
+}
+
+static const tt_link_handler hs_handler = {
+    .on_data = hs_data,
+    .on_eof = hs_eof,
+    .on_error = hs_error,
+    .on_drained = NULL,
+};
+
+static void on_accept(void *ud, tt_link *lower)
+{
+    ttc *c = ud;
+    hs *h = calloc(1, sizeof *h);
+    if (h != NULL)
+        h->buf = malloc(HS_MAX);
+    if (h == NULL || h->buf == NULL) {
+        free(h);
+        tt_link_close(lower, NULL, NULL);
+        return;
+    }
+    h->c = c;
+    h->lower = lower;
+    h->need = TT_CLIENT_PREFIX_LEN;
+    h->outstanding = 2;
+    tt_link_peer(lower, h->peer, sizeof h->peer);
+    uv_timer_init(c->base.loop, &h->timer);
+    h->timer.data = h;
+    /* Whatever happens, an unauthenticated connection ends at a random
+     * moment between one and two handshake timeouts after it began, so its
+     * end reveals nothing about what was received. */
+    unsigned t = c->cfg.handshake_timeout_ms ? c->cfg.handshake_timeout_ms : 10000;
+    h->deadline = uv_now(c->base.loop) + tt_random_range(t, 2 * t);
+    uv_timer_start(&h->timer, on_deadline, h->deadline - uv_now(c->base.loop), 0);
+    tt_link_set_handler(lower, &hs_handler, h);
+    if (tt_link_read_start(lower) < 0)
+        hs_close(h);
+}
+
+/* Server: listeners. */
+
+static void hop_update(ttc *c);
+
+static void on_hop_timer(uv_timer_t *t)
+{
+    hop_update(t->data);
+}
+
+static bool port_wanted(const uint16_t *want, uint16_t port)
+{
+    for (int i = 0; i < HOP_LISTENERS; i++) {
+        if (want[i] == port)
+            return true;
+    }
+    return false;
+}
+
+/* Listens on the ports of the previous, current and next slots and closes
+ * the others; established connections are not affected by a listener's end. */
+static void hop_update(ttc *c)
+{
+    uint64_t now = wall_ms(c);
+    uint64_t slot = slot_of(c, now);
+    uint16_t want[HOP_LISTENERS] = {port_of(c, slot - 1), port_of(c, slot), port_of(c, slot + 1)};
+    for (int i = 0; i < HOP_LISTENERS; i++) {
+        if (c->hops[i].ls && !port_wanted(want, c->hops[i].port)) {
+            tt_debug("hopping: closing port %u", c->hops[i].port);
+            tt_tcp_listener_close(c->hops[i].ls);
+            c->hops[i].ls = NULL;
+        }
+    }
+    for (int w = 0; w < HOP_LISTENERS; w++) {
+        bool have = false;
+        for (int i = 0; i < HOP_LISTENERS; i++)
+            have |= c->hops[i].ls && c->hops[i].port == want[w];
+        if (have)
+            continue;
+        for (int i = 0; i < HOP_LISTENERS; i++) {
+            if (c->hops[i].ls)
+                continue;
+            int rc = tt_tcp_listen(c->base.loop, c->host, want[w], on_accept, c, &c->hops[i].ls);
+            if (rc < 0) {
+                tt_warn("hopping: cannot listen on %s port %u: %s", c->host, want[w],
+                        uv_strerror(rc));
+                c->hops[i].ls = NULL;
+            } else {
+                c->hops[i].port = want[w];
+                tt_debug("hopping: listening on port %u", want[w]);
+            }
+            break;
+        }
+    }
+    uint64_t len = (uint64_t)c->cfg.hop_interval_s * 1000;
+    uv_timer_start(&c->hop_timer, on_hop_timer, (slot + 1) * len - now + 1, 0);
+}
+
+static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier_accept_cb cb,
+                          void *ud, tt_carrier **out, const char **why)
+{
+    ttc *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    int rc = common_init(c, loop, cfg, why);
+    const char *host = cfg->url.hp.host;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    snprintf(c->host, sizeof c->host, "%s", host);
+    c->accept_cb = cb;
+    c->accept_ud = ud;
+    tt_replay_init(&c->replay, REPLAY_CAP, 2 * (uint64_t)cfg->replay_window_s + 1);
+    uv_timer_init(loop, &c->hop_timer);
+    c->hop_timer.data = c;
+    c->hop_timer_on = true;
+    if (rc == 0 && cfg->url.hp.port != 0) {
+        rc = tt_tcp_listen(loop, c->host, cfg->url.hp.port, on_accept, c, &c->fixed);
+        if (rc < 0)
+            *why = rc == UV_EINVAL ? "the listen address must be an IP address" : uv_strerror(rc);
+    } else if (rc == 0) {
+        struct sockaddr_storage ss;
+        if (uv_ip4_addr(c->host, 0, (struct sockaddr_in *)&ss) != 0 &&
+            uv_ip6_addr(c->host, 0, (struct sockaddr_in6 *)&ss) != 0) {
+            *why = "the listen address must be an IP address";
+            rc = -EINVAL;
+        } else {
+            hop_update(c);
+        }
+    }
+    if (rc < 0) {
+        c->base.ops->close(&c->base);
+        return rc;
+    }
+    *out = &c->base;
+    return 0;
+}
+
+static const char *ttc_describe(tt_carrier *base, char *buf, size_t len)
+{
+    ttc *c = (ttc *)base;
+    const char *l = strchr(c->host, ':') ? "[" : "", *r = strchr(c->host, ':') ? "]" : "";
+    if (c->fixed)
+        snprintf(buf, len, "tt://%s%s%s:%d (%s)", l, c->host, r, tt_tcp_listener_port(c->fixed),
+                 tt_aead_name(c->cfg.methods[0]));
+    else
+        snprintf(buf, len, "tt://%s%s%s, ports hopping in %u-%u every %u s (%s)", l, c->host, r,
+                 c->cfg.port_lo, c->cfg.port_hi, c->cfg.hop_interval_s,
+                 tt_aead_name(c->cfg.methods[0]));
+    return buf;
+}
+
+static void on_hop_timer_closed(uv_handle_t *h)
+{
+    ttc *c = h->data;
+    tt_replay_free(&c->replay);
+    OPENSSL_cleanse(c, sizeof *c);
+    free(c);
+}
+
+static void ttc_close(tt_carrier *base)
+{
+    ttc *c = (ttc *)base;
+    for (int i = 0; i < HOP_LISTENERS; i++) {
+        if (c->hops[i].ls)
+            tt_tcp_listener_close(c->hops[i].ls);
+        c->hops[i].ls = NULL;
+    }
+    if (c->fixed)
+        tt_tcp_listener_close(c->fixed);
+    c->fixed = NULL;
+    if (c->hop_timer_on) {
+        uv_close((uv_handle_t *)&c->hop_timer, on_hop_timer_closed);
+        return;
+    }
+    OPENSSL_cleanse(c, sizeof *c);
+    free(c);
+}
+
+const tt_carrier_ops tt_carrier_tt = {
+    .scheme = "tt",
+    .summary = "tt/1: encrypted (AEAD, forward secrecy), hopping ports, probe resistance",
+    .client_new = ttc_client_new,
+    .server_new = ttc_server_new,
+    .dial = ttc_dial,
+    .dial_cancel = ttc_dial_cancel,
+    .describe = ttc_describe,
+    .close = ttc_close,
+};

@@ -1,0 +1,607 @@
+#include "carrier/ttlink.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/crypto.h"
+#include "core/log.h"
+
+typedef struct ttlink {
+    tt_link base;
+    tt_link *lower;
+    tt_ttlink_params p;
+    bool client;
+    uint64_t ts; /* client: the hello's timestamp */
+    uint8_t salt[TT_SALT_LEN];
+    uint8_t priv[32], pub[TT_PUB_LEN]; /* our ephemeral key pair */
+    tt_aead hello_tx;                  /* client: hello c2s; server: hello s2c */
+    tt_aead hello_rx;                  /* client: reads the server hello */
+    tt_aead tx;                        /* session key of our direction */
+    tt_frame_reader rx;
+    bool hello_sent;
+    bool keys_ready; /* tx and rx hold session keys */
+    /* Client: the server hello being assembled. */
+    uint8_t *hbuf;
+    size_t hhave, hneed;
+    bool hlen_done;
+    /* Client: what was written before the session keys, sent once they come. */
+    uint8_t *q;
+    size_t qlen;
+    bool q_fin;
+    bool fin_sent, fin_rcvd;
+    bool lower_eof; /* the lower link ended; reported after stashed input */
+    bool eof_done;  /* the lower EOF was dealt with */
+    /* Input received while not reading: plaintext (server early data) first,
+     * then ciphertext. */
+    uint8_t *early;
+    size_t early_len;
+    uint8_t *in;
+    size_t in_len;
+    bool reading, closing;
+    uv_timer_t resume;
+    int outstanding;
+    tt_link_close_cb close_cb;
+    void *close_ud;
+    uint64_t rng;
+} ttlink;
+
+/* Padding lengths need to be unpredictable to an observer only through the
+ * ciphertext, so a fast generator seeded from the system's is enough. */
+static uint64_t rng_next(ttlink *t)
+{
+    uint64_t x = t->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static size_t pad_len(ttlink *t, unsigned max)
+{
+    return max ? (size_t)(rng_next(t) % ((uint64_t)max + 1)) : 0;
+}
+
+static void fail(ttlink *t, int err)
+{
+    if (t->closing)
+        return;
+    t->base.handler->on_error(&t->base, t->base.ud, err);
+}
+
+static int send_lower(ttlink *t, uint8_t *buf, size_t len)
+{
+    int rc = tt_link_write1(t->lower, buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Seals DATA as frames (and a FIN frame after them when FIN) in one write. */
+static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
+{
+    size_t f = t->p.frame_data;
+    size_t nframes = (len + f - 1) / f + (fin ? 1 : 0);
+    size_t cap = len + nframes * (TT_FRAME_OVERHEAD + t->p.frame_pad_max);
+    uint8_t *out = malloc(cap);
+    if (out == NULL)
+        return UV_ENOMEM;
+    size_t off = 0;
+    while (len > 0) {
+        size_t n = len < f ? len : f;
+        memcpy(out + off + TT_FRAME_HDR_LEN, data, n);
+        off += tt_frame_seal(&t->tx, TT_FRAME_DATA, out + off + TT_FRAME_HDR_LEN, n,
+                             pad_len(t, t->p.frame_pad_max), out + off);
+        data += n;
+        len -= n;
+    }
+    if (fin)
+        off +=
+            tt_frame_seal(&t->tx, TT_FRAME_FIN, NULL, 0, pad_len(t, t->p.frame_pad_max), out + off);
+    return send_lower(t, out, off);
+}
+
+static int send_hello(ttlink *t, const uint8_t *data, size_t len)
+{
+    size_t pad = pad_len(t, t->p.hello_pad_max);
+    size_t size = t->client ? tt_client_hello_size(len, pad) : tt_server_hello_size(len, pad);
+    uint8_t *out = malloc(size);
+    if (out == NULL)
+        return UV_ENOMEM;
+    int rc = t->client
+                 ? tt_client_hello_seal(&t->hello_tx, t->salt, t->ts, t->pub, data, len, pad, out)
+                 : tt_server_hello_seal(&t->hello_tx, t->pub, data, len, pad, out);
+    if (rc < 0) {
+        free(out);
+        return UV_EIO;
+    }
+    t->hello_sent = true;
+    tt_aead_free(&t->hello_tx);
+    return send_lower(t, out, size);
+}
+
+static int queue_add(ttlink *t, const uint8_t *data, size_t len)
+{
+    uint8_t *q = realloc(t->q, t->qlen + len);
+    if (q == NULL)
+        return UV_ENOMEM;
+    memcpy(q + t->qlen, data, len);
+    t->q = q;
+    t->qlen += len;
+    return 0;
+}
+
+static int do_write(ttlink *t, const uint8_t *data, size_t len)
+{
+    if (!t->hello_sent) {
+        size_t h = len < TT_HELLO_MAX_DATA ? len : TT_HELLO_MAX_DATA;
+        int rc = send_hello(t, data, h);
+        if (rc < 0)
+            return rc;
+        data += h;
+        len -= h;
+    }
+    if (len == 0)
+        return 0;
+    if (!t->keys_ready || t->qlen > 0)
+        return queue_add(t, data, len);
+    return send_frames(t, data, len, false);
+}
+
+static int tl_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)
+{
+    ttlink *t = (ttlink *)l;
+    if (t->closing || t->fin_sent || t->q_fin)
+        return UV_EPIPE;
+    if (nbufs == 1)
+        return do_write(t, (const uint8_t *)bufs[0].base, bufs[0].len);
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    uint8_t *flat = malloc(total ? total : 1);
+    if (flat == NULL)
+        return UV_ENOMEM;
+    size_t off = 0;
+    for (unsigned i = 0; i < nbufs; i++) {
+        memcpy(flat + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+    }
+    int rc = do_write(t, flat, total);
+    free(flat);
+    return rc;
+}
+
+static int tl_shutdown(tt_link *l)
+{
+    ttlink *t = (ttlink *)l;
+    if (t->closing || t->fin_sent || t->q_fin)
+        return 0;
+    if (!t->hello_sent) {
+        int rc = send_hello(t, NULL, 0);
+        if (rc < 0)
+            return rc;
+    }
+    if (!t->keys_ready || t->qlen > 0) {
+        t->q_fin = true;
+        return 0;
+    }
+    t->fin_sent = true;
+    int rc = send_frames(t, NULL, 0, true);
+    return rc < 0 ? rc : tt_link_shutdown(t->lower);
+}
+
+static size_t tl_pending(const tt_link *l)
+{
+    const ttlink *t = (const ttlink *)l;
+    return tt_link_pending(t->lower) + t->qlen;
+}
+
+/* Client: the server hello brought its public key; derive the session keys
+ * and send what waited for them. */
+static int keys_from_server(ttlink *t, const uint8_t spub[TT_PUB_LEN])
+{
+    uint8_t shared[32], c2s[32], s2c[32];
+    int rc = tt_x25519(t->priv, spub, shared);
+    if (rc == 0)
+        rc = tt_proto_session_keys(t->p.psk, t->salt, shared, t->pub, spub, c2s, s2c);
+    if (rc == 0)
+        rc = tt_aead_init(&t->tx, t->p.alg, c2s, true);
+    if (rc == 0)
+        rc = tt_aead_init(&t->rx.aead, t->p.alg, s2c, false);
+    OPENSSL_cleanse(shared, sizeof shared);
+    OPENSSL_cleanse(c2s, sizeof c2s);
+    OPENSSL_cleanse(s2c, sizeof s2c);
+    OPENSSL_cleanse(t->priv, sizeof t->priv);
+    if (rc < 0)
+        return UV_EPROTO;
+    t->keys_ready = true;
+    return 0;
+}
+
+static int flush_queue(ttlink *t)
+{
+    if (t->qlen == 0 && !t->q_fin)
+        return 0;
+    int rc = send_frames(t, t->q, t->qlen, t->q_fin);
+    free(t->q);
+    t->q = NULL;
+    t->qlen = 0;
+    if (t->q_fin) {
+        t->q_fin = false;
+        t->fin_sent = true;
+        if (rc == 0)
+            rc = tt_link_shutdown(t->lower);
+    }
+    return rc;
+}
+
+/* Client: takes server-hello bytes; returns bytes used, or a negative code.
+ * Sets *DONE when the hello is complete and its data delivered. */
+static long take_server_hello(ttlink *t, const uint8_t *data, size_t len)
+{
+    if (t->hbuf == NULL) {
+        t->hbuf = malloc(TT_HELLO_HDR_LEN + TT_SERVER_HELLO_FIXED + TT_HELLO_MAX_DATA +
+                         TT_HELLO_MAX_PAD + TT_AEAD_TAG_LEN);
+        if (t->hbuf == NULL)
+            return UV_ENOMEM;
+        t->hneed = TT_HELLO_HDR_LEN;
+    }
+    size_t take = t->hneed - t->hhave;
+    if (take > len)
+        take = len;
+    memcpy(t->hbuf + t->hhave, data, take);
+    t->hhave += take;
+    if (t->hhave < t->hneed)
+        return (long)take;
+    if (!t->hlen_done) {
+        size_t body;
+        if (tt_hello_open_len(&t->hello_rx, t->hbuf, false, &body) != 0)
+            return UV_EPROTO;
+        t->hlen_done = true;
+        t->hhave = 0;
+        t->hneed = body;
+        return (long)take;
+    }
+    tt_server_hello sh;
+    if (tt_server_hello_open(&t->hello_rx, t->hbuf, t->hneed, &sh) != 0 ||
+        keys_from_server(t, sh.spub) != 0)
+        return UV_EPROTO;
+    tt_aead_free(&t->hello_rx);
+    if (sh.dlen > 0)
+        t->base.handler->on_data(&t->base, t->base.ud, sh.data, sh.dlen);
+    free(t->hbuf);
+    t->hbuf = NULL;
+    if (!t->closing) {
+        size_t before = tl_pending(&t->base);
+        int rc = flush_queue(t);
+        if (rc < 0)
+            return rc;
+        /* Our pending count fell with the queue: tell a waiting producer. */
+        if (before > 0 && tl_pending(&t->base) == 0 && t->base.handler->on_drained)
+            t->base.handler->on_drained(&t->base, t->base.ud);
+    }
+    return (long)take;
+}
+
+static int stash(ttlink *t, const uint8_t *data, size_t len)
+{
+    uint8_t *p = realloc(t->in, t->in_len + len);
+    if (p == NULL)
+        return UV_ENOMEM;
+    memcpy(p + t->in_len, data, len);
+    t->in = p;
+    t->in_len += len;
+    return 0;
+}
+
+static void report_lower_eof(ttlink *t)
+{
+    if (t->eof_done || t->closing)
+        return;
+    t->eof_done = true;
+    /* A clean end is a FIN frame; a connection that just stops may have been
+     * cut by someone else, and saying "EOF" would hide the truncation. */
+    if (!t->fin_rcvd)
+        fail(t, UV_EPROTO);
+}
+
+/* Decrypts and delivers DATA while the owner reads; keeps the rest. */
+static void process(ttlink *t, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        if (t->closing)
+            return;
+        if (!t->reading) {
+            if (stash(t, data + off, len - off) < 0)
+                fail(t, UV_ENOMEM);
+            return;
+        }
+        if (!t->keys_ready) {
+            long n = take_server_hello(t, data + off, len - off);
+            if (n < 0) {
+                tt_debug("c%llu: bad server hello (wrong key?)", (unsigned long long)t->base.id);
+                fail(t, (int)n);
+                return;
+            }
+            off += (size_t)n;
+            continue;
+        }
+        size_t used;
+        uint8_t type;
+        const uint8_t *p;
+        size_t n;
+        int rc = tt_frame_reader_feed(&t->rx, data + off, len - off, &used, &type, &p, &n);
+        off += used;
+        if (rc < 0 || (rc > 0 && t->fin_rcvd)) {
+            tt_debug("c%llu: frame rejected (%s)", (unsigned long long)t->base.id,
+                     rc == -EBADMSG ? "authentication failed" : "malformed");
+            fail(t, UV_EPROTO);
+            return;
+        }
+        if (rc == 0)
+            break;
+        if (type == TT_FRAME_FIN) {
+            t->fin_rcvd = true;
+            t->base.handler->on_eof(&t->base, t->base.ud);
+        } else if (n > 0) {
+            t->base.handler->on_data(&t->base, t->base.ud, p, n);
+        }
+    }
+    tt_frame_reader_trim(&t->rx);
+}
+
+static void on_lower_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    (void)l;
+    process(ud, data, len);
+}
+
+static void on_lower_eof(tt_link *l, void *ud)
+{
+    (void)l;
+    ttlink *t = ud;
+    t->lower_eof = true;
+    if (t->in_len == 0 && t->early_len == 0)
+        report_lower_eof(t);
+}
+
+static void on_lower_error(tt_link *l, void *ud, int err)
+{
+    (void)l;
+    fail(ud, err);
+}
+
+static void on_lower_drained(tt_link *l, void *ud)
+{
+    (void)l;
+    ttlink *t = ud;
+    if (t->qlen == 0 && !t->closing && t->base.handler->on_drained)
+        t->base.handler->on_drained(&t->base, t->base.ud);
+}
+
+static const tt_link_handler lower_handler = {
+    .on_data = on_lower_data,
+    .on_eof = on_lower_eof,
+    .on_error = on_lower_error,
+    .on_drained = on_lower_drained,
+};
+
+static void on_resume(uv_timer_t *timer)
+{
+    ttlink *t = timer->data;
+    if (t->closing || !t->reading)
+        return;
+    if (t->early_len > 0) {
+        uint8_t *e = t->early;
+        size_t n = t->early_len;
+        t->early = NULL;
+        t->early_len = 0;
+        t->base.handler->on_data(&t->base, t->base.ud, e, n);
+        free(e);
+        if (t->closing || !t->reading)
+            return;
+    }
+    if (t->in_len > 0) {
+        uint8_t *in = t->in;
+        size_t n = t->in_len;
+        t->in = NULL;
+        t->in_len = 0;
+        process(t, in, n);
+        free(in);
+        if (t->closing || !t->reading)
+            return;
+    }
+    if (t->lower_eof)
+        report_lower_eof(t);
+    else if (tt_link_read_start(t->lower) < 0)
+        fail(t, UV_EIO);
+}
+
+static int tl_read_start(tt_link *l)
+{
+    ttlink *t = (ttlink *)l;
+    if (t->closing)
+        return UV_EINVAL;
+    t->reading = true;
+    /* Stashed input is delivered from the loop, not from inside this call,
+     * so a caller never sees its handler run before read_start returns. */
+    if (t->early_len > 0 || t->in_len > 0 || t->lower_eof) {
+        uv_timer_start(&t->resume, on_resume, 0, 0);
+        return 0;
+    }
+    return tt_link_read_start(t->lower);
+}
+
+static void tl_read_stop(tt_link *l)
+{
+    ttlink *t = (ttlink *)l;
+    t->reading = false;
+    uv_timer_stop(&t->resume);
+    if (!t->closing)
+        tt_link_read_stop(t->lower);
+}
+
+static void release(void *ud)
+{
+    ttlink *t = ud;
+    if (--t->outstanding > 0)
+        return;
+    tt_aead_free(&t->hello_tx);
+    tt_aead_free(&t->hello_rx);
+    tt_aead_free(&t->tx);
+    tt_frame_reader_free(&t->rx);
+    free(t->hbuf);
+    free(t->q);
+    free(t->in);
+    free(t->early);
+    OPENSSL_cleanse(t->priv, sizeof t->priv);
+    tt_link_close_cb cb = t->close_cb;
+    void *cud = t->close_ud;
+    free(t);
+    if (cb)
+        cb(cud);
+}
+
+static void on_resume_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
+
+static void tl_close(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    ttlink *t = (ttlink *)l;
+    if (t->closing)
+        return;
+    t->closing = true;
+    t->reading = false;
+    t->close_cb = cb;
+    t->close_ud = ud;
+    tt_link_close(t->lower, release, t);
+    uv_close((uv_handle_t *)&t->resume, on_resume_closed);
+}
+
+static const char *tl_peer(tt_link *l, char *buf, size_t len)
+{
+    return tt_link_peer(((ttlink *)l)->lower, buf, len);
+}
+
+static const tt_link_ops ttlink_ops = {
+    .write = tl_write,
+    .read_start = tl_read_start,
+    .read_stop = tl_read_stop,
+    .shutdown = tl_shutdown,
+    .close = tl_close,
+    .pending = tl_pending,
+    .peer = tl_peer,
+};
+
+static ttlink *ttlink_new(tt_link *lower, const tt_ttlink_params *p, bool client)
+{
+    ttlink *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->base.ops = &ttlink_ops;
+    t->base.loop = lower->loop;
+    t->base.id = lower->id;
+    t->lower = lower;
+    t->p = *p;
+    if (t->p.frame_data == 0 || t->p.frame_data > TT_FRAME_MAX_DATA)
+        t->p.frame_data = TT_FRAME_MAX_DATA;
+    if (t->p.frame_pad_max > TT_FRAME_MAX_PAD)
+        t->p.frame_pad_max = TT_FRAME_MAX_PAD;
+    if (t->p.hello_pad_max > TT_HELLO_MAX_PAD)
+        t->p.hello_pad_max = TT_HELLO_MAX_PAD;
+    t->client = client;
+    tt_random(&t->rng, sizeof t->rng);
+    t->rng |= 1;
+    tt_frame_reader_init(&t->rx, TT_FRAME_MAX_DATA);
+    uv_timer_init(lower->loop, &t->resume);
+    t->resume.data = t;
+    t->outstanding = 2;
+    tt_link_set_handler(lower, &lower_handler, t);
+    return t;
+}
+
+/* Frees a link that was never handed out. */
+static void ttlink_abort(ttlink *t)
+{
+    tl_close(&t->base, NULL, NULL);
+}
+
+tt_link *tt_ttlink_client(tt_link *lower, const tt_ttlink_params *p, uint64_t now_s)
+{
+    ttlink *t = ttlink_new(lower, p, true);
+    if (t == NULL) {
+        tt_link_close(lower, NULL, NULL);
+        return NULL;
+    }
+    t->ts = now_s;
+    uint8_t c2s[32], s2c[32];
+    tt_random(t->salt, sizeof t->salt);
+    int rc = tt_x25519_keypair(t->priv, t->pub);
+    if (rc == 0)
+        rc = tt_proto_hello_keys(p->psk, t->salt, c2s, s2c);
+    if (rc == 0)
+        rc = tt_aead_init(&t->hello_tx, p->alg, c2s, true);
+    if (rc == 0)
+        rc = tt_aead_init(&t->hello_rx, p->alg, s2c, false);
+    OPENSSL_cleanse(c2s, sizeof c2s);
+    OPENSSL_cleanse(s2c, sizeof s2c);
+    if (rc < 0) {
+        ttlink_abort(t);
+        return NULL;
+    }
+    return &t->base;
+}
+
+tt_link *tt_ttlink_server(tt_link *lower, const tt_ttlink_params *p,
+                          const uint8_t salt[TT_SALT_LEN], const uint8_t cpub[TT_PUB_LEN],
+                          const uint8_t *early, size_t elen, const uint8_t *extra, size_t xlen)
+{
+    ttlink *t = ttlink_new(lower, p, false);
+    if (t == NULL) {
+        tt_link_close(lower, NULL, NULL);
+        return NULL;
+    }
+    memcpy(t->salt, salt, TT_SALT_LEN);
+    uint8_t hc2s[32], hs2c[32], shared[32], c2s[32], s2c[32];
+    int rc = tt_x25519_keypair(t->priv, t->pub);
+    if (rc == 0)
+        rc = tt_proto_hello_keys(p->psk, salt, hc2s, hs2c);
+    if (rc == 0)
+        rc = tt_aead_init(&t->hello_tx, p->alg, hs2c, true);
+    if (rc == 0)
+        rc = tt_x25519(t->priv, cpub, shared);
+    if (rc == 0)
+        rc = tt_proto_session_keys(p->psk, salt, shared, cpub, t->pub, c2s, s2c);
+    if (rc == 0)
+        rc = tt_aead_init(&t->tx, p->alg, s2c, true);
+    if (rc == 0)
+        rc = tt_aead_init(&t->rx.aead, p->alg, c2s, false);
+    OPENSSL_cleanse(hc2s, sizeof hc2s);
+    OPENSSL_cleanse(hs2c, sizeof hs2c);
+    OPENSSL_cleanse(shared, sizeof shared);
+    OPENSSL_cleanse(c2s, sizeof c2s);
+    OPENSSL_cleanse(s2c, sizeof s2c);
+    OPENSSL_cleanse(t->priv, sizeof t->priv);
+    if (rc == 0 && elen > 0) {
+        t->early = malloc(elen);
+        if (t->early == NULL)
+            rc = -ENOMEM;
+        else
+            memcpy(t->early, early, elen);
+        t->early_len = elen;
+    }
+    if (rc == 0 && xlen > 0)
+        rc = stash(t, extra, xlen);
+    if (rc < 0) {
+        ttlink_abort(t);
+        return NULL;
+    }
+    t->keys_ready = true;
+    return &t->base;
+}

@@ -1,0 +1,39 @@
+/* The tt/1 encrypted link: wraps a lower link (TCP) and speaks the framing
+ * of codec/ttproto.h over it. Both ends are links like any other, so the
+ * stream layer and the relay use them unchanged.
+ *
+ * The first write of each side carries its hello: the client's hello holds
+ * the first bytes it writes (the stream-open header and any early payload,
+ * 0-RTT), the server's hello holds its first bytes (the stream reply). Data
+ * the client writes beyond its hello waits, counted as pending, until the
+ * server's hello brings the forward-secret keys. */
+#ifndef TT_CARRIER_TTLINK_H
+#define TT_CARRIER_TTLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/ttproto.h"
+#include "link/link.h"
+
+typedef struct tt_ttlink_params {
+    int alg;            /* enum tt_aead_alg */
+    const uint8_t *psk; /* TT_PSK_LEN bytes, outliving the link */
+    size_t frame_data;  /* largest plaintext per frame */
+    unsigned hello_pad_max;
+    unsigned frame_pad_max;
+} tt_ttlink_params;
+
+/* Client end over LOWER (now owned by the link). NOW_S is the wall-clock
+ * time for the hello. Returns NULL (LOWER closed) on failure. */
+tt_link *tt_ttlink_client(tt_link *lower, const tt_ttlink_params *p, uint64_t now_s);
+
+/* Server end over LOWER, after the client hello authenticated: SALT and CPUB
+ * from it, EARLY its early data, EXTRA bytes that followed it. The early data
+ * and extra bytes are delivered once reading starts. Returns NULL (LOWER
+ * closed) on failure. */
+tt_link *tt_ttlink_server(tt_link *lower, const tt_ttlink_params *p,
+                          const uint8_t salt[TT_SALT_LEN], const uint8_t cpub[TT_PUB_LEN],
+                          const uint8_t *early, size_t elen, const uint8_t *extra, size_t xlen);
+
+#endif

@@ -1,0 +1,343 @@
+#include "codec/ttproto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+static void put16(uint8_t *p, size_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static size_t get16(const uint8_t *p)
+{
+    return ((size_t)p[0] << 8) | p[1];
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Decodes standard base64 of exactly 32 bytes (44 characters, one '='). */
+static bool decode_key(const char *text, uint8_t out[TT_PSK_LEN])
+{
+    if (strlen(text) != 44 || text[43] != '=' || text[42] == '=')
+        return false;
+    uint8_t tmp[33];
+    if (EVP_DecodeBlock(tmp, (const unsigned char *)text, 44) != 33)
+        return false;
+    memcpy(out, tmp, TT_PSK_LEN);
+    return true;
+}
+
+int tt_psk_derive(const char *text, uint8_t psk[TT_PSK_LEN], bool *is_password)
+{
+    if (text == NULL || *text == '\0')
+        return -EINVAL;
+    if (decode_key(text, psk)) {
+        *is_password = false;
+        return 0;
+    }
+    *is_password = true;
+    /* The salt is fixed because both ends must derive the same key with no
+     * exchange; scrypt's cost is what slows guessing a captured session. */
+    static const char salt[] = "tt/1 password";
+    return tt_scrypt(text, strlen(text), (const uint8_t *)salt, sizeof salt - 1, 1u << 15, psk,
+                     TT_PSK_LEN);
+}
+
+void tt_psk_generate(char out[45])
+{
+    uint8_t key[TT_PSK_LEN];
+    tt_random(key, sizeof key);
+    EVP_EncodeBlock((unsigned char *)out, key, sizeof key);
+}
+
+static int label_kdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
+                     const char *label, const uint8_t *ctx, size_t ctx_len, uint8_t out[32])
+{
+    uint8_t info[64 + 2 * TT_PUB_LEN];
+    size_t ll = strlen(label);
+    memcpy(info, label, ll);
+    if (ctx_len)
+        memcpy(info + ll, ctx, ctx_len);
+    return tt_hkdf(ikm, ikm_len, salt, salt_len, info, ll + ctx_len, out, 32);
+}
+
+int tt_proto_port_key(const uint8_t psk[TT_PSK_LEN], uint8_t out[32])
+{
+    return label_kdf(psk, TT_PSK_LEN, NULL, 0, "tt/1 port hopping", NULL, 0, out);
+}
+
+uint16_t tt_proto_hop_port(const uint8_t key[32], uint64_t slot, uint16_t lo, uint16_t hi)
+{
+    uint32_t span = (uint32_t)hi - lo + 1;
+    return (uint16_t)(lo + tt_hotp(key, 32, slot) % span);
+}
+
+int tt_proto_hello_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_SALT_LEN],
+                        uint8_t c2s[32], uint8_t s2c[32])
+{
+    if (label_kdf(psk, TT_PSK_LEN, salt, TT_SALT_LEN, "tt/1 hello c2s", NULL, 0, c2s) != 0 ||
+        label_kdf(psk, TT_PSK_LEN, salt, TT_SALT_LEN, "tt/1 hello s2c", NULL, 0, s2c) != 0)
+        return -EIO;
+    return 0;
+}
+
+int tt_proto_session_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_SALT_LEN],
+                          const uint8_t shared[32], const uint8_t cpub[TT_PUB_LEN],
+                          const uint8_t spub[TT_PUB_LEN], uint8_t c2s[32], uint8_t s2c[32])
+{
+    /* Both secrets feed the keys: the X25519 one gives forward secrecy, the
+     * PSK keeps an active attacker without it out even if X25519 failed. */
+    uint8_t ikm[64], ctx[2 * TT_PUB_LEN];
+    memcpy(ikm, shared, 32);
+    memcpy(ikm + 32, psk, TT_PSK_LEN);
+    memcpy(ctx, cpub, TT_PUB_LEN);
+    memcpy(ctx + TT_PUB_LEN, spub, TT_PUB_LEN);
+    int rc = 0;
+    if (label_kdf(ikm, sizeof ikm, salt, TT_SALT_LEN, "tt/1 session c2s", ctx, sizeof ctx, c2s) !=
+            0 ||
+        label_kdf(ikm, sizeof ikm, salt, TT_SALT_LEN, "tt/1 session s2c", ctx, sizeof ctx, s2c) !=
+            0)
+        rc = -EIO;
+    OPENSSL_cleanse(ikm, sizeof ikm);
+    return rc;
+}
+
+size_t tt_client_hello_size(size_t elen, size_t pad)
+{
+    return TT_SALT_LEN + TT_HELLO_HDR_LEN + TT_CLIENT_HELLO_FIXED + elen + pad + TT_AEAD_TAG_LEN;
+}
+
+size_t tt_server_hello_size(size_t dlen, size_t pad)
+{
+    return TT_HELLO_HDR_LEN + TT_SERVER_HELLO_FIXED + dlen + pad + TT_AEAD_TAG_LEN;
+}
+
+/* Seals the 2-byte length and then BODY (built in place at OUT + 18). */
+static int seal_hello(tt_aead *k, size_t body_len, uint8_t *out)
+{
+    put16(out, body_len);
+    if (tt_aead_seal(k, out, 2, out) != 0)
+        return -EIO;
+    uint8_t *body = out + TT_HELLO_HDR_LEN;
+    return tt_aead_seal(k, body, body_len, body) == 0 ? 0 : -EIO;
+}
+
+int tt_client_hello_seal(tt_aead *k, const uint8_t salt[TT_SALT_LEN], uint64_t ts,
+                         const uint8_t cpub[TT_PUB_LEN], const uint8_t *early, size_t elen,
+                         size_t pad, uint8_t *out)
+{
+    if (elen > TT_HELLO_MAX_DATA || pad > TT_HELLO_MAX_PAD)
+        return -EINVAL;
+    memcpy(out, salt, TT_SALT_LEN);
+    uint8_t *b = out + TT_SALT_LEN + TT_HELLO_HDR_LEN;
+    b[0] = TT_PROTO_VERSION;
+    put64(b + 1, ts);
+    memcpy(b + 9, cpub, TT_PUB_LEN);
+    put16(b + 9 + TT_PUB_LEN, elen);
+    if (elen)
+        memcpy(b + TT_CLIENT_HELLO_FIXED, early, elen);
+    memset(b + TT_CLIENT_HELLO_FIXED + elen, 0, pad);
+    return seal_hello(k, TT_CLIENT_HELLO_FIXED + elen + pad, out + TT_SALT_LEN);
+}
+
+int tt_server_hello_seal(tt_aead *k, const uint8_t spub[TT_PUB_LEN], const uint8_t *data,
+                         size_t dlen, size_t pad, uint8_t *out)
+{
+    if (dlen > TT_HELLO_MAX_DATA || pad > TT_HELLO_MAX_PAD)
+        return -EINVAL;
+    uint8_t *b = out + TT_HELLO_HDR_LEN;
+    b[0] = TT_PROTO_VERSION;
+    memcpy(b + 1, spub, TT_PUB_LEN);
+    put16(b + 1 + TT_PUB_LEN, dlen);
+    if (dlen)
+        memcpy(b + TT_SERVER_HELLO_FIXED, data, dlen);
+    memset(b + TT_SERVER_HELLO_FIXED + dlen, 0, pad);
+    return seal_hello(k, TT_SERVER_HELLO_FIXED + dlen + pad, out);
+}
+
+int tt_hello_open_len(tt_aead *k, const uint8_t in[TT_HELLO_HDR_LEN], bool is_client, size_t *body)
+{
+    uint8_t len[2];
+    if (tt_aead_open(k, in, TT_HELLO_HDR_LEN, len) != 0)
+        return -EBADMSG;
+    size_t fixed = is_client ? TT_CLIENT_HELLO_FIXED : TT_SERVER_HELLO_FIXED;
+    size_t n = get16(len);
+    if (n < fixed || n > fixed + TT_HELLO_MAX_DATA + TT_HELLO_MAX_PAD)
+        return -EPROTO;
+    *body = n + TT_AEAD_TAG_LEN;
+    return 0;
+}
+
+int tt_client_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_client_hello *out)
+{
+    if (len < TT_CLIENT_HELLO_FIXED + TT_AEAD_TAG_LEN)
+        return -EPROTO;
+    if (tt_aead_open(k, in, len, in) != 0)
+        return -EBADMSG;
+    size_t n = len - TT_AEAD_TAG_LEN;
+    if (in[0] != TT_PROTO_VERSION)
+        return -EPROTO;
+    out->ts = get64(in + 1);
+    memcpy(out->cpub, in + 9, TT_PUB_LEN);
+    out->elen = get16(in + 9 + TT_PUB_LEN);
+    if (out->elen > TT_HELLO_MAX_DATA || out->elen > n - TT_CLIENT_HELLO_FIXED)
+        return -EPROTO;
+    out->early = in + TT_CLIENT_HELLO_FIXED;
+    return 0;
+}
+
+int tt_server_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_server_hello *out)
+{
+    if (len < TT_SERVER_HELLO_FIXED + TT_AEAD_TAG_LEN)
+        return -EPROTO;
+    if (tt_aead_open(k, in, len, in) != 0)
+        return -EBADMSG;
+    size_t n = len - TT_AEAD_TAG_LEN;
+    if (in[0] != TT_PROTO_VERSION)
+        return -EPROTO;
+    memcpy(out->spub, in + 1, TT_PUB_LEN);
+    out->dlen = get16(in + 1 + TT_PUB_LEN);
+    if (out->dlen > TT_HELLO_MAX_DATA || out->dlen > n - TT_SERVER_HELLO_FIXED)
+        return -EPROTO;
+    out->data = in + TT_SERVER_HELLO_FIXED;
+    return 0;
+}
+
+size_t tt_frame_seal(tt_aead *k, uint8_t type, const uint8_t *data, size_t len, size_t pad,
+                     uint8_t *out)
+{
+    uint8_t *body = out + TT_FRAME_HDR_LEN;
+    /* The body may already sit in place (the caller built it there). */
+    if (len && data != body)
+        memmove(body, data, len);
+    memset(body + len, 0, pad);
+    uint8_t hdr[5] = {type, (uint8_t)(len >> 8), (uint8_t)len, (uint8_t)(pad >> 8), (uint8_t)pad};
+    tt_aead_seal(k, hdr, sizeof hdr, out);
+    tt_aead_seal(k, body, len + pad, body);
+    return TT_FRAME_OVERHEAD + len + pad;
+}
+
+enum { R_HDR, R_BODY };
+
+void tt_frame_reader_init(tt_frame_reader *r, size_t max_data)
+{
+    memset(r, 0, sizeof *r);
+    r->max_data = max_data > TT_FRAME_MAX_DATA ? TT_FRAME_MAX_DATA : max_data;
+    r->state = R_HDR;
+    r->need = TT_FRAME_HDR_LEN;
+}
+
+static int reader_fail(tt_frame_reader *r, int err)
+{
+    r->failed = true;
+    return err;
+}
+
+static int ensure_buf(tt_frame_reader *r)
+{
+    if (r->buf == NULL) {
+        r->buf = malloc(TT_FRAME_MAX_DATA + TT_FRAME_MAX_PAD + TT_AEAD_TAG_LEN);
+        if (r->buf == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int tt_frame_reader_feed(tt_frame_reader *r, const uint8_t *in, size_t n, size_t *used,
+                         uint8_t *type, const uint8_t **data, size_t *len)
+{
+    size_t off = 0;
+    *used = 0;
+    if (r->failed)
+        return -EPROTO;
+    for (;;) {
+        const uint8_t *whole = NULL;
+        size_t avail = n - off;
+        if (r->have == 0 && avail >= r->need) {
+            /* The piece is all in IN: open it from there, no copy. */
+            whole = in + off;
+            off += r->need;
+        } else {
+            size_t take = r->need - r->have;
+            if (take > avail)
+                take = avail;
+            if (take > 0) {
+                if (ensure_buf(r) != 0)
+                    return reader_fail(r, -ENOMEM);
+                memcpy(r->buf + r->have, in + off, take);
+                r->have += take;
+                off += take;
+            }
+            if (r->have < r->need) {
+                *used = off;
+                return 0;
+            }
+            whole = r->buf;
+        }
+        if (ensure_buf(r) != 0)
+            return reader_fail(r, -ENOMEM);
+        if (r->state == R_HDR) {
+            uint8_t h[5];
+            if (tt_aead_open(&r->aead, whole, TT_FRAME_HDR_LEN, h) != 0)
+                return reader_fail(r, -EBADMSG);
+            r->type = h[0];
+            r->len = get16(h + 1);
+            r->pad = get16(h + 3);
+            if (r->type > TT_FRAME_FIN || r->len > r->max_data || r->pad > TT_FRAME_MAX_PAD ||
+                (r->type == TT_FRAME_FIN && r->len != 0))
+                return reader_fail(r, -EPROTO);
+            r->state = R_BODY;
+            r->need = r->len + r->pad + TT_AEAD_TAG_LEN;
+            r->have = 0;
+            continue;
+        }
+        /* The body: decrypt into the reader's buffer (in place when it was
+         * assembled there). */
+        if (tt_aead_open(&r->aead, whole, r->need, r->buf) != 0)
+            return reader_fail(r, -EBADMSG);
+        *type = r->type;
+        *data = r->buf;
+        *len = r->len;
+        r->state = R_HDR;
+        r->need = TT_FRAME_HDR_LEN;
+        r->have = 0;
+        *used = off;
+        return 1;
+    }
+}
+
+bool tt_frame_reader_partial(const tt_frame_reader *r)
+{
+    return r->have > 0 || r->state != R_HDR;
+}
+
+void tt_frame_reader_trim(tt_frame_reader *r)
+{
+    if (!tt_frame_reader_partial(r)) {
+        free(r->buf);
+        r->buf = NULL;
+    }
+}
+
+void tt_frame_reader_free(tt_frame_reader *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+    tt_aead_free(&r->aead);
+}

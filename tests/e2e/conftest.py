@@ -1,0 +1,140 @@
+"""Fixtures for tt's end-to-end tests.
+
+Every test that starts processes does it through `procs`, whose teardown
+stops each one by pid and fails the test if a tt process did not exit 0
+on SIGTERM or left a sanitizer report in its stderr.
+"""
+
+import hashlib
+import os
+import secrets
+import subprocess
+import sys
+import types
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import helpers  # noqa: E402
+from helpers import NetNs, ProcessManager, free_port, port_accepts, start_client, start_server, wait_until  # noqa: E402
+
+BIG_SIZE = 100 * 1024 * 1024
+
+
+def pytest_sessionstart(session):
+    tt = helpers.tt_bin()
+    if not os.access(tt, os.X_OK):
+        pytest.exit("tt binary %s not found; build it with scripts/build.sh test "
+                    "or set TT_BIN" % tt, returncode=4)
+
+
+@pytest.fixture
+def procs(tmp_path):
+    pm = ProcessManager(str(tmp_path))
+    yield pm
+    pm.cleanup()
+
+
+@pytest.fixture
+def netns(procs):
+    """A fresh network namespace (only `lo`, up). Processes started in it are
+    stopped (and checked) before it is deleted."""
+    ns = NetNs()
+    yield ns
+    try:
+        procs.cleanup()
+    finally:
+        ns.delete()
+
+
+@pytest.fixture
+def tunnel(procs):
+    """tunnel(server_args, client_args, ...) starts a tt server and a client
+    connected to it; returns (server, client)."""
+
+    def make(server_args=(), client_args=(), socks=True, forwards=(), netns=None):
+        server = start_server(procs, server_args, netns=netns)
+        client = start_client(procs, server.url, client_args, socks=socks, forwards=forwards,
+                              netns=netns)
+        return server, client
+
+    return make
+
+
+@pytest.fixture
+def echo(procs):
+    """An echo server on 127.0.0.1; its port."""
+    _, port = procs.peer("echo")
+    return port
+
+
+# ---------------------------------------------------------------------------
+# nginx
+
+
+@pytest.fixture(scope="session")
+def www(tmp_path_factory):
+    d = tmp_path_factory.mktemp("www")
+    token = "tt e2e page " + secrets.token_hex(8) + "\n"
+    (d / "index.html").write_text(token)
+    return types.SimpleNamespace(root=str(d), index=token)
+
+
+@pytest.fixture(scope="session")
+def big_file(www):
+    """A 100 MB random file in the web root; its name and sha256."""
+    path = os.path.join(www.root, "big.bin")
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for _ in range(BIG_SIZE // (1 << 20)):
+            chunk = os.urandom(1 << 20)
+            h.update(chunk)
+            f.write(chunk)
+    return types.SimpleNamespace(name="big.bin", size=BIG_SIZE, sha256=h.hexdigest())
+
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{port};
+        listen [::1]:{port};
+        root {root};
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(procs, www, tmp_path):
+    """nginx serving `www` on 127.0.0.1 and [::1], same port."""
+    tmp = tmp_path / "nginx"
+    tmp.mkdir()
+    port = free_port(("127.0.0.1", "::1"))
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=www.root))
+    p = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+                    name="nginx")
+
+    def up():
+        if p.popen.poll() is not None:
+            err = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
+            pytest.fail("nginx exited with %s; %s\n%s" % (p.popen.returncode, p.log(), err))
+        return port_accepts("127.0.0.1", port) and port_accepts("::1", port)
+
+    wait_until(up, 15, "nginx to accept on 127.0.0.1:%d and [::1]:%d" % (port, port))
+    return types.SimpleNamespace(port=port, index=www.index, root=www.root)

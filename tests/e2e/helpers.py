@@ -1,0 +1,543 @@
+"""Shared helpers for tt's end-to-end tests: processes, waits, free ports,
+network namespaces and a raw SOCKS5 client.
+
+Nothing here sleeps to synchronise: every wait polls a condition (a log
+line, a port accepting, a process ending) against a deadline and fails
+with a message that says what it was waiting for.
+"""
+
+import contextlib
+import ctypes
+import errno
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+PEERS = os.path.join(HERE, "peers.py")
+PYTHON = "/usr/bin/python3"
+
+# A sanitizer report in a tt process's stderr is a failure even when the
+# exit status hides it (e.g. a report from a thread before a clean exit).
+SANITIZER_MARKERS = ("Sanitizer", "runtime error")
+
+# How often a wait re-checks its condition. This is a poll interval, not a
+# synchronisation delay: the wait ends as soon as the condition holds.
+POLL = 0.02
+
+
+def tt_bin():
+    return os.environ.get("TT_BIN", os.path.join(REPO, "build-test", "tt"))
+
+
+def sanitizer_env(env=None):
+    """The environment for a tt process: sanitizer options that make leaks
+    and undefined behaviour fail (the runner normally sets them; these are
+    the same defaults for a bare `pytest` run)."""
+    if env is None:
+        e = dict(os.environ)
+        # A LOG_LEVEL from the caller's shell would change what tt logs.
+        e.pop("LOG_LEVEL", None)
+    else:
+        e = dict(env)
+    e.setdefault("ASAN_OPTIONS", "detect_leaks=1:exitcode=86")
+    e.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1:exitcode=87")
+    return e
+
+
+def sanitizer_report(text):
+    """The first sanitizer line in TEXT, or None."""
+    for line in text.splitlines():
+        if any(m in line for m in SANITIZER_MARKERS):
+            return line
+    return None
+
+
+def tail(text, n=40):
+    lines = text.splitlines()
+    return "\n".join(lines[-n:])
+
+
+# ---------------------------------------------------------------------------
+# Free ports
+
+_handed_out = set()
+
+
+def _bindable(host, port):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(hosts=("127.0.0.1", "::1")):
+    """A TCP port free on every address in HOSTS.
+
+    Ports come from below the kernel's ephemeral range, so an outgoing
+    connection cannot take the port between this check and the bind by the
+    program the test starts; ports already handed out in this run are not
+    reused."""
+    lo, _ = (int(x) for x in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    top = min(lo, 32768) - 1
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randint(20000, top)
+        if port in _handed_out:
+            continue
+        if all(_bindable(h, port) for h in hosts):
+            _handed_out.add(port)
+            return port
+    pytest.fail("no free TCP port found in 20000-%d" % top)
+
+
+# ---------------------------------------------------------------------------
+# Waits
+
+
+def wait_until(cond, timeout, what):
+    """Polls COND until it returns a true value, which is returned; fails
+    with WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            pytest.fail("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(POLL)
+
+
+def port_accepts(host, port, netns=None):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = netns.socket(family) if netns else socket.socket(family)
+    s.settimeout(1)
+    try:
+        s.connect((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def recv_exact(sock, n, what="data"):
+    """Reads exactly N bytes; fails on EOF (the socket's own timeout bounds
+    the wait)."""
+    buf = bytearray()
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except socket.timeout:
+            pytest.fail("timed out reading %s: got %d of %d bytes: %r" % (what, len(buf), n, bytes(buf)))
+        if not chunk:
+            pytest.fail("EOF while reading %s: got %d of %d bytes: %r" % (what, len(buf), n, bytes(buf)))
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_until_eof(sock, timeout, limit=1 << 30):
+    """Reads until EOF or a reset; returns (data, 'eof' | 'reset'). Fails if
+    neither comes within TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail("connection still open after %.1fs (got %d bytes)" % (timeout, len(data)))
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 16)
+        except socket.timeout:
+            pytest.fail("connection still open after %.1fs (got %d bytes)" % (timeout, len(data)))
+        except ConnectionResetError:
+            return bytes(data), "reset"
+        if not chunk:
+            return bytes(data), "eof"
+        data += chunk
+        if len(data) > limit:
+            pytest.fail("more than %d bytes before EOF" % limit)
+
+
+# ---------------------------------------------------------------------------
+# Processes
+
+
+class Proc:
+    """One child process with its stderr (and stdout) captured in a file."""
+
+    def __init__(self, name, argv, popen, log_path, is_tt):
+        self.name = name
+        self.argv = argv
+        self.popen = popen
+        self.log_path = log_path
+        self.is_tt = is_tt
+        self.killed = False  # deliberately SIGKILLed: exit status not checked
+        self.reaped = False
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def wait_log(self, pattern, timeout=15):
+        """Waits for a line matching the regex PATTERN in the process's
+        stderr; returns the match. Fails early if the process exits."""
+        rx = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            m = rx.search(text)
+            if m:
+                return m
+            if self.popen.poll() is not None:
+                m = rx.search(self.log())
+                if m:
+                    return m
+                pytest.fail("%s exited with status %s before logging /%s/; its stderr:\n%s"
+                            % (self.name, self.popen.returncode, pattern, tail(self.log())))
+            if time.monotonic() > deadline:
+                pytest.fail("%s did not log /%s/ within %.0fs; its stderr:\n%s"
+                            % (self.name, pattern, timeout, tail(text)))
+            time.sleep(POLL)
+
+    def kill(self):
+        """SIGKILL, for tests about a peer vanishing."""
+        self.killed = True
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def terminate_and_wait(self, timeout=30):
+        """SIGTERM and wait; returns the exit status. The process manager
+        still checks it at teardown."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail("%s (pid %d) did not exit within %ds of SIGTERM" % (self.name, self.pid, timeout))
+
+
+class ProcessManager:
+    """Starts processes for one test and, at teardown, stops every one of
+    them by pid: SIGTERM, a bounded wait, SIGKILL if that fails. Each tt
+    process must then have exited 0 with no sanitizer report in its stderr;
+    anything else fails the test."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.procs = []
+        self.netnses = []
+        self._n = 0
+
+    def start(self, argv, name=None, netns=None, env=None, is_tt=False):
+        self._n += 1
+        name = name or os.path.basename(argv[0])
+        log_path = os.path.join(self.workdir, "%02d-%s.log" % (self._n, re.sub(r"\W", "_", name)))
+        if netns is not None:
+            argv = ["ip", "netns", "exec", netns.name] + list(argv)
+        logf = open(log_path, "wb")
+        try:
+            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                     env=env if env is not None else sanitizer_env())
+        finally:
+            logf.close()
+        p = Proc(name, argv, popen, log_path, is_tt)
+        self.procs.append(p)
+        return p
+
+    def tt(self, args, name, netns=None, env=None, prefix=()):
+        """Starts tt with ARGS. PREFIX is a command that execs tt in its own
+        process (e.g. prlimit), so the pid stays tt's."""
+        return self.start(list(prefix) + [tt_bin()] + list(args), name=name, netns=netns,
+                          env=sanitizer_env(env), is_tt=True)
+
+    def peer(self, mode, *args, host="127.0.0.1", netns=None, name=None):
+        """Starts a helper server from peers.py on HOST, port chosen by the
+        kernel; returns (proc, port) once it listens."""
+        p = self.start([PYTHON, PEERS, mode, "--host", host] + [str(a) for a in args],
+                       name=name or "peer-" + mode, netns=netns, env=dict(os.environ))
+        port = int(p.wait_log(r"^listening on \S+ port (\d+)$").group(1))
+        return p, port
+
+    def cleanup(self):
+        errors = []
+        live = [p for p in self.procs if not p.reaped]
+        for p in live:
+            if p.popen.poll() is None:
+                try:
+                    p.popen.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for p in live:
+            p.reaped = True
+            try:
+                p.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.popen.send_signal(signal.SIGKILL)
+                p.popen.wait(timeout=10)
+                errors.append("%s (pid %d) did not exit within 30s of SIGTERM" % (p.name, p.pid))
+                continue
+            if not p.is_tt or p.killed:
+                continue
+            text = p.log()
+            rc = p.popen.returncode
+            if rc != 0:
+                errors.append("%s (pid %d) exited with status %s after SIGTERM; stderr:\n%s"
+                              % (p.name, p.pid, rc, tail(text)))
+            elif sanitizer_report(text):
+                errors.append("%s (pid %d): sanitizer report in stderr:\n%s" % (p.name, p.pid, tail(text, 60)))
+        if errors:
+            pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+def run_tt(args, env=None, timeout=15, netns=None):
+    """Runs tt to completion (for commands that are meant to exit); returns
+    the CompletedProcess after checking there was no sanitizer report."""
+    argv = [tt_bin()] + list(args)
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns.name] + argv
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           env=sanitizer_env(env), timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail("tt %s was still running after %ds (expected it to exit); stderr:\n%s"
+                    % (" ".join(args), timeout, (e.stderr or b"").decode(errors="replace")))
+    report = sanitizer_report(r.stderr)
+    assert report is None, "sanitizer report from tt %s:\n%s" % (" ".join(args), r.stderr)
+    return r
+
+
+# ---------------------------------------------------------------------------
+# curl
+
+
+def curl(*args, timeout=60):
+    """Runs curl; returns the CompletedProcess (stdout as bytes)."""
+    try:
+        return subprocess.run(["curl", "-sS", "--max-time", str(timeout)] + list(args),
+                              capture_output=True, timeout=timeout + 10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("curl %s did not finish" % " ".join(args))
+
+
+# ---------------------------------------------------------------------------
+# tt server and client
+
+
+class TTServer:
+    def __init__(self, proc, host, port):
+        self.proc = proc
+        self.host = host
+        self.port = port
+
+    @property
+    def url(self):
+        h = "[%s]" % self.host if ":" in self.host else self.host
+        return "tcp://%s:%d" % (h, self.port)
+
+
+class TTClient:
+    def __init__(self, proc, socks_port, forward_ports):
+        self.proc = proc
+        self.socks_port = socks_port
+        self.forward_ports = forward_ports
+
+    @property
+    def socks(self):
+        return ("127.0.0.1", self.socks_port)
+
+
+def start_server(pm, args=(), netns=None, name="tt-server"):
+    port = free_port()
+    p = pm.tt(["server", "-l", "tcp://127.0.0.1:%d" % port] + list(args), name=name, netns=netns)
+    p.wait_log(r"tt server listening on tcp://127\.0\.0\.1:%d\b" % port)
+    return TTServer(p, "127.0.0.1", port)
+
+
+def start_client(pm, server_url, args=(), socks=True, forwards=(), netns=None, name="tt-client",
+                 prefix=()):
+    """Starts a client whose SOCKS5 proxy (unless SOCKS is false) and -L
+    forwards listen on kernel-chosen loopback ports, read back from its log.
+    FORWARDS are DEST strings; each gets its own listener."""
+    argv = ["client", "-s", server_url, "-l", "127.0.0.1:0" if socks else "none"]
+    for dest in forwards:
+        argv += ["-L", "127.0.0.1:0=%s" % dest]
+    p = pm.tt(argv + list(args), name=name, netns=netns, prefix=prefix)
+    socks_port = None
+    if socks:
+        socks_port = int(p.wait_log(r"SOCKS5 proxy listening on 127\.0\.0\.1:(\d+)").group(1))
+    fports = []
+    for dest in forwards:
+        m = p.wait_log(r"forward listening on 127\.0\.0\.1:(\d+) -> %s\b" % re.escape(dest))
+        fports.append(int(m.group(1)))
+    return TTClient(p, socks_port, fports)
+
+
+# ---------------------------------------------------------------------------
+# Network namespaces
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetNs:
+    """A network namespace of the test's own with only `lo` up: nothing
+    sent inside it can leave the machine. Its resolv.conf names 127.0.0.1,
+    where nothing listens, so names fail to resolve without any traffic."""
+
+    def __init__(self):
+        self.name = "tt-e2e-" + uuid.uuid4().hex[:10]
+        self.etc = "/etc/netns/" + self.name
+        subprocess.run(["ip", "netns", "add", self.name], check=True, capture_output=True)
+        try:
+            os.makedirs(self.etc)
+            with open(os.path.join(self.etc, "resolv.conf"), "w") as f:
+                f.write("nameserver 127.0.0.1\n")
+            self.ip("link", "set", "lo", "up")
+        except BaseException:
+            self.delete()
+            raise
+
+    def ip(self, *args):
+        r = subprocess.run(["ip", "-n", self.name] + list(args), capture_output=True, text=True)
+        assert r.returncode == 0, "ip -n %s %s: %s" % (self.name, " ".join(args), r.stderr)
+
+    @contextlib.contextmanager
+    def entered(self):
+        """Runs the block with this thread in the namespace. Sockets keep the
+        namespace they were created in, so sockets made here work inside it
+        after the block."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        target = os.open("/run/netns/" + self.name, os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, "setns into %s: %s" % (self.name, os.strerror(e)))
+            try:
+                yield
+            finally:
+                if _libc.setns(own, CLONE_NEWNET) != 0:
+                    # Carrying on in the wrong namespace would be worse.
+                    os._exit(99)
+        finally:
+            os.close(own)
+            os.close(target)
+
+    def socket(self, family=socket.AF_INET, type=socket.SOCK_STREAM):
+        with self.entered():
+            return socket.socket(family, type)
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Raw SOCKS5
+
+ATYP_V4, ATYP_NAME, ATYP_V6 = 1, 3, 4
+CMD_CONNECT, CMD_BIND, CMD_UDP = 1, 2, 3
+
+
+def connect(addr, netns=None, timeout=10):
+    host = addr[0]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = netns.socket(family) if netns else socket.socket(family)
+    s.settimeout(timeout)
+    s.connect(addr)
+    return s
+
+
+def encode_addr(host):
+    """SOCKS5 ATYP + DST.ADDR for an IPv4/IPv6 literal or a name."""
+    try:
+        return bytes([ATYP_V4]) + socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        pass
+    try:
+        return bytes([ATYP_V6]) + socket.inet_pton(socket.AF_INET6, host)
+    except OSError:
+        pass
+    b = host.encode()
+    return bytes([ATYP_NAME, len(b)]) + b
+
+
+def request(cmd, host, port):
+    return bytes([5, cmd, 0]) + encode_addr(host) + struct.pack(">H", port)
+
+
+def greet(sock, methods=(0,)):
+    """Sends a greeting; returns the 2-byte method selection."""
+    sock.sendall(bytes([5, len(methods)]) + bytes(methods))
+    return recv_exact(sock, 2, "SOCKS5 method selection")
+
+
+def auth(sock, user, password):
+    u, p = user.encode(), password.encode()
+    sock.sendall(bytes([1, len(u)]) + u + bytes([len(p)]) + p)
+    return recv_exact(sock, 2, "SOCKS5 authentication status")
+
+
+def read_reply(sock):
+    """Reads a whole SOCKS5 reply; returns its bytes."""
+    head = recv_exact(sock, 4, "SOCKS5 reply header")
+    assert head[0] == 5, "reply VER is %d, not 5: %r" % (head[0], head)
+    atyp = head[3]
+    if atyp == ATYP_V4:
+        rest = recv_exact(sock, 6, "SOCKS5 reply address")
+    elif atyp == ATYP_V6:
+        rest = recv_exact(sock, 18, "SOCKS5 reply address")
+    elif atyp == ATYP_NAME:
+        n = recv_exact(sock, 1, "SOCKS5 reply name length")
+        rest = n + recv_exact(sock, n[0] + 2, "SOCKS5 reply name")
+    else:
+        pytest.fail("SOCKS5 reply with bad ATYP %d: %r" % (atyp, head))
+    return head + rest
+
+
+def socks_connect(proxy, host, port, netns=None, user=None, password=None, timeout=10):
+    """Opens a raw socket to PROXY and asks for a CONNECT to HOST:PORT.
+    Returns (socket, reply bytes); the caller checks the reply."""
+    s = connect(proxy, netns=netns, timeout=timeout)
+    if user is None:
+        assert greet(s, (0,)) == b"\x05\x00"
+    else:
+        assert greet(s, (2,)) == b"\x05\x02"
+        assert auth(s, user, password) == b"\x01\x00"
+    s.sendall(request(CMD_CONNECT, host, port))
+    return s, read_reply(s)
+
+
+def socks_open(proxy, host, port, **kw):
+    """A socket carrying a successful CONNECT through PROXY."""
+    s, rep = socks_connect(proxy, host, port, **kw)
+    if rep[1] != 0:
+        s.close()
+        pytest.fail("CONNECT %s:%d through %s:%d failed: reply code 0x%02x (%r)"
+                    % (host, port, proxy[0], proxy[1], rep[1], rep))
+    return s
+
+
+def rep_code(reply):
+    return reply[1]

@@ -1,0 +1,72 @@
+"""A real HTTP client (curl) through tt's SOCKS5 entry to a real HTTP server
+(nginx), by IPv4 address, by name and by IPv6 address; and the server's
+fixed destination (-d)."""
+
+import pytest
+
+from helpers import curl, read_reply, recv_exact, request, socks_connect, CMD_CONNECT, connect, greet
+
+LOOPBACK = ["--allow", "127.0.0.0/8"]
+
+
+def fetch(proxy_flag, socks_port, url, userinfo=""):
+    r = curl(proxy_flag, "%s127.0.0.1:%d" % (userinfo, socks_port), url)
+    assert r.returncode == 0, "curl %s failed (%d): %s" % (url, r.returncode, r.stderr.decode())
+    return r.stdout.decode()
+
+
+def test_curl_by_ip(tunnel, nginx):
+    # --socks5: curl resolves, so the request carries an IPv4 address.
+    _, client = tunnel(server_args=LOOPBACK)
+    body = fetch("--socks5", client.socks_port, "http://127.0.0.1:%d/index.html" % nginx.port)
+    assert body == nginx.index
+
+
+def test_curl_by_name_localhost(tunnel, nginx):
+    # --socks5-hostname: the name travels to the tt server, which resolves it.
+    _, client = tunnel(server_args=LOOPBACK)
+    body = fetch("--socks5-hostname", client.socks_port, "http://localhost:%d/" % nginx.port)
+    assert body == nginx.index
+
+
+@pytest.mark.parametrize("proxy_flag", ["--socks5", "--socks5-hostname"])
+def test_curl_ipv6(tunnel, nginx, proxy_flag):
+    # Only ::1 is opened on the server, so this also shows --allow takes an
+    # IPv6 range.
+    _, client = tunnel(server_args=["--allow", "::1/128"])
+    body = fetch(proxy_flag, client.socks_port, "http://[::1]:%d/" % nginx.port)
+    assert body == nginx.index
+
+
+def test_curl_ipv6_needs_allow(tunnel, nginx):
+    # The control for the test above: ::1 is refused when only IPv4 loopback
+    # is opened (curl reports the proxy's refusal and gets no page).
+    _, client = tunnel(server_args=LOOPBACK)
+    r = curl("--socks5", "127.0.0.1:%d" % client.socks_port, "http://[::1]:%d/" % nginx.port)
+    assert r.returncode != 0
+    assert nginx.index.encode() not in r.stdout
+
+
+# ---------------------------------------------------------------------------
+# -d: every stream to one destination
+
+
+@pytest.mark.parametrize("host, port", [
+    ("127.0.0.1", 1),             # a loopback port where nothing listens
+    ("localhost", 2),             # a name
+    ("::1", 3),                   # IPv6, not opened by --allow
+    ("203.0.113.7", 80),          # an address with no route in the namespace
+    ("no-such-host.invalid", 80), # a name that does not resolve
+])
+def test_fixed_destination(procs, netns, tunnel, host, port):
+    # In a namespace so that asking for any address or name is harmless
+    # even if -d were ignored. The banner names the server reached.
+    _, banner_port = procs.peer("banner", "--banner", "FIXED-DEST", netns=netns)
+    _, client = tunnel(server_args=LOOPBACK + ["-d", "127.0.0.1:%d" % banner_port],
+                       netns=netns)
+    s, rep = socks_connect(client.socks, host, port, netns=netns)
+    with s:
+        assert rep[:2] == b"\x05\x00", "CONNECT %s:%d with -d: reply %r" % (host, port, rep)
+        assert recv_exact(s, len(b"FIXED-DEST\n"), "banner") == b"FIXED-DEST\n"
+        s.sendall(b"ping")
+        assert recv_exact(s, 4, "echo") == b"ping"

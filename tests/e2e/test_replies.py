@@ -1,0 +1,177 @@
+"""Every SOCKS5 reply code tt gives, each provoked for real and read off a
+raw socket. Cases that would send packets off the machine (unroutable
+addresses, DNS) run in a network namespace of the test's own."""
+
+import socket
+import struct
+import time
+
+import pytest
+
+from helpers import (CMD_BIND, CMD_CONNECT, CMD_UDP, connect, free_port, greet, read_reply,
+                     recv_until_eof, request, socks_connect, start_client)
+
+LOOPBACK = ["--allow", "127.0.0.0/8"]
+
+GENERAL, NOT_ALLOWED, NET_UNREACH, HOST_UNREACH, REFUSED, TTL_EXPIRED, CMD_UNSUPPORTED, \
+    ATYP_UNSUPPORTED = range(1, 9)
+
+
+def expect_reply(proxy, host, port, rep, netns=None):
+    """CONNECT HOST:PORT through PROXY; the reply must carry REP, and the
+    proxy must then close the connection."""
+    s, reply = socks_connect(proxy, host, port, netns=netns)
+    with s:
+        assert reply[:3] == bytes([5, rep, 0]), \
+            "CONNECT %s:%d: expected reply code 0x%02x, got %r" % (host, port, rep, reply)
+        rest, _ = recv_until_eof(s, 10)
+        assert rest == b"", "data after a failure reply: %r" % rest
+    return reply
+
+
+def test_01_general_failure_when_tunnel_server_absent(procs):
+    # Nothing listens on the server port: the client cannot open the stream.
+    client = start_client(procs, "tcp://127.0.0.1:%d" % free_port())
+    expect_reply(client.socks, "127.0.0.1", 80, GENERAL)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.9.9.9", "localhost", "::1",
+                                  "::ffff:127.0.0.1"])
+def test_02_loopback_not_allowed_by_default(tunnel, echo, host):
+    # Without --allow the server refuses its own loopback, by address, by
+    # name, in IPv6 and as an IPv4-mapped IPv6 address.
+    _, client = tunnel()
+    expect_reply(client.socks, host, echo, NOT_ALLOWED)
+
+
+# Ways to name the server's own host. In a namespace, where a name that
+# slipped through could reach nothing else, and an echo server listens on
+# every local address, so that a miss would show as a success.
+LOCAL_SPELLINGS = [
+    "127.0.0.1", "127.0.0.2", "127.1", "2130706433", "0x7f000001", "0177.0.0.1",
+    "0.0.0.0", "0", "localhost", "LOCALHOST",
+    "::1", "0:0:0:0:0:0:0:1", "::", "::ffff:127.0.0.1", "::ffff:7f00:1", "::ffff:0.0.0.0",
+    "64:ff9b::7f00:1",  # NAT64 for 127.0.0.1
+    "2002:7f00:1::",    # 6to4 for 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("as_name", [False, True], ids=["address", "name"])
+def test_02_local_host_in_any_spelling(procs, netns, tunnel, as_name):
+    _, port = procs.peer("echo", host="any", netns=netns)
+    _, client = tunnel(netns=netns)
+    wrong = {}
+    for host in LOCAL_SPELLINGS:
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+            literal = True
+        except OSError:
+            literal = False
+        if as_name:
+            # The same text as a domain name (ATYP 3), resolved by the server.
+            s = connect(client.socks, netns=netns)
+            assert greet(s) == b"\x05\x00"
+            b = host.encode()
+            s.sendall(b"\x05\x01\x00\x03" + bytes([len(b)]) + b + struct.pack(">H", port))
+            reply = read_reply(s)
+        elif literal:
+            s, reply = socks_connect(client.socks, host, port, netns=netns)
+        else:
+            continue
+        with s:
+            if reply[:2] != bytes([5, NOT_ALLOWED]):
+                wrong[host] = "0x%02x" % reply[1]
+    assert not wrong, "not refused as the server's own host (reply codes): %s" % wrong
+
+
+def test_02_deny_beats_allow(procs, tunnel):
+    # 127.0.0.1 is both allowed (127.0.0.0/8) and denied (127.0.0.1/32): the
+    # deny wins, while the rest of the allowed range stays reachable.
+    _, port1 = procs.peer("echo", host="127.0.0.1")
+    _, port2 = procs.peer("echo", host="127.0.0.2")
+    _, client = tunnel(server_args=["--allow", "127.0.0.0/8", "--deny", "127.0.0.1/32"])
+    expect_reply(client.socks, "127.0.0.1", port1, NOT_ALLOWED)
+    expect_reply(client.socks, "localhost", port1, NOT_ALLOWED)
+    s, reply = socks_connect(client.socks, "127.0.0.2", port2)
+    with s:
+        assert reply[:2] == b"\x05\x00", "127.0.0.2 is allowed and not denied: %r" % reply
+        s.sendall(b"ok?")
+        assert s.recv(3) == b"ok?"
+
+
+def test_03_network_unreachable(netns, tunnel):
+    # In the namespace only lo is up: there is no route to 198.51.100.0/24,
+    # so connect() fails at once with ENETUNREACH.
+    _, client = tunnel(server_args=["--allow", "198.51.100.0/24"], netns=netns)
+    expect_reply(client.socks, "198.51.100.1", 80, NET_UNREACH, netns=netns)
+
+
+def test_04_host_unreachable(netns, tunnel):
+    # An "unreachable" route makes connect() fail with EHOSTUNREACH.
+    netns.ip("route", "add", "unreachable", "203.0.113.0/24")
+    _, client = tunnel(server_args=["--allow", "203.0.113.0/24"], netns=netns)
+    expect_reply(client.socks, "203.0.113.1", 80, HOST_UNREACH, netns=netns)
+
+
+def test_04_name_does_not_resolve(netns, tunnel):
+    # The namespace's resolver is 127.0.0.1, where nothing answers.
+    _, client = tunnel(netns=netns)
+    expect_reply(client.socks, "no-such-host.invalid", 80, HOST_UNREACH, netns=netns)
+
+
+def test_05_connection_refused(tunnel):
+    _, client = tunnel(server_args=LOOPBACK)
+    expect_reply(client.socks, "127.0.0.1", free_port(), REFUSED)
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback port whose SYNs go unanswered: a listener with a backlog of
+    0 whose single queue slot is taken by a connection it never accepts;
+    Linux drops further SYNs while the accept queue is full."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # Check that it really is a black hole before relying on it.
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        pytest.fail("the full listener still completes connections")
+    except socket.timeout:
+        pass
+    yield port
+    for s in (filler, lst):
+        s.close()
+
+
+def test_06_connect_timeout(tunnel, black_hole):
+    _, client = tunnel(server_args=LOOPBACK + ["--connect-timeout", "1s"])
+    start = time.monotonic()
+    expect_reply(client.socks, "127.0.0.1", black_hole, TTL_EXPIRED)
+    took = time.monotonic() - start
+    assert 0.9 <= took < 5, "the 1s connect timeout took %.2fs" % took
+
+
+@pytest.mark.parametrize("cmd", [CMD_BIND, CMD_UDP, 0x7F], ids=["BIND", "UDP-ASSOCIATE", "unknown"])
+def test_07_command_not_supported(tunnel, echo, cmd):
+    _, client = tunnel(server_args=LOOPBACK)
+    s = connect(client.socks)
+    with s:
+        assert greet(s) == b"\x05\x00"
+        s.sendall(request(cmd, "127.0.0.1", echo))
+        reply = read_reply(s)
+        assert reply[:3] == bytes([5, CMD_UNSUPPORTED, 0]), "reply %r" % reply
+        assert recv_until_eof(s, 10)[0] == b""
+
+
+def test_08_address_type_not_supported(tunnel):
+    _, client = tunnel(server_args=LOOPBACK)
+    s = connect(client.socks)
+    with s:
+        assert greet(s) == b"\x05\x00"
+        # ATYP 0x05 does not exist.
+        s.sendall(b"\x05\x01\x00\x05" + b"\x7f\x00\x00\x01" + struct.pack(">H", 80))
+        reply = read_reply(s)
+        assert reply[:3] == bytes([5, ATYP_UNSUPPORTED, 0]), "reply %r" % reply
+        assert recv_until_eof(s, 10)[0] == b""
