@@ -49,10 +49,13 @@ echo "Hello through the tt tunnel." > "$work/www/index.html"
 /usr/bin/python3 -m http.server "$WEB_PORT" --bind 127.0.0.1 --directory "$work/www" \
   >"$work/web.log" 2>&1 &
 pids+=($!)
-"$tt" server -l "tcp://127.0.0.1:$SERVER_PORT" --allow 127.0.0.0/8 &
+# A fresh random key for this demo; a real pair shares one from 'tt keygen'.
+export TT_KEY
+TT_KEY=$("$tt" keygen)
+"$tt" server -l "127.0.0.1:$SERVER_PORT" --allow 127.0.0.0/8 &
 pids+=($!)
 wait_port "$SERVER_PORT"
-"$tt" client -s "tcp://127.0.0.1:$SERVER_PORT" -l "127.0.0.1:$SOCKS_PORT" &
+"$tt" client -s "127.0.0.1:$SERVER_PORT" -l "127.0.0.1:$SOCKS_PORT" &
 pids+=($!)
 wait_port "$SOCKS_PORT"
 wait_port "$WEB_PORT"
@@ -70,7 +73,8 @@ fi
 
 cat <<MSG
 
-  tt demo is running: client -> server -> a small web site, all on loopback.
+  tt demo is running: client -> (tt/1, encrypted) -> server -> a small web site,
+  all on loopback.
   SOCKS5 proxy: 127.0.0.1:$SOCKS_PORT
   Try:  curl --socks5-hostname 127.0.0.1:$SOCKS_PORT $url
   (The demo server allows loopback destinations; a real server refuses them.)
