@@ -198,17 +198,15 @@ def start_system(name, procs, binaries):
     socks = free_port()
     if name == "tt":
         srv_port = free_port()
-        # warn: tt logs every stream at info; logging is not what is measured.
+        # Default options, log level included: what a user runs.
         s = procs.start(
             "tt-server",
-            [binaries["tt"], "server", "-l", f"tcp://{HOST}:{srv_port}", "--allow", "127.0.0.0/8",
-             "--log-level", "warn"],
+            [binaries["tt"], "server", "-l", f"tcp://{HOST}:{srv_port}", "--allow", "127.0.0.0/8"],
         )
         wait_listening(procs, srv_port, [s])
         c = procs.start(
             "tt-client",
-            [binaries["tt"], "client", "-s", f"tcp://{HOST}:{srv_port}", "-l", f"{HOST}:{socks}",
-             "--log-level", "warn"],
+            [binaries["tt"], "client", "-s", f"tcp://{HOST}:{srv_port}", "-l", f"{HOST}:{socks}"],
         )
         wait_listening(procs, socks, [s, c])
         return System(name, socks, [c, s])
@@ -279,13 +277,15 @@ def measure(system, cfg, binaries, server):
         out[f"{d}_gen_cpu_s_per_GB"] = gen_ticks / CLK_TCK / gb
     r = ttbench(
         binaries,
-        ["latency"] + via(system) + ["--target", f"{HOST}:{cfg.dest_port}", "--count", str(cfg.count)],
+        ["latency"] + via(system)
+        + ["--target", f"{HOST}:{cfg.dest_port}", "--count", str(cfg.count)],
         timeout=120,
     )
     out["lat_med_us"], out["lat_p90_us"] = r["median_us"], r["p90_us"]
     r = ttbench(
         binaries,
-        ["firstbyte"] + via(system) + ["--banner", f"{HOST}:{cfg.banner_port}", "--count", str(cfg.fb_count)],
+        ["firstbyte"] + via(system)
+        + ["--banner", f"{HOST}:{cfg.banner_port}", "--count", str(cfg.fb_count)],
         timeout=300,
     )
     out["fb_med_us"], out["fb_p90_us"] = r["median_us"], r["p90_us"]
@@ -496,7 +496,10 @@ def main():
     for name, path in binaries.items():
         if not os.access(path, os.X_OK):
             sys.exit(f"run.py: {name} not found at {path} (build: scripts/build.sh release)")
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Also SIGINT explicitly: started in the background by a script, Python
+    # would inherit it ignored, and nothing could stop the run cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_sigterm)
     logdir = tempfile.mkdtemp(prefix="ttbench-")
     procs = Procs(logdir)
     info = machine_info(binaries)
@@ -518,10 +521,11 @@ def main():
         # One short pass first: each system answers at all (a broken one
         # fails here, in seconds) and every process has its pages in.
         for s in systems:
-            ttbench(binaries, ["latency"] + via(s) + ["--target", f"{HOST}:{cfg.dest_port}", "--count", "20",
-                                        "--warmup", "0"], timeout=60)
-            ttbench(binaries, ["throughput"] + COPY + via(s) + ["--target", f"{HOST}:{cfg.dest_port}", "--bytes",
-                                        str(min(cfg.bytes, 64 << 20)), "--dir", "up"], timeout=60)
+            target = ["--target", f"{HOST}:{cfg.dest_port}"]
+            ttbench(binaries, ["latency"] + via(s) + target + ["--count", "20", "--warmup", "0"],
+                    timeout=60)
+            ttbench(binaries, ["throughput"] + COPY + via(s) + target
+                    + ["--bytes", str(min(cfg.bytes, 64 << 20)), "--dir", "up"], timeout=60)
         results = {s.name: [] for s in systems}
         for rnd in range(cfg.rounds):
             # Rotate the order so no system always runs first or last in a round.

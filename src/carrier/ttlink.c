@@ -92,9 +92,8 @@ static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
     size_t off = 0;
     while (len > 0) {
         size_t n = len < f ? len : f;
-        memcpy(out + off + TT_FRAME_HDR_LEN, data, n);
-        off += tt_frame_seal(&t->tx, TT_FRAME_DATA, out + off + TT_FRAME_HDR_LEN, n,
-                             pad_len(t, t->p.frame_pad_max), out + off);
+        off += tt_frame_seal(&t->tx, TT_FRAME_DATA, data, n, pad_len(t, t->p.frame_pad_max),
+                             out + off);
         data += n;
         len -= n;
     }
@@ -308,24 +307,42 @@ static void report_lower_eof(ttlink *t)
         fail(t, UV_EPROTO);
 }
 
+/* Plaintext of consecutive frames is gathered and handed over in one call,
+ * so the consumer (the relay) makes one write per read from the network
+ * instead of one per frame. */
+#define DELIVER_MAX (64 * 1024)
+
+typedef struct gather {
+    uint8_t *buf;
+    size_t len;
+} gather;
+
+static void deliver(ttlink *t, gather *g)
+{
+    if (g->len > 0 && !t->closing)
+        t->base.handler->on_data(&t->base, t->base.ud, g->buf, g->len);
+    g->len = 0;
+}
+
 /* Decrypts and delivers DATA while the owner reads; keeps the rest. */
 static void process(ttlink *t, const uint8_t *data, size_t len)
 {
+    gather g = {NULL, 0};
     size_t off = 0;
     while (off < len) {
         if (t->closing)
-            return;
+            goto out;
         if (!t->reading) {
             if (stash(t, data + off, len - off) < 0)
                 fail(t, UV_ENOMEM);
-            return;
+            goto out;
         }
         if (!t->keys_ready) {
             long n = take_server_hello(t, data + off, len - off);
             if (n < 0) {
                 tt_debug("c%llu: bad server hello (wrong key?)", (unsigned long long)t->base.id);
                 fail(t, (int)n);
-                return;
+                goto out;
             }
             off += (size_t)n;
             continue;
@@ -339,18 +356,36 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
         if (rc < 0 || (rc > 0 && t->fin_rcvd)) {
             tt_debug("c%llu: frame rejected (%s)", (unsigned long long)t->base.id,
                      rc == -EBADMSG ? "authentication failed" : "malformed");
+            deliver(t, &g);
             fail(t, UV_EPROTO);
-            return;
+            goto out;
         }
         if (rc == 0)
             break;
         if (type == TT_FRAME_FIN) {
+            deliver(t, &g);
             t->fin_rcvd = true;
-            t->base.handler->on_eof(&t->base, t->base.ud);
-        } else if (n > 0) {
-            t->base.handler->on_data(&t->base, t->base.ud, p, n);
+            if (!t->closing)
+                t->base.handler->on_eof(&t->base, t->base.ud);
+            continue;
         }
+        if (n == 0)
+            continue;
+        if (g.buf == NULL) {
+            g.buf = malloc(DELIVER_MAX);
+            if (g.buf == NULL) {
+                fail(t, UV_ENOMEM);
+                goto out;
+            }
+        }
+        if (g.len + n > DELIVER_MAX)
+            deliver(t, &g);
+        memcpy(g.buf + g.len, p, n);
+        g.len += n;
     }
+    deliver(t, &g);
+out:
+    free(g.buf);
     tt_frame_reader_trim(&t->rx);
 }
 

@@ -223,13 +223,10 @@ size_t tt_frame_seal(tt_aead *k, uint8_t type, const uint8_t *data, size_t len, 
                      uint8_t *out)
 {
     uint8_t *body = out + TT_FRAME_HDR_LEN;
-    /* The body may already sit in place (the caller built it there). */
-    if (len && data != body)
-        memmove(body, data, len);
-    memset(body + len, 0, pad);
     uint8_t hdr[5] = {type, (uint8_t)(len >> 8), (uint8_t)len, (uint8_t)(pad >> 8), (uint8_t)pad};
     tt_aead_seal(k, hdr, sizeof hdr, out);
-    tt_aead_seal(k, body, len + pad, body);
+    /* Sealed straight from DATA (which may already sit at BODY): no copy. */
+    tt_aead_seal_pad(k, data, len, pad, body);
     return TT_FRAME_OVERHEAD + len + pad;
 }
 

@@ -55,18 +55,34 @@ static void make_nonce(uint64_t counter, uint8_t nonce[TT_AEAD_NONCE_LEN])
         nonce[i] = (uint8_t)(counter >> (8 * i));
 }
 
-int tt_aead_seal(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
+/* Zeros for padding, so padding is sealed without being copied first. */
+static const uint8_t g_zeros[4096];
+
+int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint8_t *out)
 {
     uint8_t nonce[TT_AEAD_NONCE_LEN];
     make_nonce(a->counter++, nonce);
     EVP_CIPHER_CTX *ctx = a->ctx;
-    int n = 0, f = 0;
-    if (len > INT32_MAX || EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) != 1 ||
-        EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1 ||
-        EVP_CipherFinal_ex(ctx, out + n, &f) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TT_AEAD_TAG_LEN, out + len) != 1)
+    int n = 0, m = 0, f = 0;
+    if (len > INT32_MAX || pad > sizeof g_zeros)
+        return -EIO;
+    /* The tag goes through the params interface directly: the ctrl
+     * interface translates to it on every call, which costs more than
+     * sealing a small message. */
+    OSSL_PARAM tag[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG,
+                                                           out + len + pad, TT_AEAD_TAG_LEN),
+                         OSSL_PARAM_construct_end()};
+    if (EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) != 1 ||
+        (len > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1) ||
+        (pad > 0 && EVP_CipherUpdate(ctx, out + n, &m, g_zeros, (int)pad) != 1) ||
+        EVP_CipherFinal_ex(ctx, out + n + m, &f) != 1 || EVP_CIPHER_CTX_get_params(ctx, tag) != 1)
         return -EIO;
     return 0;
+}
+
+int tt_aead_seal(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
+{
+    return tt_aead_seal_pad(a, in, len, 0, out);
 }
 
 int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
@@ -76,16 +92,18 @@ int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
     if (len < TT_AEAD_TAG_LEN || len - TT_AEAD_TAG_LEN > INT32_MAX)
         return -EBADMSG;
     size_t clen = len - TT_AEAD_TAG_LEN;
-    uint8_t tag[TT_AEAD_TAG_LEN];
+    uint8_t tagbuf[TT_AEAD_TAG_LEN];
     /* Copy the tag first: with IN == OUT the plaintext overwrites nothing of
      * it, but this keeps the rule simple. */
-    memcpy(tag, in + clen, TT_AEAD_TAG_LEN);
+    memcpy(tagbuf, in + clen, TT_AEAD_TAG_LEN);
+    OSSL_PARAM tag[2] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tagbuf, TT_AEAD_TAG_LEN),
+        OSSL_PARAM_construct_end()};
     EVP_CIPHER_CTX *ctx = a->ctx;
     int n = 0, f = 0;
     if (EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 0, NULL) != 1 ||
-        EVP_CipherUpdate(ctx, out, &n, in, (int)clen) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TT_AEAD_TAG_LEN, tag) != 1 ||
-        EVP_CipherFinal_ex(ctx, out + n, &f) != 1)
+        (clen > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)clen) != 1) ||
+        EVP_CIPHER_CTX_set_params(ctx, tag) != 1 || EVP_CipherFinal_ex(ctx, out + n, &f) != 1)
         return -EBADMSG;
     return 0;
 }
