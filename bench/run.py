@@ -178,6 +178,36 @@ def all_cpu_ticks():
     return out
 
 
+class CpuWatch:
+    """How much CPU others took while we measured: the machine's busy time
+    (/proc/stat) minus that of our processes, from one mark() to the next.
+    Unlike a scan of /proc/PID, this also catches short-lived processes
+    (compilers, test runs). An estimate: kernel threads that move our loopback
+    traffic (ksoftirqd) count as others."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.last = self._sample()
+
+    def _sample(self):
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
+        t = os.times()
+        own = (t.user + t.system) * CLK_TCK
+        ours = cpu_ticks(self.procs.pids()) + children_ticks() + own
+        return time.monotonic(), busy, v[7], ours
+
+    def mark(self):
+        """Returns (others' share of the machine, steal share) since the last mark."""
+        now = self._sample()
+        t0, busy0, steal0, ours0 = self.last
+        self.last = now
+        cap = max(1e-9, (now[0] - t0) * CLK_TCK * (os.cpu_count() or 1))
+        other = max(0.0, (now[1] - busy0) - (now[3] - ours0))
+        return other / cap, (now[2] - steal0) / cap
+
+
 # ---- systems under test ----------------------------------------------------
 
 
@@ -257,10 +287,11 @@ def children_ticks():
     return (ru.ru_utime + ru.ru_stime) * CLK_TCK
 
 
-def measure(system, cfg, binaries, server):
+def measure(system, cfg, binaries, server, watch):
     """One round of every measurement on SYSTEM."""
     out = {}
     for d in ("up", "down"):
+        watch.mark()
         before = cpu_ticks(system.pids)
         gen_before = cpu_ticks([server.pid]) + children_ticks()
         r = ttbench(
@@ -270,6 +301,8 @@ def measure(system, cfg, binaries, server):
             timeout=300,
         )
         ticks = cpu_ticks(system.pids) - before
+        other, steal = watch.mark()
+        out[f"{d}_other_cpu"] = other
         gen_ticks = cpu_ticks([server.pid]) + children_ticks() - gen_before
         gb = r["bytes"] / 1e9
         out[f"{d}_MBps"] = r["MBps"]
@@ -282,6 +315,7 @@ def measure(system, cfg, binaries, server):
         timeout=120,
     )
     out["lat_med_us"], out["lat_p90_us"] = r["median_us"], r["p90_us"]
+    out["lat_other_cpu"] = watch.mark()[0]
     r = ttbench(
         binaries,
         ["firstbyte"] + via(system)
@@ -289,6 +323,7 @@ def measure(system, cfg, binaries, server):
         timeout=300,
     )
     out["fb_med_us"], out["fb_p90_us"] = r["median_us"], r["p90_us"]
+    out["fb_other_cpu"] = watch.mark()[0]
     return out
 
 
@@ -440,11 +475,12 @@ def report(results, info, cfg, foreign, elapsed):
             p(f"- headroom: direct is {head:.1f}x the fastest proxy figure ({best:.0f} MB/s)"
               + ("" if head >= 1.5 else "  WARNING: the load generator may be limiting"))
     p()
-    p(f"## Run: {elapsed:.0f} s; CPU used by other processes meanwhile: "
-      f"{foreign['cpu_s']:.1f} s ({foreign['share'] * 100:.0f}% of the machine)")
+    p(f"## Run: {elapsed:.0f} s; while measuring, other activity used about "
+      f"{foreign['share'] * 100:.0f}% of the machine's CPU time (hypervisor steal "
+      f"{foreign['steal'] * 100:.1f}%)")
     if foreign["share"] > 0.05:
-        top = ", ".join(f"{n} {s:.1f} s" for n, s in foreign["top"])
-        p(f"  WARNING: the machine was not idle ({top}); figures are disturbed.")
+        top = ", ".join(f"{n} {s:.1f} s" for n, s in foreign["top"]) or "short-lived processes"
+        p(f"  WARNING: the machine was not idle (e.g. {top}); figures are disturbed.")
     return agg
 
 
@@ -455,7 +491,7 @@ def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="about one minute: fewer rounds, bytes "
                     "and connections")
-    ap.add_argument("--rounds", type=int, help="rounds over all systems (default 5, quick 3)")
+    ap.add_argument("--rounds", type=int, help="rounds over all systems (default 7, quick 3)")
     ap.add_argument("--bytes", type=int, help="bytes per transfer (default 1 GiB, quick 256 MiB)")
     ap.add_argument("--count", type=int, help="connections per latency run (default 500, "
                     "quick 200)")
@@ -471,7 +507,7 @@ def parse_args():
     ap.add_argument("--json", help="also write every round's figures and the medians here")
     ap.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     a = ap.parse_args()
-    a.rounds = a.rounds or (3 if a.quick else 5)
+    a.rounds = a.rounds or (3 if a.quick else 7)
     a.bytes = a.bytes or (256 << 20 if a.quick else 1 << 30)
     a.count = a.count or (200 if a.quick else 500)
     a.fb_count = a.fb_count or (40 if a.quick else 100)
@@ -527,17 +563,20 @@ def main():
             ttbench(binaries, ["throughput"] + COPY + via(s) + target
                     + ["--bytes", str(min(cfg.bytes, 64 << 20)), "--dir", "up"], timeout=60)
         results = {s.name: [] for s in systems}
+        watch = CpuWatch(procs)
+        total = CpuWatch(procs)
         for rnd in range(cfg.rounds):
             # Rotate the order so no system always runs first or last in a round.
             order = systems[rnd % len(systems):] + systems[: rnd % len(systems)]
             for s in order:
                 procs.check_alive(s.procs)
-                r = measure(s, cfg, binaries, server)
+                r = measure(s, cfg, binaries, server, watch)
                 results[s.name].append(r)
                 print(
                     f"round {rnd + 1}/{cfg.rounds} {s.name:>26}: up {r['up_MBps']:7.0f} MB/s  "
                     f"down {r['down_MBps']:7.0f} MB/s  latency {r['lat_med_us']:6.0f} µs  "
-                    f"first byte {r['fb_med_us']:7.0f} µs",
+                    f"first byte {r['fb_med_us']:7.0f} µs  (others used "
+                    f"{max(r['up_other_cpu'], r['down_other_cpu']) * 100:.0f}% of the CPU)",
                     file=sys.stderr, flush=True,
                 )
         elapsed = time.monotonic() - t_start
@@ -552,10 +591,10 @@ def main():
             d = t - (prev[1] if prev and prev[0] == name else 0)
             if d > 0:
                 foreign_by[name] = foreign_by.get(name, 0) + d / CLK_TCK
-        fsum = sum(foreign_by.values())
+        share, steal = total.mark()
         foreign = {
-            "cpu_s": fsum,
-            "share": fsum / (elapsed * (os.cpu_count() or 1)),
+            "share": share,
+            "steal": steal,
             "top": sorted(foreign_by.items(), key=lambda kv: -kv[1])[:4],
         }
         for s in systems:

@@ -246,9 +246,17 @@ static void hs_close(hs *h)
     uv_close((uv_handle_t *)&h->timer, hs_timer_closed);
 }
 
+static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len);
+
 static void on_deadline(uv_timer_t *t)
 {
     hs *h = t->data;
+    /* With a fallback, a partial hello that stalled is handed over like any
+     * other failure; the deadline itself (or no fallback) ends it. */
+    if (!h->failed && h->c->cfg.has_fallback && uv_now(t->loop) < h->deadline) {
+        hs_fail(h, "stalled during the hello", NULL, 0);
+        return;
+    }
     hs_close(h);
 }
 
@@ -287,12 +295,22 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
 }
 
 /* Not a client that knows the key (or a replay, or a stale clock): from
- * here on the connection behaves the same whatever the reason. */
-static void hs_fail(hs *h, const char *why)
+ * here on the connection behaves the same whatever the reason. REST is what
+ * the current read held beyond the bytes already kept: the fallback must get
+ * every byte the peer sent. */
+static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len)
 {
     if (h->failed)
         return;
     h->failed = true;
+    if (h->c->cfg.has_fallback && rest_len > 0) {
+        uint8_t *b = realloc(h->buf, h->have + rest_len);
+        if (b != NULL) {
+            memcpy(b + h->have, rest, rest_len);
+            h->buf = b;
+            h->have += rest_len;
+        }
+    }
     tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)h->lower->id, h->peer, why);
     ttc *c = h->c;
     uint64_t now = uv_now(c->base.loop);
@@ -315,17 +333,17 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
     uint64_t now = wall_ms(c) / 1000;
     uint64_t skew = ch->ts > now ? ch->ts - now : now - ch->ts;
     if (skew > c->cfg.replay_window_s) {
-        hs_fail(h, "clock outside the window");
+        hs_fail(h, "clock outside the window", extra, xlen);
         return;
     }
     int rc = tt_replay_check(&c->replay, h->buf, now);
     if (rc == -EEXIST) {
-        hs_fail(h, "replayed hello");
+        hs_fail(h, "replayed hello", extra, xlen);
         return;
     }
     if (rc < 0) {
         tt_warn("replay memory full: refusing new connections for now");
-        hs_fail(h, "replay memory full");
+        hs_fail(h, "replay memory full", extra, xlen);
         return;
     }
     tt_link *lower = h->lower;
@@ -363,7 +381,7 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         /* Salt and sealed length: try each accepted method. */
         uint8_t hc2s[32], hs2c[32];
         if (tt_proto_hello_keys(c->psk, h->buf, hc2s, hs2c) != 0) {
-            hs_fail(h, "key derivation");
+            hs_fail(h, "key derivation", data + take, len - take);
             return;
         }
         OPENSSL_cleanse(hs2c, sizeof hs2c);
@@ -377,7 +395,7 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         }
         OPENSSL_cleanse(hc2s, sizeof hc2s);
         if (found < 0) {
-            hs_fail(h, "authentication failed");
+            hs_fail(h, "authentication failed", data + take, len - take);
             return;
         }
         h->method = found;
@@ -396,7 +414,7 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     memcpy(body, h->buf + TT_CLIENT_PREFIX_LEN, h->body);
     tt_client_hello ch;
     if (tt_client_hello_open(&h->hello_rx, body, h->body, &ch) != 0)
-        hs_fail(h, "authentication failed");
+        hs_fail(h, "authentication failed", data + take, len - take);
     else
         hs_accepted(h, &ch, data + take, len - take);
     OPENSSL_cleanse(body, h->body);
@@ -413,7 +431,7 @@ static void hs_eof(tt_link *l, void *ud)
     }
     /* Closing at once would tell a prober where the handshake ended; act
      * as if the bytes so far were not a tt client. */
-    hs_fail(h, "closed during the hello");
+    hs_fail(h, "closed during the hello", NULL, 0);
 }
 
 static void hs_error(tt_link *l, void *ud, int err)

@@ -8,7 +8,7 @@ on SIGTERM or left a sanitizer report in its stderr.
 import hashlib
 import os
 import secrets
-import subprocess
+import socket
 import sys
 import types
 
@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
-from helpers import NetNs, ProcessManager, free_port, port_accepts, start_client, start_server, wait_until  # noqa: E402
+from helpers import NetNs, ProcessManager, free_port, start_client, start_server, wait_until  # noqa: E402
 
 BIG_SIZE = 100 * 1024 * 1024
 
@@ -67,6 +67,27 @@ def echo(procs):
     """An echo server on 127.0.0.1; its port."""
     _, port = procs.peer("echo")
     return port
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback port whose SYNs go unanswered: a listener with a backlog of
+    0 whose single queue slot is taken by a connection it never accepts;
+    Linux drops further SYNs while the accept queue is full."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=5)
+    # Check that it really is a black hole before relying on it.
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        pytest.fail("the full listener still completes connections")
+    except socket.timeout:
+        pass
+    yield port
+    filler.close()
+    lst.close()
 
 
 # ---------------------------------------------------------------------------
@@ -119,22 +140,49 @@ http {{
 """
 
 
+def serves(addr, text):
+    """Whether an HTTP server at ADDR answers GET / with TEXT in the body."""
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    try:
+        with socket.socket(family) as s:
+            s.settimeout(2)
+            s.connect(addr)
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                data += d
+        return text.encode() in data
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def nginx(procs, www, tmp_path):
     """nginx serving `www` on 127.0.0.1 and [::1], same port."""
-    tmp = tmp_path / "nginx"
-    tmp.mkdir()
-    port = free_port(("127.0.0.1", "::1"))
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=www.root))
-    p = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-                    name="nginx")
+    for attempt in range(3):
+        tmp = tmp_path / ("nginx%d" % attempt)
+        tmp.mkdir()
+        port = free_port(("127.0.0.1", "::1"))
+        conf = tmp / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, root=www.root))
+        p = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+                        name="nginx")
 
-    def up():
-        if p.popen.poll() is not None:
-            err = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
-            pytest.fail("nginx exited with %s; %s\n%s" % (p.popen.returncode, p.log(), err))
-        return port_accepts("127.0.0.1", port) and port_accepts("::1", port)
+        def up():
+            if p.popen.poll() is not None:
+                return "exited"
+            # Our own page, so that another program on the port cannot pass
+            # for this nginx.
+            return serves(("127.0.0.1", port), www.index) and serves(("::1", port), www.index)
 
-    wait_until(up, 15, "nginx to accept on 127.0.0.1:%d and [::1]:%d" % (port, port))
-    return types.SimpleNamespace(port=port, index=www.index, root=www.root)
+        if wait_until(up, 15, "nginx to accept on 127.0.0.1:%d and [::1]:%d" % (port, port)) is True:
+            return types.SimpleNamespace(port=port, index=www.index, root=www.root)
+        err = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
+        procs.discard(p)
+        # A port taken meanwhile by another test run: try another one.
+        if "Address already in use" not in err + p.log():
+            pytest.fail("nginx exited with %s:\n%s\n%s" % (p.popen.returncode, p.log(), err))
+    pytest.fail("could not find a free port for nginx")

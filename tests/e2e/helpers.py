@@ -8,7 +8,6 @@ with a message that says what it was waiting for.
 
 import contextlib
 import ctypes
-import errno
 import os
 import random
 import re
@@ -17,7 +16,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 import uuid
 
@@ -280,6 +278,12 @@ class ProcessManager:
         port = int(p.wait_log(r"^listening on \S+ port (\d+)$").group(1))
         return p, port
 
+    def discard(self, p):
+        """Forgets a process that failed to start for a reason outside the
+        test (a port taken meanwhile); it must already have exited."""
+        p.popen.wait(timeout=30)
+        p.reaped = True
+
     def cleanup(self):
         errors = []
         live = [p for p in self.procs if not p.reaped]
@@ -369,10 +373,18 @@ class TTClient:
 
 
 def start_server(pm, args=(), netns=None, name="tt-server"):
-    port = free_port()
-    p = pm.tt(["server", "-l", "tcp://127.0.0.1:%d" % port] + list(args), name=name, netns=netns)
-    p.wait_log(r"tt server listening on tcp://127\.0\.0\.1:%d\b" % port)
-    return TTServer(p, "127.0.0.1", port)
+    # Another test run on this machine may take the port between the check
+    # and tt's bind; then try another port.
+    for attempt in range(3):
+        port = free_port()
+        p = pm.tt(["server", "-l", "tcp://127.0.0.1:%d" % port] + list(args), name=name,
+                  netns=netns)
+        m = p.wait_log(r"tt server listening on tcp://127\.0\.0\.1:%d\b|(address already in use)"
+                       % port)
+        if not m.group(1):
+            return TTServer(p, "127.0.0.1", port)
+        pm.discard(p)
+    pytest.fail("could not find a free port for the tt server")
 
 
 def start_client(pm, server_url, args=(), socks=True, forwards=(), netns=None, name="tt-client",

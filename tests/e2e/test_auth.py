@@ -81,3 +81,26 @@ def test_auth_file_with_two_users(tunnel, nginx, tmp_path):
     # One user's name with the other's password is not a valid pair.
     expect_auth_refused(client, "alice", "second:secret")
     expect_auth_refused(client, "bob", "first-secret")
+
+
+def test_longest_credentials(tunnel):
+    # RFC 1929 allows 255 bytes for each; both must be compared whole.
+    user, password = "u" * 254 + "1", "p" * 254 + "2"
+    _, client = tunnel(server_args=LOOPBACK,
+                       client_args=["--socks-user", user, "--socks-pass", password])
+    s = connect(client.socks)
+    with s:
+        assert greet(s, (2,)) == b"\x05\x02"
+        assert auth(s, user, password) == b"\x01\x00"
+    expect_auth_refused(client, user, "p" * 254 + "3")
+    expect_auth_refused(client, "u" * 254 + "0", password)
+
+
+def test_auth_file_with_crlf_lines(tunnel, nginx, tmp_path):
+    # A file written on Windows still works.
+    f = tmp_path / "users"
+    f.write_bytes(b"carol:crlf-pass\r\ndave:other\r\n")
+    _, client = tunnel(server_args=LOOPBACK, client_args=["--socks-auth-file", str(f)])
+    r = curl_page(client, nginx, "carol:crlf-pass")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == nginx.index

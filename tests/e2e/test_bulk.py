@@ -6,9 +6,6 @@ import hashlib
 import random
 import socket
 import subprocess
-import threading
-
-import pytest
 
 from helpers import connect, recv_until_eof
 

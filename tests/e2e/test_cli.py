@@ -3,11 +3,12 @@ saying why; help and version work; the README's demo runs."""
 
 import os
 import re
+import socket
 import subprocess
 
 import pytest
 
-from helpers import REPO, free_port, run_tt, start_client, start_server
+from helpers import REPO, free_port, run_tt
 
 OK_SERVER = ["-l", "tcp://127.0.0.1:%d"]
 # The SOCKS port 0 keeps a client that wrongly starts off the default 1080.
@@ -48,6 +49,10 @@ BAD = [
     ("--socks-user without --socks-pass", CLIENT + ["-s", "tcp://127.0.0.1:9", "--socks-user", "u"], None),
     ("missing --socks-auth-file", CLIENT + ["-s", "tcp://127.0.0.1:9", "--socks-auth-file", "/nonexistent/users"], None),
     ("nothing to do", ["client", "-s", "tcp://127.0.0.1:9", "-l", "none"], None),
+    ("--socks-user too long", CLIENT + ["-s", "tcp://127.0.0.1:9", "--socks-user", "u" * 256,
+                                        "--socks-pass", "p"], None),
+    ("both auth kinds", CLIENT + ["-s", "tcp://127.0.0.1:9", "--socks-user", "u", "--socks-pass",
+                                  "p", "--socks-auth-file", "/dev/null"], None),
     ("unexpected argument", SERVER + ["-l", "tcp://127.0.0.1:9", "extra"], None),
 ]
 
@@ -89,6 +94,25 @@ def test_insecure_allows_off_loopback(procs, netns):
                  netns=netns)
     p.wait_log(r"tt server listening on tcp://0\.0\.0\.0:%d" % port)
     assert re.search(r"warn.*NOT encrypted", p.log()), p.log()
+
+
+@pytest.mark.parametrize("what", ["server", "socks", "forward"])
+def test_port_in_use_exits_1(what):
+    # A listener that cannot be opened is a runtime failure (status 1), said
+    # in one line, and nothing is left listening.
+    busy = socket.create_server(("127.0.0.1", 0))
+    with busy:
+        port = busy.getsockname()[1]
+        argv = {
+            "server": ["server", "-l", "tcp://127.0.0.1:%d" % port],
+            "socks": ["client", "-s", "tcp://127.0.0.1:9", "-l", "127.0.0.1:%d" % port],
+            "forward": ["client", "-s", "tcp://127.0.0.1:9", "-l", "127.0.0.1:0",
+                        "-L", "127.0.0.1:%d=127.0.0.1:80" % port],
+        }[what]
+        r = run_tt(argv)
+    assert r.returncode == 1, "status %d:\n%s" % (r.returncode, r.stderr)
+    errors = [l for l in r.stderr.splitlines() if " error: " in l]
+    assert len(errors) == 1 and "in use" in errors[0], r.stderr
 
 
 def test_version():

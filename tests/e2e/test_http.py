@@ -2,9 +2,11 @@
 (nginx), by IPv4 address, by name and by IPv6 address; and the server's
 fixed destination (-d)."""
 
+import re
+
 import pytest
 
-from helpers import curl, read_reply, recv_exact, request, socks_connect, CMD_CONNECT, connect, greet
+from helpers import curl, free_port, recv_exact, socks_connect, start_client, start_server
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
 
@@ -70,3 +72,45 @@ def test_fixed_destination(procs, netns, tunnel, host, port):
         assert recv_exact(s, len(b"FIXED-DEST\n"), "banner") == b"FIXED-DEST\n"
         s.sendall(b"ping")
         assert recv_exact(s, 4, "echo") == b"ping"
+
+
+# ---------------------------------------------------------------------------
+# Entries on IPv6 and forwards by name
+
+
+def test_socks_proxy_on_ipv6_loopback(procs, nginx):
+    server = start_server(procs, LOOPBACK)
+    p = procs.tt(["client", "-s", server.url, "-l", "[::1]:0"], name="tt-client")
+    port = int(p.wait_log(r"SOCKS5 proxy listening on \[::1\]:(\d+)").group(1))
+    r = curl("--socks5-hostname", "[::1]:%d" % port, "http://127.0.0.1:%d/" % nginx.port)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == nginx.index
+
+
+@pytest.mark.parametrize("listen, dest", [
+    ("[::1]:0", "127.0.0.1"),   # forward listening on IPv6
+    ("127.0.0.1:0", "[::1]"),   # forward to an IPv6 destination
+    ("127.0.0.1:0", "localhost"),  # forward to a name, resolved by the server
+])
+def test_forward_variants(procs, nginx, listen, dest):
+    server = start_server(procs, ["--allow", "127.0.0.0/8", "--allow", "::1/128"])
+    spec = "%s=%s:%d" % (listen, dest, nginx.port)
+    p = procs.tt(["client", "-s", server.url, "-l", "none", "-L", spec], name="tt-client")
+    m = p.wait_log(r"forward listening on (\[::1\]|127\.0\.0\.1):(\d+) -> ")
+    host = m.group(1)
+    r = curl("http://%s:%s/" % (host, m.group(2)))
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == nginx.index
+
+
+@pytest.mark.parametrize("listen, connect_to", [
+    ("[::1]", "[::1]"),            # the carrier over IPv6
+    ("127.0.0.1", "localhost"),    # the client finds its server by name
+])
+def test_server_addresses(procs, nginx, listen, connect_to):
+    port = free_port()
+    p = procs.tt(["server", "-l", "tcp://%s:%d" % (listen, port)] + LOOPBACK, name="tt-server")
+    p.wait_log(r"tt server listening on tcp://%s:%d" % (re.escape(listen), port))
+    client = start_client(procs, "tcp://%s:%d" % (connect_to, port))
+    body = fetch("--socks5", client.socks_port, "http://127.0.0.1:%d/" % nginx.port)
+    assert body == nginx.index

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import (CMD_BIND, CMD_CONNECT, CMD_UDP, connect, free_port, greet, read_reply,
+from helpers import (CMD_BIND, CMD_UDP, connect, free_port, greet, read_reply,
                      recv_until_eof, request, socks_connect, start_client)
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
@@ -124,27 +124,6 @@ def test_05_connection_refused(tunnel):
     expect_reply(client.socks, "127.0.0.1", free_port(), REFUSED)
 
 
-@pytest.fixture
-def black_hole():
-    """A loopback port whose SYNs go unanswered: a listener with a backlog of
-    0 whose single queue slot is taken by a connection it never accepts;
-    Linux drops further SYNs while the accept queue is full."""
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(0)
-    port = lst.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=5)
-    # Check that it really is a black hole before relying on it.
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        pytest.fail("the full listener still completes connections")
-    except socket.timeout:
-        pass
-    yield port
-    for s in (filler, lst):
-        s.close()
-
-
 def test_06_connect_timeout(tunnel, black_hole):
     _, client = tunnel(server_args=LOOPBACK + ["--connect-timeout", "1s"])
     start = time.monotonic()
@@ -175,3 +154,27 @@ def test_08_address_type_not_supported(tunnel):
         reply = read_reply(s)
         assert reply[:3] == bytes([5, ATYP_UNSUPPORTED, 0]), "reply %r" % reply
         assert recv_until_eof(s, 10)[0] == b""
+
+
+def test_06_resolution_timeout(netns, tunnel):
+    # --connect-timeout also bounds name resolution. The namespace's
+    # resolver, 127.0.0.1:53, receives the query and never answers (glibc
+    # would wait 5s per try); the reply must come after the 1s limit.
+    dns = netns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with dns:
+        with netns.entered():
+            dns.bind(("127.0.0.1", 53))
+        _, client = tunnel(server_args=["--connect-timeout", "1s"], netns=netns)
+        start = time.monotonic()
+        expect_reply(client.socks, "slow.example", 80, TTL_EXPIRED, netns=netns)
+        took = time.monotonic() - start
+        assert 0.9 <= took < 4, "the 1s connect timeout on resolving took %.2fs" % took
+        # The query did reach the silent resolver (so this was a resolution
+        # timeout, not something else).
+        dns.settimeout(1)
+        assert b"slow" in dns.recv(512)
+
+
+def test_01_tunnel_server_name_does_not_resolve(procs, netns):
+    client = start_client(procs, "tcp://no-such-server.invalid:%d" % free_port(), netns=netns)
+    expect_reply(client.socks, "127.0.0.1", 80, GENERAL, netns=netns)

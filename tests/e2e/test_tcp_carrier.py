@@ -25,6 +25,7 @@ class ScriptedServer:
         self.port = self.lst.getsockname()[1]
         self.headers = queue.Queue()
         self.threads = []
+        self.conns = []
         t = threading.Thread(target=self._accept, daemon=True)
         t.start()
         self.threads.append(t)
@@ -39,6 +40,7 @@ class ScriptedServer:
                 c, _ = self.lst.accept()
             except OSError:
                 return
+            self.conns.append(c)
             t = threading.Thread(target=self._serve, args=(c,), daemon=True)
             t.start()
             self.threads.append(t)
@@ -93,9 +95,17 @@ class ScriptedServer:
             pytest.fail("the scripted server received no complete stream-open header")
 
     def close(self):
-        self.lst.close()
+        # shutdown() wakes the threads blocked in accept() and recv(); a bare
+        # close() would not.
+        for c in [self.lst] + self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for t in self.threads:
             t.join(10)
+            assert not t.is_alive(), "a scripted-server thread did not finish"
+        self.lst.close()
 
 
 @pytest.fixture
