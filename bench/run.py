@@ -394,9 +394,18 @@ def machine_info(binaries):
     }
 
 
-def med(rounds, key):
-    vals = [r[key] for r in rounds if r.get(key) is not None]
-    return statistics.median(vals) if vals else None
+def med(rounds, key, max_other):
+    """Median of KEY over the rounds in which other processes took at most
+    MAX_OTHER of the CPU during that measurement, if at least 3 such rounds
+    exist; otherwise over all rounds. Returns (median, clean rounds used or 0)."""
+    other_key = key.split("_", 1)[0] + "_other_cpu"  # up_, down_, lat_, fb_
+    pairs = [(r[key], r.get(other_key, 0.0)) for r in rounds if r.get(key) is not None]
+    if not pairs:
+        return None, 0
+    clean = [v for v, o in pairs if o <= max_other]
+    if len(clean) >= 3:
+        return statistics.median(clean), len(clean)
+    return statistics.median(v for v, _ in pairs), 0
 
 
 def fmt(v, spec):
@@ -411,28 +420,37 @@ def report(results, info, cfg, foreign, elapsed):
         p(f"- {k}: {v}")
     p()
     p(
-        f"## Results: median of {cfg.rounds} rounds; {cfg.bytes / 2**20:.0f} MiB per transfer, "
+        f"## Results: {cfg.rounds} rounds; {cfg.bytes / 2**20:.0f} MiB per transfer, "
         f"{cfg.count} connections per latency run, {cfg.fb_count} per first-byte run"
     )
     p()
     hdr = ("system", "up MB/s", "down MB/s", "CPU s/GB up", "CPU s/GB down",
-           "latency µs (p50)", "(p90)", "first byte µs (p50)", "(p90)")
+           "latency µs (p50)", "(p90)", "first byte µs (p50)", "(p90)", "clean rounds")
     p("| " + " | ".join(hdr) + " |")
     p("|" + "|".join("---" if i == 0 else "---:" for i in range(len(hdr))) + "|")
     agg = {}
     for name, rounds in results.items():
-        a = {k: med(rounds, k) for k in rounds[0]}
+        a, used = {}, {}
+        for k in rounds[0]:
+            if not k.endswith("_other_cpu"):
+                a[k], used[k] = med(rounds, k, cfg.max_other)
         agg[name] = a
+        clean = [used[k] for k in ("up_MBps", "down_MBps", "lat_med_us", "fb_med_us")]
+        clean_s = "/".join(str(c) if c else "-" for c in clean)
         p(
             f"| {name} | {fmt(a['up_MBps'], '.0f')} | {fmt(a['down_MBps'], '.0f')} | "
             f"{fmt(a['up_cpu_s_per_GB'], '.2f')} | {fmt(a['down_cpu_s_per_GB'], '.2f')} | "
             f"{fmt(a['lat_med_us'], '.0f')} | {fmt(a['lat_p90_us'], '.0f')} | "
-            f"{fmt(a['fb_med_us'], '.0f')} | {fmt(a['fb_p90_us'], '.0f')} |"
+            f"{fmt(a['fb_med_us'], '.0f')} | {fmt(a['fb_p90_us'], '.0f')} | {clean_s} |"
         )
     p()
-    p("MB/s = 10^6 bytes/s. CPU s/GB: user+system CPU seconds of all the proxy's processes per")
-    p("10^9 bytes moved. Latency: connect + SOCKS5 CONNECT + 1-byte echo. First byte: connect +")
-    p("SOCKS5 CONNECT until the destination's banner byte arrives (destination speaks first).")
+    p("Each figure is a median over rounds. MB/s = 10^6 bytes/s. CPU s/GB: user+system CPU")
+    p("seconds of all the proxy's processes per 10^9 bytes moved. Latency: connect + SOCKS5")
+    p("CONNECT + 1-byte echo. First byte: connect + SOCKS5 CONNECT until the destination's")
+    p("banner byte arrives (the destination speaks first). Clean rounds (up/down/latency/first")
+    p(f"byte): rounds in which other processes took at most {cfg.max_other * 100:.0f}% of the "
+      "CPU; the median")
+    p("is over those when there are at least 3, else over all rounds ('-').")
     p()
 
     p("## Ratios")
@@ -502,6 +520,9 @@ def parse_args():
     ap.add_argument("--tt", default=str(ROOT / "build" / "tt"), help="the tt binary")
     ap.add_argument("--ttbench", default=str(ROOT / "build" / "bench" / "ttbench"),
                     help="the ttbench binary")
+    ap.add_argument("--max-other", type=float, default=0.10, help="a measurement during which "
+                    "other processes took more than this share of the CPU is left out of the "
+                    "medians, if at least 3 others remain (default 0.10)")
     ap.add_argument("--copy", action="store_true", help="load generator moves bulk data with "
                     "send/recv (copies) instead of sendfile/splice")
     ap.add_argument("--json", help="also write every round's figures and the medians here")
@@ -603,7 +624,8 @@ def main():
         if cfg.json:
             with open(cfg.json, "w") as f:
                 json.dump({"machine": info, "config": {k: getattr(cfg, k) for k in
-                          ("rounds", "bytes", "count", "fb_count", "systems")},
+                          ("rounds", "bytes", "count", "fb_count", "systems", "max_other",
+                           "copy")},
                            "rounds": results, "medians": agg, "other_cpu": foreign,
                            "elapsed_s": elapsed}, f, indent=1)
         ok = True

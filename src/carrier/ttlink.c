@@ -519,6 +519,19 @@ static void tl_close(tt_link *l, tt_link_close_cb cb, void *ud)
     uv_close((uv_handle_t *)&t->resume, on_resume_closed);
 }
 
+static void tl_abort(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    ttlink *t = (ttlink *)l;
+    if (t->closing)
+        return;
+    t->closing = true;
+    t->reading = false;
+    t->close_cb = cb;
+    t->close_ud = ud;
+    tt_link_abort(t->lower, release, t);
+    uv_close((uv_handle_t *)&t->resume, on_resume_closed);
+}
+
 static const char *tl_peer(tt_link *l, char *buf, size_t len)
 {
     return tt_link_peer(((ttlink *)l)->lower, buf, len);
@@ -531,6 +544,7 @@ static const tt_link_ops ttlink_ops = {
     .shutdown = tl_shutdown,
     .close = tl_close,
     .pending = tl_pending,
+    .abort = tl_abort,
     .peer = tl_peer,
 };
 

@@ -45,6 +45,9 @@ typedef struct tt_link_ops {
     int (*shutdown)(tt_link *l);
     void (*close)(tt_link *l, tt_link_close_cb cb, void *ud);
     size_t (*pending)(const tt_link *l);
+    /* As close, but tells the peer the stream failed (a TCP reset) instead of
+     * ending it cleanly; NULL means close. */
+    void (*abort)(tt_link *l, tt_link_close_cb cb, void *ud);
     /* The remote address as text, for log lines; wrappers ask their lower link. */
     const char *(*peer)(tt_link *l, char *buf, size_t len);
 } tt_link_ops;
@@ -91,6 +94,16 @@ static inline int tt_link_shutdown(tt_link *l)
 static inline void tt_link_close(tt_link *l, tt_link_close_cb cb, void *ud)
 {
     l->ops->close(l, cb, ud);
+}
+
+/* Closes L so that its peer sees a failure, not an end of stream: a
+ * transfer cut short upstream must not look complete downstream. */
+static inline void tt_link_abort(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    if (l->ops->abort)
+        l->ops->abort(l, cb, ud);
+    else
+        l->ops->close(l, cb, ud);
 }
 
 static inline size_t tt_link_pending(const tt_link *l)

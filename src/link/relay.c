@@ -29,6 +29,7 @@ typedef struct relay {
 static relay *g_relays;
 
 static void relay_close(relay *r, const char *reason);
+static void relay_abort(relay *r, int failed, const char *reason);
 
 static int side_of(const relay *r, const tt_link *l)
 {
@@ -77,9 +78,8 @@ static void on_eof(tt_link *l, void *ud)
 static void on_error(tt_link *l, void *ud, int err)
 {
     relay *r = ud;
-    (void)l;
     r->reason = uv_err_name(err);
-    relay_close(r, r->reason);
+    relay_abort(r, side_of(r, l), r->reason);
 }
 
 static void on_drained(tt_link *l, void *ud)
@@ -132,9 +132,24 @@ static void relay_close(relay *r, const char *reason)
     tt_debug("%s: closed (%s) after %llu.%03llu s, %llu bytes up, %llu bytes down", r->label,
              reason, (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000),
              (unsigned long long)r->bytes[0], (unsigned long long)r->bytes[1]);
-    tt_link_close(r->link[0], relay_release, r);
-    tt_link_close(r->link[1], relay_release, r);
+    for (int i = 0; i < 2; i++) {
+        if (r->link[i])
+            tt_link_close(r->link[i], relay_release, r);
+    }
     uv_close((uv_handle_t *)&r->idle, on_timer_closed);
+}
+
+/* A failure on one side is passed on as a failure (a reset) to the other,
+ * so an application never mistakes a cut stream for a complete one. */
+static void relay_abort(relay *r, int failed, const char *reason)
+{
+    if (r->closing)
+        return;
+    tt_link *other = r->link[1 - failed];
+    /* Take the other link out of relay_close's hands, then abort it. */
+    r->link[1 - failed] = NULL;
+    relay_close(r, reason);
+    tt_link_abort(other, relay_release, r);
 }
 
 static void on_idle(uv_timer_t *t)

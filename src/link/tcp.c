@@ -207,6 +207,19 @@ static void tcp_close(tt_link *l, tt_link_close_cb cb, void *ud)
     uv_close((uv_handle_t *)t->tcp, on_close);
 }
 
+static void tcp_abort(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    tcp_link *t = (tcp_link *)l;
+    if (t->closing)
+        return;
+    t->closing = true;
+    t->close_cb = cb;
+    t->close_ud = ud;
+    /* SO_LINGER 0: the peer gets a reset, and queued data is dropped. */
+    if (uv_tcp_close_reset(t->tcp, on_close) != 0)
+        uv_close((uv_handle_t *)t->tcp, on_close);
+}
+
 static size_t tcp_pending(const tt_link *l)
 {
     return ((const tcp_link *)l)->pending;
@@ -221,6 +234,7 @@ static const tt_link_ops tcp_ops = {
     .shutdown = tcp_shutdown,
     .close = tcp_close,
     .pending = tcp_pending,
+    .abort = tcp_abort,
     .peer = tcp_peer,
 };
 

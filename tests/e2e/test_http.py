@@ -1,6 +1,7 @@
-"""A real HTTP client (curl) through tt's SOCKS5 entry to a real HTTP server
-(nginx), by IPv4 address, by name and by IPv6 address; and the server's
-fixed destination (-d)."""
+"""A real HTTP client (curl) through tt to a real HTTP server (nginx): the
+SOCKS5 entry by IPv4 address, by name and by IPv6 address; the server's
+fixed destination (-d); entries, forwards and the carrier on IPv6 and by
+name."""
 
 import re
 

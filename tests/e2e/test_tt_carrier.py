@@ -184,9 +184,18 @@ class Tap:
         except OSError:
             pass
 
+    def cut(self):
+        """Ends both connections abruptly mid-stream, as a middlebox would."""
+        for s in (self.c, self.u):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _run(self):
         c, _ = self.lsock.accept()
         u = socket.create_connection(self.upstream)
+        self.c, self.u = c, u
         t = threading.Thread(target=self._pump, args=(u, c, False), daemon=True)
         t.start()
         self._pump(c, u, True)
@@ -228,6 +237,29 @@ def first_flight(procs, server_port, echo):
         sock.close()
         wait_until(tap.server_spoke.is_set, 10, "the server's first bytes through the tap")
         return bytes(tap.first_flight)
+    finally:
+        tap.close()
+
+
+def test_cut_connection_reaches_the_application_as_a_reset(procs, echo):
+    """A tt connection that ends without a FIN frame was cut by someone:
+    the application gets a reset, never a clean end that could pass a
+    truncated transfer off as complete."""
+    port = free_port(("127.0.0.1",))
+    tt_server(procs, "-l", "127.0.0.1:%d" % port)
+    tap = Tap(("127.0.0.1", port))
+    try:
+        _, socks = tt_client(procs, "127.0.0.1:%d" % tap.port)
+        sock = socks_open(socks, "127.0.0.1", echo)
+        sock.sendall(b"before the cut")
+        got = b""
+        while len(got) < 14:
+            got += sock.recv(64)
+        assert got == b"before the cut"
+        tap.cut()
+        data, how = recv_until_eof(sock, 10)
+        sock.close()
+        assert (data, how) == (b"", "reset")
     finally:
         tap.close()
 

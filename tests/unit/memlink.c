@@ -58,6 +58,12 @@ static void ml_close(tt_link *l, tt_link_close_cb cb, void *ud)
     uv_close((uv_handle_t *)&m->timer, on_timer_closed);
 }
 
+static void ml_abort(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    ((memlink *)l)->aborted = true;
+    ml_close(l, cb, ud);
+}
+
 static size_t ml_pending(const tt_link *l)
 {
     return ((const memlink *)l)->pending;
@@ -70,6 +76,7 @@ static const tt_link_ops ml_ops = {
     .shutdown = ml_shutdown,
     .close = ml_close,
     .pending = ml_pending,
+    .abort = ml_abort,
 };
 
 void memlink_init(memlink *m, uv_loop_t *loop)

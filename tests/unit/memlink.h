@@ -15,8 +15,9 @@ typedef struct memlink {
     bool reading;
     bool shut;
     bool closing;
-    bool closed; /* the close callback has run */
-    bool hold;   /* writes stay pending until memlink_drain */
+    bool closed;  /* the close callback has run */
+    bool aborted; /* closed with tt_link_abort */
+    bool hold;    /* writes stay pending until memlink_drain */
     size_t pending;
     uint8_t *written;
     size_t written_len;

@@ -15,9 +15,8 @@ static void unhex(const char *h, uint8_t *out, size_t n)
 
 Test(crypto, hotp_rfc4226_appendix_d)
 {
-    static const uint32_t snum[10] = {1284755224, 1094287082, 137359152,  1726969429,
-                                      1640338314, 868254676,  1918287922, 82162583,
-                                      673399871,  645520489};
+    static const uint32_t snum[10] = {1284755224, 1094287082, 137359152, 1726969429, 1640338314,
+                                      868254676,  1918287922, 82162583,  673399871,  645520489};
     static const uint32_t code[10] = {755224, 287082, 359152, 969429, 338314,
                                       254676, 287922, 162583, 399871, 520489};
     const char *secret = "12345678901234567890";
@@ -48,9 +47,8 @@ Test(crypto, scrypt_rfc7914_vector3, .timeout = 60)
     unhex("7023bdcb3afd7348461c06cd81fd38ebfda8fbba904f8e3ea9b543f6545da1f2d5432955613f0fcf62d4"
           "9705242a9af9e61e85dc0d651e40dfcf017b45575887",
           want, 64);
-    cr_assert_eq(tt_scrypt("pleaseletmein", 13, (const uint8_t *)"SodiumChloride", 14, 16384,
-                           out, 64),
-                 0);
+    cr_assert_eq(
+        tt_scrypt("pleaseletmein", 13, (const uint8_t *)"SodiumChloride", 14, 16384, out, 64), 0);
     cr_assert_arr_eq(out, want, 64);
 }
 

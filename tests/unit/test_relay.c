@@ -98,6 +98,25 @@ Test(relay, error_on_either_link_closes_both)
     cr_assert(a.closed && b.closed);
 }
 
+Test(relay, error_is_passed_on_as_an_abort_not_an_end)
+{
+    start(0, 0);
+    memlink_error(&b, UV_EPROTO);
+    cr_assert(a.aborted, "the other side must see a failure, not a clean end");
+    cr_assert_not(b.aborted, "the failed link itself is just closed");
+    memlink_free(&a);
+}
+
+Test(relay, clean_end_is_not_an_abort)
+{
+    start(0, 0);
+    memlink_eof(&a);
+    memlink_eof(&b);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert(a.closed && b.closed);
+    cr_assert_not(a.aborted || b.aborted);
+}
+
 Test(relay, write_failure_closes_both)
 {
     start(0, 0);

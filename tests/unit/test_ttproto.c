@@ -141,6 +141,27 @@ Test(ttproto, psk_near_base64_texts_are_passwords, .timeout = 120)
             cr_assert(memcmp(keys[i], keys[j], TT_PSK_LEN) != 0, "cases %zu and %zu agree", i, j);
 }
 
+Test(ttproto, psk_equals_sign_inside_is_password, .timeout = 60)
+{
+    /* 44 characters ending in one '=', but with a '=' inside as well: not
+     * base64 (RFC 4648 allows '=' only as final padding), so by
+     * docs/PROTOCOL.md a password. A lenient decoder reads the inner '=' as
+     * 'A' and would take this text for the key 00 01 02 .. 1f. */
+    static const char *const texts[] = {
+        "AAEC=wQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "====AwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    };
+    for (size_t i = 0; i < LEN(texts); i++) {
+        uint8_t psk[TT_PSK_LEN], lenient[33];
+        bool is_password = false;
+        cr_assert_eq(EVP_DecodeBlock(lenient, (const unsigned char *)texts[i], 44), 33);
+        cr_assert_eq(tt_psk_derive(texts[i], psk, &is_password), 0);
+        cr_expect(is_password, "\"%s\" taken for a base64 key", texts[i]);
+        cr_expect(memcmp(psk, lenient, TT_PSK_LEN) != 0, "\"%s\" used as its lenient decoding",
+                  texts[i]);
+    }
+}
+
 Test(ttproto, psk_password_known_answer, .timeout = 60)
 {
     /* scrypt(P = text, S = "tt/1 password", N = 2^15, r = 8, p = 1, 32). */
@@ -1214,7 +1235,7 @@ Test(ttproto, length_and_padding_limits)
     spec pad[] = {{TT_FRAME_DATA, 1, TT_FRAME_MAX_PAD}, {TT_FRAME_DATA, 1, TT_FRAME_MAX_PAD + 1}};
     cr_assert_eq(run_stream(TT_AEAD_AES_256_GCM, pad, 2, TT_FRAME_MAX_DATA, &got), -EPROTO);
     cr_assert_eq(got, 1);
-    spec huge[] = {{TT_FRAME_DATA, 0, 0xffff}};
+    spec huge[] = {{TT_FRAME_DATA, 0, 4 * TT_FRAME_MAX_PAD}};
     cr_assert_eq(run_stream(TT_AEAD_AES_256_GCM, huge, 1, TT_FRAME_MAX_DATA, &got), -EPROTO);
 }
 
@@ -1331,6 +1352,12 @@ static const char v_hs2c[] = "fddca19fa2409c00880e78277d905a556af2b5730af2281400
 static const char v_sc2s[] = "49b006d7c4abd61679c5424380a03198a4bc885dc46032ffcd1a9e962ab63fd0";
 static const char v_ss2c[] = "aaa7c928b57abcc175a761157e178086c510c77c1546e9bc12f21751de13fae4";
 static const char v_port_key[] = "2210c4053dca4ea58d0d231c7e1cd5c7f076699b5f508b95c3580bc73c717be7";
+static const char v_client_body[] =
+    "01000000006553f10079a631eede1bf9c98f12032cdeadd0e7a079398fc786b8"
+    "8cc846ec89af85a51a00090100017f0000010050";
+static const char v_server_body[] =
+    "01675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea5"
+    "2f00020100";
 static const uint32_t v_hotp0 = 621472461;
 static const uint16_t v_port0 = 29389; /* slot 0 in 1024-65535 */
 
@@ -1460,6 +1487,17 @@ static void check_vectors(enum tt_aead_alg alg, const vectors *v)
     cr_assert_eq(ch.elen, 9);
     cr_assert_arr_eq(ch.early, open_127_80, 9);
     cr_assert_arr_eq(ch.cpub, cpub, 32);
+    expect_hex(flight + TT_CLIENT_PREFIX_LEN, body - 16, v_client_body, "client hello plaintext");
+    tt_aead_free(&rx);
+    tt_server_hello shv;
+    cr_assert_eq(tt_aead_init(&rx, alg, hs2c, false), 0);
+    cr_assert_eq(tt_hello_open_len(&rx, sh, false, &body), 0);
+    cr_assert_eq(body, 35 + 2 + 16);
+    cr_assert_eq(tt_server_hello_open(&rx, sh + TT_HELLO_HDR_LEN, body, &shv), 0);
+    cr_assert_arr_eq(shv.spub, spub, 32);
+    cr_assert_eq(shv.dlen, 2);
+    cr_assert_arr_eq(shv.data, reply, 2);
+    expect_hex(sh + TT_HELLO_HDR_LEN, body - 16, v_server_body, "server hello plaintext");
     tt_aead_free(&rx);
 
     /* Session keys, from both ends. */
