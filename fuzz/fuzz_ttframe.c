@@ -267,7 +267,23 @@ static void run_sealed(enum tt_aead_alg alg, cursor *c)
         for (size_t j = 0; j < f[i].len; j++)
             payload[j] = fill_byte(fill, nfill, fill_off, j);
         fill_off += f[i].len;
-        size_t w = tt_frame_seal(&tx, f[i].type, payload, f[i].len, f[i].pad, stream + f[i].start);
+        size_t w;
+        if (f[i].len <= TT_FRAME_MAX_DATA && f[i].pad <= TT_FRAME_MAX_PAD) {
+            w = tt_frame_seal(&tx, f[i].type, payload, f[i].len, f[i].pad, stream + f[i].start);
+        } else {
+            /* The sealer refuses frames over the limits (checked here too);
+             * forge them with the AEAD so the reader's refusal is tested. */
+            CHECK(tt_frame_seal(&tx, f[i].type, payload, f[i].len, f[i].pad, stream + f[i].start) ==
+                  0);
+            /* The refusal came before any sealing: the nonce counter is
+             * where the next frame expects it. */
+            uint8_t hdr[5] = {f[i].type, (uint8_t)(f[i].len >> 8), (uint8_t)f[i].len,
+                              (uint8_t)(f[i].pad >> 8), (uint8_t)f[i].pad};
+            CHECK(tt_aead_seal(&tx, hdr, 5, stream + f[i].start) == 0);
+            CHECK(tt_aead_seal_pad(&tx, payload, f[i].len, f[i].pad,
+                                   stream + f[i].start + TT_FRAME_HDR_LEN) == 0);
+            w = TT_FRAME_OVERHEAD + f[i].len + f[i].pad;
+        }
         CHECK(w == f[i].end - f[i].start);
     }
     tt_aead_free(&tx);

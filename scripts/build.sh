@@ -10,8 +10,17 @@ case "$kind" in
   test) dir=build-test; opts=(--buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false) ;;
   *) echo "usage: scripts/build.sh [release|test]" >&2; exit 2 ;;
 esac
-if [[ ! -f $dir/build.ninja ]]; then
-  meson setup "$dir" "${opts[@]}" >/dev/null
+# Quiet when all is well; the whole output when something fails.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if [[ ! -f $dir/build.ninja ]] && ! meson setup "$dir" "${opts[@]}" >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "build: meson setup failed" >&2
+  exit 1
 fi
-ninja -C "$dir" >/dev/null
+if ! ninja -C "$dir" >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "build: compilation failed" >&2
+  exit 1
+fi
 echo "$dir"

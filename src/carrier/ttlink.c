@@ -92,15 +92,25 @@ static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
     size_t off = 0;
     while (len > 0) {
         size_t n = len < f ? len : f;
-        off += tt_frame_seal(&t->tx, TT_FRAME_DATA, data, n, pad_len(t, t->p.frame_pad_max),
-                             out + off);
+        size_t w = tt_frame_seal(&t->tx, TT_FRAME_DATA, data, n, pad_len(t, t->p.frame_pad_max),
+                                 out + off);
+        if (w == 0)
+            goto fail;
+        off += w;
         data += n;
         len -= n;
     }
-    if (fin)
-        off +=
+    if (fin) {
+        size_t w =
             tt_frame_seal(&t->tx, TT_FRAME_FIN, NULL, 0, pad_len(t, t->p.frame_pad_max), out + off);
+        if (w == 0)
+            goto fail;
+        off += w;
+    }
     return send_lower(t, out, off);
+fail:
+    free(out);
+    return UV_EIO;
 }
 
 static int send_hello(ttlink *t, const uint8_t *data, size_t len)
@@ -324,6 +334,21 @@ static void deliver(ttlink *t, gather *g)
     g->len = 0;
 }
 
+/* Appends gathered plaintext to the plaintext stash. */
+static int keep_plain(ttlink *t, gather *g)
+{
+    if (g->len == 0)
+        return 0;
+    uint8_t *e = realloc(t->early, t->early_len + g->len);
+    if (e == NULL)
+        return UV_ENOMEM;
+    memcpy(e + t->early_len, g->buf, g->len);
+    t->early = e;
+    t->early_len += g->len;
+    g->len = 0;
+    return 0;
+}
+
 /* Decrypts and delivers DATA while the owner reads; keeps the rest. */
 static void process(ttlink *t, const uint8_t *data, size_t len)
 {
@@ -333,7 +358,10 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
         if (t->closing)
             goto out;
         if (!t->reading) {
-            if (stash(t, data + off, len - off) < 0)
+            /* The owner stopped reading during a delivery: keep what is
+             * decrypted already (plaintext, delivered first) and what is
+             * not (ciphertext), in that order, for read_start. */
+            if (keep_plain(t, &g) < 0 || stash(t, data + off, len - off) < 0)
                 fail(t, UV_ENOMEM);
             goto out;
         }
@@ -383,7 +411,10 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
         memcpy(g.buf + g.len, p, n);
         g.len += n;
     }
-    deliver(t, &g);
+    if (t->reading)
+        deliver(t, &g);
+    else if (keep_plain(t, &g) < 0)
+        fail(t, UV_ENOMEM);
 out:
     free(g.buf);
     tt_frame_reader_trim(&t->rx);

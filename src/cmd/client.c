@@ -46,7 +46,7 @@ static const tt_opt client_opts[] = {
     {0, "timeout", "DURATION", TT_OPT_DURATION, O(timeout_ms),
      "close a stream idle this long in both directions (default 5m; 0 = never)", 0, 0},
     {0, "handshake-timeout", "DURATION", TT_OPT_DURATION, O(handshake_timeout_ms),
-     "limit for an application's SOCKS5 negotiation (default 10s)", 0, 0},
+     "limit for an application's SOCKS5 negotiation (default 10s; more than 0)", 0, 0},
     {0, "connect-timeout", "DURATION", TT_OPT_DURATION, O(connect_timeout_ms),
      "limit for connecting to the server (default 10s)", 0, 0},
     {0, "open-timeout", "DURATION", TT_OPT_DURATION, O(open_timeout_ms),
@@ -144,6 +144,8 @@ static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
     const char *why = NULL;
     if (cfg->server == NULL)
         return tt_opts_fail(&client_spec, "missing -s/--server SERVER");
+    if (cfg->handshake_timeout_ms == 0)
+        return tt_opts_fail(&client_spec, "--handshake-timeout must be more than 0");
     tt_carrier_cfg ccfg = {.connect_timeout_ms = cfg->connect_timeout_ms,
                            .handshake_timeout_ms = cfg->handshake_timeout_ms};
     const tt_carrier_ops *ops;

@@ -49,7 +49,7 @@ static const tt_opt server_opts[] = {
     {0, "timeout", "DURATION", TT_OPT_DURATION, O(timeout_ms),
      "close a stream idle this long in both directions (default 5m; 0 = never)", 0, 0},
     {0, "handshake-timeout", "DURATION", TT_OPT_DURATION, O(handshake_timeout_ms),
-     "limit for a client's handshake and stream header (default 10s)", 0, 0},
+     "limit for a client's handshake and stream header (default 10s; more than 0)", 0, 0},
     {0, "connect-timeout", "DURATION", TT_OPT_DURATION, O(connect_timeout_ms),
      "limit for resolving and connecting to a destination (default 10s)", 0, 0},
     {0, "log-level", "LEVEL", TT_OPT_STRING, O(log_level),
@@ -92,6 +92,10 @@ static void server_stop(void *ud)
 static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
 {
     const char *why = NULL;
+    /* Without a handshake limit a silent client would hold a connection (and
+     * a probe would get no close) forever. */
+    if (cfg->handshake_timeout_ms == 0)
+        return tt_opts_fail(&server_spec, "--handshake-timeout must be more than 0");
     tt_carrier_cfg ccfg = {.insecure = cfg->insecure,
                            .connect_timeout_ms = cfg->connect_timeout_ms,
                            .handshake_timeout_ms = cfg->handshake_timeout_ms,
@@ -113,7 +117,7 @@ static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
     }
     s->scfg.acl = &s->acl;
     s->scfg.connect_timeout_ms = cfg->connect_timeout_ms;
-    s->scfg.handshake_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 1;
+    s->scfg.handshake_timeout_ms = cfg->handshake_timeout_ms;
     s->scfg.idle_timeout_ms = cfg->timeout_ms;
     if (cfg->destination) {
         tt_hostport hp;

@@ -34,8 +34,16 @@ static uint64_t get64(const uint8_t *p)
 /* Decodes standard base64 of exactly 32 bytes (44 characters, one '='). */
 static bool decode_key(const char *text, uint8_t out[TT_PSK_LEN])
 {
-    if (strlen(text) != 44 || text[43] != '=' || text[42] == '=')
+    if (strlen(text) != 44 || text[43] != '=')
         return false;
+    /* EVP_DecodeBlock reads '=' anywhere as zero bits, so check the alphabet
+     * first: only a real key may be used as one, all else is a password. */
+    for (int i = 0; i < 43; i++) {
+        char ch = text[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '+' || ch == '/'))
+            return false;
+    }
     uint8_t tmp[33];
     if (EVP_DecodeBlock(tmp, (const unsigned char *)text, 44) != 33)
         return false;
@@ -222,11 +230,14 @@ int tt_server_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_server_hello *o
 size_t tt_frame_seal(tt_aead *k, uint8_t type, const uint8_t *data, size_t len, size_t pad,
                      uint8_t *out)
 {
+    if (len > TT_FRAME_MAX_DATA || pad > TT_FRAME_MAX_PAD)
+        return 0;
     uint8_t *body = out + TT_FRAME_HDR_LEN;
     uint8_t hdr[5] = {type, (uint8_t)(len >> 8), (uint8_t)len, (uint8_t)(pad >> 8), (uint8_t)pad};
-    tt_aead_seal(k, hdr, sizeof hdr, out);
     /* Sealed straight from DATA (which may already sit at BODY): no copy. */
-    tt_aead_seal_pad(k, data, len, pad, body);
+    if (tt_aead_seal(k, hdr, sizeof hdr, out) != 0 ||
+        tt_aead_seal_pad(k, data, len, pad, body) != 0)
+        return 0;
     return TT_FRAME_OVERHEAD + len + pad;
 }
 

@@ -112,7 +112,8 @@ typedef struct tt_server_hello {
 int tt_server_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_server_hello *out);
 
 /* Writes one frame (header and body) with K into OUT, which holds
- * TT_FRAME_OVERHEAD + LEN + PAD bytes; returns that size. DATA may alias
+ * TT_FRAME_OVERHEAD + LEN + PAD bytes; returns that size, or 0 when LEN or
+ * PAD is over its limit or sealing fails. DATA may alias
  * OUT + TT_FRAME_HDR_LEN (sealing in place). LEN <= TT_FRAME_MAX_DATA,
  * PAD <= TT_FRAME_MAX_PAD. */
 size_t tt_frame_seal(tt_aead *k, uint8_t type, const uint8_t *data, size_t len, size_t pad,

@@ -51,13 +51,16 @@ static void rotate(tt_replay *r, uint64_t now)
         free(r->cur);
         r->old = NULL;
         r->n_old = 0;
+        r->start = now;
     } else {
+        /* Generations keep their fixed boundaries: starting the new one at
+         * NOW would let sparse traffic keep old salts past 2 * SPAN. */
         r->old = r->cur;
         r->n_old = r->n_cur;
+        r->start += r->span;
     }
     r->cur = NULL;
     r->n_cur = 0;
-    r->start = now;
 }
 
 int tt_replay_check(tt_replay *r, const uint8_t *salt, uint64_t now)

@@ -346,6 +346,9 @@ def test_fallback_makes_the_port_look_like_the_web_site(procs, nginx, echo):
     (["server", "-k", "x", "--fallback", "nope"], r"invalid --fallback"),
     (["client", "-s", "h", "-k", "x", "--clock-offset", "soon"], r"invalid --clock-offset"),
     (["client", "-s", "tt://[::1", "-k", "x"], r"invalid --server"),
+    (["server", "-k", "x", "--handshake-timeout", "0"], r"--handshake-timeout must be more than 0"),
+    (["client", "-s", "h", "-k", "x", "--handshake-timeout", "0"],
+     r"--handshake-timeout must be more than 0"),
 ])
 def test_bad_carrier_options_exit_2_with_one_line(args, msg):
     r = run_tt(args)

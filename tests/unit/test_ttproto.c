@@ -320,7 +320,19 @@ static uint8_t *seal_stream(tt_aead *tx, const spec *s, size_t n, size_t *size, 
     for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < s[i].len; j++)
             data[j] = payload_byte(i, j);
-        size_t w = tt_frame_seal(tx, s[i].type, data, s[i].len, s[i].pad, buf + off);
+        size_t w;
+        if (s[i].len <= TT_FRAME_MAX_DATA && s[i].pad <= TT_FRAME_MAX_PAD) {
+            w = tt_frame_seal(tx, s[i].type, data, s[i].len, s[i].pad, buf + off);
+        } else {
+            /* The sealer refuses frames over the limits, so forge them with
+             * the AEAD directly to test that the reader refuses them too. */
+            uint8_t hdr[5] = {s[i].type, (uint8_t)(s[i].len >> 8), (uint8_t)s[i].len,
+                              (uint8_t)(s[i].pad >> 8), (uint8_t)s[i].pad};
+            cr_assert_eq(tt_aead_seal(tx, hdr, 5, buf + off), 0);
+            cr_assert_eq(
+                tt_aead_seal_pad(tx, data, s[i].len, s[i].pad, buf + off + TT_FRAME_HDR_LEN), 0);
+            w = TT_FRAME_OVERHEAD + s[i].len + s[i].pad;
+        }
         cr_assert_eq(w, TT_FRAME_OVERHEAD + s[i].len + s[i].pad);
         off += w;
         if (ends)
@@ -1210,6 +1222,22 @@ Test(ttproto, fin_with_data_is_eproto)
     spec ok[] = {{TT_FRAME_FIN, 0, 9}};
     cr_assert_eq(run_stream(TT_AEAD_AES_256_GCM, ok, 1, TT_FRAME_MAX_DATA, &got), 0);
     cr_assert_eq(got, 1);
+}
+
+Test(ttproto, sealer_refuses_frames_over_the_limits)
+{
+    uint8_t key[32] = {0};
+    tt_aead tx;
+    cr_assert_eq(tt_aead_init(&tx, TT_AEAD_CHACHA20_POLY1305, key, true), 0);
+    uint8_t *out = malloc(TT_FRAME_MAX_DATA + 2 * TT_FRAME_MAX_PAD + TT_FRAME_OVERHEAD);
+    uint8_t *data = calloc(1, TT_FRAME_MAX_DATA + 1);
+    cr_assert_eq(tt_frame_seal(&tx, TT_FRAME_DATA, data, TT_FRAME_MAX_DATA + 1, 0, out), 0);
+    cr_assert_eq(tt_frame_seal(&tx, TT_FRAME_DATA, data, 1, TT_FRAME_MAX_PAD + 1, out), 0);
+    cr_assert_eq(tt_frame_seal(&tx, TT_FRAME_DATA, data, TT_FRAME_MAX_DATA, TT_FRAME_MAX_PAD, out),
+                 TT_FRAME_OVERHEAD + TT_FRAME_MAX_DATA + TT_FRAME_MAX_PAD);
+    free(out);
+    free(data);
+    tt_aead_free(&tx);
 }
 
 Test(ttproto, length_and_padding_limits)
