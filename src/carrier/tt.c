@@ -49,6 +49,14 @@ typedef struct ttc {
     tt_replay replay;
     tt_carrier_accept_cb accept_cb;
     void *accept_ud;
+    /* One pre-generated ephemeral key pair: a handshake takes it, and the
+     * prepare handle makes the next one just before the loop next waits for
+     * I/O, that is after the timers that continue the handshake (parse the
+     * stream header, issue the destination's connect) have run, so the
+     * arithmetic overlaps the network instead of delaying it. */
+    tt_x25519_key spare;
+    uv_prepare_t refill;
+    int handles; /* open handles to close before freeing */
 } ttc;
 
 static uint64_t wall_ms(const ttc *c)
@@ -87,15 +95,36 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
     }
     if (is_password)
         tt_debug("-k is a password; stretched with scrypt");
+    uv_prepare_init(loop, &c->refill);
+    c->refill.data = c;
+    c->handles = 1;
     for (unsigned i = 0; i < cfg->n_methods; i++) {
         c->lp[i] = (tt_ttlink_params){.alg = cfg->methods[i],
                                       .psk = c->psk,
                                       .frame_data = cfg->buffer_size,
                                       .hello_pad_max = cfg->hello_pad_max,
-                                      .frame_pad_max = cfg->frame_pad_max};
+                                      .frame_pad_max = cfg->frame_pad_max,
+                                      .spare = &c->spare};
     }
     return 0;
 }
+
+static void on_refill(uv_prepare_t *h)
+{
+    ttc *c = h->data;
+    uv_prepare_stop(h);
+    if (c->spare.pkey == NULL && tt_x25519_generate(&c->spare) != 0)
+        tt_warn("cannot pre-generate a key pair");
+}
+
+/* Called after a handshake took (or may have taken) the spare key. */
+static void schedule_refill(ttc *c)
+{
+    if (c->spare.pkey == NULL)
+        uv_prepare_start(&c->refill, on_refill);
+}
+
+static void ttc_close(tt_carrier *base);
 
 /* Client. */
 
@@ -131,6 +160,7 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *lower)
         return;
     }
     tt_link *l = tt_ttlink_client(lower, &c->lp[0], wall_ms(c) / 1000);
+    schedule_refill(c);
     cb(cud, l ? 0 : UV_ENOMEM, l);
 }
 
@@ -188,8 +218,7 @@ static int ttc_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
         rc = -EINVAL;
     }
     if (rc < 0) {
-        OPENSSL_cleanse(c, sizeof *c);
-        free(c);
+        ttc_close(&c->base);
         return rc;
     }
     *out = &c->base;
@@ -353,6 +382,7 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
     tt_link *l = tt_ttlink_server(lower, &c->lp[h->method], h->buf, ch->cpub, ch->early, ch->elen,
                                   extra, xlen);
     hs_close(h);
+    schedule_refill(c);
     if (l != NULL)
         c->accept_cb(c->accept_ud, l);
 }
@@ -551,6 +581,7 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     uv_timer_init(loop, &c->hop_timer);
     c->hop_timer.data = c;
     c->hop_timer_on = true;
+    c->handles++;
     if (rc == 0 && cfg->url.hp.port != 0) {
         rc = tt_tcp_listen(loop, c->host, cfg->url.hp.port, on_accept, c, &c->fixed);
         if (rc < 0)
@@ -587,10 +618,13 @@ static const char *ttc_describe(tt_carrier *base, char *buf, size_t len)
     return buf;
 }
 
-static void on_hop_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     ttc *c = h->data;
+    if (--c->handles > 0)
+        return;
     tt_replay_free(&c->replay);
+    tt_x25519_free(&c->spare);
     OPENSSL_cleanse(c, sizeof *c);
     free(c);
 }
@@ -606,12 +640,15 @@ static void ttc_close(tt_carrier *base)
     if (c->fixed)
         tt_tcp_listener_close(c->fixed);
     c->fixed = NULL;
-    if (c->hop_timer_on) {
-        uv_close((uv_handle_t *)&c->hop_timer, on_hop_timer_closed);
-        return;
+    if (c->hop_timer_on)
+        uv_close((uv_handle_t *)&c->hop_timer, on_handle_closed);
+    if (c->refill.loop != NULL)
+        uv_close((uv_handle_t *)&c->refill, on_handle_closed);
+    if (c->handles == 0) {
+        /* Failed before any handle existed. */
+        OPENSSL_cleanse(c, sizeof *c);
+        free(c);
     }
-    OPENSSL_cleanse(c, sizeof *c);
-    free(c);
 }
 
 const tt_carrier_ops tt_carrier_tt = {

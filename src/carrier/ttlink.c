@@ -17,10 +17,11 @@ typedef struct ttlink {
     bool client;
     uint64_t ts; /* client: the hello's timestamp */
     uint8_t salt[TT_SALT_LEN];
-    uint8_t priv[32], pub[TT_PUB_LEN]; /* our ephemeral key pair */
-    tt_aead hello_tx;                  /* client: hello c2s; server: hello s2c */
-    tt_aead hello_rx;                  /* client: reads the server hello */
-    tt_aead tx;                        /* session key of our direction */
+    tt_x25519_key eph;       /* our ephemeral key pair; freed once the keys are derived */
+    uint8_t pub[TT_PUB_LEN]; /* its public half, for the hello */
+    tt_aead hello_tx;        /* client: hello c2s; server: hello s2c */
+    tt_aead hello_rx;        /* client: reads the server hello */
+    tt_aead tx;              /* session key of our direction */
     tt_frame_reader rx;
     bool hello_sent;
     bool keys_ready; /* tx and rx hold session keys */
@@ -213,7 +214,7 @@ static size_t tl_pending(const tt_link *l)
 static int keys_from_server(ttlink *t, const uint8_t spub[TT_PUB_LEN])
 {
     uint8_t shared[32], c2s[32], s2c[32];
-    int rc = tt_x25519(t->priv, spub, shared);
+    int rc = tt_x25519_derive(&t->eph, spub, shared);
     if (rc == 0)
         rc = tt_proto_session_keys(t->p.psk, t->salt, shared, t->pub, spub, c2s, s2c);
     if (rc == 0)
@@ -223,7 +224,7 @@ static int keys_from_server(ttlink *t, const uint8_t spub[TT_PUB_LEN])
     OPENSSL_cleanse(shared, sizeof shared);
     OPENSSL_cleanse(c2s, sizeof c2s);
     OPENSSL_cleanse(s2c, sizeof s2c);
-    OPENSSL_cleanse(t->priv, sizeof t->priv);
+    tt_x25519_free(&t->eph);
     if (rc < 0)
         return UV_EPROTO;
     t->keys_ready = true;
@@ -524,7 +525,7 @@ static void release(void *ud)
     free(t->q);
     free(t->in);
     free(t->early);
-    OPENSSL_cleanse(t->priv, sizeof t->priv);
+    tt_x25519_free(&t->eph);
     tt_link_close_cb cb = t->close_cb;
     void *cud = t->close_ud;
     free(t);
@@ -579,6 +580,19 @@ static const tt_link_ops ttlink_ops = {
     .peer = tl_peer,
 };
 
+/* Takes the owner's spare key pair if there is one, else makes one. */
+static int take_keypair(ttlink *t)
+{
+    int rc = 0;
+    if (t->p.spare && t->p.spare->pkey)
+        tt_x25519_move(&t->eph, t->p.spare);
+    else
+        rc = tt_x25519_generate(&t->eph);
+    if (rc == 0)
+        memcpy(t->pub, t->eph.pub, TT_PUB_LEN);
+    return rc;
+}
+
 static ttlink *ttlink_new(tt_link *lower, const tt_ttlink_params *p, bool client)
 {
     ttlink *t = calloc(1, sizeof *t);
@@ -622,7 +636,7 @@ tt_link *tt_ttlink_client(tt_link *lower, const tt_ttlink_params *p, uint64_t no
     t->ts = now_s;
     uint8_t c2s[32], s2c[32];
     tt_random(t->salt, sizeof t->salt);
-    int rc = tt_x25519_keypair(t->priv, t->pub);
+    int rc = take_keypair(t);
     if (rc == 0)
         rc = tt_proto_hello_keys(p->psk, t->salt, c2s, s2c);
     if (rc == 0)
@@ -649,13 +663,13 @@ tt_link *tt_ttlink_server(tt_link *lower, const tt_ttlink_params *p,
     }
     memcpy(t->salt, salt, TT_SALT_LEN);
     uint8_t hc2s[32], hs2c[32], shared[32], c2s[32], s2c[32];
-    int rc = tt_x25519_keypair(t->priv, t->pub);
+    int rc = take_keypair(t);
     if (rc == 0)
         rc = tt_proto_hello_keys(p->psk, salt, hc2s, hs2c);
     if (rc == 0)
         rc = tt_aead_init(&t->hello_tx, p->alg, hs2c, true);
     if (rc == 0)
-        rc = tt_x25519(t->priv, cpub, shared);
+        rc = tt_x25519_derive(&t->eph, cpub, shared);
     if (rc == 0)
         rc = tt_proto_session_keys(p->psk, salt, shared, cpub, t->pub, c2s, s2c);
     if (rc == 0)
@@ -667,7 +681,7 @@ tt_link *tt_ttlink_server(tt_link *lower, const tt_ttlink_params *p,
     OPENSSL_cleanse(shared, sizeof shared);
     OPENSSL_cleanse(c2s, sizeof c2s);
     OPENSSL_cleanse(s2c, sizeof s2c);
-    OPENSSL_cleanse(t->priv, sizeof t->priv);
+    tt_x25519_free(&t->eph);
     if (rc == 0 && elen > 0) {
         t->early = malloc(elen);
         if (t->early == NULL)

@@ -22,6 +22,9 @@ typedef struct tt_ttlink_params {
     size_t frame_data;  /* largest plaintext per frame */
     unsigned hello_pad_max;
     unsigned frame_pad_max;
+    /* A pre-generated ephemeral key pair the link may take (leaving it
+     * empty for the owner to refill off the critical path); NULL: none. */
+    tt_x25519_key *spare;
 } tt_ttlink_params;
 
 /* Client end over LOWER (now owned by the link). NOW_S is the wall-clock

@@ -10,6 +10,27 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+/* Algorithm handles, fetched once: OpenSSL 3 looks implementations up by
+ * name on every implicit fetch, which costs more than a whole handshake's
+ * arithmetic. They hold no key material. The loop thread is the only user. */
+static EVP_CIPHER *g_cipher[2];
+static EVP_KDF *g_scrypt;
+
+static EVP_CIPHER *cipher_of(enum tt_aead_alg alg)
+{
+    int i = alg == TT_AEAD_AES_256_GCM ? 1 : 0;
+    if (g_cipher[i] == NULL)
+        g_cipher[i] = EVP_CIPHER_fetch(NULL, i ? "AES-256-GCM" : "ChaCha20-Poly1305", NULL);
+    return g_cipher[i];
+}
+
+static EVP_KDF *kdf_of(EVP_KDF **slot, const char *name)
+{
+    if (*slot == NULL)
+        *slot = EVP_KDF_fetch(NULL, name, NULL);
+    return *slot;
+}
+
 int tt_aead_parse(const char *name)
 {
     if (strcmp(name, "chacha20-poly1305") == 0 || strcmp(name, "chacha20-ietf-poly1305") == 0)
@@ -27,8 +48,8 @@ const char *tt_aead_name(enum tt_aead_alg alg)
 int tt_aead_init(tt_aead *a, enum tt_aead_alg alg, const uint8_t key[TT_AEAD_KEY_LEN], bool encrypt)
 {
     memset(a, 0, sizeof *a);
-    const EVP_CIPHER *c = alg == TT_AEAD_AES_256_GCM ? EVP_aes_256_gcm() : EVP_chacha20_poly1305();
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    EVP_CIPHER *c = cipher_of(alg);
+    EVP_CIPHER_CTX *ctx = c ? EVP_CIPHER_CTX_new() : NULL;
     if (ctx == NULL)
         return -ENOMEM;
     /* Keying once and changing only the nonce per message keeps the key
@@ -108,41 +129,66 @@ int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
     return 0;
 }
 
+/* HMAC-SHA256 over one reusable context: OpenSSL's KDF objects cost more
+ * to set up per call than the two or three HMACs HKDF needs. */
+static EVP_MAC_CTX *g_hmac;
+
+static int hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *a, size_t a_len,
+                       const uint8_t *b, size_t b_len, const uint8_t *c, size_t c_len,
+                       uint8_t out[32])
+{
+    if (g_hmac == NULL) {
+        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        g_hmac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+        EVP_MAC_free(mac);
+        if (g_hmac == NULL)
+            return -EIO;
+        OSSL_PARAM p[2] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()};
+        if (EVP_MAC_CTX_set_params(g_hmac, p) != 1)
+            return -EIO;
+    }
+    /* HMAC treats an empty key as zeros; OpenSSL wants a non-NULL pointer. */
+    static const uint8_t nokey[1];
+    size_t n = 0;
+    if (EVP_MAC_init(g_hmac, key_len ? key : nokey, key_len, NULL) != 1 ||
+        (a_len && EVP_MAC_update(g_hmac, a, a_len) != 1) ||
+        (b_len && EVP_MAC_update(g_hmac, b, b_len) != 1) ||
+        (c_len && EVP_MAC_update(g_hmac, c, c_len) != 1) ||
+        EVP_MAC_final(g_hmac, out, &n, 32) != 1 || n != 32)
+        return -EIO;
+    return 0;
+}
+
 int tt_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
             const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    if (kdf == NULL)
-        return -EIO;
-    EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
-    EVP_KDF_free(kdf);
-    if (kctx == NULL)
-        return -EIO;
-    OSSL_PARAM params[5];
-    int i = 0;
-    params[i++] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[i++] =
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)ikm, ikm_len);
-    /* An absent salt means zeros (RFC 5869); OpenSSL wants no parameter then. */
-    if (salt_len > 0)
-        params[i++] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-                                                        (void *)(uintptr_t)salt, salt_len);
-    params[i++] =
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)(uintptr_t)info, info_len);
-    params[i] = OSSL_PARAM_construct_end();
-    int rc = EVP_KDF_derive(kctx, out, out_len, params) == 1 ? 0 : -EIO;
-    EVP_KDF_CTX_free(kctx);
+    /* RFC 5869: PRK = HMAC(salt, IKM); T(i) = HMAC(PRK, T(i-1) | info | i). */
+    if (out_len > 255 * 32)
+        return -EINVAL;
+    uint8_t prk[32], t[32];
+    int rc = hmac_sha256(salt, salt_len, ikm, ikm_len, NULL, 0, NULL, 0, prk);
+    size_t done = 0, tlen = 0;
+    for (uint8_t i = 1; rc == 0 && done < out_len; i++) {
+        rc = hmac_sha256(prk, sizeof prk, t, tlen, info, info_len, &i, 1, t);
+        tlen = sizeof t;
+        size_t n = out_len - done < 32 ? out_len - done : 32;
+        memcpy(out + done, t, n);
+        done += n;
+    }
+    OPENSSL_cleanse(prk, sizeof prk);
+    OPENSSL_cleanse(t, sizeof t);
     return rc;
 }
 
 int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, uint64_t n,
               uint8_t *out, size_t out_len)
 {
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+    EVP_KDF *kdf = kdf_of(&g_scrypt, "SCRYPT");
     if (kdf == NULL)
         return -EIO;
     EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
-    EVP_KDF_free(kdf);
     if (kctx == NULL)
         return -EIO;
     uint32_t r = 8, p = 1;
@@ -192,6 +238,57 @@ int tt_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32]
     EVP_PKEY_free(them);
     EVP_PKEY_free(me);
     return rc;
+}
+
+static EVP_PKEY_CTX *g_keygen;
+
+int tt_x25519_generate(tt_x25519_key *k)
+{
+    /* One keygen context for the process: creating it fetches the
+     * implementation by name, which costs as much as the arithmetic. */
+    if (g_keygen == NULL) {
+        g_keygen = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
+        if (g_keygen == NULL || EVP_PKEY_keygen_init(g_keygen) != 1) {
+            EVP_PKEY_CTX_free(g_keygen);
+            g_keygen = NULL;
+            return -EIO;
+        }
+    }
+    EVP_PKEY *pk = NULL;
+    size_t len = 32;
+    if (EVP_PKEY_keygen(g_keygen, &pk) != 1 || EVP_PKEY_get_raw_public_key(pk, k->pub, &len) != 1 ||
+        len != 32) {
+        EVP_PKEY_free(pk);
+        return -EIO;
+    }
+    k->pkey = pk;
+    return 0;
+}
+
+int tt_x25519_derive(const tt_x25519_key *k, const uint8_t peer[32], uint8_t shared[32])
+{
+    int rc = -EIO;
+    EVP_PKEY *them = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer, 32);
+    EVP_PKEY_CTX *ctx = k->pkey ? EVP_PKEY_CTX_new(k->pkey, NULL) : NULL;
+    size_t len = 32;
+    if (ctx && them && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, them) == 1 &&
+        EVP_PKEY_derive(ctx, shared, &len) == 1 && len == 32)
+        rc = 0;
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(them);
+    return rc;
+}
+
+void tt_x25519_free(tt_x25519_key *k)
+{
+    EVP_PKEY_free(k->pkey);
+    k->pkey = NULL;
+}
+
+void tt_x25519_move(tt_x25519_key *to, tt_x25519_key *from)
+{
+    *to = *from;
+    from->pkey = NULL;
 }
 
 uint32_t tt_hotp(const uint8_t *key, size_t key_len, uint64_t counter)

@@ -59,7 +59,28 @@ int tt_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt
 int tt_scrypt(const char *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, uint64_t n,
               uint8_t *out, size_t out_len);
 
-/* A fresh X25519 key pair. Returns 0 or -EIO. */
+/* An ephemeral X25519 key pair. Kept as OpenSSL's key object, because
+ * re-importing the private bytes would recompute the public key: a second
+ * scalar multiplication on every handshake. */
+typedef struct tt_x25519_key {
+    void *pkey;      /* private: EVP_PKEY, NULL when empty */
+    uint8_t pub[32]; /* read-only */
+} tt_x25519_key;
+
+/* Generates a key pair into K (which must be empty). Returns 0 or -EIO. */
+int tt_x25519_generate(tt_x25519_key *k);
+
+/* The shared secret of K and PEER. Returns 0, or -EIO (also for a peer key
+ * that gives the all-zero secret). */
+int tt_x25519_derive(const tt_x25519_key *k, const uint8_t peer[32], uint8_t shared[32]);
+
+/* Frees the key (if any) and leaves K empty. */
+void tt_x25519_free(tt_x25519_key *k);
+
+/* Moves the key in FROM to TO (which must be empty), leaving FROM empty. */
+void tt_x25519_move(tt_x25519_key *to, tt_x25519_key *from);
+
+/* A fresh X25519 key pair as raw bytes (tests, vectors). Returns 0 or -EIO. */
 int tt_x25519_keypair(uint8_t priv[32], uint8_t pub[32]);
 
 /* The X25519 shared secret of PRIV and PEER. Returns 0, or -EIO (including

@@ -177,16 +177,6 @@ static void on_timeout(uv_timer_t *t)
     dial_finish(d, TT_S5_REP_TTL_EXPIRED, UV_ETIMEDOUT, NULL);
 }
 
-/* Starts the walk from the loop rather than from tt_dial_start, so that even
- * an immediate outcome (a refused literal) is reported asynchronously. */
-static void on_kick(uv_timer_t *t)
-{
-    tt_dial *d = t->data;
-    if (d->timeout_ms)
-        uv_timer_start(&d->timer, on_timeout, d->timeout_ms, 0);
-    try_next(d);
-}
-
 int tt_dial_start(uv_loop_t *loop, const tt_target *t, const tt_dial_opts *opts, tt_dial_cb cb,
                   void *ud, tt_dial **out)
 {
@@ -222,7 +212,12 @@ int tt_dial_start(uv_loop_t *loop, const tt_target *t, const tt_dial_opts *opts,
         }
         d->literal_ai.ai_addr = (struct sockaddr *)&d->literal;
         d->cur = &d->literal_ai;
-        uv_timer_start(&d->timer, on_kick, 0, 0);
+        /* Connect at once: every outcome, even an immediate refusal, is
+         * reported through the timer's close callback, so the caller's
+         * callback still never runs inside this call. */
+        if (d->timeout_ms)
+            uv_timer_start(&d->timer, on_timeout, d->timeout_ms, 0);
+        try_next(d);
     } else {
         struct addrinfo hints;
         memset(&hints, 0, sizeof hints);
