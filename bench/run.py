@@ -12,7 +12,9 @@ the bottleneck):
     /proc/PID/stat, before/after each transfer);
   - latency: new connection + SOCKS5 CONNECT + 1 byte echoed, per connection;
   - first byte: new connection + SOCKS5 CONNECT until the destination's banner
-    byte arrives (the destination speaks first; the client sends nothing).
+    byte arrives (the destination speaks first; the client sends nothing);
+  - echo RTT: 1-byte round trips on one open connection (the relay's own
+    delay, without the cost of opening a stream).
 
 Reports the median over the rounds of each figure, a table and the ratios of
 the targets. Everything started is killed by pid at the end, on errors and on
@@ -290,8 +292,8 @@ def children_ticks():
 def measure(system, cfg, binaries, server, watch):
     """One round of every measurement on SYSTEM."""
     out = {}
+    watch.mark()
     for d in ("up", "down"):
-        watch.mark()
         before = cpu_ticks(system.pids)
         gen_before = cpu_ticks([server.pid]) + children_ticks()
         r = ttbench(
@@ -301,8 +303,6 @@ def measure(system, cfg, binaries, server, watch):
             timeout=300,
         )
         ticks = cpu_ticks(system.pids) - before
-        other, steal = watch.mark()
-        out[f"{d}_other_cpu"] = other
         gen_ticks = cpu_ticks([server.pid]) + children_ticks() - gen_before
         gb = r["bytes"] / 1e9
         out[f"{d}_MBps"] = r["MBps"]
@@ -315,7 +315,13 @@ def measure(system, cfg, binaries, server, watch):
         timeout=120,
     )
     out["lat_med_us"], out["lat_p90_us"] = r["median_us"], r["p90_us"]
-    out["lat_other_cpu"] = watch.mark()[0]
+    r = ttbench(
+        binaries,
+        ["rtt"] + via(system)
+        + ["--target", f"{HOST}:{cfg.dest_port}", "--count", str(cfg.count)],
+        timeout=120,
+    )
+    out["rtt_med_us"] = r["median_us"]
     r = ttbench(
         binaries,
         ["firstbyte"] + via(system)
@@ -323,7 +329,9 @@ def measure(system, cfg, binaries, server, watch):
         timeout=300,
     )
     out["fb_med_us"], out["fb_p90_us"] = r["median_us"], r["p90_us"]
-    out["fb_other_cpu"] = watch.mark()[0]
+    # One figure for the whole round of this system: over a few seconds the
+    # clock-tick granularity of /proc/stat is small enough to mean something.
+    out["other_cpu"] = watch.mark()[0]
     return out
 
 
@@ -373,9 +381,10 @@ def machine_info(binaries):
     # The revision of the tree the tt binary was built from (build/tt).
     src = str(Path(binaries["tt"]).resolve().parent)
     rev = "?"
-    if cmd(["git", "-C", src, "rev-parse", "--is-inside-work-tree"]) == "true":
-        rev = cmd(["git", "-C", src, "rev-parse", "--short", "HEAD"])
-        if cmd(["git", "-C", src, "status", "--porcelain", "--untracked-files=no", "--", "src"]):
+    top = cmd(["git", "-C", src, "rev-parse", "--show-toplevel"])
+    if top and os.path.isdir(top):
+        rev = cmd(["git", "-C", top, "rev-parse", "--short", "HEAD"])
+        if cmd(["git", "-C", top, "status", "--porcelain", "--untracked-files=no", "--", "src"]):
             rev += " + uncommitted changes in src/"
     return {
         "cpu": cpu + hv,
@@ -396,10 +405,10 @@ def machine_info(binaries):
 
 def med(rounds, key, max_other):
     """Median of KEY over the rounds in which other processes took at most
-    MAX_OTHER of the CPU during that measurement, if at least 3 such rounds
-    exist; otherwise over all rounds. Returns (median, clean rounds used or 0)."""
-    other_key = key.split("_", 1)[0] + "_other_cpu"  # up_, down_, lat_, fb_
-    pairs = [(r[key], r.get(other_key, 0.0)) for r in rounds if r.get(key) is not None]
+    MAX_OTHER of the CPU while this system was measured, if at least 3 such
+    rounds exist; otherwise over all rounds. Returns (median, clean rounds used
+    or 0)."""
+    pairs = [(r[key], r.get("other_cpu", 0.0)) for r in rounds if r.get(key) is not None]
     if not pairs:
         return None, 0
     clean = [v for v, o in pairs if o <= max_other]
@@ -425,32 +434,35 @@ def report(results, info, cfg, foreign, elapsed):
     )
     p()
     hdr = ("system", "up MB/s", "down MB/s", "CPU s/GB up", "CPU s/GB down",
-           "latency µs (p50)", "(p90)", "first byte µs (p50)", "(p90)", "clean rounds")
+           "latency µs (p50)", "(p90)", "first byte µs (p50)", "(p90)", "echo RTT µs",
+           "clean rounds")
     p("| " + " | ".join(hdr) + " |")
     p("|" + "|".join("---" if i == 0 else "---:" for i in range(len(hdr))) + "|")
     agg = {}
     for name, rounds in results.items():
         a, used = {}, {}
         for k in rounds[0]:
-            if not k.endswith("_other_cpu"):
+            if k != "other_cpu":
                 a[k], used[k] = med(rounds, k, cfg.max_other)
         agg[name] = a
-        clean = [used[k] for k in ("up_MBps", "down_MBps", "lat_med_us", "fb_med_us")]
-        clean_s = "/".join(str(c) if c else "-" for c in clean)
+        n_clean = used["up_MBps"]
+        clean_s = f"{n_clean}/{len(rounds)}" if n_clean else f"- (<3/{len(rounds)})"
         p(
             f"| {name} | {fmt(a['up_MBps'], '.0f')} | {fmt(a['down_MBps'], '.0f')} | "
             f"{fmt(a['up_cpu_s_per_GB'], '.2f')} | {fmt(a['down_cpu_s_per_GB'], '.2f')} | "
             f"{fmt(a['lat_med_us'], '.0f')} | {fmt(a['lat_p90_us'], '.0f')} | "
-            f"{fmt(a['fb_med_us'], '.0f')} | {fmt(a['fb_p90_us'], '.0f')} | {clean_s} |"
+            f"{fmt(a['fb_med_us'], '.0f')} | {fmt(a['fb_p90_us'], '.0f')} | "
+            f"{fmt(a['rtt_med_us'], '.0f')} | {clean_s} |"
         )
     p()
     p("Each figure is a median over rounds. MB/s = 10^6 bytes/s. CPU s/GB: user+system CPU")
     p("seconds of all the proxy's processes per 10^9 bytes moved. Latency: connect + SOCKS5")
     p("CONNECT + 1-byte echo. First byte: connect + SOCKS5 CONNECT until the destination's")
-    p("banner byte arrives (the destination speaks first). Clean rounds (up/down/latency/first")
-    p(f"byte): rounds in which other processes took at most {cfg.max_other * 100:.0f}% of the "
-      "CPU; the median")
-    p("is over those when there are at least 3, else over all rounds ('-').")
+    p("banner byte arrives (the destination speaks first). Echo RTT: 1-byte round trip on an")
+    p("open connection (p50). Clean rounds: rounds in which other processes took at most")
+    p(f"{cfg.max_other * 100:.0f}% of the CPU while this system was measured; the medians are "
+      "over those when")
+    p("there are at least 3, else over all rounds ('-').")
     p()
 
     p("## Ratios")
@@ -464,7 +476,8 @@ def report(results, info, cfg, foreign, elapsed):
             f"- tt vs {other}: throughput up {tt['up_MBps'] / o['up_MBps']:.2f}x, "
             f"down {tt['down_MBps'] / o['down_MBps']:.2f}x; "
             f"latency {(tt['lat_med_us'] - o['lat_med_us']) / 1000:+.3f} ms, "
-            f"first byte {(tt['fb_med_us'] - o['fb_med_us']) / 1000:+.3f} ms"
+            f"first byte {(tt['fb_med_us'] - o['fb_med_us']) / 1000:+.3f} ms, "
+            f"echo RTT {(tt['rtt_med_us'] - o['rtt_med_us']) / 1000:+.3f} ms"
         )
     for line in lines:
         p(line)
@@ -511,8 +524,8 @@ def parse_args():
                     "and connections")
     ap.add_argument("--rounds", type=int, help="rounds over all systems (default 7, quick 3)")
     ap.add_argument("--bytes", type=int, help="bytes per transfer (default 1 GiB, quick 256 MiB)")
-    ap.add_argument("--count", type=int, help="connections per latency run (default 500, "
-                    "quick 200)")
+    ap.add_argument("--count", type=int, help="connections per latency run, and round trips "
+                    "per echo-RTT run (default 500, quick 200)")
     ap.add_argument("--fb-count", type=int, help="connections per first-byte run (default 100, "
                     "quick 40: proxies that stall ~50 ms per banner make this the slow part)")
     ap.add_argument("--systems", default=",".join(ALL_SYSTEMS),
@@ -520,9 +533,9 @@ def parse_args():
     ap.add_argument("--tt", default=str(ROOT / "build" / "tt"), help="the tt binary")
     ap.add_argument("--ttbench", default=str(ROOT / "build" / "bench" / "ttbench"),
                     help="the ttbench binary")
-    ap.add_argument("--max-other", type=float, default=0.10, help="a measurement during which "
-                    "other processes took more than this share of the CPU is left out of the "
-                    "medians, if at least 3 others remain (default 0.10)")
+    ap.add_argument("--max-other", type=float, default=0.10, help="a system's round during "
+                    "which other processes took more than this share of the CPU is left out of "
+                    "the medians, if at least 3 clean rounds remain (default 0.10)")
     ap.add_argument("--copy", action="store_true", help="load generator moves bulk data with "
                     "send/recv (copies) instead of sendfile/splice")
     ap.add_argument("--json", help="also write every round's figures and the medians here")
@@ -596,8 +609,9 @@ def main():
                 print(
                     f"round {rnd + 1}/{cfg.rounds} {s.name:>26}: up {r['up_MBps']:7.0f} MB/s  "
                     f"down {r['down_MBps']:7.0f} MB/s  latency {r['lat_med_us']:6.0f} µs  "
-                    f"first byte {r['fb_med_us']:7.0f} µs  (others used "
-                    f"{max(r['up_other_cpu'], r['down_other_cpu']) * 100:.0f}% of the CPU)",
+                    f"first byte {r['fb_med_us']:7.0f} µs  rtt {r['rtt_med_us']:4.0f} µs  "
+                    f"(others used "
+                    f"{r['other_cpu'] * 100:.0f}% of the CPU)",
                     file=sys.stderr, flush=True,
                 )
         elapsed = time.monotonic() - t_start

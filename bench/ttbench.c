@@ -4,6 +4,7 @@
  *   ttbench throughput (--socks H:P | --direct) --target H:P --bytes N --dir up|down
  *   ttbench latency    (--socks H:P | --direct) --target H:P [--count N] [--warmup W]
  *   ttbench firstbyte  (--socks H:P | --direct) --banner H:P [--count N] [--warmup W]
+ *   ttbench rtt        (--socks H:P | --direct) --target H:P [--count N] [--warmup W]
  *
  * The destination server ("serve") gives each connection a role chosen by the
  * first byte the client sends:
@@ -16,6 +17,11 @@
  *   'E' echo: echoes every byte it receives, the 'E' included, so one byte out
  *       and one byte back is a full round trip.
  * On --banner-port the server speaks first: one byte 'B' on accept.
+ *
+ * latency and firstbyte time, per new connection, connect() + SOCKS5 CONNECT
+ * + the first byte back (the echo of our byte, or the banner); rtt times 1-byte
+ * echoes on one open connection, which separates the relay's own delay from
+ * the cost of setting a stream up.
  *
  * Everything measured must be the proxy, never this program. On a 2-core
  * machine the load generator's sender and receiver share the CPUs with the
@@ -456,31 +462,52 @@ static double pct_us(const uint64_t *v, size_t n, double p)
     return (double)v[k - 1] / 1e3;
 }
 
-/* latency (ECHO) and firstbyte (!ECHO): per iteration a new connection, and
- * the time from connect() to the first payload byte received. */
-static void cmd_roundtrips(const client_opts *o, bool echo)
+enum rt_mode {
+    RT_LATENCY,   /* new connection, send 1 byte, time to its echo */
+    RT_FIRSTBYTE, /* new connection, time to the server's banner */
+    RT_RTT,       /* one connection, time of each 1-byte echo round trip */
+};
+
+static const char *const rt_names[] = {"latency", "firstbyte", "rtt"};
+
+/* One sample: the time from connect() (or, for RTT, from the send) to the
+ * first byte received. */
+static uint64_t rt_sample(const client_opts *o, enum rt_mode m, bconn *c)
+{
+    uint64_t t0 = now_ns();
+    if (m != RT_RTT)
+        open_conn(o, &o->target, c);
+    if (m != RT_FIRSTBYTE)
+        write_all(c->fd, "E", 1);
+    need(c, 1, m == RT_FIRSTBYTE ? "banner" : "echo");
+    uint64_t t1 = now_ns();
+    const uint8_t want = m == RT_FIRSTBYTE ? 'B' : 'E';
+    if (c->buf[c->off] != want)
+        die("expected '%c', got 0x%02x", want, c->buf[c->off]);
+    c->off++;
+    if (m != RT_RTT)
+        close(c->fd);
+    return t1 - t0;
+}
+
+static void cmd_roundtrips(const client_opts *o, enum rt_mode m)
 {
     if (!o->have_target)
-        die("%s needs %s", echo ? "latency" : "firstbyte", echo ? "--target" : "--banner");
+        die("%s needs %s", rt_names[m], m == RT_FIRSTBYTE ? "--banner" : "--target");
     long warm = o->warmup >= 0 ? o->warmup : (o->count / 10 < 20 ? o->count / 10 : 20);
     uint64_t *v = calloc((size_t)o->count, sizeof *v);
     if (v == NULL)
         die("out of memory");
-    const uint8_t want = echo ? 'E' : 'B';
-    for (long i = 0; i < warm + o->count; i++) {
-        bconn c;
-        uint64_t t0 = now_ns();
+    bconn c;
+    if (m == RT_RTT)
         open_conn(o, &o->target, &c);
-        if (echo)
-            write_all(c.fd, "E", 1);
-        need(&c, 1, echo ? "echo" : "banner");
-        uint64_t t1 = now_ns();
-        if (c.buf[c.off] != want)
-            die("expected '%c', got 0x%02x", want, c.buf[c.off]);
-        close(c.fd);
+    for (long i = 0; i < warm + o->count; i++) {
+        uint64_t ns = rt_sample(o, m, &c);
         if (i >= warm)
-            v[i - warm] = t1 - t0;
+            v[i - warm] = ns;
     }
+    if (m == RT_RTT)
+        close(c.fd);
     size_t n = (size_t)o->count;
     double sum = 0;
     for (size_t i = 0; i < n; i++)
@@ -488,8 +515,8 @@ static void cmd_roundtrips(const client_opts *o, bool echo)
     qsort(v, n, sizeof *v, cmp_u64);
     printf("{\"mode\":\"%s\",\"count\":%zu,\"median_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
            "\"min_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f}\n",
-           echo ? "latency" : "firstbyte", n, pct_us(v, n, 50), pct_us(v, n, 90), pct_us(v, n, 99),
-           (double)v[0] / 1e3, (double)v[n - 1] / 1e3, sum / (double)n / 1e3);
+           rt_names[m], n, pct_us(v, n, 50), pct_us(v, n, 90), pct_us(v, n, 99), (double)v[0] / 1e3,
+           (double)v[n - 1] / 1e3, sum / (double)n / 1e3);
     free(v);
 }
 
@@ -873,8 +900,9 @@ static void usage(void)
           "--dir up|down\n"
           "  ttbench latency    (--socks H:P | --direct) --target H:P [--count N] [--warmup W]\n"
           "  ttbench firstbyte  (--socks H:P | --direct) --banner H:P [--count N] [--warmup W]\n"
-          "common: --timeout SECONDS (default 60), --copy (send/recv instead of\n"
-          "        sendfile/splice; give it to serve and throughput alike)\n",
+          "  ttbench rtt        (--socks H:P | --direct) --target H:P [--count N] [--warmup W]\n"
+          "common: --timeout SECONDS (default 60); serve and throughput: --copy moves\n"
+          "        bulk data with send/recv instead of sendfile/splice\n",
           stderr);
 }
 
@@ -892,8 +920,8 @@ int main(int argc, char **argv)
         return 0;
     }
     bool tput = strcmp(mode, "throughput") == 0, lat = strcmp(mode, "latency") == 0,
-         fb = strcmp(mode, "firstbyte") == 0;
-    if (!tput && !lat && !fb) {
+         fb = strcmp(mode, "firstbyte") == 0, rtt = strcmp(mode, "rtt") == 0;
+    if (!tput && !lat && !fb && !rtt) {
         usage();
         return 2;
     }
@@ -959,6 +987,6 @@ int main(int argc, char **argv)
     if (tput)
         cmd_throughput(&o);
     else
-        cmd_roundtrips(&o, lat);
+        cmd_roundtrips(&o, lat ? RT_LATENCY : fb ? RT_FIRSTBYTE : RT_RTT);
     return 0;
 }

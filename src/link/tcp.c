@@ -16,7 +16,7 @@
 #include "core/addr.h"
 #include "core/log.h"
 
-#define TT_TCP_READ_BUF (64 * 1024)
+#define TT_TCP_READ_BUF (256 * 1024)
 
 typedef struct tcp_link {
     tt_link base;
