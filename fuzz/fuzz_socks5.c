@@ -21,15 +21,7 @@
 
 #include "codec/socks5.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* A session's events serialized, so two runs can be compared with memcmp.
  * A session has at most three events (SEND, AUTH, REQUEST), each well under

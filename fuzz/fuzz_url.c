@@ -20,15 +20,7 @@
 #include "core/addr.h"
 #include "core/target.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* True when BUF of CAP bytes holds a NUL, i.e. the string ends inside it. */
 static bool terminated(const char *buf, size_t cap)

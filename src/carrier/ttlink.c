@@ -538,7 +538,8 @@ static void on_resume_closed(uv_handle_t *h)
     release(h->data);
 }
 
-static void tl_close(tt_link *l, tt_link_close_cb cb, void *ud)
+/* Closes (or, with ABORT, aborts) the lower link and the resume timer. */
+static void tl_end(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
 {
     ttlink *t = (ttlink *)l;
     if (t->closing)
@@ -547,21 +548,21 @@ static void tl_close(tt_link *l, tt_link_close_cb cb, void *ud)
     t->reading = false;
     t->close_cb = cb;
     t->close_ud = ud;
-    tt_link_close(t->lower, release, t);
+    if (abort)
+        tt_link_abort(t->lower, release, t);
+    else
+        tt_link_close(t->lower, release, t);
     uv_close((uv_handle_t *)&t->resume, on_resume_closed);
+}
+
+static void tl_close(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    tl_end(l, cb, ud, false);
 }
 
 static void tl_abort(tt_link *l, tt_link_close_cb cb, void *ud)
 {
-    ttlink *t = (ttlink *)l;
-    if (t->closing)
-        return;
-    t->closing = true;
-    t->reading = false;
-    t->close_cb = cb;
-    t->close_ud = ud;
-    tt_link_abort(t->lower, release, t);
-    uv_close((uv_handle_t *)&t->resume, on_resume_closed);
+    tl_end(l, cb, ud, true);
 }
 
 static const char *tl_peer(tt_link *l, char *buf, size_t len)

@@ -192,15 +192,23 @@ int tt_hello_open_len(tt_aead *k, const uint8_t in[TT_HELLO_HDR_LEN], bool is_cl
     return 0;
 }
 
-int tt_client_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_client_hello *out)
+/* Opens a hello body of LEN bytes in place; *N is its plaintext length. */
+static int open_hello_body(tt_aead *k, uint8_t *in, size_t len, size_t fixed, size_t *n)
 {
-    if (len < TT_CLIENT_HELLO_FIXED + TT_AEAD_TAG_LEN)
+    if (len < fixed + TT_AEAD_TAG_LEN)
         return -EPROTO;
     if (tt_aead_open(k, in, len, in) != 0)
         return -EBADMSG;
-    size_t n = len - TT_AEAD_TAG_LEN;
-    if (in[0] != TT_PROTO_VERSION)
-        return -EPROTO;
+    *n = len - TT_AEAD_TAG_LEN;
+    return in[0] == TT_PROTO_VERSION ? 0 : -EPROTO;
+}
+
+int tt_client_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_client_hello *out)
+{
+    size_t n;
+    int rc = open_hello_body(k, in, len, TT_CLIENT_HELLO_FIXED, &n);
+    if (rc != 0)
+        return rc;
     out->ts = get64(in + 1);
     memcpy(out->cpub, in + 9, TT_PUB_LEN);
     out->elen = get16(in + 9 + TT_PUB_LEN);
@@ -212,13 +220,10 @@ int tt_client_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_client_hello *o
 
 int tt_server_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_server_hello *out)
 {
-    if (len < TT_SERVER_HELLO_FIXED + TT_AEAD_TAG_LEN)
-        return -EPROTO;
-    if (tt_aead_open(k, in, len, in) != 0)
-        return -EBADMSG;
-    size_t n = len - TT_AEAD_TAG_LEN;
-    if (in[0] != TT_PROTO_VERSION)
-        return -EPROTO;
+    size_t n;
+    int rc = open_hello_body(k, in, len, TT_SERVER_HELLO_FIXED, &n);
+    if (rc != 0)
+        return rc;
     memcpy(out->spub, in + 1, TT_PUB_LEN);
     out->dlen = get16(in + 1 + TT_PUB_LEN);
     if (out->dlen > TT_HELLO_MAX_DATA || out->dlen > n - TT_SERVER_HELLO_FIXED)
