@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tt's benchmark: tt's plain carrier against microsocks and shadowsocks-libev.
+"""tt's benchmark: tt's carriers against microsocks, shadowsocks-libev, stunnel and ssh.
 
 Starts every process itself on free 127.0.0.1 ports: the destination server
 (ttbench serve), and per system its proxy processes. Then, round-robin over the
@@ -16,10 +16,15 @@ the bottleneck):
   - echo RTT: 1-byte round trips on one open connection (the relay's own
     delay, without the cost of opening a stream).
 
-Reports the median over the rounds of each figure, a table and the ratios of
-the targets. Everything started is killed by pid at the end, on errors and on
-Ctrl-C. Usage: bench/run.py [--quick] [--rounds N] [--bytes N] [--count N]
-[--systems a,b] [--json FILE]; see --help.
+Forward systems (stunnel, tt -L) have no SOCKS5: ttbench connects straight to
+their fixed forward ports, one per destination port. After the rounds, the
+idle-connection section holds --idle connections open through each system and
+reads the proxy processes' memory (VmRSS) before and after.
+
+Reports the median over the rounds of each figure, a table, the ratios and
+the targets' verdicts. Everything started is killed by pid at the end, on
+errors and on Ctrl-C. Usage: bench/run.py [--quick] [--rounds N] [--bytes N]
+[--count N] [--systems a,b] [--idle N] [--json FILE]; see --help.
 """
 
 import argparse
@@ -27,6 +32,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -41,7 +47,29 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 HOST = "127.0.0.1"
 SS_PASSWORD = "ttbench-not-a-secret"
 
-ALL_SYSTEMS = ["direct", "tt", "microsocks", "ss-aes-256-gcm", "ss-chacha20-ietf-poly1305"]
+# The plain carrier's comparison (tt-tcp: tcp://, no encryption) and the
+# encrypted one's (tt:// against shadowsocks-libev, stunnel and ssh).
+ALL_SYSTEMS = [
+    "direct", "tt-tcp", "microsocks",
+    "ss-aes-256-gcm", "ss-chacha20-ietf-poly1305",
+    "tt-chacha20", "tt-aes-256-gcm", "tt-chacha20-16k", "tt-chacha20-L",
+    "stunnel-aes-256-gcm", "stunnel-chacha20",
+    "ssh-chacha20", "ssh-aes256-gcm",
+]
+ALIASES = {"tt": "tt-tcp"}
+# tt:// rows: (AEAD method, --buffer-size, forward mode).
+TT_NATIVE = {
+    "tt-chacha20": ("chacha20-poly1305", None, False),
+    "tt-aes-256-gcm": ("aes-256-gcm", None, False),
+    "tt-chacha20-16k": ("chacha20-poly1305", 16384, False),
+    "tt-chacha20-L": ("chacha20-poly1305", None, True),
+}
+STUNNEL_SUITES = {
+    "stunnel-aes-256-gcm": "TLS_AES_256_GCM_SHA384",
+    "stunnel-chacha20": "TLS_CHACHA20_POLY1305_SHA256",
+}
+SSH_CIPHERS = {"ssh-chacha20": None, "ssh-aes256-gcm": "aes256-gcm@openssh.com"}  # None: default
+SSHD = "/usr/sbin/sshd"  # sshd refuses to start from a relative path
 
 
 class BenchError(Exception):
@@ -59,15 +87,18 @@ class Procs:
         self.logdir = Path(logdir)
         self.procs = []  # (name, Popen, logpath)
 
-    def start(self, name, argv):
+    def start(self, name, argv, env=None):
         log = self.logdir / f"{name}.log"
         with open(log, "ab") as f:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                 env=env)
         self.procs.append((name, p, log))
         return p
 
     def pids(self):
-        return {p.pid for _, p, _ in self.procs}
+        """Our processes and their descendants (sshd's session processes)."""
+        top = {p.pid for _, p, _ in self.procs}
+        return top | descendants(top)
 
     def check_alive(self, procs):
         for p in procs:
@@ -91,6 +122,46 @@ class Procs:
                 p.kill()
                 p.wait()
         self.procs = [t for t in self.procs if t not in targets]
+
+
+def parent_pids():
+    """{pid: parent pid} of every process."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    out[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def descendants(pids):
+    """Every live descendant of PIDS (not PIDS themselves)."""
+    ppid = parent_pids()
+    children = {}
+    for pid, parent in ppid.items():
+        children.setdefault(parent, []).append(pid)
+    out, todo = set(), list(pids)
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def rss_kib(pids):
+    """Sum of VmRSS (KiB) of PIDS."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+    return total
 
 
 def tail(path, n=15):
@@ -152,8 +223,11 @@ def cpu_ticks(pids):
     live and exited)."""
     total = 0
     for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # gone: a dead proxy process is caught by check_alive
         total += int(fields[11]) + int(fields[12])
     return total
 
@@ -214,43 +288,136 @@ class CpuWatch:
 
 
 class System:
-    def __init__(self, name, socks_port, procs):
+    """A system under test. KIND: "direct" (no proxy), "socks" (a SOCKS5 proxy
+    on PORT) or "forward" (fixed forwards: FWD maps each destination port to
+    the local port that leads to it)."""
+
+    def __init__(self, name, kind, procs, port=None, fwd=None, server=None, client=None,
+                 server_desc=None):
         self.name = name
-        self.socks_port = socks_port  # None: direct
+        self.kind = kind
+        self.port = port
+        self.fwd = fwd or {}
         self.procs = procs  # Popen list: whose CPU is the proxy's
+        self._server = server or []  # Popen list: the server side, for memory
+        self._client = client or []
+        # sshd: its session processes, forked per client connection, are the
+        # server; found as the listener's descendants when asked.
+        self.server_desc = server_desc
+        self.watch = procs + ([server_desc] if server_desc is not None else [])
 
     @property
     def pids(self):
-        return [p.pid for p in self.procs]
+        top = [p.pid for p in self.procs]
+        if self.server_desc is not None:
+            top += sorted(descendants([self.server_desc.pid]))
+        return top
+
+    def server_pids(self):
+        if self.server_desc is not None:
+            return sorted(descendants([self.server_desc.pid]))
+        return [p.pid for p in self._server]
+
+    def client_pids(self):
+        return [p.pid for p in self._client]
 
 
-def start_system(name, procs, binaries):
+class Ctx:
+    """What starting a system needs."""
+
+    def __init__(self, procs, binaries, cfg, workdir):
+        self.procs, self.binaries, self.cfg = procs, binaries, cfg
+        self.workdir = Path(workdir)
+        self._tt_key = None
+        self._cert = None
+
+    def tt_key(self):
+        # A key from 'tt keygen', not a password: a password costs an scrypt
+        # at every start.
+        if self._tt_key is None:
+            r = subprocess.run([self.binaries["tt"], "keygen"], capture_output=True, text=True,
+                               timeout=10)
+            if r.returncode != 0:
+                raise BenchError(f"tt keygen failed: {r.stderr.strip()}")
+            self._tt_key = r.stdout.strip()
+        return self._tt_key
+
+    def cert(self):
+        """A self-signed ECDSA P-256 certificate for stunnel's server."""
+        if self._cert is None:
+            key, crt = self.workdir / "stunnel-key.pem", self.workdir / "stunnel-cert.pem"
+            run_tool(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                      f"/CN={HOST}", "-keyout", str(key), "-out", str(crt)])
+            self._cert = (key, crt)
+        return self._cert
+
+
+def run_tool(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BenchError(f"{argv[0]}: {e}") from None
+    if r.returncode != 0:
+        raise BenchError(f"failed ({r.returncode}): {' '.join(argv)}\n    {r.stderr.strip()}")
+    return r.stdout
+
+
+def start_system(name, ctx):
+    procs, binaries, cfg = ctx.procs, ctx.binaries, ctx.cfg
     if name == "direct":
-        return System(name, None, [])
-    socks = free_port()
-    if name == "tt":
-        srv_port = free_port()
+        return System(name, "direct", [])
+    if name == "tt-tcp":
+        socks, srv_port = free_port(), free_port()
         # Default options, log level included: what a user runs.
         s = procs.start(
-            "tt-server",
+            "tt-tcp-server",
             [binaries["tt"], "server", "-l", f"tcp://{HOST}:{srv_port}", "--allow", "127.0.0.0/8"],
         )
         wait_listening(procs, srv_port, [s])
         c = procs.start(
-            "tt-client",
+            "tt-tcp-client",
             [binaries["tt"], "client", "-s", f"tcp://{HOST}:{srv_port}", "-l", f"{HOST}:{socks}"],
         )
         wait_listening(procs, socks, [s, c])
-        return System(name, socks, [c, s])
+        return System(name, "socks", [c, s], port=socks, server=[s], client=[c])
+    if name in TT_NATIVE:
+        method, bufsize, forward = TT_NATIVE[name]
+        srv_port = free_port()
+        common = ["-k", ctx.tt_key(), "-m", method]
+        if bufsize:
+            common += ["--buffer-size", str(bufsize)]
+        # A fixed port (HOST:PORT) rather than hopping; otherwise defaults.
+        s = procs.start(
+            f"{name}-server",
+            [binaries["tt"], "server", "-l", f"{HOST}:{srv_port}", "--allow", "127.0.0.0/8"]
+            + common,
+        )
+        wait_listening(procs, srv_port, [s])
+        argv = [binaries["tt"], "client", "-s", f"{HOST}:{srv_port}"] + common
+        if forward:
+            fwd = {cfg.dest_port: free_port(), cfg.banner_port: free_port()}
+            argv += ["-l", "none"]
+            for dest, local in fwd.items():
+                argv += ["-L", f"{HOST}:{local}={HOST}:{dest}"]
+            c = procs.start(f"{name}-client", argv)
+            for local in fwd.values():
+                wait_listening(procs, local, [s, c])
+            return System(name, "forward", [c, s], fwd=fwd, server=[s], client=[c])
+        socks = free_port()
+        c = procs.start(f"{name}-client", argv + ["-l", f"{HOST}:{socks}"])
+        wait_listening(procs, socks, [s, c])
+        return System(name, "socks", [c, s], port=socks, server=[s], client=[c])
     if name == "microsocks":
+        socks = free_port()
         # microsocks 1.0.3 has no quiet switch: it logs one line per
         # connection to the log file, as it would in real use.
         m = procs.start("microsocks", ["microsocks", "-i", HOST, "-p", str(socks)])
         wait_listening(procs, socks, [m])
-        return System(name, socks, [m])
+        return System(name, "socks", [m], port=socks, server=[m])
     if name.startswith("ss-"):
         method = name[3:]
-        srv_port = free_port()
+        socks, srv_port = free_port(), free_port()
         common = ["-k", SS_PASSWORD, "-m", method]
         s = procs.start(f"{name}-server", ["ss-server", "-s", HOST, "-p", str(srv_port)] + common)
         wait_listening(procs, srv_port, [s])
@@ -259,8 +426,86 @@ def start_system(name, procs, binaries):
             ["ss-local", "-s", HOST, "-p", str(srv_port), "-b", HOST, "-l", str(socks)] + common,
         )
         wait_listening(procs, socks, [s, c])
-        return System(name, socks, [c, s])
+        return System(name, "socks", [c, s], port=socks, server=[s], client=[c])
+    if name in STUNNEL_SUITES:
+        return start_stunnel(name, ctx)
+    if name in SSH_CIPHERS:
+        return start_ssh(name, ctx)
     raise BenchError(f"unknown system {name}")
+
+
+def start_stunnel(name, ctx):
+    """Two stunnels, TLS 1.3 between them: client (accept plain, connect TLS)
+    and server (accept TLS, connect to the destination). stunnel has no SOCKS,
+    so each destination port gets its own service: a fixed forward."""
+    procs, cfg, wd = ctx.procs, ctx.cfg, ctx.workdir
+    key, crt = ctx.cert()
+    suite = STUNNEL_SUITES[name]
+    fwd, links = {}, {}
+    for dest in (cfg.dest_port, cfg.banner_port):
+        fwd[dest], links[dest] = free_port(), free_port()
+    # Otherwise stunnel's defaults (TCP_NODELAY on, session cache, log level
+    # notice: a line per connection, as in real use); in the foreground its
+    # log goes to stderr, not syslog.
+    common = [f"sslVersionMin = TLSv1.3", f"ciphersuites = {suite}"]
+    srv = ["foreground = yes", f"pid = {wd / (name + '-server.pid')}", "syslog = no"]
+    cli = ["foreground = yes", f"pid = {wd / (name + '-client.pid')}", "syslog = no"]
+    for dest in fwd:
+        srv += [f"[d{dest}]", f"accept = {HOST}:{links[dest]}", f"connect = {HOST}:{dest}",
+                f"cert = {crt}", f"key = {key}"] + common
+        cli += [f"[d{dest}]", "client = yes", f"accept = {HOST}:{fwd[dest]}",
+                f"connect = {HOST}:{links[dest]}", f"CAfile = {crt}", "verifyPeer = yes"] + common
+    started = []
+    for role, lines in (("server", srv), ("client", cli)):
+        conf = wd / f"{name}-{role}.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        p = procs.start(f"{name}-{role}", ["stunnel4", str(conf)])
+        started.append(p)
+        for port in (links if role == "server" else fwd).values():
+            wait_listening(procs, port, started)
+    s, c = started
+    return System(name, "forward", [c, s], fwd=fwd, server=[s], client=[c])
+
+
+def start_ssh(name, ctx):
+    """A private sshd on a free loopback port (its own host key, authorized
+    key, pid file; run as root) and 'ssh -N -D': a SOCKS5 proxy whose
+    connections travel as channels of one SSH connection."""
+    procs, wd = ctx.procs, ctx.workdir
+    if os.geteuid() != 0:
+        raise BenchError(f"{name}: a private sshd needs root (run as root, or leave out ssh-*)")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+    d = wd / name
+    d.mkdir()
+    run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
+    run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client_key")])
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    port, socks = free_port(), free_port()
+    (d / "sshd_config").write_text("\n".join([
+        f"ListenAddress {HOST}:{port}",
+        f"HostKey {d / 'host_key'}",
+        f"AuthorizedKeysFile {d / 'authorized_keys'}",
+        f"PidFile {d / 'sshd.pid'}",
+        "UsePAM no",
+        "StrictModes no",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "AllowTcpForwarding yes",
+    ]) + "\n")
+    sshd = procs.start(f"{name}-sshd", [SSHD, "-D", "-e", "-f", str(d / "sshd_config")])
+    wait_listening(procs, port, [sshd])
+    argv = ["ssh", "-F", "/dev/null", "-N", "-D", f"{HOST}:{socks}", "-i", str(d / "client_key"),
+            "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+            "-p", str(port)]
+    if SSH_CIPHERS[name]:
+        argv += ["-c", SSH_CIPHERS[name]]
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    c = procs.start(f"{name}-client", argv + [f"root@{HOST}"], env=env)
+    # ssh opens its -D port once authenticated.
+    wait_listening(procs, socks, [sshd, c], timeout=20)
+    return System(name, "socks", [c], port=socks, client=[c], server_desc=sshd)
 
 
 # ---- measurements ------------------------------------------------------------
@@ -277,8 +522,16 @@ def ttbench(binaries, args, timeout):
     return json.loads(r.stdout)
 
 
-def via(system):
-    return ["--direct"] if system.socks_port is None else ["--socks", f"{HOST}:{system.socks_port}"]
+def route(system, cfg, banner=False):
+    """ttbench's arguments that reach the destination (the banner port if
+    BANNER) through SYSTEM."""
+    flag = "--banner" if banner else "--target"
+    dest = cfg.banner_port if banner else cfg.dest_port
+    if system.kind == "socks":
+        return ["--socks", f"{HOST}:{system.port}", flag, f"{HOST}:{dest}"]
+    if system.kind == "forward":
+        return ["--direct", flag, f"{HOST}:{system.fwd[dest]}"]
+    return ["--direct", flag, f"{HOST}:{dest}"]
 
 
 COPY = []  # ["--copy"] when asked: for serve and throughput alike
@@ -298,8 +551,8 @@ def measure(system, cfg, binaries, server, watch):
         gen_before = cpu_ticks([server.pid]) + children_ticks()
         r = ttbench(
             binaries,
-            ["throughput"] + COPY + via(system)
-            + ["--target", f"{HOST}:{cfg.dest_port}", "--bytes", str(cfg.bytes), "--dir", d],
+            ["throughput"] + COPY + route(system, cfg)
+            + ["--bytes", str(cfg.bytes), "--dir", d],
             timeout=300,
         )
         ticks = cpu_ticks(system.pids) - before
@@ -310,22 +563,19 @@ def measure(system, cfg, binaries, server, watch):
         out[f"{d}_gen_cpu_s_per_GB"] = gen_ticks / CLK_TCK / gb
     r = ttbench(
         binaries,
-        ["latency"] + via(system)
-        + ["--target", f"{HOST}:{cfg.dest_port}", "--count", str(cfg.count)],
+        ["latency"] + route(system, cfg) + ["--count", str(cfg.count)],
         timeout=120,
     )
     out["lat_med_us"], out["lat_p90_us"] = r["median_us"], r["p90_us"]
     r = ttbench(
         binaries,
-        ["rtt"] + via(system)
-        + ["--target", f"{HOST}:{cfg.dest_port}", "--count", str(cfg.count)],
+        ["rtt"] + route(system, cfg) + ["--count", str(cfg.count)],
         timeout=120,
     )
     out["rtt_med_us"] = r["median_us"]
     r = ttbench(
         binaries,
-        ["firstbyte"] + via(system)
-        + ["--banner", f"{HOST}:{cfg.banner_port}", "--count", str(cfg.fb_count)],
+        ["firstbyte"] + route(system, cfg, banner=True) + ["--count", str(cfg.fb_count)],
         timeout=300,
     )
     out["fb_med_us"], out["fb_p90_us"] = r["median_us"], r["p90_us"]
@@ -333,6 +583,55 @@ def measure(system, cfg, binaries, server, watch):
     # clock-tick granularity of /proc/stat is small enough to mean something.
     out["other_cpu"] = watch.mark()[0]
     return out
+
+
+def idle_memory(system, cfg, binaries):
+    """Memory per idle connection: opens cfg.idle_warmup connections through
+    SYSTEM (each: connect, SOCKS5 CONNECT to the echo role, one byte each
+    way), reads the VmRSS of the server and client processes, opens cfg.idle
+    more and reads them again. The connections stay open until the end."""
+    argv = [binaries["ttbench"], "idle"] + route(system, cfg)
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+
+    def step(n):
+        p.stdin.write(f"{n}\n")
+        p.stdin.flush()
+        line = p.stdout.readline()  # ttbench's socket timeouts bound this
+        if not line:
+            p.wait()
+            raise BenchError(f"{system.name}: ttbench idle failed ({p.returncode}): "
+                             f"{p.stderr.read().strip()}")
+        return json.loads(line)
+
+    def settle():
+        # The echo proves each stream is set up end to end; give the proxies
+        # a moment for anything they do after relaying it.
+        time.sleep(0.3)
+        return rss_kib(system.server_pids()), rss_kib(system.client_pids())
+
+    try:
+        step(cfg.idle_warmup)
+        s0, c0 = settle()
+        r = step(cfg.idle)
+        s1, c1 = settle()
+    finally:
+        if p.poll() is None:
+            p.stdin.close()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in (p.stdout, p.stderr):
+            f.close()
+    return {
+        "server_kib_per_conn": (s1 - s0) / cfg.idle if system.server_pids() else None,
+        "client_kib_per_conn": (c1 - c0) / cfg.idle if system.client_pids() else None,
+        "server_rss_kib": [s0, s1],
+        "client_rss_kib": [c0, c1],
+        "open_seconds": r["seconds"],
+    }
 
 
 # ---- reporting ---------------------------------------------------------------

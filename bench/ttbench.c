@@ -5,6 +5,7 @@
  *   ttbench latency    (--socks H:P | --direct) --target H:P [--count N] [--warmup W]
  *   ttbench firstbyte  (--socks H:P | --direct) --banner H:P [--count N] [--warmup W]
  *   ttbench rtt        (--socks H:P | --direct) --target H:P [--count N] [--warmup W]
+ *   ttbench idle       (--socks H:P | --direct) --target H:P
  *
  * The destination server ("serve") gives each connection a role chosen by the
  * first byte the client sends:
@@ -22,6 +23,12 @@
  * + the first byte back (the echo of our byte, or the banner); rtt times 1-byte
  * echoes on one open connection, which separates the relay's own delay from
  * the cost of setting a stream up.
+ *
+ * idle holds connections open for a memory measurement: for each line N read
+ * from stdin it opens N more (each: connect, SOCKS5 CONNECT to the echo role,
+ * one byte each way) and answers one JSON line with the number now open; at
+ * EOF on stdin it closes them all and exits. The caller reads the proxy's
+ * memory between lines.
  *
  * Everything measured must be the proxy, never this program. On a 2-core
  * machine the load generator's sender and receiver share the CPUs with the
@@ -51,6 +58,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -520,6 +528,49 @@ static void cmd_roundtrips(const client_opts *o, enum rt_mode m)
     free(v);
 }
 
+/* Opens connections on request and keeps them open (see the top comment). */
+static void cmd_idle(const client_opts *o)
+{
+    if (!o->have_target)
+        die("idle needs --target");
+    /* Every open connection is a descriptor: raise the soft limit to the hard
+     * one (the caller raises the hard one if it must). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    size_t open_n = 0, cap = 0;
+    int *fds = NULL;
+    char line[64];
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        line[strcspn(line, " \r\n")] = '\0';
+        long more = parse_long(line, 0, 1000000, "count");
+        if (open_n + (size_t)more > cap) {
+            cap = open_n + (size_t)more;
+            fds = realloc(fds, cap * sizeof *fds);
+            if (fds == NULL)
+                die("out of memory");
+        }
+        uint64_t t0 = now_ns();
+        for (long i = 0; i < more; i++) {
+            bconn c;
+            open_conn(o, &o->target, &c);
+            write_all(c.fd, "E", 1);
+            need(&c, 1, "echo");
+            if (c.buf[c.off] != 'E')
+                die("expected 'E', got 0x%02x", c.buf[c.off]);
+            fds[open_n++] = c.fd;
+        }
+        printf("{\"mode\":\"idle\",\"open\":%zu,\"seconds\":%.6f}\n", open_n,
+               (double)(now_ns() - t0) / 1e9);
+        fflush(stdout);
+    }
+    for (size_t i = 0; i < open_n; i++)
+        close(fds[i]);
+    free(fds);
+}
+
 /* ---- Server side: one epoll loop ---------------------------------------- */
 
 enum role {
@@ -901,6 +952,7 @@ static void usage(void)
           "  ttbench latency    (--socks H:P | --direct) --target H:P [--count N] [--warmup W]\n"
           "  ttbench firstbyte  (--socks H:P | --direct) --banner H:P [--count N] [--warmup W]\n"
           "  ttbench rtt        (--socks H:P | --direct) --target H:P [--count N] [--warmup W]\n"
+          "  ttbench idle       (--socks H:P | --direct) --target H:P  (stdin: counts to open)\n"
           "common: --timeout SECONDS (default 60); serve and throughput: --copy moves\n"
           "        bulk data with send/recv instead of sendfile/splice\n",
           stderr);
@@ -920,8 +972,9 @@ int main(int argc, char **argv)
         return 0;
     }
     bool tput = strcmp(mode, "throughput") == 0, lat = strcmp(mode, "latency") == 0,
-         fb = strcmp(mode, "firstbyte") == 0, rtt = strcmp(mode, "rtt") == 0;
-    if (!tput && !lat && !fb && !rtt) {
+         fb = strcmp(mode, "firstbyte") == 0, rtt = strcmp(mode, "rtt") == 0,
+         idle = strcmp(mode, "idle") == 0;
+    if (!tput && !lat && !fb && !rtt && !idle) {
         usage();
         return 2;
     }
@@ -986,6 +1039,8 @@ int main(int argc, char **argv)
     data_init();
     if (tput)
         cmd_throughput(&o);
+    else if (idle)
+        cmd_idle(&o);
     else
         cmd_roundtrips(&o, lat ? RT_LATENCY : fb ? RT_FIRSTBYTE : RT_RTT);
     return 0;

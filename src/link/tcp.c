@@ -363,13 +363,17 @@ struct tt_tcp_connect {
     int open;      /* handles still to close before freeing */
     bool finished; /* the connect attempt has an outcome */
     bool connected;
+    bool in_api;   /* inside tt_tcp_connect_start or _cancel */
+    bool reported; /* the callback has run */
 };
 
-static void connect_release(tt_tcp_connect *c)
+/* Reports the outcome once. The socket goes to the caller as a link; the
+ * request's own memory waits for its handles to close. */
+static void connect_report(tt_tcp_connect *c)
 {
-    if (--c->open > 0)
+    if (c->reported)
         return;
-    /* Both handles are closed (or the socket handed over): report. */
+    c->reported = true;
     tt_link *l = NULL;
     int status = c->result;
     if (c->connected && status == 0) {
@@ -377,10 +381,15 @@ static void connect_release(tt_tcp_connect *c)
         if (l == NULL)
             status = UV_ENOMEM;
     }
-    tt_tcp_connect_cb cb = c->cb;
-    void *ud = c->ud;
+    c->cb(c->ud, status, l);
+}
+
+static void connect_release(tt_tcp_connect *c)
+{
+    if (--c->open > 0)
+        return;
+    connect_report(c);
     free(c);
-    cb(ud, status, l);
 }
 
 static void on_connect_handle_closed(uv_handle_t *h)
@@ -404,6 +413,12 @@ static void connect_finish(tt_tcp_connect *c, int status)
         uv_close((uv_handle_t *)c->tcp, on_connect_handle_closed);
     else
         c->open--; /* the socket lives on as the link */
+    /* From a libuv callback the outcome goes out at once; from inside this
+     * module's own API calls it waits for the handles to close, so a caller
+     * never sees its callback run inside its call. Waiting always would
+     * cost a loop turn on every connection. */
+    if (!c->in_api)
+        connect_report(c);
 }
 
 static void on_connected(uv_connect_t *req, int status)
@@ -442,6 +457,7 @@ int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned ti
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open = 2;
+    c->in_api = true;
     int rc = uv_tcp_connect(&c->req, c->tcp, sa, on_connected);
     if (rc != 0) {
         /* Report asynchronously, as promised, through the normal path. */
@@ -449,6 +465,7 @@ int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned ti
     } else if (timeout_ms > 0) {
         uv_timer_start(&c->timer, on_connect_timeout, timeout_ms, 0);
     }
+    c->in_api = false;
     if (req)
         *req = c->finished ? NULL : c;
     return 0;
@@ -456,5 +473,7 @@ int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned ti
 
 void tt_tcp_connect_cancel(tt_tcp_connect *req)
 {
+    req->in_api = true;
     connect_finish(req, UV_ECANCELED);
+    req->in_api = false;
 }
