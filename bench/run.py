@@ -56,12 +56,15 @@ ALL_SYSTEMS = [
     "stunnel-aes-256-gcm", "stunnel-chacha20",
     "ssh-chacha20", "ssh-aes256-gcm",
 ]
+# Known but not in the default run: --systems tt-aes-256-gcm-16k,...
+EXTRA_SYSTEMS = ["tt-aes-256-gcm-16k"]
 ALIASES = {"tt": "tt-tcp"}
 # tt:// rows: (AEAD method, --buffer-size, forward mode).
 TT_NATIVE = {
     "tt-chacha20": ("chacha20-poly1305", None, False),
     "tt-aes-256-gcm": ("aes-256-gcm", None, False),
     "tt-chacha20-16k": ("chacha20-poly1305", 16384, False),
+    "tt-aes-256-gcm-16k": ("aes-256-gcm", 16384, False),
     "tt-chacha20-L": ("chacha20-poly1305", None, True),
 }
 STUNNEL_SUITES = {
@@ -69,7 +72,11 @@ STUNNEL_SUITES = {
     "stunnel-chacha20": "TLS_CHACHA20_POLY1305_SHA256",
 }
 SSH_CIPHERS = {"ssh-chacha20": None, "ssh-aes256-gcm": "aes256-gcm@openssh.com"}  # None: default
-SSHD = "/usr/sbin/sshd"  # sshd refuses to start from a relative path
+SSHD = "/usr/sbin/sshd"
+# The idle-connection section's default systems: one per kind of peer (opening
+# 1,000 channels through ssh takes about 7 s, through stunnel 3 s).
+IDLE_SYSTEMS = ["tt-tcp", "tt-chacha20", "microsocks", "ss-chacha20-ietf-poly1305",
+                "stunnel-chacha20", "ssh-chacha20"]  # sshd refuses to start from a relative path
 
 
 class BenchError(Exception):
@@ -697,6 +704,8 @@ def machine_info(binaries):
         "openssl": deb("libssl3"),
         "microsocks": deb("microsocks"),
         "shadowsocks-libev": deb("shadowsocks-libev"),
+        "stunnel4": deb("stunnel4"),
+        "openssh": deb("openssh-server") + " (server), " + deb("openssh-client") + " (client)",
         "compiler": (cmd(["cc", "--version"]) or "?").splitlines()[0],
         "load generator": "ttbench, " + ("send/recv (--copy)" if COPY else "sendfile/splice"),
     }
@@ -720,7 +729,92 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def report(results, info, cfg, foreign, elapsed):
+def fmt_ratio(x):
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def tput_ratios(a, b):
+    """A's throughput over B's: (up, down, the worse of the two)."""
+    up, down = a["up_MBps"] / b["up_MBps"], a["down_MBps"] / b["down_MBps"]
+    return up, down, min(up, down)
+
+
+def verdict(ok):
+    return "MET" if ok else "NOT MET"
+
+
+# tt:// rows and the systems the issue compares them with, cipher by cipher.
+NATIVE_TARGETS = [
+    ("tt-chacha20", "ss-chacha20-ietf-poly1305", "ssh-chacha20", "stunnel-chacha20"),
+    ("tt-aes-256-gcm", "ss-aes-256-gcm", "ssh-aes256-gcm", "stunnel-aes-256-gcm"),
+]
+IDLE_LIMIT_KIB = 8.0
+FIRST_BYTE_LIMIT_US = 1000.0
+
+
+def native_targets(agg, idle):
+    """Issue 3's targets for tt://, as (title, figures, verdict or None when a
+    system needed was not measured) lines, plus the machine-readable record."""
+    lines, record = [], {}
+    tunnels = [n for n in agg if n.startswith(("stunnel-", "ssh-"))]
+    for tt, ss, ssh, _ in NATIVE_TARGETS:
+        if tt not in agg:
+            continue
+        t = agg[tt]
+        rec = record[tt] = {}
+        if ss in agg:
+            up, down, worst = tput_ratios(t, agg[ss])
+            rec["throughput_vs_ss"] = {"up": up, "down": down, "met": worst >= 2}
+            lines.append((f"{tt}: throughput >= 2x {ss}",
+                          f"up {t['up_MBps']:.0f} vs {agg[ss]['up_MBps']:.0f} MB/s = {up:.2f}x, "
+                          f"down {t['down_MBps']:.0f} vs {agg[ss]['down_MBps']:.0f} MB/s = "
+                          f"{down:.2f}x", worst >= 2))
+        if tunnels:
+            best_up = max(tunnels, key=lambda n: agg[n]["up_MBps"])
+            best_dn = max(tunnels, key=lambda n: agg[n]["down_MBps"])
+            up = t["up_MBps"] / agg[best_up]["up_MBps"]
+            down = t["down_MBps"] / agg[best_dn]["down_MBps"]
+            ok = min(up, down) >= 1
+            rec["throughput_vs_fastest_tunnel"] = {"up": up, "up_of": best_up, "down": down,
+                                                   "down_of": best_dn, "met": ok}
+            lines.append((f"{tt}: throughput >= the fastest of stunnel and ssh",
+                          f"up {t['up_MBps']:.0f} vs {agg[best_up]['up_MBps']:.0f} MB/s "
+                          f"({best_up}) = {up:.2f}x, down {t['down_MBps']:.0f} vs "
+                          f"{agg[best_dn]['down_MBps']:.0f} MB/s ({best_dn}) = {down:.2f}x", ok))
+        if ss in agg:
+            d = (t["lat_med_us"] - agg[ss]["lat_med_us"]) / 1000
+            ok = d <= 0
+            rec["latency_vs_ss"] = {"tt_us": t["lat_med_us"], "ss_us": agg[ss]["lat_med_us"],
+                                    "met": ok}
+            lines.append((f"{tt}: SOCKS connect + first echoed byte <= {ss}",
+                          f"{t['lat_med_us']:.0f} vs {agg[ss]['lat_med_us']:.0f} µs "
+                          f"({d:+.3f} ms)", ok))
+        ok = t["fb_med_us"] <= FIRST_BYTE_LIMIT_US
+        rec["first_byte"] = {"p50_us": t["fb_med_us"], "p90_us": t["fb_p90_us"], "met": ok}
+        lines.append((f"{tt}: first byte (destination speaks first) <= 1 ms",
+                      f"p50 {t['fb_med_us']:.0f} µs (p90 {t['fb_p90_us']:.0f} µs)", ok))
+        if ssh in agg:
+            o = agg[ssh]
+            ok = (t["up_cpu_s_per_GB"] <= o["up_cpu_s_per_GB"]
+                  and t["down_cpu_s_per_GB"] <= o["down_cpu_s_per_GB"])
+            rec["cpu_vs_ssh"] = {"tt": [t["up_cpu_s_per_GB"], t["down_cpu_s_per_GB"]],
+                                 "ssh": [o["up_cpu_s_per_GB"], o["down_cpu_s_per_GB"]],
+                                 "met": ok}
+            lines.append((f"{tt}: CPU s/GB <= {ssh}",
+                          f"up {t['up_cpu_s_per_GB']:.2f} vs {o['up_cpu_s_per_GB']:.2f}, down "
+                          f"{t['down_cpu_s_per_GB']:.2f} vs {o['down_cpu_s_per_GB']:.2f}", ok))
+        m = idle.get(tt)
+        if m:
+            kib = m["server_kib_per_conn"]
+            ok = kib <= IDLE_LIMIT_KIB
+            rec["idle_server_kib"] = {"per_conn": kib, "met": ok}
+            lines.append((f"{tt}: idle connection <= 8 KiB of server memory",
+                          f"{kib:.1f} KiB per connection (tt server VmRSS growth over "
+                          f"{idle['_n']} connections)", ok))
+    return lines, record
+
+
+def report(results, info, cfg, foreign, elapsed, idle):
     p = print
     p()
     p("## Machine")
@@ -758,39 +852,89 @@ def report(results, info, cfg, foreign, elapsed):
     p("seconds of all the proxy's processes per 10^9 bytes moved. Latency: connect + SOCKS5")
     p("CONNECT + 1-byte echo. First byte: connect + SOCKS5 CONNECT until the destination's")
     p("banner byte arrives (the destination speaks first). Echo RTT: 1-byte round trip on an")
-    p("open connection (p50). Clean rounds: rounds in which other processes took at most")
-    p(f"{cfg.max_other * 100:.0f}% of the CPU while this system was measured; the medians are "
-      "over those when")
-    p("there are at least 3, else over all rounds ('-').")
+    p("open connection (p50). Forward systems (tt-chacha20-L, stunnel-*) have no SOCKS5 step:")
+    p("the client connects to a fixed forward port. Clean rounds: rounds in which other")
+    p(f"processes took at most {cfg.max_other * 100:.0f}% of the CPU while this system was "
+      "measured; the medians")
+    p("are over those when there are at least 3, else over all rounds ('-').")
     p()
 
+    if idle:
+        p(f"## Idle connections: {idle['_n']} held open after {cfg.idle_warmup} warm-up ones")
+        p()
+        p("| system | server KiB/connection | client KiB/connection | server VmRSS KiB "
+          "before → after | time to open them |")
+        p("|---|---:|---:|---:|---:|")
+        for name, m in idle.items():
+            if name.startswith("_"):
+                continue
+            s0, s1 = m["server_rss_kib"]
+            p(f"| {name} | {fmt(m['server_kib_per_conn'], '.1f')} | "
+              f"{fmt(m['client_kib_per_conn'], '.1f')} | {s0} → {s1} | "
+              f"{m['open_seconds']:.2f} s |")
+        p()
+        p("Growth of VmRSS (/proc/PID/status) over the idle connections, divided by their")
+        p("number. Server: tt server, ss-server, stunnel's server, microsocks (its only")
+        p("process), sshd's session processes (the listener's descendants); client: tt")
+        p("client, ss-local, stunnel's client, ssh.")
+        p()
+
     p("## Ratios")
-    lines = []
-    tt = agg.get("tt")
-    for other in [n for n in agg if n not in ("tt", "direct")]:
-        o = agg[other]
-        if tt is None:
-            break
-        lines.append(
-            f"- tt vs {other}: throughput up {tt['up_MBps'] / o['up_MBps']:.2f}x, "
-            f"down {tt['down_MBps'] / o['down_MBps']:.2f}x; "
-            f"latency {(tt['lat_med_us'] - o['lat_med_us']) / 1000:+.3f} ms, "
-            f"first byte {(tt['fb_med_us'] - o['fb_med_us']) / 1000:+.3f} ms, "
-            f"echo RTT {(tt['rtt_med_us'] - o['rtt_med_us']) / 1000:+.3f} ms"
-        )
-    for line in lines:
-        p(line)
-    if tt is not None and "microsocks" in agg:
-        o = agg["microsocks"]
+
+    def cmp_line(a_name, b_name):
+        a, b = agg[a_name], agg[b_name]
+        up, down, _ = tput_ratios(a, b)
+        return (f"- {a_name} vs {b_name}: throughput up {up:.2f}x, down {down:.2f}x; "
+                f"latency {(a['lat_med_us'] - b['lat_med_us']) / 1000:+.3f} ms, "
+                f"first byte {(a['fb_med_us'] - b['fb_med_us']) / 1000:+.3f} ms, "
+                f"echo RTT {(a['rtt_med_us'] - b['rtt_med_us']) / 1000:+.3f} ms")
+
+    pairs = []
+    if "tt-tcp" in agg:
+        pairs += [("tt-tcp", n) for n in ("microsocks", "ss-aes-256-gcm",
+                                          "ss-chacha20-ietf-poly1305") if n in agg]
+    for tt, ss, ssh, stunnel in NATIVE_TARGETS:
+        if tt in agg:
+            pairs += [(tt, n) for n in (ss, ssh, stunnel) if n in agg]
+    if "tt-chacha20-16k" in agg and "tt-chacha20" in agg:
+        pairs.append(("tt-chacha20-16k", "tt-chacha20"))
+    if "tt-chacha20-L" in agg:
+        # Both fixed forwards: the fair comparison for latency and first byte.
+        pairs += [("tt-chacha20-L", n) for n in ("stunnel-chacha20", "tt-chacha20") if n in agg]
+    for a, b in pairs:
+        p(cmp_line(a, b))
+    if "tt-chacha20-16k" in agg and "tt-chacha20" in agg:
+        a, b = agg["tt-chacha20-16k"], agg["tt-chacha20"]
+        p(f"- frame size 16384 vs 4096 (chacha20): CPU s/GB up {a['up_cpu_s_per_GB']:.2f} vs "
+          f"{b['up_cpu_s_per_GB']:.2f}, down {a['down_cpu_s_per_GB']:.2f} vs "
+          f"{b['down_cpu_s_per_GB']:.2f}")
+
+    verdicts = {}
+    if "tt-tcp" in agg and "microsocks" in agg:
+        tt, o = agg["tt-tcp"], agg["microsocks"]
         tp = min(tt["up_MBps"] / o["up_MBps"], tt["down_MBps"] / o["down_MBps"])
         dl = (tt["lat_med_us"] - o["lat_med_us"]) / 1000
         df = (tt["fb_med_us"] - o["fb_med_us"]) / 1000
+        verdicts["tt-tcp"] = {"throughput_vs_microsocks": {"worst": tp, "met": tp >= 3},
+                              "latency_vs_microsocks_ms": {"echo": dl, "banner": df,
+                                                           "met": max(dl, df) <= 0.3}}
         p()
-        p("## Targets (plain carrier vs microsocks)")
-        p(f"- throughput >= 3x microsocks: {tp:.2f}x (worse direction) -> "
-          f"{'MET' if tp >= 3 else 'NOT MET'}")
+        p("## Targets (plain carrier tcp:// vs microsocks)")
+        p(f"- throughput >= 3x microsocks: {tp:.2f}x (worse direction) -> {verdict(tp >= 3)}")
         p(f"- connect-to-first-byte within 0.3 ms of microsocks: echo {dl:+.3f} ms, "
-          f"banner {df:+.3f} ms -> {'MET' if max(dl, df) <= 0.3 else 'NOT MET'}")
+          f"banner {df:+.3f} ms -> {verdict(max(dl, df) <= 0.3)}")
+    lines, rec = native_targets(agg, idle or {})
+    verdicts.update(rec)
+    if lines:
+        p()
+        p("## Targets (tt:// vs shadowsocks-libev, stunnel, ssh)")
+        for title, figures, ok in lines:
+            p(f"- {title}: {figures} -> {verdict(ok)}")
+        for name in ("tt-tcp",):
+            m = (idle or {}).get(name)
+            if m:
+                p(f"- (for comparison) {name}: idle connection "
+                  f"{m['server_kib_per_conn']:.1f} KiB of tt server memory")
     if "direct" in agg:
         d = agg["direct"]
         proxies = [a for n, a in agg.items() if n != "direct"]
@@ -811,7 +955,7 @@ def report(results, info, cfg, foreign, elapsed):
     if foreign["share"] > 0.05:
         top = ", ".join(f"{n} {s:.1f} s" for n, s in foreign["top"]) or "short-lived processes"
         p(f"  WARNING: the machine was not idle (e.g. {top}); figures are disturbed.")
-    return agg
+    return agg, verdicts
 
 
 # ---- main ------------------------------------------------------------------
@@ -819,16 +963,25 @@ def report(results, info, cfg, foreign, elapsed):
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="about one minute: fewer rounds, bytes "
-                    "and connections")
+    ap.add_argument("--quick", action="store_true", help="about 1.5 minutes: fewer rounds, "
+                    "bytes and connections")
     ap.add_argument("--rounds", type=int, help="rounds over all systems (default 7, quick 3)")
-    ap.add_argument("--bytes", type=int, help="bytes per transfer (default 1 GiB, quick 256 MiB)")
+    ap.add_argument("--bytes", type=int, help="bytes per transfer (default 512 MiB, quick "
+                    "128 MiB)")
     ap.add_argument("--count", type=int, help="connections per latency run, and round trips "
-                    "per echo-RTT run (default 500, quick 200)")
-    ap.add_argument("--fb-count", type=int, help="connections per first-byte run (default 100, "
-                    "quick 40: proxies that stall ~50 ms per banner make this the slow part)")
+                    "per echo-RTT run (default 400, quick 150)")
+    ap.add_argument("--fb-count", type=int, help="connections per first-byte run (default 50, "
+                    "quick 20: proxies that stall 44-51 ms per banner make this the slow part)")
+    ap.add_argument("--idle", type=int, help="idle connections held open for the memory "
+                    "measurement (default 1000; 0 skips it)")
+    ap.add_argument("--idle-systems", default=",".join(IDLE_SYSTEMS), help="systems of the "
+                    "run measured with idle connections, comma-separated, or 'all' (default "
+                    f"{','.join(IDLE_SYSTEMS)})")
+    ap.add_argument("--idle-warmup", type=int, default=50, help="connections opened before "
+                    "the first memory reading (default 50)")
     ap.add_argument("--systems", default=",".join(ALL_SYSTEMS),
-                    help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
+                    help=f"comma-separated, from {','.join(ALL_SYSTEMS + EXTRA_SYSTEMS)} "
+                    "(default: all but the last)")
     ap.add_argument("--tt", default=str(ROOT / "build" / "tt"), help="the tt binary")
     ap.add_argument("--ttbench", default=str(ROOT / "build" / "bench" / "ttbench"),
                     help="the ttbench binary")
@@ -838,17 +991,38 @@ def parse_args():
     ap.add_argument("--copy", action="store_true", help="load generator moves bulk data with "
                     "send/recv (copies) instead of sendfile/splice")
     ap.add_argument("--json", help="also write every round's figures and the medians here")
-    ap.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    ap.add_argument("--keep-logs", action="store_true", help="keep the processes' logs and "
+                    "configuration files")
     a = ap.parse_args()
     a.rounds = a.rounds or (3 if a.quick else 7)
-    a.bytes = a.bytes or (256 << 20 if a.quick else 1 << 30)
-    a.count = a.count or (200 if a.quick else 500)
-    a.fb_count = a.fb_count or (40 if a.quick else 100)
-    a.systems = [s for s in a.systems.split(",") if s]
-    for s in a.systems:
-        if s not in ALL_SYSTEMS:
-            ap.error(f"unknown system {s} (known: {', '.join(ALL_SYSTEMS)})")
+    a.bytes = a.bytes or (128 << 20 if a.quick else 512 << 20)
+    a.count = a.count or (150 if a.quick else 400)
+    a.fb_count = a.fb_count or (20 if a.quick else 50)
+    a.idle = 1000 if a.idle is None else a.idle
+    a.systems = [ALIASES.get(s, s) for s in a.systems.split(",") if s]
+    if a.idle_systems == "all":
+        a.idle_systems = [s for s in a.systems if s != "direct"]
+    else:
+        a.idle_systems = [ALIASES.get(s, s) for s in a.idle_systems.split(",") if s]
+    for s in a.systems + a.idle_systems:
+        if s not in ALL_SYSTEMS + EXTRA_SYSTEMS:
+            ap.error(f"unknown system {s} (known: {', '.join(ALL_SYSTEMS + EXTRA_SYSTEMS)})")
     return a
+
+
+def raise_nofile(want=65536):
+    """The idle-connection section holds thousands of sockets in ttbench and
+    in every proxy: raise the limit that all started processes inherit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))  # root may raise hard
+            return
+        except (ValueError, OSError):
+            pass
+    new_soft = hard if hard == resource.RLIM_INFINITY or hard < want else want
+    if soft != resource.RLIM_INFINITY and soft < new_soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
 
 
 def on_sigterm(signum, frame):
@@ -869,6 +1043,7 @@ def main():
     # would inherit it ignored, and nothing could stop the run cleanly.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_sigterm)
+    raise_nofile()
     logdir = tempfile.mkdtemp(prefix="ttbench-")
     procs = Procs(logdir)
     info = machine_info(binaries)
@@ -886,23 +1061,42 @@ def main():
         )
         wait_listening(procs, cfg.dest_port, [server])
         wait_listening(procs, cfg.banner_port, [server])
-        systems = [start_system(n, procs, binaries) for n in cfg.systems]
-        # One short pass first: each system answers at all (a broken one
+        ctx = Ctx(procs, binaries, cfg, logdir)
+        systems = [start_system(n, ctx) for n in cfg.systems]
+        # Memory per idle connection first, while every proxy process is
+        # fresh: after the transfers their heaps hold freed buffers that new
+        # connections would reuse unseen.
+        idle = {}
+        if cfg.idle > 0:
+            t_idle = time.monotonic()
+            idle["_n"] = cfg.idle
+            for s in systems:
+                if s.kind == "direct" or s.name not in cfg.idle_systems:
+                    continue
+                m = idle[s.name] = idle_memory(s, cfg, binaries)
+                procs.check_alive(s.watch)
+                print(f"idle {s.name:>26}: server {fmt(m['server_kib_per_conn'], '.1f')} KiB, "
+                      f"client {fmt(m['client_kib_per_conn'], '.1f')} KiB per connection "
+                      f"(opened in {m['open_seconds']:.1f} s)", file=sys.stderr, flush=True)
+            idle["_seconds"] = time.monotonic() - t_idle
+        # One short pass: each system answers at all (a broken one
         # fails here, in seconds) and every process has its pages in.
         for s in systems:
-            target = ["--target", f"{HOST}:{cfg.dest_port}"]
-            ttbench(binaries, ["latency"] + via(s) + target + ["--count", "20", "--warmup", "0"],
+            ttbench(binaries, ["latency"] + route(s, cfg) + ["--count", "20", "--warmup", "0"],
                     timeout=60)
-            ttbench(binaries, ["throughput"] + COPY + via(s) + target
+            ttbench(binaries, ["firstbyte"] + route(s, cfg, banner=True)
+                    + ["--count", "2", "--warmup", "0"], timeout=60)
+            ttbench(binaries, ["throughput"] + COPY + route(s, cfg)
                     + ["--bytes", str(min(cfg.bytes, 64 << 20)), "--dir", "up"], timeout=60)
         results = {s.name: [] for s in systems}
+        t_rounds = time.monotonic()
         watch = CpuWatch(procs)
         total = CpuWatch(procs)
         for rnd in range(cfg.rounds):
             # Rotate the order so no system always runs first or last in a round.
             order = systems[rnd % len(systems):] + systems[: rnd % len(systems)]
             for s in order:
-                procs.check_alive(s.procs)
+                procs.check_alive(s.watch)
                 r = measure(s, cfg, binaries, server, watch)
                 results[s.name].append(r)
                 print(
@@ -913,7 +1107,7 @@ def main():
                     f"{r['other_cpu'] * 100:.0f}% of the CPU)",
                     file=sys.stderr, flush=True,
                 )
-        elapsed = time.monotonic() - t_start
+        rounds_s = time.monotonic() - t_rounds
         ours = procs.pids() | {os.getpid()}
         ticks_end = all_cpu_ticks()
         # Whatever else ran during the bench took CPU from it: say how much.
@@ -932,15 +1126,20 @@ def main():
             "top": sorted(foreign_by.items(), key=lambda kv: -kv[1])[:4],
         }
         for s in systems:
-            procs.check_alive(s.procs)
-        agg = report(results, info, cfg, foreign, elapsed)
+            procs.check_alive(s.watch)
+        elapsed = time.monotonic() - t_start
+        agg, verdicts = report(results, info, cfg, foreign, elapsed, idle)
+        if idle:
+            print(f"  (the rounds took {rounds_s:.0f} s, the idle-connection section "
+                  f"{idle['_seconds']:.0f} s)")
         if cfg.json:
             with open(cfg.json, "w") as f:
                 json.dump({"machine": info, "config": {k: getattr(cfg, k) for k in
-                          ("rounds", "bytes", "count", "fb_count", "systems", "max_other",
-                           "copy")},
-                           "rounds": results, "medians": agg, "other_cpu": foreign,
-                           "elapsed_s": elapsed}, f, indent=1)
+                          ("rounds", "bytes", "count", "fb_count", "idle", "idle_warmup",
+                           "idle_systems", "systems", "max_other", "copy")},
+                           "rounds": results, "medians": agg, "idle": idle,
+                           "verdicts": verdicts, "other_cpu": foreign,
+                           "elapsed_s": elapsed, "rounds_s": rounds_s}, f, indent=1)
         ok = True
     except BenchError as e:
         print(f"run.py: {e}", file=sys.stderr)
@@ -949,9 +1148,7 @@ def main():
     finally:
         procs.stop()
         if ok and not cfg.keep_logs:
-            for f in Path(logdir).iterdir():
-                f.unlink()
-            os.rmdir(logdir)
+            shutil.rmtree(logdir, ignore_errors=True)
         else:
             print(f"run.py: process logs in {logdir}", file=sys.stderr)
     return 0 if ok else 1

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs tt's benchmark: installs what is missing, builds the release build
 # (build/tt and build/bench/ttbench), then runs bench/run.py, which compares
-# tt's plain carrier with direct loopback, microsocks and shadowsocks-libev.
-# Arguments go to bench/run.py: --quick (about a minute), --rounds N,
-# --json FILE, ... (bench/run.py --help). Takes about 5 minutes by default.
+# tt's plain carrier (tcp://) with direct loopback, microsocks and
+# shadowsocks-libev, and its encrypted one (tt://) with shadowsocks-libev,
+# stunnel (TLS 1.3) and ssh -D, and measures memory per idle connection.
+# Arguments go to bench/run.py: --quick (about 1.5 minutes), --rounds N,
+# --systems a,b, --idle 0, --json FILE, ... (bench/run.py --help). Takes
+# about 6 minutes by default. Needs root for its private sshd (ssh-* rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,8 +12,9 @@ packages=(
   libcriterion-dev
   # end-to-end tests and the demo: real peers
   python3 python3-pytest curl nginx-light iproute2
-  # benchmarks: the peers tt is compared with
-  microsocks shadowsocks-libev
+  # benchmarks: the peers tt is compared with (openssl makes stunnel's
+  # certificate; bench/run.py runs its own sshd, not the system's)
+  microsocks shadowsocks-libev stunnel4 openssl openssh-server openssh-client
 )
 
 missing=()
@@ -41,6 +42,11 @@ $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 # Package scripts may start services (shadowsocks-libev's ss-server); tt's
 # tests start their own peers, so stop the packaged ones to free their ports.
+# The same for an sshd that this run installed (never one that was already
+# there: someone may log in through it).
 if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
   $sudo systemctl disable --now shadowsocks-libev.service >/dev/null 2>&1 || true
+  if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
+    $sudo systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
 fi
