@@ -38,31 +38,6 @@ static const uint8_t key[32] = {0x74, 0x74, 0x2f, 0x31, 0x20, 0x66, 0x75, 0x7a, 
                                 0x65, 0x79, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
                                 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12};
 
-/* Reads fields off the input; past its end every byte is zero. */
-typedef struct cursor {
-    const uint8_t *p;
-    size_t n, off;
-} cursor;
-
-static uint8_t u8(cursor *c)
-{
-    return c->off < c->n ? c->p[c->off++] : 0;
-}
-
-static size_t u16(cursor *c)
-{
-    size_t hi = u8(c);
-    return (hi << 8) | u8(c);
-}
-
-static size_t u32(cursor *c)
-{
-    size_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v = (v << 8) | u8(c);
-    return v;
-}
-
 /* Chunk sizes, used in turn. */
 typedef struct chunker {
     uint8_t sizes[16];

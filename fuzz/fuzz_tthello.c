@@ -49,31 +49,6 @@ static const uint8_t own_salt[TT_SALT_LEN] = {32, 33, 34, 35, 36, 37, 38, 39, 40
 
 static const enum tt_aead_alg algs[2] = {TT_AEAD_CHACHA20_POLY1305, TT_AEAD_AES_256_GCM};
 
-/* Reads fields off the input; past its end every byte is zero. */
-typedef struct cursor {
-    const uint8_t *p;
-    size_t n, off;
-} cursor;
-
-static uint8_t u8(cursor *c)
-{
-    return c->off < c->n ? c->p[c->off++] : 0;
-}
-
-static size_t u16(cursor *c)
-{
-    size_t hi = u8(c);
-    return (hi << 8) | u8(c);
-}
-
-static uint64_t u64(cursor *c)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | u8(c);
-    return v;
-}
-
 static void bytes(cursor *c, uint8_t *out, size_t n)
 {
     for (size_t i = 0; i < n; i++)
