@@ -963,7 +963,7 @@ def report(results, info, cfg, foreign, elapsed, idle):
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="about 1.5 minutes: fewer rounds, "
+    ap.add_argument("--quick", action="store_true", help="about 70 s: fewer rounds, "
                     "bytes and connections")
     ap.add_argument("--rounds", type=int, help="rounds over all systems (default 7, quick 3)")
     ap.add_argument("--bytes", type=int, help="bytes per transfer (default 512 MiB, quick "

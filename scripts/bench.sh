@@ -4,9 +4,9 @@
 # tt's plain carrier (tcp://) with direct loopback, microsocks and
 # shadowsocks-libev, and its encrypted one (tt://) with shadowsocks-libev,
 # stunnel (TLS 1.3) and ssh -D, and measures memory per idle connection.
-# Arguments go to bench/run.py: --quick (about 1.5 minutes), --rounds N,
+# Arguments go to bench/run.py: --quick (about 70 s), --rounds N,
 # --systems a,b, --idle 0, --json FILE, ... (bench/run.py --help). Takes
-# about 6 minutes by default. Needs root for its private sshd (ssh-* rows).
+# about 5.5 minutes by default. Needs root for its private sshd (ssh-* rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
