@@ -27,6 +27,8 @@ extern const tt_carrier_ops tt_carrier_tt;
 /* A partial hello that stops arriving for this long is treated as a probe
  * (only with --fallback, which should answer as promptly as a web server). */
 #define STALL_MS 1000
+/* How long after a handshake the next ephemeral key pair is made. */
+#define REFILL_DELAY_MS 2
 
 typedef struct hop_listener {
     uint16_t port;
@@ -49,13 +51,11 @@ typedef struct ttc {
     tt_replay replay;
     tt_carrier_accept_cb accept_cb;
     void *accept_ud;
-    /* One pre-generated ephemeral key pair: a handshake takes it, and the
-     * prepare handle makes the next one just before the loop next waits for
-     * I/O, that is after the timers that continue the handshake (parse the
-     * stream header, issue the destination's connect) have run, so the
-     * arithmetic overlaps the network instead of delaying it. */
+    /* One pre-generated ephemeral key pair: a handshake takes it, and a
+     * timer makes the next one a few milliseconds later, off the path of
+     * the handshake that took it. */
     tt_x25519_key spare;
-    uv_prepare_t refill;
+    uv_timer_t refill;
     int handles; /* open handles to close before freeing */
 } ttc;
 
@@ -95,7 +95,7 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
     }
     if (is_password)
         tt_debug("-k is a password; stretched with scrypt");
-    uv_prepare_init(loop, &c->refill);
+    uv_timer_init(loop, &c->refill);
     c->refill.data = c;
     c->handles = 1;
     for (unsigned i = 0; i < cfg->n_methods; i++) {
@@ -109,10 +109,9 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
     return 0;
 }
 
-static void on_refill(uv_prepare_t *h)
+static void on_refill(uv_timer_t *h)
 {
     ttc *c = h->data;
-    uv_prepare_stop(h);
     if (c->spare.pkey == NULL && tt_x25519_generate(&c->spare) != 0)
         tt_warn("cannot pre-generate a key pair");
 }
@@ -120,8 +119,11 @@ static void on_refill(uv_prepare_t *h)
 /* Called after a handshake took (or may have taken) the spare key. */
 static void schedule_refill(ttc *c)
 {
-    if (c->spare.pkey == NULL)
-        uv_prepare_start(&c->refill, on_refill);
+    /* A few milliseconds later: by then this handshake's next steps (the
+     * reply, the first frames) have run, and on a real network the other
+     * end is still a round trip away. */
+    if (c->spare.pkey == NULL && !uv_is_active((uv_handle_t *)&c->refill))
+        uv_timer_start(&c->refill, on_refill, REFILL_DELAY_MS, 0);
 }
 
 static void ttc_close(tt_carrier *base);

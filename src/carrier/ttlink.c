@@ -24,7 +24,10 @@ typedef struct ttlink {
     tt_aead tx;              /* session key of our direction */
     tt_frame_reader rx;
     bool hello_sent;
-    bool keys_ready; /* tx and rx hold session keys */
+    bool keys_ready;          /* tx and rx hold session keys */
+    bool hello_rcvd;          /* client: the server hello was opened */
+    bool derive_pending;      /* the peer's public key is known, the keys not yet made */
+    uint8_t peer[TT_PUB_LEN]; /* the peer's ephemeral public key */
     /* Client: the server hello being assembled. */
     uint8_t *hbuf;
     size_t hhave, hneed;
@@ -114,6 +117,8 @@ fail:
     return UV_EIO;
 }
 
+static int ensure_keys(ttlink *t);
+
 static int send_hello(ttlink *t, const uint8_t *data, size_t len)
 {
     size_t pad = pad_len(t, t->p.hello_pad_max);
@@ -130,7 +135,11 @@ static int send_hello(ttlink *t, const uint8_t *data, size_t len)
     }
     t->hello_sent = true;
     tt_aead_free(&t->hello_tx);
-    return send_lower(t, out, size);
+    rc = send_lower(t, out, size);
+    /* The server's keys, now that its hello (and the reply) is on its way. */
+    if (rc == 0 && !t->client)
+        rc = ensure_keys(t);
+    return rc;
 }
 
 static int queue_add(ttlink *t, const uint8_t *data, size_t len)
@@ -209,28 +218,6 @@ static size_t tl_pending(const tt_link *l)
     return tt_link_pending(t->lower) + t->qlen;
 }
 
-/* Client: the server hello brought its public key; derive the session keys
- * and send what waited for them. */
-static int keys_from_server(ttlink *t, const uint8_t spub[TT_PUB_LEN])
-{
-    uint8_t shared[32], c2s[32], s2c[32];
-    int rc = tt_x25519_derive(&t->eph, spub, shared);
-    if (rc == 0)
-        rc = tt_proto_session_keys(t->p.psk, t->salt, shared, t->pub, spub, c2s, s2c);
-    if (rc == 0)
-        rc = tt_aead_init(&t->tx, t->p.alg, c2s, true);
-    if (rc == 0)
-        rc = tt_aead_init(&t->rx.aead, t->p.alg, s2c, false);
-    OPENSSL_cleanse(shared, sizeof shared);
-    OPENSSL_cleanse(c2s, sizeof c2s);
-    OPENSSL_cleanse(s2c, sizeof s2c);
-    tt_x25519_free(&t->eph);
-    if (rc < 0)
-        return UV_EPROTO;
-    t->keys_ready = true;
-    return 0;
-}
-
 static int flush_queue(ttlink *t)
 {
     if (t->qlen == 0 && !t->q_fin)
@@ -248,8 +235,46 @@ static int flush_queue(ttlink *t)
     return rc;
 }
 
-/* Client: takes server-hello bytes; returns bytes used, or a negative code.
- * Sets *DONE when the hello is complete and its data delivered. */
+/* Makes the session keys from our ephemeral key and the peer's, once both
+ * are known. It is deliberately late: the server runs it after writing its
+ * hello (which carries the stream reply) and the client after handing on the
+ * hello's data (the reply), so the X25519 arithmetic overlaps the other end's
+ * work instead of delaying the reply. Sends what waited for the keys. */
+static int ensure_keys(ttlink *t)
+{
+    if (!t->derive_pending)
+        return 0;
+    t->derive_pending = false;
+    const uint8_t *cpub = t->client ? t->pub : t->peer;
+    const uint8_t *spub = t->client ? t->peer : t->pub;
+    uint8_t shared[32], c2s[32], s2c[32];
+    int rc = tt_x25519_derive(&t->eph, t->peer, shared);
+    if (rc == 0)
+        rc = tt_proto_session_keys(t->p.psk, t->salt, shared, cpub, spub, c2s, s2c);
+    if (rc == 0)
+        rc = tt_aead_init(&t->tx, t->p.alg, t->client ? c2s : s2c, true);
+    if (rc == 0)
+        rc = tt_aead_init(&t->rx.aead, t->p.alg, t->client ? s2c : c2s, false);
+    OPENSSL_cleanse(shared, sizeof shared);
+    OPENSSL_cleanse(c2s, sizeof c2s);
+    OPENSSL_cleanse(s2c, sizeof s2c);
+    tt_x25519_free(&t->eph);
+    if (rc < 0)
+        return UV_EPROTO;
+    t->keys_ready = true;
+    if (t->closing)
+        return 0;
+    size_t before = tl_pending(&t->base);
+    rc = flush_queue(t);
+    if (rc < 0)
+        return rc;
+    /* Our pending count fell with the queue: tell a waiting producer. */
+    if (before > 0 && tl_pending(&t->base) == 0 && t->base.handler->on_drained)
+        t->base.handler->on_drained(&t->base, t->base.ud);
+    return 0;
+}
+
+/* Client: takes server-hello bytes; returns bytes used, or a negative code. */
 static long take_server_hello(ttlink *t, const uint8_t *data, size_t len)
 {
     if (t->hbuf == NULL) {
@@ -276,24 +301,19 @@ static long take_server_hello(ttlink *t, const uint8_t *data, size_t len)
         return (long)take;
     }
     tt_server_hello sh;
-    if (tt_server_hello_open(&t->hello_rx, t->hbuf, t->hneed, &sh) != 0 ||
-        keys_from_server(t, sh.spub) != 0)
+    if (tt_server_hello_open(&t->hello_rx, t->hbuf, t->hneed, &sh) != 0)
         return UV_EPROTO;
     tt_aead_free(&t->hello_rx);
+    memcpy(t->peer, sh.spub, TT_PUB_LEN);
+    t->hello_rcvd = true;
+    t->derive_pending = true;
+    /* The reply first, the keys after (see ensure_keys). */
     if (sh.dlen > 0)
         t->base.handler->on_data(&t->base, t->base.ud, sh.data, sh.dlen);
     free(t->hbuf);
     t->hbuf = NULL;
-    if (!t->closing) {
-        size_t before = tl_pending(&t->base);
-        int rc = flush_queue(t);
-        if (rc < 0)
-            return rc;
-        /* Our pending count fell with the queue: tell a waiting producer. */
-        if (before > 0 && tl_pending(&t->base) == 0 && t->base.handler->on_drained)
-            t->base.handler->on_drained(&t->base, t->base.ud);
-    }
-    return (long)take;
+    int rc = ensure_keys(t);
+    return rc < 0 ? rc : (long)take;
 }
 
 static int stash(ttlink *t, const uint8_t *data, size_t len)
@@ -366,7 +386,7 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
                 fail(t, UV_ENOMEM);
             goto out;
         }
-        if (!t->keys_ready) {
+        if (t->client && !t->hello_rcvd) {
             long n = take_server_hello(t, data + off, len - off);
             if (n < 0) {
                 tt_debug("c%llu: bad server hello (wrong key?)", (unsigned long long)t->base.id);
@@ -375,6 +395,10 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
             }
             off += (size_t)n;
             continue;
+        }
+        if (!t->keys_ready && ensure_keys(t) < 0) {
+            fail(t, UV_EPROTO);
+            goto out;
         }
         size_t used;
         uint8_t type;
@@ -663,26 +687,16 @@ tt_link *tt_ttlink_server(tt_link *lower, const tt_ttlink_params *p,
         return NULL;
     }
     memcpy(t->salt, salt, TT_SALT_LEN);
-    uint8_t hc2s[32], hs2c[32], shared[32], c2s[32], s2c[32];
+    memcpy(t->peer, cpub, TT_PUB_LEN);
+    t->derive_pending = true;
+    uint8_t hc2s[32], hs2c[32];
     int rc = take_keypair(t);
     if (rc == 0)
         rc = tt_proto_hello_keys(p->psk, salt, hc2s, hs2c);
     if (rc == 0)
         rc = tt_aead_init(&t->hello_tx, p->alg, hs2c, true);
-    if (rc == 0)
-        rc = tt_x25519_derive(&t->eph, cpub, shared);
-    if (rc == 0)
-        rc = tt_proto_session_keys(p->psk, salt, shared, cpub, t->pub, c2s, s2c);
-    if (rc == 0)
-        rc = tt_aead_init(&t->tx, p->alg, s2c, true);
-    if (rc == 0)
-        rc = tt_aead_init(&t->rx.aead, p->alg, c2s, false);
     OPENSSL_cleanse(hc2s, sizeof hc2s);
     OPENSSL_cleanse(hs2c, sizeof hs2c);
-    OPENSSL_cleanse(shared, sizeof shared);
-    OPENSSL_cleanse(c2s, sizeof c2s);
-    OPENSSL_cleanse(s2c, sizeof s2c);
-    tt_x25519_free(&t->eph);
     if (rc == 0 && elen > 0) {
         t->early = malloc(elen);
         if (t->early == NULL)
@@ -697,6 +711,5 @@ tt_link *tt_ttlink_server(tt_link *lower, const tt_ttlink_params *p,
         ttlink_abort(t);
         return NULL;
     }
-    t->keys_ready = true;
     return &t->base;
 }
