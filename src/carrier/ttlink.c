@@ -242,8 +242,12 @@ static int flush_queue(ttlink *t)
  * work instead of delaying the reply. Sends what waited for the keys. */
 static int ensure_keys(ttlink *t)
 {
-    if (!t->derive_pending)
+    if (t->keys_ready)
         return 0;
+    /* No peer key yet, or an earlier derivation failed: there are no keys,
+     * and nothing may be sealed or opened. */
+    if (!t->derive_pending)
+        return UV_EPROTO;
     t->derive_pending = false;
     const uint8_t *cpub = t->client ? t->pub : t->peer;
     const uint8_t *spub = t->client ? t->peer : t->pub;

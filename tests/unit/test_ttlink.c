@@ -228,3 +228,21 @@ Test(ttlink, tampered_frame_is_an_error_and_lower_eof_without_fin_too)
     free(cs.buf);
     free(ss.buf);
 }
+
+Test(ttlink, failed_key_derivation_is_an_error_never_an_unkeyed_read)
+{
+    /* A client key of all zeros gives the all-zero shared secret, which is
+     * refused; only a peer that knows the PSK can get this far. */
+    sink ss = {0};
+    uint8_t salt[TT_SALT_LEN] = {1}, zero[TT_PUB_LEN] = {0};
+    tt_link *s = tt_ttlink_server(&ls.base, &params, salt, zero, NULL, 0, NULL, 0);
+    cr_assert_not_null(s);
+    tt_link_set_handler(s, &h, &ss);
+    cr_assert_eq(tt_link_read_start(s), 0);
+    cr_assert_eq(tt_link_write1(s, "\x01\x00", 2), UV_EPROTO, "no keys: the write must fail");
+    /* Input after that must be refused, not opened with an unkeyed context. */
+    static const uint8_t junk[64] = {0};
+    cr_assert(memlink_deliver(&ls, junk, sizeof junk));
+    cr_assert_eq(ss.err, UV_EPROTO);
+    tt_link_close(s, NULL, NULL);
+}
