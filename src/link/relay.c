@@ -21,7 +21,6 @@ typedef struct relay {
     uv_timer_t idle;
     int open; /* handles (two links, one timer) not yet closed */
     bool closing;
-    const char *reason;
     struct relay *prev, *next; /* all live relays, for tt_relay_close_all */
     char label[TT_RELAY_LABEL_MAX];
 } relay;
@@ -78,8 +77,7 @@ static void on_eof(tt_link *l, void *ud)
 static void on_error(tt_link *l, void *ud, int err)
 {
     relay *r = ud;
-    r->reason = uv_err_name(err);
-    relay_abort(r, side_of(r, l), r->reason);
+    relay_abort(r, side_of(r, l), uv_err_name(err));
 }
 
 static void on_drained(tt_link *l, void *ud)

@@ -194,7 +194,9 @@ static void on_close(uv_handle_t *h)
         cb(ud);
 }
 
-static void tcp_close(tt_link *l, tt_link_close_cb cb, void *ud)
+/* Closes, or with ABORT resets, the socket. Pending write requests complete
+ * with UV_ECANCELED before on_close, and free themselves. */
+static void tcp_end(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
 {
     tcp_link *t = (tcp_link *)l;
     if (t->closing)
@@ -202,22 +204,20 @@ static void tcp_close(tt_link *l, tt_link_close_cb cb, void *ud)
     t->closing = true;
     t->close_cb = cb;
     t->close_ud = ud;
-    /* Pending write requests complete with UV_ECANCELED before on_close, and
-     * free themselves. */
-    uv_close((uv_handle_t *)t->tcp, on_close);
+    /* A reset (SO_LINGER 0) drops queued data and tells the peer the stream
+     * failed; fall back to a plain close if it cannot be set. */
+    if (!abort || uv_tcp_close_reset(t->tcp, on_close) != 0)
+        uv_close((uv_handle_t *)t->tcp, on_close);
+}
+
+static void tcp_close(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    tcp_end(l, cb, ud, false);
 }
 
 static void tcp_abort(tt_link *l, tt_link_close_cb cb, void *ud)
 {
-    tcp_link *t = (tcp_link *)l;
-    if (t->closing)
-        return;
-    t->closing = true;
-    t->close_cb = cb;
-    t->close_ud = ud;
-    /* SO_LINGER 0: the peer gets a reset, and queued data is dropped. */
-    if (uv_tcp_close_reset(t->tcp, on_close) != 0)
-        uv_close((uv_handle_t *)t->tcp, on_close);
+    tcp_end(l, cb, ud, true);
 }
 
 static size_t tcp_pending(const tt_link *l)
