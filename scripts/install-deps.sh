@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
-  libuv1-dev libssl-dev
+  libuv1-dev libssl-dev libwslay-dev
   # unit tests
   libcriterion-dev
   # end-to-end tests and the demo: real peers
@@ -15,6 +15,7 @@ packages=(
   # benchmarks: the peers tt is compared with (openssl makes stunnel's
   # certificate; bench/run.py runs its own sshd, not the system's)
   microsocks shadowsocks-libev stunnel4 openssl openssh-server openssh-client
+  v2ray shadowsocks-v2ray-plugin
 )
 
 missing=()
