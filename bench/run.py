@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tt's benchmark: tt's carriers against microsocks, shadowsocks-libev, stunnel and ssh.
+"""tt's benchmark: tt's carriers against microsocks, shadowsocks-libev, stunnel, ssh and v2ray.
 
 Starts every process itself on free 127.0.0.1 ports: the destination server
 (ttbench serve), and per system its proxy processes. Then, round-robin over the
@@ -21,10 +21,16 @@ their fixed forward ports, one per destination port. After the rounds, the
 idle-connection section holds --idle connections open through each system and
 reads the proxy processes' memory (VmRSS) before and after.
 
+Two groups of systems: "default" (tcp:// and tt:// against microsocks,
+shadowsocks-libev, stunnel and ssh) and "web" (tls://, wss:// and --mux
+against stunnel, v2ray VLESS over WebSocket+TLS and shadowsocks-libev with
+v2ray-plugin); --group picks one, --systems any list.
+
 Reports the median over the rounds of each figure, a table, the ratios and
 the targets' verdicts. Everything started is killed by pid at the end, on
-errors and on Ctrl-C. Usage: bench/run.py [--quick] [--rounds N] [--bytes N]
-[--count N] [--systems a,b] [--idle N] [--json FILE]; see --help.
+errors and on Ctrl-C. Usage: bench/run.py [--quick] [--group default|web|all]
+[--rounds N] [--bytes N] [--count N] [--systems a,b] [--idle N] [--json FILE];
+see --help.
 """
 
 import argparse
@@ -40,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,9 +63,40 @@ ALL_SYSTEMS = [
     "stunnel-aes-256-gcm", "stunnel-chacha20",
     "ssh-chacha20", "ssh-aes256-gcm",
 ]
-# Known but not in the default run: --systems tt-aes-256-gcm-16k,...
-EXTRA_SYSTEMS = ["tt-aes-256-gcm-16k"]
+# The web carriers' comparison (--group web): tls:// against stunnel (both
+# TLS 1.3, AES-256-GCM), wss:// against tls:// and against v2ray's
+# WebSocket+TLS transport, and a stream opened on a multiplexed connection
+# against a new TLS connection. direct stays in for the load generator's
+# headroom. Not in the default run: it would take it past 8 minutes.
+WEB_SYSTEMS = [
+    "direct", "tt-tls", "tt-tls-L", "stunnel-aes-256-gcm", "tt-wss", "tt-tls-mux",
+    "v2ray-vless-wss", "ss-v2ray-plugin",
+]
+GROUPS = {"default": ALL_SYSTEMS, "web": WEB_SYSTEMS,
+          "all": ALL_SYSTEMS + [s for s in WEB_SYSTEMS if s not in ALL_SYSTEMS]}
+# Known but in no group: --systems tt-aes-256-gcm-16k,...
+EXTRA_SYSTEMS = ["tt-aes-256-gcm-16k", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
+KNOWN_SYSTEMS = GROUPS["all"] + EXTRA_SYSTEMS
 ALIASES = {"tt": "tt-tcp"}
+# tt's web carriers: (scheme, forward mode, --mux). The WebSocket ones listen
+# on WS_PATH; the TLS ones use the certificate stunnel's server uses.
+TT_WEB = {
+    "tt-tls": ("tls", False, False),
+    "tt-tls-L": ("tls", True, False),
+    "tt-tls-mux": ("tls", False, True),
+    "tt-wss": ("wss", False, False),
+    "tt-wss-L": ("wss", True, False),
+    "tt-wss-mux": ("wss", False, True),
+    "tt-ws": ("ws", False, False),
+}
+WS_PATH = "/ttbench"
+# The name in the benchmark certificate (subjectAltName DNS:) that the TLS
+# clients ask for and check.
+CERT_NAME = "localhost"
+# v2ray rows: the proxy protocol inside WebSocket+TLS.
+V2RAY_PROTOCOLS = {"v2ray-vless-wss": "vless", "v2ray-vmess-wss": "vmess"}
+# shadowsocks-libev's cipher under v2ray-plugin (its TLS is Go's, below).
+SS_PLUGIN_METHOD = "aes-256-gcm"
 # tt:// rows: (AEAD method, --buffer-size, forward mode).
 TT_NATIVE = {
     "tt-chacha20": ("chacha20-poly1305", None, False),
@@ -77,6 +115,9 @@ SSHD = "/usr/sbin/sshd"
 # 1,000 channels through ssh takes about 7 s, through stunnel 3 s).
 IDLE_SYSTEMS = ["tt-tcp", "tt-chacha20", "microsocks", "ss-chacha20-ietf-poly1305",
                 "stunnel-chacha20", "ssh-chacha20"]  # sshd refuses to start from a relative path
+# The web group's: tt's TLS and WebSocket links, a multiplexed stream, and the peers.
+IDLE_SYSTEMS_WEB = ["tt-tls", "tt-wss", "tt-tls-mux", "stunnel-aes-256-gcm", "v2ray-vless-wss",
+                    "ss-v2ray-plugin"]
 
 
 class BenchError(Exception):
@@ -115,6 +156,11 @@ class Procs:
 
     def stop(self, procs=None):
         targets = [t for t in self.procs if procs is None or t[1] in procs]
+        # Their descendants (the plugins that ss-server and ss-local start,
+        # sshd's sessions), noted with their start times before anything is
+        # stopped: one that outlives its parent is then stopped by its pid,
+        # and only while that pid still names the same process.
+        kids = {pid: start_time(pid) for pid in descendants({p.pid for _, p, _ in targets})}
         for _, p, _ in reversed(targets):
             if p.poll() is None:
                 try:
@@ -129,6 +175,40 @@ class Procs:
                 p.kill()
                 p.wait()
         self.procs = [t for t in self.procs if t not in targets]
+        stop_strays(kids)
+
+
+def start_time(pid):
+    """PID's start time (clock ticks after boot), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else int(fields[19])  # a zombie has ended
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def stop_strays(kids):
+    """Stops the processes of KIDS ({pid: start time}) that are still the
+    same processes: SIGTERM, then SIGKILL after 3 s. They are not our
+    children, so their end is seen in /proc, not by wait()."""
+
+    def alive():
+        return [pid for pid, t0 in kids.items() if t0 is not None and start_time(pid) == t0]
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = alive()
+        for pid in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 3
+        while left and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling interval, not synchronisation
+            left = alive()
+        if not left:
+            return
 
 
 def parent_pids():
@@ -300,7 +380,7 @@ class System:
     the local port that leads to it)."""
 
     def __init__(self, name, kind, procs, port=None, fwd=None, server=None, client=None,
-                 server_desc=None):
+                 server_desc=None, with_children=False):
         self.name = name
         self.kind = kind
         self.port = port
@@ -311,11 +391,18 @@ class System:
         # sshd: its session processes, forked per client connection, are the
         # server; found as the listener's descendants when asked.
         self.server_desc = server_desc
+        # ss-server and ss-local with a plugin: the plugin process each starts
+        # is part of that side (its CPU and memory count).
+        self.with_children = with_children
         self.watch = procs + ([server_desc] if server_desc is not None else [])
+
+    def _with_children(self, procs):
+        top = [p.pid for p in procs]
+        return top + sorted(descendants(top)) if self.with_children else top
 
     @property
     def pids(self):
-        top = [p.pid for p in self.procs]
+        top = self._with_children(self.procs)
         if self.server_desc is not None:
             top += sorted(descendants([self.server_desc.pid]))
         return top
@@ -323,10 +410,10 @@ class System:
     def server_pids(self):
         if self.server_desc is not None:
             return sorted(descendants([self.server_desc.pid]))
-        return [p.pid for p in self._server]
+        return self._with_children(self._server)
 
     def client_pids(self):
-        return [p.pid for p in self._client]
+        return self._with_children(self._client)
 
 
 class Ctx:
@@ -350,12 +437,16 @@ class Ctx:
         return self._tt_key
 
     def cert(self):
-        """A self-signed ECDSA P-256 certificate for stunnel's server."""
+        """A self-signed ECDSA P-256 certificate for every TLS server (stunnel,
+        tt's tls:// and wss://, v2ray, v2ray-plugin), so all of them sign
+        their handshakes alike. Its subjectAltName holds CERT_NAME: the Go
+        TLS clients (v2ray) check names there only, never in the CN."""
         if self._cert is None:
             key, crt = self.workdir / "stunnel-key.pem", self.workdir / "stunnel-cert.pem"
             run_tool(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                       "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
-                      f"/CN={HOST}", "-keyout", str(key), "-out", str(crt)])
+                      f"/CN={HOST}", "-addext", f"subjectAltName=DNS:{CERT_NAME},IP:{HOST}",
+                      "-keyout", str(key), "-out", str(crt)])
             self._cert = (key, crt)
         return self._cert
 
@@ -402,19 +493,13 @@ def start_system(name, ctx):
         )
         wait_listening(procs, srv_port, [s])
         argv = [binaries["tt"], "client", "-s", f"{HOST}:{srv_port}"] + common
-        if forward:
-            fwd = {cfg.dest_port: free_port(), cfg.banner_port: free_port()}
-            argv += ["-l", "none"]
-            for dest, local in fwd.items():
-                argv += ["-L", f"{HOST}:{local}={HOST}:{dest}"]
-            c = procs.start(f"{name}-client", argv)
-            for local in fwd.values():
-                wait_listening(procs, local, [s, c])
-            return System(name, "forward", [c, s], fwd=fwd, server=[s], client=[c])
-        socks = free_port()
-        c = procs.start(f"{name}-client", argv + ["-l", f"{HOST}:{socks}"])
-        wait_listening(procs, socks, [s, c])
-        return System(name, "socks", [c, s], port=socks, server=[s], client=[c])
+        return start_tt_client(name, ctx, argv, forward, s)
+    if name in TT_WEB:
+        return start_tt_web(name, ctx)
+    if name in V2RAY_PROTOCOLS:
+        return start_v2ray(name, ctx)
+    if name == "ss-v2ray-plugin":
+        return start_ss_plugin(name, ctx)
     if name == "microsocks":
         socks = free_port()
         # microsocks 1.0.3 has no quiet switch: it logs one line per
@@ -439,6 +524,172 @@ def start_system(name, ctx):
     if name in SSH_CIPHERS:
         return start_ssh(name, ctx)
     raise BenchError(f"unknown system {name}")
+
+
+def start_tt_client(name, ctx, argv, forward, server):
+    """Starts the tt client ARGV (without -l): a SOCKS5 proxy on a free port,
+    or with FORWARD no proxy and a fixed forward per destination port."""
+    procs, cfg = ctx.procs, ctx.cfg
+    s = server
+    if forward:
+        fwd = {cfg.dest_port: free_port(), cfg.banner_port: free_port()}
+        argv = argv + ["-l", "none"]
+        for dest, local in fwd.items():
+            argv += ["-L", f"{HOST}:{local}={HOST}:{dest}"]
+        c = procs.start(f"{name}-client", argv)
+        for local in fwd.values():
+            wait_listening(procs, local, [s, c])
+        return System(name, "forward", [c, s], fwd=fwd, server=[s], client=[c])
+    socks = free_port()
+    c = procs.start(f"{name}-client", argv + ["-l", f"{HOST}:{socks}"])
+    wait_listening(procs, socks, [s, c])
+    return System(name, "socks", [c, s], port=socks, server=[s], client=[c])
+
+
+def start_tt_web(name, ctx):
+    """tt over tls://, wss:// or ws://. The server uses the benchmark's
+    certificate (--cert, --key: the one stunnel's server has); the client
+    trusts it as its CA and checks its name (--ca, -n), as a user of a
+    self-signed certificate would, never --insecure-skip-verify. Otherwise
+    defaults, log level and --mux-max-streams (4) included."""
+    procs, binaries = ctx.procs, ctx.binaries
+    scheme, forward, mux = TT_WEB[name]
+    key, crt = ctx.cert()
+    srv_port = free_port()
+    url = f"{scheme}://{HOST}:{srv_port}" + (WS_PATH if scheme in ("ws", "wss") else "")
+    argv = [binaries["tt"], "server", "-l", url, "-k", ctx.tt_key(), "--allow", "127.0.0.0/8"]
+    if scheme != "ws":
+        argv += ["--cert", str(crt), "--key", str(key)]
+    s = procs.start(f"{name}-server", argv)
+    wait_listening(procs, srv_port, [s])
+    argv = [binaries["tt"], "client", "-s", url, "-k", ctx.tt_key()]
+    if scheme != "ws":
+        argv += ["--ca", str(crt), "-n", CERT_NAME]
+    if mux:
+        argv.append("--mux")
+    return start_tt_client(name, ctx, argv, forward, s)
+
+
+def start_v2ray(name, ctx):
+    """v2ray (4.34) at both ends. Server: inbound VLESS (or VMess) over
+    WebSocket on WS_PATH inside TLS with the benchmark's certificate,
+    outbound freedom (connects to whatever the client asked for). Client:
+    inbound SOCKS5 on 127.0.0.1, outbound VLESS (VMess) to the server,
+    trusting the certificate as its CA and checking CERT_NAME. Otherwise
+    defaults: no mux, log level warning. Go's TLS 1.3 cannot be given a
+    cipher suite: with AES-NI it picks TLS_AES_128_GCM_SHA256."""
+    procs, wd = ctx.procs, ctx.workdir
+    key, crt = ctx.cert()
+    proto = V2RAY_PROTOCOLS[name]
+    uid = str(uuid.uuid4())
+    if proto == "vless":
+        inbound = {"clients": [{"id": uid}], "decryption": "none"}
+        user = {"id": uid, "encryption": "none"}
+    else:
+        # alterId 0: VMess's AEAD header; 'auto' is AES-128-GCM on amd64.
+        inbound = {"clients": [{"id": uid, "alterId": 0}]}
+        user = {"id": uid, "alterId": 0, "security": "auto"}
+    srv_port, socks = free_port(), free_port()
+    ws = {"path": WS_PATH}
+    server = {
+        "inbounds": [{
+            "listen": HOST, "port": srv_port, "protocol": proto, "settings": inbound,
+            "streamSettings": {"network": "ws", "security": "tls", "wsSettings": ws,
+                               "tlsSettings": {"certificates": [
+                                   {"certificateFile": str(crt), "keyFile": str(key)}]}},
+        }],
+        "outbounds": [{"protocol": "freedom"}],
+    }
+    client = {
+        "inbounds": [{"listen": HOST, "port": socks, "protocol": "socks",
+                      "settings": {"auth": "noauth", "udp": False}}],
+        "outbounds": [{
+            "protocol": proto,
+            "settings": {"vnext": [{"address": HOST, "port": srv_port, "users": [user]}]},
+            "streamSettings": {"network": "ws", "security": "tls", "wsSettings": ws,
+                               "tlsSettings": {"serverName": CERT_NAME, "certificates": [
+                                   {"usage": "verify", "certificateFile": str(crt)}]}},
+        }],
+    }
+    started = []
+    for role, conf, port in (("server", server, srv_port), ("client", client, socks)):
+        path = wd / f"{name}-{role}.json"
+        path.write_text(json.dumps(conf, indent=1) + "\n")
+        started.append(procs.start(f"{name}-{role}", ["v2ray", "-config", str(path)]))
+        wait_listening(procs, port, started)
+    s, c = started
+    return System(name, "socks", [c, s], port=socks, server=[s], client=[c])
+
+
+def start_ss_plugin(name, ctx):
+    """shadowsocks-libev with v2ray-plugin: ss-local (SOCKS5) → its plugin
+    (WebSocket on WS_PATH inside TLS, checking the benchmark's certificate
+    with cert= and its name with host=) → ss-server's plugin (the same
+    certificate) → ss-server → destination. Each ss process starts its
+    plugin as a child, which counts as part of that side. Otherwise the
+    plugin's defaults, among them its client's mux=1: streams take turns on
+    one multiplexed WebSocket connection while it is free."""
+    procs = ctx.procs
+    key, crt = ctx.cert()
+    socks, srv_port = free_port(), free_port()
+    common = ["-k", SS_PASSWORD, "-m", SS_PLUGIN_METHOD, "--plugin", "ss-v2ray-plugin"]
+    # ss-server's -s/-p are where its plugin listens; ss-server itself takes
+    # a free port of its own for the plugin to reach it.
+    s = procs.start(f"{name}-server", ["ss-server", "-s", HOST, "-p", str(srv_port)] + common + [
+        "--plugin-opts", f"server;tls;host={CERT_NAME};cert={crt};key={key};path={WS_PATH}"])
+    wait_listening(procs, srv_port, [s])
+    c = procs.start(f"{name}-local", [
+        "ss-local", "-s", HOST, "-p", str(srv_port), "-b", HOST, "-l", str(socks)] + common + [
+        "--plugin-opts", f"tls;host={CERT_NAME};path={WS_PATH};cert={crt}"])
+    wait_listening(procs, socks, [s, c])
+    # ss-local listens before its plugin does: wait for the plugin's port
+    # too, or the first connections would find nothing behind ss-local.
+    wait_child_listening(procs, c, [s, c])
+    return System(name, "socks", [c, s], port=socks, server=[s], client=[c], with_children=True)
+
+
+def listening_inodes():
+    """Socket inodes of the TCP sockets in LISTEN state."""
+    inodes = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[3] == "0A":
+                        inodes.add(parts[9])
+        except OSError:
+            pass
+    return inodes
+
+
+def socket_inodes(pid):
+    out = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                out.add(link[8:-1])
+    except OSError:
+        pass
+    return out
+
+
+def wait_child_listening(procs, parent, watch, timeout=10.0):
+    """Returns once a descendant of PARENT (a Popen) listens on a TCP port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listening = listening_inodes()
+        if any(socket_inodes(pid) & listening for pid in descendants([parent.pid])):
+            return
+        procs.check_alive(watch)
+        if time.monotonic() > deadline:
+            raise BenchError(f"no child of pid {parent.pid} listens after {timeout:.0f} s")
+        time.sleep(0.02)  # polling interval, not synchronisation
 
 
 def start_stunnel(name, ctx):
@@ -706,6 +957,8 @@ def machine_info(binaries):
         "shadowsocks-libev": deb("shadowsocks-libev"),
         "stunnel4": deb("stunnel4"),
         "openssh": deb("openssh-server") + " (server), " + deb("openssh-client") + " (client)",
+        "v2ray": deb("v2ray"),
+        "shadowsocks-v2ray-plugin": deb("shadowsocks-v2ray-plugin"),
         "compiler": (cmd(["cc", "--version"]) or "?").splitlines()[0],
         "load generator": "ttbench, " + ("send/recv (--copy)" if COPY else "sendfile/splice"),
     }
@@ -814,6 +1067,56 @@ def native_targets(agg, idle):
     return lines, record
 
 
+# The web carriers' targets: (row, the row it is compared with, the least
+# ratio of their throughputs, judged on the worse direction).
+WEB_TPUT_TARGETS = [
+    ("tt-tls-L", "stunnel-aes-256-gcm", 1.5),
+    ("tt-tls", "stunnel-aes-256-gcm", 1.5),
+    ("tt-wss", "tt-tls", 0.8),
+    ("tt-wss", "v2ray-vless-wss", 2.0),
+    ("tt-wss", "v2ray-vmess-wss", 2.0),
+    ("tt-wss", "ss-v2ray-plugin", 2.0),
+]
+# A new stream on an open multiplexed connection against a new connection of
+# the same carrier: (muxed row, fresh row); its time to first byte at most
+# MUX_TTFB_LIMIT of the fresh one's.
+MUX_TARGETS = [("tt-tls-mux", "tt-tls"), ("tt-wss-mux", "tt-wss")]
+MUX_TTFB_LIMIT = 0.25
+
+
+def web_targets(agg):
+    """The targets of tls://, wss:// and --mux, as native_targets gives them."""
+    lines, record = [], {}
+    for a, b, least in WEB_TPUT_TARGETS:
+        if a not in agg or b not in agg:
+            continue
+        up, down, worst = tput_ratios(agg[a], agg[b])
+        ok = worst >= least
+        record.setdefault(a, {})[f"throughput_vs_{b}"] = {"up": up, "down": down,
+                                                           "least": least, "met": ok}
+        lines.append((f"{a}: throughput >= {least:g}x {b}",
+                      f"up {agg[a]['up_MBps']:.0f} vs {agg[b]['up_MBps']:.0f} MB/s = {up:.2f}x, "
+                      f"down {agg[a]['down_MBps']:.0f} vs {agg[b]['down_MBps']:.0f} MB/s = "
+                      f"{down:.2f}x", ok))
+    for a, b in MUX_TARGETS:
+        if a not in agg or b not in agg:
+            continue
+        # Both ways of timing a new stream: the client speaks first (latency:
+        # connect, SOCKS5, one byte echoed) and the destination does (first
+        # byte: its banner). Met when both are within the limit.
+        lat = agg[a]["lat_med_us"] / agg[b]["lat_med_us"]
+        fb = agg[a]["fb_med_us"] / agg[b]["fb_med_us"]
+        ok = max(lat, fb) <= MUX_TTFB_LIMIT
+        record.setdefault(a, {})[f"ttfb_vs_{b}"] = {"latency": lat, "first_byte": fb,
+                                                     "limit": MUX_TTFB_LIMIT, "met": ok}
+        lines.append((f"{a}: new stream's time to first byte <= {MUX_TTFB_LIMIT:g}x {b}'s "
+                      "(a new connection each)",
+                      f"echoed byte {agg[a]['lat_med_us']:.0f} vs {agg[b]['lat_med_us']:.0f} µs "
+                      f"= {lat:.2f}x, banner {agg[a]['fb_med_us']:.0f} vs "
+                      f"{agg[b]['fb_med_us']:.0f} µs = {fb:.2f}x", ok))
+    return lines, record
+
+
 def report(results, info, cfg, foreign, elapsed, idle):
     p = print
     p()
@@ -852,8 +1155,10 @@ def report(results, info, cfg, foreign, elapsed, idle):
     p("seconds of all the proxy's processes per 10^9 bytes moved. Latency: connect + SOCKS5")
     p("CONNECT + 1-byte echo. First byte: connect + SOCKS5 CONNECT until the destination's")
     p("banner byte arrives (the destination speaks first). Echo RTT: 1-byte round trip on an")
-    p("open connection (p50). Forward systems (tt-chacha20-L, stunnel-*) have no SOCKS5 step:")
-    p("the client connects to a fixed forward port. Clean rounds: rounds in which other")
+    forwards = [n for n in results if n in TT_WEB and TT_WEB[n][1]
+                or n in TT_NATIVE and TT_NATIVE[n][2] or n in STUNNEL_SUITES]
+    p(f"open connection (p50). Forward systems ({', '.join(forwards) or 'none here'}) have no")
+    p("SOCKS5 step: the client connects to a fixed forward port. Clean rounds: rounds in which other")
     p(f"processes took at most {cfg.max_other * 100:.0f}% of the CPU while this system was "
       "measured; the medians")
     p("are over those when there are at least 3, else over all rounds ('-').")
@@ -875,8 +1180,9 @@ def report(results, info, cfg, foreign, elapsed, idle):
         p()
         p("Growth of VmRSS (/proc/PID/status) over the idle connections, divided by their")
         p("number. Server: tt server, ss-server, stunnel's server, microsocks (its only")
-        p("process), sshd's session processes (the listener's descendants); client: tt")
-        p("client, ss-local, stunnel's client, ssh.")
+        p("process), sshd's session processes (the listener's descendants), v2ray's server;")
+        p("client: tt client, ss-local, stunnel's client, ssh, v2ray's client. With")
+        p("v2ray-plugin each ss process counts with its plugin.")
         p()
 
     p("## Ratios")
@@ -901,7 +1207,13 @@ def report(results, info, cfg, foreign, elapsed, idle):
     if "tt-chacha20-L" in agg:
         # Both fixed forwards: the fair comparison for latency and first byte.
         pairs += [("tt-chacha20-L", n) for n in ("stunnel-chacha20", "tt-chacha20") if n in agg]
-    for a, b in pairs:
+    for a, b, _ in WEB_TPUT_TARGETS:
+        if a in agg and b in agg:
+            pairs.append((a, b))
+    for a, b in MUX_TARGETS + [("tt-tls", "tt-aes-256-gcm"), ("tt-tls-L", "tt-tls")]:
+        if a in agg and b in agg:
+            pairs.append((a, b))
+    for a, b in dict.fromkeys(pairs):
         p(cmp_line(a, b))
     if "tt-chacha20-16k" in agg and "tt-chacha20" in agg:
         a, b = agg["tt-chacha20-16k"], agg["tt-chacha20"]
@@ -935,6 +1247,14 @@ def report(results, info, cfg, foreign, elapsed, idle):
             if m:
                 p(f"- (for comparison) {name}: idle connection "
                   f"{m['server_kib_per_conn']:.1f} KiB of tt server memory")
+    lines, rec = web_targets(agg)
+    for name, r in rec.items():
+        verdicts.setdefault(name, {}).update(r)
+    if lines:
+        p()
+        p("## Targets (tls://, wss:// and --mux vs stunnel, v2ray and v2ray-plugin)")
+        for title, figures, ok in lines:
+            p(f"- {title}: {figures} -> {verdict(ok)}")
     if "direct" in agg:
         d = agg["direct"]
         proxies = [a for n, a in agg.items() if n != "direct"]
@@ -974,14 +1294,19 @@ def parse_args():
                     "quick 20: proxies that stall 44-51 ms per banner make this the slow part)")
     ap.add_argument("--idle", type=int, help="idle connections held open for the memory "
                     "measurement (default 1000; 0 skips it)")
-    ap.add_argument("--idle-systems", default=",".join(IDLE_SYSTEMS), help="systems of the "
-                    "run measured with idle connections, comma-separated, or 'all' (default "
-                    f"{','.join(IDLE_SYSTEMS)})")
+    ap.add_argument("--idle-systems", help="systems of the run measured with idle "
+                    "connections, comma-separated, or 'all' (default "
+                    f"those of {','.join(IDLE_SYSTEMS + IDLE_SYSTEMS_WEB)} in the run; "
+                    "stunnel-aes-256-gcm only with --group web)")
     ap.add_argument("--idle-warmup", type=int, default=50, help="connections opened before "
                     "the first memory reading (default 50)")
-    ap.add_argument("--systems", default=",".join(ALL_SYSTEMS),
-                    help=f"comma-separated, from {','.join(ALL_SYSTEMS + EXTRA_SYSTEMS)} "
-                    "(default: all but the last)")
+    ap.add_argument("--group", choices=sorted(GROUPS), default="default", help="the systems "
+                    "to run: 'default' (tcp:// and tt:// against microsocks, shadowsocks-libev, "
+                    "stunnel and ssh; about 5.5 min), 'web' (tls://, wss:// and --mux against "
+                    "stunnel, v2ray and v2ray-plugin: " + ",".join(WEB_SYSTEMS) + "; about "
+                    "7 min) or 'all' (both, about 13 min)")
+    ap.add_argument("--systems", help="comma-separated, instead of a group's, from "
+                    f"{','.join(KNOWN_SYSTEMS)} (the last {len(EXTRA_SYSTEMS)} are in no group)")
     ap.add_argument("--tt", default=str(ROOT / "build" / "tt"), help="the tt binary")
     ap.add_argument("--ttbench", default=str(ROOT / "build" / "bench" / "ttbench"),
                     help="the ttbench binary")
@@ -999,14 +1324,22 @@ def parse_args():
     a.count = a.count or (150 if a.quick else 400)
     a.fb_count = a.fb_count or (20 if a.quick else 50)
     a.idle = 1000 if a.idle is None else a.idle
+    if a.systems is None:
+        a.systems = ",".join(GROUPS[a.group])
     a.systems = [ALIASES.get(s, s) for s in a.systems.split(",") if s]
+    if a.idle_systems is None:
+        # Of these, those in the run. The default group's stay as they were
+        # (stunnel-aes-256-gcm joins only with --group web).
+        idle = IDLE_SYSTEMS_WEB if a.group == "web" else (
+            IDLE_SYSTEMS + [s for s in IDLE_SYSTEMS_WEB if s not in ALL_SYSTEMS])
+        a.idle_systems = ",".join(idle)
     if a.idle_systems == "all":
         a.idle_systems = [s for s in a.systems if s != "direct"]
     else:
         a.idle_systems = [ALIASES.get(s, s) for s in a.idle_systems.split(",") if s]
     for s in a.systems + a.idle_systems:
-        if s not in ALL_SYSTEMS + EXTRA_SYSTEMS:
-            ap.error(f"unknown system {s} (known: {', '.join(ALL_SYSTEMS + EXTRA_SYSTEMS)})")
+        if s not in KNOWN_SYSTEMS:
+            ap.error(f"unknown system {s} (known: {', '.join(KNOWN_SYSTEMS)})")
     return a
 
 
@@ -1135,8 +1468,8 @@ def main():
         if cfg.json:
             with open(cfg.json, "w") as f:
                 json.dump({"machine": info, "config": {k: getattr(cfg, k) for k in
-                          ("rounds", "bytes", "count", "fb_count", "idle", "idle_warmup",
-                           "idle_systems", "systems", "max_other", "copy")},
+                          ("group", "rounds", "bytes", "count", "fb_count", "idle",
+                           "idle_warmup", "idle_systems", "systems", "max_other", "copy")},
                            "rounds": results, "medians": agg, "idle": idle,
                            "verdicts": verdicts, "other_cpu": foreign,
                            "elapsed_s": elapsed, "rounds_s": rounds_s}, f, indent=1)

@@ -7,6 +7,10 @@
 # Arguments go to bench/run.py: --quick (about 70 s), --rounds N,
 # --systems a,b, --idle 0, --json FILE, ... (bench/run.py --help). Takes
 # about 5.5 minutes by default. Needs root for its private sshd (ssh-* rows).
+# --group web runs the web carriers' comparison instead: tls://, wss:// and
+# --mux against stunnel, v2ray (VLESS over WebSocket+TLS) and
+# shadowsocks-libev with v2ray-plugin (about 7 minutes); --group all runs
+# both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

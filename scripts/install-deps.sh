@@ -16,6 +16,8 @@ packages=(
   # certificate; bench/run.py runs its own sshd, not the system's)
   microsocks shadowsocks-libev stunnel4 openssl openssh-server openssh-client
   v2ray shadowsocks-v2ray-plugin
+  # --resolver's end-to-end test: a real DNS server
+  unbound
 )
 
 missing=()
@@ -47,6 +49,9 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 # there: someone may log in through it).
 if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
   $sudo systemctl disable --now shadowsocks-libev.service >/dev/null 2>&1 || true
+  if [[ " ${missing[*]} " == *" unbound "* ]]; then
+    $sudo systemctl disable --now unbound.service >/dev/null 2>&1 || true
+  fi
   if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
     $sudo systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
   fi

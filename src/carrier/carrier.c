@@ -2,13 +2,31 @@
 
 #include <string.h>
 
+#include "core/log.h"
+#include "link/tcp.h"
+
+void tt_carrier_listener_setup(const tt_carrier_cfg *cfg, struct tt_tcp_listener *ls)
+{
+    static bool warned;
+    if (!cfg->fast_open)
+        return;
+    int rc = tt_tcp_listener_fast_open(ls, 1024);
+    if (rc != 0 && !warned) {
+        warned = true;
+        tt_warn("--fast-open: the kernel refused TCP Fast Open on the listener (%s)",
+                uv_strerror(rc));
+    }
+}
+
 /* Each carrier file defines one of these. */
 extern const tt_carrier_ops tt_carrier_tcp;
 extern const tt_carrier_ops tt_carrier_tt;
+extern const tt_carrier_ops tt_carrier_tls;
+extern const tt_carrier_ops tt_carrier_ws;
+extern const tt_carrier_ops tt_carrier_wss;
 
 static const tt_carrier_ops *const g_carriers[] = {
-    &tt_carrier_tt,
-    &tt_carrier_tcp,
+    &tt_carrier_tt, &tt_carrier_tcp, &tt_carrier_tls, &tt_carrier_ws, &tt_carrier_wss,
 };
 
 #define N_CARRIERS (sizeof g_carriers / sizeof g_carriers[0])

@@ -39,6 +39,19 @@ typedef struct tt_carrier_cfg {
     unsigned frame_pad_max;    /* random padding of each frame: 0..max */
     bool has_fallback;         /* server: hand unauthenticated connections on */
     tt_hostport fallback;
+
+    /* TLS (tls://, wss://). */
+    const char *cert_file, *key_file; /* server: PEM files; neither: self-signed */
+    const char *tls_name;             /* -n: server certificate name; client SNI and name checked */
+    const char *ca_file;              /* client: trust these CAs instead of the system's */
+    const char *pin;                  /* client: accept exactly the certificate with this SHA-256 */
+    bool skip_verify;                 /* client: accept any certificate (loudly) */
+    /* Web carriers (ws://, wss://, tls://). */
+    const char *www_dir; /* server: static site answering what is not a tunnel client */
+    bool fast_open;      /* TCP Fast Open on the carrier's connections */
+    /* Client: resolves the server's name (and the server's --fallback)
+     * instead of the system's resolver; NULL: the system's. */
+    const struct tt_resolver *resolver;
 } tt_carrier_cfg;
 
 /* STATUS is 0 with LINK set (now owned by the callee), or a negative code
@@ -73,6 +86,11 @@ struct tt_carrier {
     const tt_carrier_ops *ops; /* read-only */
     uv_loop_t *loop;           /* read-only */
 };
+
+/* Applies CFG's socket options (TCP Fast Open) to a listener a server
+ * carrier opened; a kernel that refuses is logged once, not an error. */
+struct tt_tcp_listener;
+void tt_carrier_listener_setup(const tt_carrier_cfg *cfg, struct tt_tcp_listener *ls);
 
 /* The carrier for SCHEME, or NULL. */
 const tt_carrier_ops *tt_carrier_find(const char *scheme);

@@ -98,6 +98,7 @@ static int tcp_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
         *why = uv_strerror(rc);
         return rc;
     }
+    tt_carrier_listener_setup(cfg, c->listener);
     if (!is_loopback(host))
         tt_warn("tcp:// server on %s: streams are NOT encrypted (--insecure)", host);
     *out = &c->base;
@@ -125,7 +126,10 @@ static int tcp_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrie
         return -ENOMEM;
     req->cb = cb;
     req->ud = ud;
-    tt_dial_opts opts = {.acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms};
+    tt_dial_opts opts = {.acl = NULL,
+                         .timeout_ms = c->cfg.connect_timeout_ms,
+                         .resolver = c->cfg.resolver,
+                         .fast_open = c->cfg.fast_open};
     int rc = tt_dial_start(base->loop, &c->server, &opts, on_dialed, req, &req->dial);
     if (rc != 0) {
         free(req);

@@ -176,7 +176,10 @@ static int dial_attempt(tt_carrier_dial *d)
         static const int delta[3] = {0, 1, -1};
         t.port = port_of(c, d->slot + (uint64_t)(int64_t)delta[d->attempt]);
     }
-    tt_dial_opts opts = {.acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms};
+    tt_dial_opts opts = {.acl = NULL,
+                         .timeout_ms = c->cfg.connect_timeout_ms,
+                         .resolver = c->cfg.resolver,
+                         .fast_open = c->cfg.fast_open};
     return tt_dial_start(c->base.loop, &t, &opts, on_dialed, d, &d->dial);
 }
 
@@ -350,7 +353,8 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
         return;
     tt_target t;
     tt_target_set(&t, c->cfg.fallback.host, c->cfg.fallback.port);
-    tt_dial_opts opts = {.acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms};
+    tt_dial_opts opts = {
+        .acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms, .resolver = c->cfg.resolver};
     tt_link_read_stop(h->lower);
     if (tt_dial_start(c->base.loop, &t, &opts, on_fallback, h, NULL) == 0)
         h->outstanding++;
@@ -557,6 +561,7 @@ static void hop_update(ttc *c)
                 c->hops[i].ls = NULL;
             } else {
                 c->hops[i].port = want[w];
+                tt_carrier_listener_setup(&c->cfg, c->hops[i].ls);
                 tt_debug("hopping: listening on port %u", want[w]);
             }
             break;
@@ -588,6 +593,8 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
         rc = tt_tcp_listen(loop, c->host, cfg->url.hp.port, on_accept, c, &c->fixed);
         if (rc < 0)
             *why = rc == UV_EINVAL ? "the listen address must be an IP address" : uv_strerror(rc);
+        else
+            tt_carrier_listener_setup(cfg, c->fixed);
     } else if (rc == 0) {
         struct sockaddr_storage ss;
         if (uv_ip4_addr(c->host, 0, (struct sockaddr_in *)&ss) != 0 &&

@@ -8,6 +8,7 @@
 #include "codec/ttproto.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "exit/resolver.h"
 
 void tt_carrier_args_init(tt_carrier_args *a)
 {
@@ -49,16 +50,71 @@ static int parse_methods(const char *s, tt_carrier_cfg *cfg, bool server)
     return cfg->n_methods > 0 ? 0 : -EINVAL;
 }
 
+/* The options of the TLS and web carriers: each is refused where it would
+ * do nothing, so a user who typed one learns that it is not in effect. */
+static int web_cfg(const tt_cmd_spec *spec, bool server, const tt_carrier_args *a,
+                   tt_carrier_cfg *cfg)
+{
+    const char *scheme = cfg->url.scheme;
+    bool tls = strcmp(scheme, "tls") == 0 || strcmp(scheme, "wss") == 0;
+    bool web = tls || strcmp(scheme, "ws") == 0;
+    const struct {
+        const char *name;
+        bool given, applies;
+    } rules[] = {
+        {"--cert", a->cert != NULL, tls},    {"--key", a->tls_key != NULL, tls},
+        {"-n/--name", a->name != NULL, tls}, {"--ca", a->ca != NULL, tls},
+        {"--pin", a->pin != NULL, tls},      {"--insecure-skip-verify", a->skip_verify, tls},
+        {"--www", a->www != NULL, web},
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        if (rules[i].given && !rules[i].applies) {
+            if (strcmp(rules[i].name, "--key") == 0)
+                return tt_opts_fail(spec, "--key FILE is a TLS private key (tls://, wss://); the "
+                                          "shared key is -k");
+            return tt_opts_fail(spec, "%s applies to %s only, not %s://", rules[i].name,
+                                strcmp(rules[i].name, "--www") == 0 ? "tls://, ws:// and wss://"
+                                                                    : "tls:// and wss://",
+                                scheme);
+        }
+    }
+    if (server && (a->cert == NULL) != (a->tls_key == NULL))
+        return tt_opts_fail(spec, "--cert and --key go together (neither: a self-signed "
+                                  "certificate is made at start)");
+    int verify_modes = (a->ca != NULL) + (a->pin != NULL) + a->skip_verify;
+    if (verify_modes > 1)
+        return tt_opts_fail(spec, "use one of --ca, --pin and --insecure-skip-verify");
+    if (a->www && a->fallback)
+        return tt_opts_fail(spec, "use either --www or --fallback, not both");
+    cfg->cert_file = a->cert;
+    cfg->key_file = a->tls_key;
+    cfg->tls_name = a->name;
+    cfg->ca_file = a->ca;
+    cfg->pin = a->pin;
+    cfg->skip_verify = a->skip_verify;
+    cfg->www_dir = a->www;
+    cfg->fast_open = a->fast_open;
+    return 0;
+}
+
 int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text, bool server,
                        const tt_carrier_args *a, tt_carrier_cfg *cfg, const tt_carrier_ops **ops)
 {
     const char *why = NULL;
-    /* The tt carrier hops ports when none is given; other schemes need one. */
-    bool is_tt = strncmp(url_text, "tt://", 5) == 0 || strstr(url_text, "://") == NULL;
-    if (tt_url_parse_ex(url_text, is_tt, &cfg->url, &why) != 0)
+    /* The tt carrier hops ports when none is given; the web carriers have
+     * their schemes' ports; tcp:// needs one. */
+    if (tt_url_parse_ex(url_text, true, &cfg->url, &why) != 0)
         return tt_opts_fail(spec, "invalid %s '%s': %s", opt, url_text, why);
     if (cfg->url.scheme[0] == '\0')
         strcpy(cfg->url.scheme, "tt");
+    const char *sch = cfg->url.scheme;
+    bool web = strcmp(sch, "tls") == 0 || strcmp(sch, "ws") == 0 || strcmp(sch, "wss") == 0;
+    if (cfg->url.hp.port == 0 && !web && strcmp(sch, "tt") != 0)
+        return tt_opts_fail(spec, "invalid %s '%s': missing port", opt, url_text);
+    if (web && cfg->url.hp.port == 0)
+        cfg->url.hp.port = strcmp(cfg->url.scheme, "ws") == 0 ? 80 : 443;
+    if (web && cfg->url.path[0] == '\0')
+        strcpy(cfg->url.path, "/");
     *ops = tt_carrier_find(cfg->url.scheme);
     if (*ops == NULL)
         return tt_opts_fail(spec, "unknown scheme '%s://' in %s (known: %s)", cfg->url.scheme, opt,
@@ -106,6 +162,26 @@ int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url
             return tt_opts_fail(spec, "invalid --fallback '%s': %s", a->fallback, why);
         cfg->has_fallback = true;
     }
+    return web_cfg(spec, server, a, cfg);
+}
+
+int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_args *a, uv_loop_t *loop,
+                    tt_resolver **out)
+{
+    *out = NULL;
+    if (a->resolver == NULL)
+        return 0;
+    tt_hostport hp;
+    const char *why = NULL;
+    struct sockaddr_storage ss;
+    if (tt_hostport_parse(a->resolver, &hp, &why) != 0)
+        return tt_opts_fail(spec, "invalid --resolver '%s': %s", a->resolver, why);
+    if (uv_ip4_addr(hp.host, hp.port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(hp.host, hp.port, (struct sockaddr_in6 *)&ss) != 0)
+        return tt_opts_fail(spec, "invalid --resolver '%s': the DNS server must be an IP address",
+                            a->resolver);
+    if (tt_resolver_new(loop, (struct sockaddr *)&ss, NULL, out) != 0)
+        return tt_opts_fail(spec, "cannot set up --resolver '%s'", a->resolver);
     return 0;
 }
 

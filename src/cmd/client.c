@@ -11,6 +11,8 @@
 #include "entry/entry.h"
 #include "entry/forward.h"
 #include "entry/socks5.h"
+#include "exit/resolver.h"
+#include "mux/pool.h"
 
 typedef struct client_cfg {
     const char *server;
@@ -26,6 +28,10 @@ typedef struct client_cfg {
     const char *log_level;
     int verbose;
     tt_carrier_args carrier;
+    bool mux;
+    unsigned mux_max_streams;
+    unsigned mux_keepalive_ms;
+    unsigned mux_idle_ms;
 } client_cfg;
 
 #define O(field) offsetof(client_cfg, field)
@@ -33,6 +39,25 @@ static const tt_opt client_opts[] = {
     {'s', "server", "URL", TT_OPT_STRING, O(server),
      "the tt server: HOST (ports hop), HOST:PORT, tt://HOST[:PORT] or tcp://HOST:PORT", 0, 0},
     TT_CARRIER_OPT_ROWS(client_cfg, carrier),
+    {0, "ca", "FILE", TT_OPT_STRING, O(carrier.ca),
+     "tls://, wss://: trust the CAs in FILE (PEM) instead of the system's", 0, 0},
+    {0, "pin", "SHA256", TT_OPT_STRING, O(carrier.pin),
+     "tls://, wss://: accept exactly the server certificate with this SHA-256 (hex), e.g. a "
+     "self-signed one",
+     0, 0},
+    {0, "insecure-skip-verify", NULL, TT_OPT_FLAG, O(carrier.skip_verify),
+     "tls://, wss://: accept any server certificate (anyone on the path can read the traffic)", 0,
+     0},
+    {0, "mux", NULL, TT_OPT_FLAG, O(mux),
+     "carry many streams over each connection to the server (any carrier)", 0, 0},
+    {0, "mux-max-streams", "N", TT_OPT_UINT, O(mux_max_streams),
+     "with --mux: streams per connection before another opens (1-16, default 4)", 1, 16},
+    {0, "mux-keepalive", "DURATION", TT_OPT_DURATION, O(mux_keepalive_ms),
+     "with --mux: ping a silent connection this often; no answer within half as long ends it "
+     "(default 30s)",
+     0, 0},
+    {0, "mux-idle", "DURATION", TT_OPT_DURATION, O(mux_idle_ms),
+     "with --mux: close a connection this long after its last stream ended (default 60s)", 0, 0},
     {'l', "listen", "ADDR", TT_OPT_STRING, O(listen),
      "SOCKS5 proxy address, HOST:PORT or PORT (default 127.0.0.1:1080; 'none' for no proxy)", 0, 0},
     {'L', "forward", "LISTEN=DEST", TT_OPT_LIST, O(forwards),
@@ -69,6 +94,7 @@ static const tt_cmd_spec client_spec = {
 
 typedef struct client {
     tt_carrier *carrier;
+    tt_resolver *resolver;
     tt_tcp_listener *listeners[TT_STRLIST_MAX + 1];
     unsigned n_listeners;
     tt_entry_cfg ecfg;
@@ -199,9 +225,32 @@ static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
             return rc;
     }
 
+    if (!cfg->mux &&
+        (cfg->mux_max_streams != 4 || cfg->mux_keepalive_ms != 30000 || cfg->mux_idle_ms != 60000))
+        return tt_opts_fail(&client_spec, "--mux-max-streams, --mux-keepalive and --mux-idle "
+                                          "apply with --mux only");
+    rc = tt_cmd_resolver(&client_spec, &cfg->carrier, loop, &c->resolver);
+    if (rc)
+        return rc;
+    ccfg.resolver = c->resolver;
     rc = ops->client_new(loop, &ccfg, &c->carrier, &why);
     if (rc < 0)
         return tt_opts_fail(&client_spec, "--server '%s': %s", cfg->server, why);
+    if (cfg->mux) {
+        /* The pool is a carrier too: the entries and the stream layer run
+         * over it unchanged, and it owns the real carrier from now on. */
+        tt_mux_cfg mc;
+        tt_mux_cfg_default(&mc);
+        mc.ping_interval_ms = cfg->mux_keepalive_ms;
+        mc.ping_timeout_ms = cfg->mux_keepalive_ms / 2;
+        mc.idle_timeout_ms = cfg->mux_idle_ms;
+        tt_mux_pool *pool = tt_mux_pool_new(loop, c->carrier, &mc, cfg->mux_max_streams);
+        if (pool == NULL) {
+            c->carrier = NULL;
+            return tt_opts_fail(&client_spec, "out of memory");
+        }
+        c->carrier = tt_mux_pool_carrier(pool);
+    }
     c->ecfg.carrier = c->carrier;
     c->ecfg.handshake_timeout_ms = cfg->handshake_timeout_ms;
     c->ecfg.open_timeout_ms = cfg->open_timeout_ms;
@@ -248,6 +297,9 @@ int tt_cmd_client(int argc, char **argv)
         .handshake_timeout_ms = 10000,
         .connect_timeout_ms = 10000,
         .open_timeout_ms = 30000,
+        .mux_max_streams = 4,
+        .mux_keepalive_ms = 30000,
+        .mux_idle_ms = 60000,
     };
     tt_carrier_args_init(&cfg.carrier);
     int rc = tt_opts_parse(&client_spec, argc, argv, &cfg);
@@ -265,6 +317,8 @@ int tt_cmd_client(int argc, char **argv)
         client_stop(&c);
     if (c.carrier)
         c.carrier->ops->close(c.carrier);
+    if (c.resolver)
+        tt_resolver_free(c.resolver);
     free_creds(&c);
     return rc;
 }

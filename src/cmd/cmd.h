@@ -26,17 +26,27 @@ typedef struct tt_carrier_args {
     unsigned hello_padding;
     unsigned frame_padding;
     const char *fallback;
+    /* TLS and web carriers. */
+    const char *cert;
+    const char *tls_key;
+    const char *name;
+    const char *ca;
+    const char *pin;
+    bool skip_verify;
+    const char *www;
+    bool fast_open;
+    const char *resolver;
 } tt_carrier_args;
 
 /* Option rows for the carrier settings of config struct TYPE, whose
  * tt_carrier_args member is FIELD. */
 #define TT_CARRIER_OPT_ROWS(TYPE, FIELD)                                                           \
     {'k',                                                                                          \
-     "key",                                                                                        \
+     "psk",                                                                                        \
      "KEY",                                                                                        \
      TT_OPT_STRING,                                                                                \
      offsetof(TYPE, FIELD.key),                                                                    \
-     "tt:// key: a password, or a key from 'tt keygen' (also TT_KEY in the environment)",          \
+     "shared key: a password, or a key from 'tt keygen' (also TT_KEY in the environment)",         \
      0,                                                                                            \
      0},                                                                                           \
         {'m',                                                                                      \
@@ -87,10 +97,40 @@ typedef struct tt_carrier_args {
          "random padding of each frame: 0 to N bytes (default 31, at most 1024)",                  \
          0,                                                                                        \
          1024},                                                                                    \
+        {'n',                                                                                      \
+         "name",                                                                                   \
+         "NAME",                                                                                   \
+         TT_OPT_STRING,                                                                            \
+         offsetof(TYPE, FIELD.name),                                                               \
+         "tls://, wss://: the certificate's name (server) or the name sent and checked (client)",  \
+         0,                                                                                        \
+         0},                                                                                       \
+        {0,                                                                                        \
+         "resolver",                                                                               \
+         "IP:PORT",                                                                                \
+         TT_OPT_STRING,                                                                            \
+         offsetof(TYPE, FIELD.resolver),                                                           \
+         "resolve names with this DNS server instead of the system's (UDP, TCP if truncated)",     \
+         0,                                                                                        \
+         0},                                                                                       \
+        {0,                                                                                        \
+         "fast-open",                                                                              \
+         NULL,                                                                                     \
+         TT_OPT_FLAG,                                                                              \
+         offsetof(TYPE, FIELD.fast_open),                                                          \
+         "TCP Fast Open on connections to the server (data in the SYN of repeat connections)",     \
+         0,                                                                                        \
+         0},                                                                                       \
     {                                                                                              \
         0, "clock-offset", "SECONDS", TT_OPT_STRING, offsetof(TYPE, FIELD.clock_offset),           \
             "for tests: shift this process's clock by SECONDS (may be negative)", 0, 0             \
     }
+
+/* With --resolver given in A, makes the resolver on LOOP into *OUT (NULL
+ * without one). Returns 0, or 2 after printing an error. */
+struct tt_resolver;
+int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_args *a, uv_loop_t *loop,
+                    struct tt_resolver **out);
 
 /* Defaults of tt_carrier_args. */
 void tt_carrier_args_init(tt_carrier_args *a);

@@ -4,6 +4,7 @@
 #include "cmd/cmd.h"
 #include "core/log.h"
 #include "link/relay.h"
+#include "mux/session.h"
 
 int tt_cmd_setup_log(const tt_cmd_spec *spec, const char *level, int verbose)
 {
@@ -42,6 +43,7 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_signal_stop(&r->sigterm);
     r->stop(r->ud);
     tt_relay_close_all();
+    tt_mux_close_all();
     uv_stop(s->loop);
 }
 

@@ -9,6 +9,7 @@
 #include "core/addr.h"
 #include "core/log.h"
 #include "exit/acl.h"
+#include "exit/resolver.h"
 #include "stream/accept.h"
 
 typedef struct server_cfg {
@@ -36,6 +37,14 @@ static const tt_opt server_opts[] = {
      "accept client clocks this far from ours (default 120s); hellos are remembered as long", 0, 0},
     {0, "fallback", "HOST:PORT", TT_OPT_STRING, O(carrier.fallback),
      "hand connections that are not tt clients to this web server, with the bytes they sent", 0, 0},
+    {0, "cert", "FILE", TT_OPT_STRING, O(carrier.cert),
+     "tls://, wss://: certificate chain (PEM); without --cert and --key a self-signed "
+     "certificate for -n NAME is made at start and its SHA-256 logged",
+     0, 0},
+    {0, "key", "FILE", TT_OPT_STRING, O(carrier.tls_key),
+     "tls://, wss://: the certificate's private key (PEM); the shared key is -k", 0, 0},
+    {0, "www", "DIR", TT_OPT_STRING, O(carrier.www),
+     "tls://, ws://, wss://: serve this static site to whatever is not a tunnel client", 0, 0},
     {'d', "destination", "HOST:PORT", TT_OPT_STRING, O(destination),
      "send every stream to HOST:PORT, whatever the client asked for", 0, 0},
     {0, "allow", "CIDR", TT_OPT_LIST, O(allow),
@@ -70,6 +79,7 @@ static const tt_cmd_spec server_spec = {
 
 typedef struct server {
     tt_carrier *carrier;
+    tt_resolver *resolver;
     tt_acl acl;
     tt_stream_server_cfg scfg;
 } server;
@@ -106,6 +116,19 @@ static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
     if (rc)
         return rc;
 
+    bool web = strcmp(ccfg.url.scheme, "tls") == 0 || strcmp(ccfg.url.scheme, "ws") == 0 ||
+               strcmp(ccfg.url.scheme, "wss") == 0;
+    if (web && ccfg.key == NULL) {
+        /* Only tt:// insists on a key for itself; for the web carriers the
+         * key is what keeps the server from being an open proxy. */
+        if (cfg->destination == NULL)
+            return tt_opts_fail(&server_spec,
+                                "missing -k KEY: without it anyone who finds this %s:// server "
+                                "could use it (or give -d HOST:PORT for one fixed destination)",
+                                ccfg.url.scheme);
+        tt_warn("no -k: anyone who can reach this server (and knows its path) reaches %s",
+                cfg->destination);
+    }
     tt_acl_init(&s->acl);
     for (unsigned i = 0; i < cfg->allow.n; i++) {
         if (tt_acl_add(&s->acl, true, cfg->allow.v[i], &why) != 0)
@@ -128,6 +151,11 @@ static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
         s->scfg.has_fixed_dest = true;
     }
 
+    rc = tt_cmd_resolver(&server_spec, &cfg->carrier, loop, &s->resolver);
+    if (rc)
+        return rc;
+    ccfg.resolver = s->resolver;
+    s->scfg.resolver = s->resolver;
     rc = ops->server_new(loop, &ccfg, on_stream, s, &s->carrier, &why);
     if (rc < 0) {
         tt_error("cannot listen on %s: %s", cfg->listen, why);
@@ -161,6 +189,8 @@ int tt_cmd_server(int argc, char **argv)
     if (rc == 0)
         tt_cmd_run(loop, server_stop, s);
     server_stop(s);
+    if (s->resolver)
+        tt_resolver_free(s->resolver);
     free(s);
     return rc;
 }

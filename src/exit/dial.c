@@ -1,4 +1,5 @@
-/* The exit dialer. One dial walks: resolve (thread pool) -> for each address:
+/* The exit dialer. One dial walks: resolve (thread pool, or the configured
+ * resolver) -> for each address:
  * access check -> connect -> done. A single timer bounds the whole walk, and
  * every outcome is reported from the timer's close callback, which libuv runs
  * from the loop: so the callback never runs inside tt_dial_start or
@@ -14,17 +15,29 @@
 #include "core/log.h"
 #include "link/tcp.h"
 
+/* One address from the configured resolver, in the form the walk takes. */
+typedef struct dial_addr {
+    struct addrinfo ai;
+    union {
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } sa;
+} dial_addr;
+
 struct tt_dial {
     uv_loop_t *loop;
     tt_target target;
     const tt_acl *acl;
     unsigned timeout_ms;
+    bool fast_open;
     uint64_t deadline;
     tt_dial_cb cb;
     void *ud;
     uv_getaddrinfo_t gai;
     bool resolving;
     struct addrinfo *ai, *cur;
+    tt_resolve *dns;             /* the resolver's request while it runs */
+    struct dial_addr *dns_addrs; /* its addresses as an addrinfo list */
     struct sockaddr_storage literal;
     struct addrinfo literal_ai;
     tt_tcp_connect *conn;
@@ -73,6 +86,7 @@ static void dial_release(tt_dial *d)
         return;
     if (d->ai)
         uv_freeaddrinfo(d->ai);
+    free(d->dns_addrs);
     free(d);
 }
 
@@ -145,7 +159,8 @@ static void try_next(tt_dial *d)
             uint64_t now = uv_now(d->loop);
             left = d->deadline > now ? (unsigned)(d->deadline - now) : 1;
         }
-        int rc = tt_tcp_connect_start(d->loop, sa, left, on_connected, d, &d->conn);
+        int rc = tt_tcp_connect_start_ex(d->loop, sa, left, d->fast_open ? TT_TCP_FAST_OPEN : 0,
+                                         on_connected, d, &d->conn);
         if (rc == 0) {
             d->outstanding++;
             return;
@@ -180,11 +195,66 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     try_next(d);
 }
 
+/* Turns the resolver's addresses into an addrinfo list for try_next, in the
+ * resolver's order. Returns NULL when out of memory. */
+static dial_addr *dns_to_addrinfo(const tt_resolve_result *res, uint16_t port)
+{
+    dial_addr *a = calloc(res->count, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    for (unsigned i = 0; i < res->count; i++) {
+        const tt_dns_addr *r = &res->addrs[i];
+        if (r->family == AF_INET) {
+            a[i].sa.v4.sin_family = AF_INET;
+            a[i].sa.v4.sin_port = htons(port);
+            memcpy(&a[i].sa.v4.sin_addr, r->addr, 4);
+            a[i].ai.ai_addrlen = sizeof a[i].sa.v4;
+        } else {
+            a[i].sa.v6.sin6_family = AF_INET6;
+            a[i].sa.v6.sin6_port = htons(port);
+            memcpy(&a[i].sa.v6.sin6_addr, r->addr, 16);
+            a[i].ai.ai_addrlen = sizeof a[i].sa.v6;
+        }
+        a[i].ai.ai_family = r->family;
+        a[i].ai.ai_socktype = SOCK_STREAM;
+        a[i].ai.ai_protocol = IPPROTO_TCP;
+        a[i].ai.ai_addr = (struct sockaddr *)&a[i].sa;
+        a[i].ai.ai_next = i + 1 < res->count ? &a[i + 1].ai : NULL;
+    }
+    return a;
+}
+
+static void on_dns(void *ud, int status, const tt_resolve_result *res)
+{
+    tt_dial *d = ud;
+    d->dns = NULL;
+    if (d->finished) {
+        dial_release(d);
+        return;
+    }
+    d->outstanding--;
+    /* The resolver's codes are getaddrinfo's (UV_EAI_NONAME for NXDOMAIN
+     * and so on), so the replies are those of the system path. */
+    if (status < 0) {
+        dial_finish(d, tt_dial_rep_for_error(status), status, NULL);
+        return;
+    }
+    d->dns_addrs = dns_to_addrinfo(res, d->target.port);
+    if (d->dns_addrs == NULL) {
+        dial_finish(d, TT_S5_REP_GENERAL, UV_ENOMEM, NULL);
+        return;
+    }
+    d->cur = &d->dns_addrs[0].ai;
+    try_next(d);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     tt_dial *d = t->data;
     if (d->finished)
         return;
+    if (d->dns)
+        tt_resolve_cancel(d->dns);
     if (d->resolving)
         uv_cancel((uv_req_t *)&d->gai);
     if (d->conn)
@@ -202,6 +272,7 @@ int tt_dial_start(uv_loop_t *loop, const tt_target *t, const tt_dial_opts *opts,
     d->target = *t;
     d->acl = opts ? opts->acl : NULL;
     d->timeout_ms = opts ? opts->timeout_ms : 0;
+    d->fast_open = opts && opts->fast_open;
     d->deadline = uv_now(loop) + d->timeout_ms;
     d->cb = cb;
     d->ud = ud;
@@ -234,6 +305,19 @@ int tt_dial_start(uv_loop_t *loop, const tt_target *t, const tt_dial_opts *opts,
         if (d->timeout_ms)
             uv_timer_start(&d->timer, on_timeout, d->timeout_ms, 0);
         try_next(d);
+    } else if (opts && opts->resolver) {
+        /* The resolver answers IP literals itself, without a query. It
+         * calls back exactly once, never inside this call, even when
+         * cancelled; an out-of-memory start reports nothing. */
+        int rc = tt_resolve_start(opts->resolver, t->u.name, AF_UNSPEC, d->timeout_ms, on_dns, d,
+                                  &d->dns);
+        if (rc < 0) {
+            dial_finish(d, TT_S5_REP_GENERAL, rc == -ENOMEM ? UV_ENOMEM : rc, NULL);
+        } else {
+            d->outstanding++;
+            if (d->timeout_ms)
+                uv_timer_start(&d->timer, on_timeout, d->timeout_ms, 0);
+        }
     } else {
         struct addrinfo hints;
         memset(&hints, 0, sizeof hints);
@@ -263,6 +347,8 @@ void tt_dial_cancel(tt_dial *d)
     if (d->finished)
         return;
     d->in_api = true;
+    if (d->dns)
+        tt_resolve_cancel(d->dns);
     if (d->resolving)
         uv_cancel((uv_req_t *)&d->gai);
     if (d->conn)

@@ -1,5 +1,6 @@
 /* The exit dialer: from a target to a connected TCP link. Names are resolved
- * on libuv's thread pool (never blocking the loop); every resolved address is
+ * on libuv's thread pool with the system's resolver, or by the configured DNS
+ * server (exit/resolver.h), never blocking the loop; every resolved address is
  * checked against the access list before it is tried; addresses are tried in
  * the resolver's order within one overall timeout. The result carries the
  * SOCKS5 reply code that describes it, so entries can report it exactly. */
@@ -11,6 +12,7 @@
 
 #include "core/target.h"
 #include "exit/acl.h"
+#include "exit/resolver.h"
 #include "link/link.h"
 
 typedef struct tt_dial tt_dial;
@@ -18,6 +20,11 @@ typedef struct tt_dial tt_dial;
 typedef struct tt_dial_opts {
     const tt_acl *acl;   /* NULL: no access check (the client dialing its server) */
     unsigned timeout_ms; /* whole attempt, resolution included; 0 = no limit */
+    /* NULL: the system's getaddrinfo. Else names are asked of this resolver,
+     * which must run on the dial's loop and outlive the tt_dial_start call;
+     * IP literals given as names are still never sent to it. */
+    const tt_resolver *resolver;
+    bool fast_open; /* TCP Fast Open: the first write rides in the SYN once a cookie is held */
 } tt_dial_opts;
 
 /* REP is a SOCKS5 reply code: 0 with LINK set (owned by the callee), else LINK

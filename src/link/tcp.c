@@ -9,6 +9,8 @@
 #include "link/tcp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +335,17 @@ int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb 
     return 0;
 }
 
+int tt_tcp_listener_fast_open(tt_tcp_listener *ls, int qlen)
+{
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)&ls->tcp, &fd);
+    if (rc != 0)
+        return rc;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof qlen) != 0)
+        return -errno;
+    return 0;
+}
+
 int tt_tcp_listener_port(const tt_tcp_listener *ls)
 {
     struct sockaddr_storage ss;
@@ -441,6 +454,12 @@ static void on_connect_timeout(uv_timer_t *t)
 int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
                          tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req)
 {
+    return tt_tcp_connect_start_ex(loop, sa, timeout_ms, 0, cb, ud, req);
+}
+
+int tt_tcp_connect_start_ex(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
+                            unsigned flags, tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req)
+{
     tt_tcp_connect *c = calloc(1, sizeof *c);
     if (c == NULL)
         return UV_ENOMEM;
@@ -452,8 +471,20 @@ int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned ti
     c->cb = cb;
     c->ud = ud;
     c->req.data = c;
-    uv_tcp_init(loop, c->tcp);
+    /* The socket is made now (not at connect) so that options can be set;
+     * if that fails (no descriptors left), connect meets the same error. */
+    if (uv_tcp_init_ex(loop, c->tcp, sa->sa_family) != 0)
+        uv_tcp_init(loop, c->tcp);
     c->tcp->data = c;
+    if (flags & TT_TCP_FAST_OPEN) {
+        /* The SYN then carries the first write, once the kernel holds a
+         * cookie from this server; connect() itself returns at once. A
+         * kernel without it is not an error: the connection is ordinary. */
+        uv_os_fd_t fd;
+        int one = 1;
+        if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one, sizeof one);
+    }
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     c->open = 2;

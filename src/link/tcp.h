@@ -24,6 +24,11 @@ typedef void (*tt_tcp_accept_cb)(void *ud, tt_link *link);
 int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb cb, void *ud,
                   tt_tcp_listener **out);
 
+/* Accepts TCP Fast Open connections (data in the SYN) with a queue of QLEN
+ * pending ones. The kernel must allow it (net.ipv4.tcp_fastopen bit 2).
+ * Returns 0 or a negative errno. */
+int tt_tcp_listener_fast_open(tt_tcp_listener *ls, int qlen);
+
 /* The port actually bound (useful with port 0). */
 int tt_tcp_listener_port(const tt_tcp_listener *ls);
 
@@ -41,6 +46,13 @@ typedef void (*tt_tcp_connect_cb)(void *ud, int status, tt_link *link);
  * receives a handle valid until the callback runs. */
 int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
                          tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req);
+
+/* Flags of tt_tcp_connect_start_ex. */
+#define TT_TCP_FAST_OPEN 1u /* TCP Fast Open: data in the SYN when the kernel has a cookie */
+
+/* As tt_tcp_connect_start, with FLAGS. */
+int tt_tcp_connect_start_ex(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
+                            unsigned flags, tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req);
 
 /* Aborts a pending connect: its callback runs with UV_ECANCELED. */
 void tt_tcp_connect_cancel(tt_tcp_connect *req);

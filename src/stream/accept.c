@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/mux.h"
 #include "codec/socks5.h"
 #include "codec/streamhdr.h"
 #include "core/log.h"
@@ -10,6 +11,7 @@
 #include "link/linger.h"
 #include "link/relay.h"
 #include "link/tcp.h"
+#include "mux/session.h"
 
 typedef struct sstream {
     tt_link *link;
@@ -23,6 +25,8 @@ typedef struct sstream {
     int outstanding; /* link close, timer close, dial callback */
     bool have_header;
     bool closed;
+    bool in_mux;    /* a stream of a mux session: no session inside it */
+    bool seen_data; /* some byte arrived: too late to start a mux session */
     char peer[64];
 } sstream;
 
@@ -113,12 +117,65 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *dest)
     tt_relay_start(link, dest, &ro);
 }
 
+static void accept_stream(tt_link *link, const tt_stream_server_cfg *cfg, bool in_mux);
+
+/* A connection whose first byte starts a mux preface carries a mux session,
+ * each of whose streams starts with its own stream header: the server takes
+ * muxed and plain connections on one listener without being told. */
+typedef struct muxconn {
+    tt_mux_session *session;
+    const tt_stream_server_cfg *cfg;
+} muxconn;
+
+static void mux_on_stream(void *ud, tt_link *stream)
+{
+    muxconn *m = ud;
+    accept_stream(stream, m->cfg, true);
+}
+
+static void mux_on_end(void *ud, int err)
+{
+    muxconn *m = ud;
+    if (err != 0)
+        tt_info("mux session ended: %s",
+                tt_mux_why(m->session) ? tt_mux_why(m->session) : uv_strerror(err));
+    tt_mux_close(m->session);
+    free(m);
+}
+
+static void start_mux(sstream *s, const uint8_t *data, size_t len)
+{
+    tt_link *link = s->link;
+    tt_link_read_stop(link);
+    s->link = NULL;
+    ss_close(s);
+    muxconn *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        tt_link_close(link, NULL, NULL);
+        return;
+    }
+    m->cfg = s->cfg;
+    tt_mux_cfg mc;
+    tt_mux_cfg_default(&mc);
+    static const tt_mux_callbacks cbs = {mux_on_stream, mux_on_end};
+    m->session = tt_mux_server(link, &mc, &cbs, m, data, len);
+    if (m->session == NULL)
+        free(m);
+}
+
 static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 {
     sstream *s = ud;
     if (s->have_header) {
         /* Reading stopped at the header; nothing arrives here. */
         return;
+    }
+    if (!s->seen_data && len > 0) {
+        s->seen_data = true;
+        if (!s->in_mux && tt_mux_is_preface(data, 1) != 0) {
+            start_mux(s, data, len);
+            return;
+        }
     }
     size_t used = 0;
     const char *why = NULL;
@@ -144,7 +201,8 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     }
     if (s->cfg->has_fixed_dest)
         s->target = s->cfg->fixed_dest;
-    tt_dial_opts opts = {.acl = s->cfg->acl, .timeout_ms = s->cfg->connect_timeout_ms};
+    tt_dial_opts opts = {
+        .acl = s->cfg->acl, .timeout_ms = s->cfg->connect_timeout_ms, .resolver = s->cfg->resolver};
     if (tt_dial_start(l->loop, &s->target, &opts, on_dialed, s, &s->dial) < 0) {
         ss_end(s, TT_S5_REP_GENERAL);
         return;
@@ -176,6 +234,11 @@ static const tt_link_handler accept_handler = {
 
 void tt_stream_accept(tt_link *link, const tt_stream_server_cfg *cfg)
 {
+    accept_stream(link, cfg, false);
+}
+
+static void accept_stream(tt_link *link, const tt_stream_server_cfg *cfg, bool in_mux)
+{
     sstream *s = calloc(1, sizeof *s);
     if (s == NULL) {
         tt_link_close(link, NULL, NULL);
@@ -183,6 +246,7 @@ void tt_stream_accept(tt_link *link, const tt_stream_server_cfg *cfg)
     }
     s->link = link;
     s->cfg = cfg;
+    s->in_mux = in_mux;
     s->outstanding = 2;
     tt_streamhdr_parser_init(&s->parser);
     tt_link_peer(link, s->peer, sizeof s->peer);

@@ -17,6 +17,7 @@ typedef struct tt_stream_server_cfg {
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms; /* for the header to arrive */
     unsigned idle_timeout_ms;
+    const struct tt_resolver *resolver; /* --resolver; NULL: the system's */
 } tt_stream_server_cfg;
 
 /* Takes ownership of LINK, a new stream from a carrier. CFG must outlive

@@ -1,0 +1,268 @@
+#include "carrier/webbase.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "codec/ttproto.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "exit/dial.h"
+#include "link/tls.h"
+
+int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_ops *ops,
+                    const tt_carrier_cfg *cfg, bool server, bool tls, const char *info,
+                    const char **why)
+{
+    w->base.ops = ops;
+    w->base.loop = loop;
+    w->cfg = *cfg;
+    w->tls = tls;
+    if (cfg->key != NULL) {
+        uint8_t psk[TT_PSK_LEN];
+        bool is_password;
+        if (tt_psk_derive(cfg->key, psk, &is_password) != 0) {
+            *why = "the key (-k) is empty";
+            return -EINVAL;
+        }
+        int rc = tt_hkdf(psk, sizeof psk, NULL, 0, (const uint8_t *)info, strlen(info), w->auth,
+                         sizeof w->auth);
+        OPENSSL_cleanse(psk, sizeof psk);
+        if (rc != 0) {
+            *why = "cannot derive the authentication key";
+            return -EIO;
+        }
+        w->has_key = true;
+    }
+    if (!server) {
+        if (tt_target_set(&w->server, cfg->url.hp.host, cfg->url.hp.port) != 0) {
+            *why = "the server address is not a valid host";
+            return -EINVAL;
+        }
+        snprintf(w->name, sizeof w->name, "%s", cfg->tls_name ? cfg->tls_name : cfg->url.hp.host);
+    }
+    if (!tls)
+        return 0;
+    /* WebSocket clients and servers speak HTTP/1.1 inside TLS, and say so
+     * with ALPN as browsers do; tls:// offers the same, so that it looks no
+     * different. */
+    int rc;
+    if (server) {
+        tt_tls_server_opts o = {.cert_file = cfg->cert_file,
+                                .key_file = cfg->key_file,
+                                .name = cfg->tls_name,
+                                .alpn = "http/1.1"};
+        rc = tt_tls_server_ctx_new(&o, &w->ctx, why);
+        if (rc == 0 && tt_tls_ctx_self_signed(w->ctx))
+            tt_info("self-signed certificate for %s, SHA-256 %s (clients: --pin with this)",
+                    cfg->tls_name ? cfg->tls_name : TT_TLS_DEFAULT_NAME,
+                    tt_tls_ctx_fingerprint(w->ctx));
+        else if (rc == 0)
+            tt_info("certificate %s, SHA-256 %s", cfg->cert_file, tt_tls_ctx_fingerprint(w->ctx));
+    } else {
+        tt_tls_client_opts o = {.ca_file = cfg->ca_file,
+                                .pin = cfg->pin,
+                                .insecure_skip_verify = cfg->skip_verify,
+                                .alpn = "http/1.1"};
+        rc = tt_tls_client_ctx_new(&o, &w->ctx, why);
+        if (rc == 0 && cfg->skip_verify)
+            tt_warn("--insecure-skip-verify: the server's certificate is NOT checked; anyone on "
+                    "the path can read and change this tunnel's traffic (use --pin instead)");
+    }
+    return rc;
+}
+
+static void on_tcp_accept(void *ud, tt_link *link);
+
+int tt_webbase_listen(tt_webbase *w, tt_webbase_conn_cb on_conn, const char **why)
+{
+    const char *host = w->cfg.url.hp.host;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    unsigned char tmp[16];
+    if (inet_pton(AF_INET, host, tmp) != 1 && inet_pton(AF_INET6, host, tmp) != 1) {
+        *why = "the listen address must be an IP address (0.0.0.0, ::, 127.0.0.1, ...)";
+        return -EINVAL;
+    }
+    w->on_conn = on_conn;
+    int rc = tt_tcp_listen(w->base.loop, host, w->cfg.url.hp.port, on_tcp_accept, w, &w->listener);
+    if (rc != 0) {
+        *why = uv_strerror(rc);
+        return rc;
+    }
+    tt_carrier_listener_setup(&w->cfg, w->listener);
+    return 0;
+}
+
+void tt_webbase_free(tt_webbase *w)
+{
+    if (w->listener)
+        tt_tcp_listener_close(w->listener);
+    w->listener = NULL;
+    if (w->ctx)
+        tt_tls_ctx_free(w->ctx);
+    w->ctx = NULL;
+    OPENSSL_cleanse(w->auth, sizeof w->auth);
+}
+
+uint64_t tt_webbase_now(const tt_webbase *w)
+{
+    int64_t t = (int64_t)time(NULL) + w->cfg.clock_offset_s;
+    return t > 0 ? (uint64_t)t : 0;
+}
+
+const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len)
+{
+    const char *host = w->cfg.url.hp.host;
+    int port = w->listener ? tt_tcp_listener_port(w->listener) : w->cfg.url.hp.port;
+    snprintf(buf, len, strchr(host, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s", w->cfg.url.scheme,
+             host, port, strcmp(w->cfg.url.scheme, "tls") == 0 ? "" : w->cfg.url.path);
+    return buf;
+}
+
+/* Server: the TLS handshake of an accepted connection. */
+
+typedef struct accept_hs {
+    tt_webbase *w;
+    char peer[64];
+} accept_hs;
+
+static void on_server_ready(void *ud, tt_link *link, int status)
+{
+    accept_hs *a = ud;
+    tt_webbase *w = a->w;
+    if (status != 0) {
+        char why[160];
+        tt_debug("c%llu %s: TLS handshake failed: %s", (unsigned long long)link->id, a->peer,
+                 tt_tls_link_why(link, why, sizeof why));
+        tt_link_close(link, NULL, NULL);
+    } else {
+        w->on_conn(w, link);
+    }
+    free(a);
+}
+
+static void on_tcp_accept(void *ud, tt_link *link)
+{
+    tt_webbase *w = ud;
+    if (!w->tls) {
+        w->on_conn(w, link);
+        return;
+    }
+    accept_hs *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        tt_link_close(link, NULL, NULL);
+        return;
+    }
+    a->w = w;
+    tt_link_peer(link, a->peer, sizeof a->peer);
+    if (tt_tls_link_server(link, w->ctx, NULL, 0, w->cfg.handshake_timeout_ms, on_server_ready,
+                           a) == NULL)
+        free(a);
+}
+
+/* Client: TCP connect, then TLS. */
+
+struct tt_webbase_connect {
+    tt_webbase *w;
+    tt_webbase_connect_cb cb;
+    void *ud;
+    tt_dial *dial;  /* while connecting */
+    tt_link *link;  /* during the TLS handshake */
+    bool cancelled; /* the callback reports UV_ECANCELED */
+};
+
+static void finish(tt_webbase_connect *c, int status, tt_link *link, const char *why)
+{
+    tt_webbase_connect_cb cb = c->cb;
+    void *ud = c->ud;
+    free(c);
+    cb(ud, status, link, why);
+}
+
+static void on_cancel_closed(void *ud)
+{
+    finish(ud, UV_ECANCELED, NULL, NULL);
+}
+
+static void on_client_ready(void *ud, tt_link *link, int status)
+{
+    tt_webbase_connect *c = ud;
+    c->link = NULL;
+    if (status != 0) {
+        char why[160];
+        tt_tls_link_why(link, why, sizeof why);
+        tt_link_close(link, NULL, NULL);
+        finish(c, status, NULL, why);
+        return;
+    }
+    finish(c, 0, link, NULL);
+}
+
+static void on_tcp_dialed(void *ud, uint8_t rep, int err, tt_link *link)
+{
+    tt_webbase_connect *c = ud;
+    (void)rep;
+    c->dial = NULL;
+    if (link == NULL) {
+        finish(c, c->cancelled ? UV_ECANCELED : err != 0 ? err : UV_ECONNREFUSED, NULL, NULL);
+        return;
+    }
+    if (c->cancelled) {
+        tt_link_close(link, NULL, NULL);
+        finish(c, UV_ECANCELED, NULL, NULL);
+        return;
+    }
+    if (!c->w->tls) {
+        finish(c, 0, link, NULL);
+        return;
+    }
+    c->link = tt_tls_link_client(link, c->w->ctx, c->w->name, c->w->cfg.handshake_timeout_ms,
+                                 on_client_ready, c);
+    if (c->link == NULL)
+        finish(c, UV_ENOMEM, NULL, "cannot set up TLS");
+}
+
+int tt_webbase_connect_start(tt_webbase *w, tt_webbase_connect_cb cb, void *ud,
+                             tt_webbase_connect **out)
+{
+    tt_webbase_connect *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    c->w = w;
+    c->cb = cb;
+    c->ud = ud;
+    tt_dial_opts opts = {.acl = NULL,
+                         .timeout_ms = w->cfg.connect_timeout_ms,
+                         .resolver = w->cfg.resolver,
+                         .fast_open = w->cfg.fast_open};
+    int rc = tt_dial_start(w->base.loop, &w->server, &opts, on_tcp_dialed, c, &c->dial);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    if (out)
+        *out = c;
+    return 0;
+}
+
+void tt_webbase_connect_cancel(tt_webbase_connect *c)
+{
+    if (c->cancelled)
+        return;
+    c->cancelled = true;
+    if (c->dial) {
+        tt_dial_cancel(c->dial);
+    } else if (c->link) {
+        /* The handshake's ready callback will not run after close; the
+         * close callback reports the cancel from the loop. */
+        tt_link *l = c->link;
+        c->link = NULL;
+        tt_link_close(l, on_cancel_closed, c);
+    }
+}

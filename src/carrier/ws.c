@@ -1,0 +1,468 @@
+/* The WebSocket carriers, ws:// and wss:// (WebSocket inside TLS): streams
+ * in WebSocket binary messages after an HTTP/1.1 upgrade on the URL's path,
+ * so that they pass through nginx, Apache or a CDN as mos-tls-tunnel's do.
+ *
+ * With -k the upgrade request carries a token (codec/wshs.h: time, nonce and
+ * an HMAC under a key derived from -k) that the server checks against its
+ * clock window and a memory of seen nonces. A request that is not a valid
+ * upgrade for us (another path, no upgrade, a missing, wrong or replayed
+ * token) gets what the web site answers (--fallback or --www), so knowing
+ * the path alone gets nothing but a web page. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "carrier/carrier.h"
+#include "carrier/web.h"
+#include "carrier/webbase.h"
+#include "codec/http1.h"
+#include "codec/wshs.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/replay.h"
+#include "link/ws.h"
+
+extern const tt_carrier_ops tt_carrier_ws;
+extern const tt_carrier_ops tt_carrier_wss;
+
+#define REPLAY_CAP (1u << 16)
+#define SERVER_NAME "nginx"
+
+typedef struct wsc {
+    tt_webbase w; /* first: the carrier is a tt_webbase */
+    tt_replay replay;
+    char host_header[300]; /* client */
+} wsc;
+
+static const tt_carrier_ops *ops_for(const tt_carrier_cfg *cfg)
+{
+    return strcmp(cfg->url.scheme, "wss") == 0 ? &tt_carrier_wss : &tt_carrier_ws;
+}
+
+static int ws_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier **out,
+                         const char **why)
+{
+    wsc *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    const tt_carrier_ops *ops = ops_for(cfg);
+    int rc =
+        tt_webbase_init(&c->w, loop, ops, cfg, false, ops == &tt_carrier_wss, "tt-ws1 auth", why);
+    if (rc != 0) {
+        tt_webbase_free(&c->w);
+        free(c);
+        return rc;
+    }
+    /* Host names the site as the browser would: the TLS name when one was
+     * given (a CDN's domain in front of an address), with the port only
+     * when it is not the scheme's. */
+    const char *host = cfg->tls_name ? cfg->tls_name : cfg->url.hp.host;
+    bool v6 = strchr(host, ':') != NULL;
+    unsigned dflt = ops == &tt_carrier_wss ? 443 : 80;
+    if (cfg->url.hp.port == dflt)
+        snprintf(c->host_header, sizeof c->host_header, v6 ? "[%s]" : "%s", host);
+    else
+        snprintf(c->host_header, sizeof c->host_header, v6 ? "[%s]:%u" : "%s:%u", host,
+                 cfg->url.hp.port);
+    *out = &c->w.base;
+    return 0;
+}
+
+/* Client dial: connect, upgrade, wrap. */
+
+struct tt_carrier_dial {
+    wsc *c;
+    tt_webbase_connect *conn;
+    tt_link *link; /* during the upgrade */
+    uv_timer_t timer;
+    uint8_t key[TT_WS_KEY_LEN];
+    uint8_t *buf; /* the answer's head */
+    size_t have;
+    bool cancelled;
+    tt_carrier_dial_cb cb;
+    void *ud;
+};
+
+static void dial_timer_closed(uv_handle_t *h)
+{
+    tt_carrier_dial *d = h->data;
+    free(d->buf);
+    free(d);
+}
+
+/* Reports and frees D; LINK (may be NULL) goes to the callback. */
+static void dial_done(tt_carrier_dial *d, int status, tt_link *link, const char *why)
+{
+    if (status != 0 && status != UV_ECANCELED)
+        tt_info("cannot reach the %s:// server %s: %s", d->c->w.cfg.url.scheme,
+                d->c->w.cfg.url.hp.host, why ? why : uv_strerror(status));
+    d->cb(d->ud, status, link);
+    uv_close((uv_handle_t *)&d->timer, dial_timer_closed);
+}
+
+static void dial_fail(tt_carrier_dial *d, int status, const char *why)
+{
+    tt_link *l = d->link;
+    d->link = NULL;
+    if (l)
+        tt_link_close(l, NULL, NULL);
+    dial_done(d, status, NULL, why);
+}
+
+static void up_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    tt_carrier_dial *d = ud;
+    size_t room = TT_HTTP_HEAD_MAX - d->have;
+    size_t take = len < room ? len : room;
+    memcpy(d->buf + d->have, data, take);
+    d->have += take;
+    tt_http_head h;
+    const char *why = NULL;
+    int rc = tt_http_parse_response(d->buf, d->have, &h, &why);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        dial_fail(d, UV_EPROTO, why);
+        return;
+    }
+    if (tt_ws_client_check(&h, d->key, &why) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the upgrade was refused (HTTP %d: %s)", h.status, why);
+        dial_fail(d, UV_EPROTO, msg);
+        return;
+    }
+    /* The bytes after the head are the server's first frames. */
+    size_t head_in_data = h.head_len - (d->have - take);
+    tt_link_read_stop(l);
+    d->link = NULL;
+    tt_link *ws = tt_ws_link_new(l, true, data + head_in_data, len - head_in_data, NULL);
+    if (ws == NULL)
+        dial_done(d, UV_ENOMEM, NULL, "out of memory");
+    else
+        dial_done(d, 0, ws, NULL);
+}
+
+static void up_eof(tt_link *l, void *ud)
+{
+    (void)l;
+    dial_fail(ud, UV_EPROTO, "the server closed during the upgrade");
+}
+
+static void up_error(tt_link *l, void *ud, int err)
+{
+    (void)l;
+    dial_fail(ud, err, NULL);
+}
+
+static const tt_link_handler up_handler = {up_data, up_eof, up_error, NULL};
+
+static void on_up_timeout(uv_timer_t *t)
+{
+    dial_fail(t->data, UV_ETIMEDOUT, "no answer to the upgrade");
+}
+
+static void on_cancel_closed(void *ud)
+{
+    dial_done(ud, UV_ECANCELED, NULL, NULL);
+}
+
+static void on_connected(void *ud, int status, tt_link *link, const char *why)
+{
+    tt_carrier_dial *d = ud;
+    d->conn = NULL;
+    if (status != 0) {
+        dial_done(d, status, NULL, why);
+        return;
+    }
+    wsc *c = d->c;
+    d->link = link;
+    char token[TT_WS_TOKEN_LEN + 1];
+    if (c->w.has_key) {
+        uint8_t nonce[TT_WS_NONCE_LEN];
+        tt_random(nonce, sizeof nonce);
+        if (tt_ws_token_make(c->w.auth, tt_webbase_now(&c->w), nonce, c->w.cfg.url.path, token) !=
+            0) {
+            dial_fail(d, UV_EIO, "cannot make the token");
+            return;
+        }
+    }
+    tt_random(d->key, sizeof d->key);
+    char req[1024];
+    size_t n = tt_ws_client_request(req, sizeof req, c->host_header, c->w.cfg.url.path, d->key,
+                                    NULL, c->w.has_key ? token : NULL);
+    d->buf = malloc(TT_HTTP_HEAD_MAX);
+    if (n == 0 || d->buf == NULL) {
+        dial_fail(d, UV_ENOMEM, "cannot build the upgrade request");
+        return;
+    }
+    tt_link_set_handler(link, &up_handler, d);
+    if (tt_link_write1(link, req, n) != 0 || tt_link_read_start(link) != 0) {
+        dial_fail(d, UV_EIO, NULL);
+        return;
+    }
+    uv_timer_start(&d->timer, on_up_timeout, c->w.cfg.handshake_timeout_ms, 0);
+}
+
+static int ws_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+{
+    tt_carrier_dial *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return -ENOMEM;
+    d->c = (wsc *)base;
+    d->cb = cb;
+    d->ud = ud;
+    int rc = tt_webbase_connect_start(&d->c->w, on_connected, d, &d->conn);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    uv_timer_init(base->loop, &d->timer);
+    d->timer.data = d;
+    if (out)
+        *out = d;
+    return 0;
+}
+
+static void ws_dial_cancel(tt_carrier_dial *d)
+{
+    if (d->cancelled)
+        return;
+    d->cancelled = true;
+    if (d->conn) {
+        tt_webbase_connect_cancel(d->conn);
+    } else if (d->link) {
+        tt_link *l = d->link;
+        d->link = NULL;
+        uv_timer_stop(&d->timer);
+        tt_link_close(l, on_cancel_closed, d);
+    }
+}
+
+/* Server: read the request head; upgrade, or answer as the web site. */
+
+typedef struct up {
+    wsc *c;
+    tt_link *link;
+    uv_timer_t timer;
+    uint8_t *buf;
+    size_t have;
+    char peer[64];
+} up;
+
+static void up_timer_closed(uv_handle_t *h)
+{
+    up *u = h->data;
+    free(u->buf);
+    free(u);
+}
+
+static void up_end(up *u)
+{
+    u->link = NULL;
+    uv_close((uv_handle_t *)&u->timer, up_timer_closed);
+}
+
+static void to_web(up *u, const char *why)
+{
+    tt_link *l = u->link;
+    tt_link_read_stop(l);
+    tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)l->id, u->peer, why);
+    tt_web_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
+    up_end(u);
+}
+
+/* Checks the token of an upgrade for our path. Returns NULL when it passes,
+ * else why not. */
+static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
+{
+    if (!c->w.has_key)
+        return NULL;
+    if (upg->token.len == 0)
+        return "no token";
+    uint8_t nonce[TT_WS_NONCE_LEN];
+    const char *why = NULL;
+    uint64_t now = tt_webbase_now(&c->w);
+    int rc = tt_ws_token_check(c->w.auth, upg->token.p, upg->token.len, c->w.cfg.url.path, now,
+                               c->w.cfg.replay_window_s, nonce, &why);
+    if (rc == -ETIMEDOUT)
+        return "token time outside the window";
+    if (rc == -EACCES)
+        return "wrong token";
+    if (rc != 0)
+        return why ? why : "bad token";
+    rc = tt_replay_check(&c->replay, nonce, now);
+    if (rc == -EEXIST)
+        return "replayed token";
+    if (rc != 0) {
+        tt_warn("token memory full: refusing new connections for now");
+        return "token memory full";
+    }
+    return NULL;
+}
+
+static void srv_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    up *u = ud;
+    size_t room = TT_HTTP_HEAD_MAX - u->have;
+    if (len > room) {
+        /* More than a head's worth: whatever it is, it goes to the site. */
+        uint8_t *b = realloc(u->buf, u->have + len);
+        if (b == NULL) {
+            tt_link_close(l, NULL, NULL);
+            up_end(u);
+            return;
+        }
+        u->buf = b;
+    }
+    memcpy(u->buf + u->have, data, len);
+    u->have += len;
+    tt_http_head h;
+    const char *why = NULL;
+    int rc = tt_http_parse_request(u->buf, u->have, &h, &why);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        to_web(u, why);
+        return;
+    }
+    tt_ws_upgrade upg;
+    wsc *c = u->c;
+    rc = tt_ws_server_check(&h, c->w.cfg.url.path, &upg, &why);
+    if (rc != 0) {
+        to_web(u, why);
+        return;
+    }
+    why = check_token(c, &upg);
+    if (why != NULL) {
+        to_web(u, why);
+        return;
+    }
+    char resp[512];
+    size_t n = tt_ws_server_response(resp, sizeof resp, upg.key, SERVER_NAME,
+                                     (int64_t)tt_webbase_now(&c->w));
+    tt_link_read_stop(l);
+    if (n == 0 || tt_link_write1(l, resp, n) != 0) {
+        tt_link_close(l, NULL, NULL);
+        up_end(u);
+        return;
+    }
+    tt_link *ws = tt_ws_link_new(l, false, u->buf + h.head_len, u->have - h.head_len, NULL);
+    up_end(u);
+    if (ws != NULL)
+        c->w.accept_cb(c->w.accept_ud, ws);
+}
+
+static void srv_eof(tt_link *l, void *ud)
+{
+    (void)l;
+    up *u = ud;
+    /* A request cut short: the site would answer what it can (a 400). */
+    to_web(u, "closed during the request");
+}
+
+static void srv_error(tt_link *l, void *ud, int err)
+{
+    up *u = ud;
+    tt_debug("c%llu %s: %s during the request", (unsigned long long)l->id, u->peer,
+             uv_strerror(err));
+    tt_link_close(l, NULL, NULL);
+    up_end(u);
+}
+
+static const tt_link_handler srv_handler = {srv_data, srv_eof, srv_error, NULL};
+
+static void on_srv_timeout(uv_timer_t *t)
+{
+    up *u = t->data;
+    /* nginx closes a connection that sends no complete head in time,
+     * without an answer. */
+    tt_debug("c%llu %s: no request in time", (unsigned long long)u->link->id, u->peer);
+    tt_link_close(u->link, NULL, NULL);
+    up_end(u);
+}
+
+static void on_conn(tt_webbase *w, tt_link *link)
+{
+    wsc *c = (wsc *)w;
+    up *u = calloc(1, sizeof *u);
+    uint8_t *buf = malloc(TT_HTTP_HEAD_MAX);
+    if (u == NULL || buf == NULL) {
+        free(u);
+        free(buf);
+        tt_link_close(link, NULL, NULL);
+        return;
+    }
+    u->c = c;
+    u->link = link;
+    u->buf = buf;
+    tt_link_peer(link, u->peer, sizeof u->peer);
+    uv_timer_init(w->base.loop, &u->timer);
+    u->timer.data = u;
+    uv_timer_start(&u->timer, on_srv_timeout, w->cfg.handshake_timeout_ms, 0);
+    tt_link_set_handler(link, &srv_handler, u);
+    if (tt_link_read_start(link) < 0) {
+        tt_link_close(link, NULL, NULL);
+        up_end(u);
+    }
+}
+
+static int ws_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier_accept_cb cb,
+                         void *ud, tt_carrier **out, const char **why)
+{
+    wsc *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    const tt_carrier_ops *ops = ops_for(cfg);
+    c->w.accept_cb = cb;
+    c->w.accept_ud = ud;
+    /* A nonce is remembered as long as its token's time stays acceptable. */
+    tt_replay_init(&c->replay, REPLAY_CAP, 2 * (uint64_t)cfg->replay_window_s + 1);
+    int rc =
+        tt_webbase_init(&c->w, loop, ops, cfg, true, ops == &tt_carrier_wss, "tt-ws1 auth", why);
+    if (rc == 0)
+        rc = tt_webbase_listen(&c->w, on_conn, why);
+    if (rc != 0) {
+        tt_webbase_free(&c->w);
+        tt_replay_free(&c->replay);
+        free(c);
+        return rc;
+    }
+    *out = &c->w.base;
+    return 0;
+}
+
+static const char *ws_describe(tt_carrier *base, char *buf, size_t len)
+{
+    return tt_webbase_describe((tt_webbase *)base, buf, len);
+}
+
+static void ws_close(tt_carrier *base)
+{
+    wsc *c = (wsc *)base;
+    tt_webbase_free(&c->w);
+    tt_replay_free(&c->replay);
+    free(c);
+}
+
+const tt_carrier_ops tt_carrier_ws = {
+    .scheme = "ws",
+    .summary = "WebSocket on a path (behind a TLS-terminating reverse proxy or CDN)",
+    .client_new = ws_client_new,
+    .server_new = ws_server_new,
+    .dial = ws_dial,
+    .dial_cancel = ws_dial_cancel,
+    .describe = ws_describe,
+    .close = ws_close,
+};
+
+const tt_carrier_ops tt_carrier_wss = {
+    .scheme = "wss",
+    .summary = "WebSocket inside TLS on a path, as a web site serves it",
+    .client_new = ws_client_new,
+    .server_new = ws_server_new,
+    .dial = ws_dial,
+    .dial_cancel = ws_dial_cancel,
+    .describe = ws_describe,
+    .close = ws_close,
+};

@@ -1,0 +1,249 @@
+/* HTTP/1.1 heads (RFC 9112), sans-I/O: a bounded parser for request and
+ * response heads, helpers over the parsed header fields, a chunked-body
+ * skipper, and builders for the answers a stock nginx gives (its error pages,
+ * its static-file heads), so that a tt server that is asked something other
+ * than a tunnel upgrade answers exactly like a plain web server.
+ *
+ * Parsing rules (strict where RFC 9112 says a recipient must be):
+ * - A head is at most TT_HTTP_HEAD_MAX bytes including the empty line that
+ *   ends it, with at most TT_HTTP_HEADERS_MAX field lines.
+ * - Lines end with CRLF or with a bare LF. RFC 9112 section 2.2 allows a
+ *   recipient to take a lone LF as a line end, nginx does, and answering such
+ *   a request with 400 would set tt apart from it. A CR anywhere else (a bare
+ *   CR) is refused: that is where the smuggling ambiguities are.
+ * - Empty lines before a request line are skipped (RFC 9112 section 2.2; a
+ *   client may send a CRLF after a body). They count towards the limit.
+ * - Request line: method SP request-target SP HTTP-version, single spaces.
+ *   The method is a token; the target is visible ASCII; the version is
+ *   HTTP/1.0 or HTTP/1.1. Status line: HTTP-version SP 3DIGIT, then SP and a
+ *   reason phrase (which may be empty or, leniently, absent altogether).
+ * - Field lines: a token name, the colon right after it (no whitespace
+ *   before the colon), the value with surrounding spaces and tabs trimmed.
+ *   Values hold visible ASCII, obs-text (0x80-0xFF), spaces and tabs: no
+ *   NUL, CR, LF or other control bytes. A line starting with whitespace
+ *   (obs-fold) is refused.
+ * - Malformed input is refused as soon as a complete line shows it, and a
+ *   partial request line as soon as its prefix cannot become valid, so that
+ *   e.g. a TLS ClientHello gets its 400 at once, as from nginx, instead of
+ *   after a timeout. */
+#ifndef TT_CODEC_HTTP1_H
+#define TT_CODEC_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TT_HTTP_HEAD_MAX 8192
+#define TT_HTTP_HEADERS_MAX 64
+
+/* nginx's internal status for "Request Header Or Cookie Too Large": sent on
+ * the wire as 400 with its own page (see tt_http_error_page). */
+#define TT_HTTP_STATUS_HEADER_TOO_LARGE 494
+
+/* A piece of the caller's buffer; not NUL-terminated. */
+typedef struct tt_http_str {
+    const char *p;
+    size_t len;
+} tt_http_str;
+
+typedef struct tt_http_header {
+    tt_http_str name;
+    tt_http_str value; /* without leading or trailing spaces and tabs */
+} tt_http_header;
+
+/* A parsed head. Every tt_http_str points into the buffer that was parsed,
+ * which must outlive the use of this struct. */
+typedef struct tt_http_head {
+    size_t head_len; /* bytes of the head, up to and including its empty line */
+    int minor;       /* 0 or 1: HTTP/1.MINOR */
+    /* Requests. */
+    tt_http_str method;
+    tt_http_str target;
+    /* Responses: the status code. After a refused request: the status a
+     * server answers with (400, 414 for a request line that does not fit,
+     * TT_HTTP_STATUS_HEADER_TOO_LARGE for a head that does not fit or too
+     * many fields, 505 for an HTTP version other than 1.0 and 1.1). */
+    int status;
+    tt_http_str reason;
+    size_t nheaders;
+    tt_http_header headers[TT_HTTP_HEADERS_MAX];
+} tt_http_head;
+
+/* Parses the request head at the start of BUF (LEN bytes). Returns 1 when a
+ * complete head is there (H filled, H->head_len set; the bytes after it are
+ * body or the next request), 0 when more bytes are needed (only while LEN <
+ * TT_HTTP_HEAD_MAX and nothing seen so far is invalid), or -EINVAL with *WHY
+ * set to a static phrase and H->status set as described above. Callers keep
+ * up to TT_HTTP_HEAD_MAX bytes and call again with all of them after each
+ * read; the result does not depend on how the bytes were split. */
+int tt_http_parse_request(const uint8_t *buf, size_t len, tt_http_head *h, const char **why);
+
+/* As tt_http_parse_request for a response head (no leading empty lines;
+ * H->status and H->reason are set). */
+int tt_http_parse_response(const uint8_t *buf, size_t len, tt_http_head *h, const char **why);
+
+/* Whether S equals the NUL-terminated TEXT, ignoring ASCII case. */
+bool tt_http_str_ieq(tt_http_str s, const char *text);
+
+/* The first field named NAME (ignoring case), or NULL. */
+const tt_http_header *tt_http_find(const tt_http_head *h, const char *name);
+
+/* How many fields are named NAME (ignoring case): lets a caller refuse
+ * duplicates such as two Content-Length or two Host fields. */
+size_t tt_http_count(const tt_http_head *h, const char *name);
+
+/* Whether the comma-separated list VALUE holds TOKEN as one of its elements
+ * (ignoring case and the spaces around elements), as for Connection or
+ * Upgrade. Empty elements are skipped. */
+bool tt_http_list_has(tt_http_str value, const char *token);
+
+/* tt_http_list_has over every field named NAME, as if they were joined with
+ * commas (RFC 9110 section 5.3). */
+bool tt_http_header_has(const tt_http_head *h, const char *name, const char *token);
+
+/* Maximum Content-Length accepted by tt_http_content_length: 2^53 - 1 (so it
+ * also fits a double, should a caller ever print it as one). */
+#define TT_HTTP_CONTENT_LENGTH_MAX ((UINT64_C(1) << 53) - 1)
+
+/* The request's Content-Length. Returns 0 when there is none (*LEN = 0), 1
+ * with *LEN set when there is exactly one field of 1 to 16 digits and nothing
+ * else (no sign, no spaces inside, no list) not above
+ * TT_HTTP_CONTENT_LENGTH_MAX, or -EINVAL with *WHY for anything else,
+ * including two Content-Length fields even when equal (nginx refuses those). */
+int tt_http_content_length(const tt_http_head *h, uint64_t *len, const char **why);
+
+enum tt_http_te {
+    TT_HTTP_TE_NONE = 0,    /* no Transfer-Encoding field */
+    TT_HTTP_TE_CHUNKED = 1, /* exactly "chunked" (any case), in one field */
+    TT_HTTP_TE_OTHER = 2,   /* anything else: a coding nobody here decodes */
+};
+
+/* Classifies the Transfer-Encoding fields of H. A message with both a
+ * Transfer-Encoding and a Content-Length must be refused by the caller
+ * (RFC 9112 section 6.1 allows a server to; nginx answers 400). */
+enum tt_http_te tt_http_transfer_encoding(const tt_http_head *h);
+
+/* A chunked body skipper (RFC 9112 section 7.1): it checks the framing and
+ * drops the data, keeping no bytes, so any length costs no memory. Chunk
+ * extensions are skipped; trailer lines are skipped up to TT_HTTP_HEAD_MAX
+ * bytes in all. Lines may end with a bare LF, as in heads. */
+typedef struct tt_http_chunked {
+    int state;      /* private */
+    uint64_t left;  /* private: data bytes left in the chunk, or size digits */
+    size_t line;    /* private: bytes of the current extension or trailer line */
+    size_t trailer; /* private: trailer bytes so far */
+} tt_http_chunked;
+
+void tt_http_chunked_init(tt_http_chunked *c);
+
+/* Feeds LEN body bytes. Returns 1 when the body ended (*USED bytes belonged to
+ * it; the rest is the next message), 0 when all LEN were taken and more are
+ * needed, or -EINVAL with *WHY (and *USED up to the bad byte). Calling again
+ * after 1 returns 1 and takes nothing. */
+int tt_http_chunked_feed(tt_http_chunked *c, const uint8_t *p, size_t len, size_t *used,
+                         const char **why);
+
+/* IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters. */
+#define TT_HTTP_DATE_LEN 29
+
+/* Writes T (Unix seconds; clamped to years 1970..9999) as an IMF-fixdate and
+ * a NUL into OUT. Returns TT_HTTP_DATE_LEN. */
+size_t tt_http_date(int64_t t, char out[TT_HTTP_DATE_LEN + 1]);
+
+/* Parses an IMF-fixdate (exactly the format tt_http_date writes, which RFC
+ * 9110 requires senders to use). Returns 0 with *T set, or -EINVAL. */
+int tt_http_date_parse(tt_http_str s, int64_t *t);
+
+/* The ETag nginx gives a static file, quotes included: "hex(mtime)-hex(size)"
+ * in lower-case hex without leading zeros. Writes it and a NUL into OUT;
+ * returns its length. */
+#define TT_HTTP_ETAG_MAX 40
+size_t tt_http_etag(int64_t mtime, uint64_t size, char out[TT_HTTP_ETAG_MAX]);
+
+/* The MIME type nginx's stock mime.types gives PATH by its extension
+ * (ignoring case), or "application/octet-stream" (nginx's default_type). */
+const char *tt_http_mime_type(const char *path);
+
+/* Whether nginx always ends the connection after answering STATUS (400,
+ * 413, 414, 494, 500, 501, 505 and 408). */
+bool tt_http_status_closes(int status);
+
+/* The reason phrase nginx writes for STATUS (e.g. "Not Allowed" for 405), or
+ * NULL for a status without one here. */
+const char *tt_http_reason(int status);
+
+/* Builds the complete answer a stock nginx sends for an error STATUS (400,
+ * 403, 404, 405, 408, 412, 413, 414, 416, 494 (sent as 400), 500, 501,
+ * 502, 503, 504 or 505): status line, Server: SERVER, Date: NOW,
+ * Content-Type: text/html, Content-Length, Connection, and its HTML page
+ * signed SERVER (e.g. "nginx/1.22.1", or "nginx" as with server_tokens off).
+ * The connection stays open only when KEEP_ALIVE and the status allows it
+ * (see tt_http_status_closes). HEAD (a HEAD request) leaves the page out but
+ * keeps its Content-Length, as nginx does. Returns the length written into
+ * OUT (CAP bytes; 1024 is always enough for a SERVER of up to 64 bytes), or
+ * 0 when STATUS is unknown, SERVER is unsafe to print (a byte outside
+ * printable ASCII) or CAP is too small. */
+size_t tt_http_error_page(char *out, size_t cap, int status, const char *server, int64_t now,
+                          bool keep_alive, bool head);
+
+/* As tt_http_error_page for nginx's "301 Moved Permanently" to LOCATION
+ * (printable ASCII, at most TT_HTTP_HEAD_MAX bytes), as sent for a
+ * directory asked for without its final slash. */
+size_t tt_http_redirect(char *out, size_t cap, const char *server, int64_t now,
+                        const char *location, bool keep_alive, bool head);
+
+/* Writes into OUT the head nginx sends for a static file: STATUS 200 (with
+ * Content-Type, Content-Length: SIZE and Accept-Ranges: bytes) or 304 (with
+ * neither), with Server, Date: NOW, Last-Modified: MTIME, Connection and
+ * ETag, in nginx's order. Returns the length, or 0 if CAP (512 is always
+ * enough for a SERVER of up to 64 bytes and CONTENT_TYPE of up to 100) is
+ * too small or an argument is unsafe to print. */
+size_t tt_http_file_head(char *out, size_t cap, int status, const char *server, int64_t now,
+                         const char *content_type, uint64_t size, int64_t mtime, bool keep_alive);
+
+/* One byte range of a file, both ends included. */
+typedef struct tt_http_range {
+    uint64_t first, last;
+} tt_http_range;
+
+/* Reads a Range value for a file of SIZE bytes as nginx's range filter
+ * does. Returns 0 when it is to be ignored (not "bytes=", or nothing after
+ * it: answer 200), 1 for one satisfiable range (*R set: answer 206), 2 for
+ * several (nginx answers multipart/byteranges, *R is the first), or 416 when
+ * it is malformed or nothing in it is satisfiable. Spaces around numbers are
+ * taken; a range's end past the file is cut to it; "-N" is the last N
+ * bytes. */
+int tt_http_range_parse(tt_http_str value, uint64_t size, tt_http_range *r);
+
+/* As tt_http_file_head, also for STATUS 206 with RANGE (not NULL only then):
+ * Content-Length of the range and Content-Range: bytes FIRST-LAST/SIZE after
+ * ETag, without Accept-Ranges, as nginx sends it. */
+size_t tt_http_range_head(char *out, size_t cap, int status, const char *server, int64_t now,
+                          const char *content_type, uint64_t size, int64_t mtime, bool keep_alive,
+                          const tt_http_range *range);
+
+/* nginx's 416 answer for a file of SIZE bytes: its error page, with
+ * Content-Range: bytes * /SIZE (no space) after Connection. */
+size_t tt_http_range_refused(char *out, size_t cap, const char *server, int64_t now, uint64_t size,
+                             bool keep_alive, bool head);
+
+/* The largest relative path tt_http_map_path writes, NUL included. */
+#define TT_HTTP_PATH_MAX 4096
+
+/* Maps a request TARGET onto a relative path under a static directory, as
+ * nginx resolves a URI under its root: an absolute-form target
+ * ("http://host/x") is reduced to its path; the query and fragment are
+ * dropped; %XX escapes are decoded; empty and "." segments are dropped and
+ * ".." removes the segment before it; a path that ends in "/" (or in "." or
+ * "..") names a directory and gets "index.html" appended, and *DIR (when DIR
+ * is not NULL) tells whether it did. Writes the result (never with a leading
+ * "/", never holding a ".." segment) and a NUL into OUT (TT_HTTP_PATH_MAX
+ * bytes). Pure: it touches no file.
+ *
+ * Returns 0, or the status to answer: 400 for a target that is not a path
+ * ("*", "a.css"), a bad %-escape, an encoded NUL, or ".." above the root;
+ * 404 for a backslash or control byte in the decoded path (names no
+ * sensible file would have) or a path longer than TT_HTTP_PATH_MAX. */
+int tt_http_map_path(tt_http_str target, char out[TT_HTTP_PATH_MAX], bool *dir);
+
+#endif

@@ -1,0 +1,590 @@
+#include "core/tlsctx.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+/* TLS 1.2 suites: forward-secret key exchange and AEAD ciphers only (TLS
+ * 1.3's own list is all AEAD and stays OpenSSL's default). */
+#define TLS12_SUITES                                                                               \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+#define ALPN_MAX 512 /* bytes of an ALPN list in wire format */
+
+typedef struct cached_session {
+    SSL_SESSION *sess;
+    char *name;
+} cached_session;
+
+struct tt_tls_ctx {
+    SSL_CTX *ssl;
+    int refs;
+    bool server;
+    bool insecure;
+    bool pinned;
+    bool self_signed;
+    uint8_t pin[TT_TLS_FP_LEN];
+    char fingerprint[TT_TLS_FP_TEXT];
+    uint8_t alpn[ALPN_MAX]; /* wire format: length-prefixed names */
+    size_t alpn_len;
+    /* Client: newest last; each is offered once (RFC 8446 C.4 advises
+     * against reusing a ticket, which would link the connections). */
+    cached_session cache[TT_TLS_SESSIONS];
+    int ncache;
+};
+
+/* The name a client connection was made for, kept on the SSL object so the
+ * new-session callback can file the session under it. */
+static int g_name_idx = -1;
+
+static void free_name(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    free(ptr);
+}
+
+static int name_index(void)
+{
+    if (g_name_idx < 0)
+        g_name_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_name);
+    return g_name_idx;
+}
+
+static int set_why(const char **why, const char *text, int rc)
+{
+    if (why)
+        *why = text;
+    return rc;
+}
+
+bool tt_tls_is_ip_literal(const char *name)
+{
+    char buf[64];
+    size_t n = strlen(name);
+    if (n >= 2 && name[0] == '[' && name[n - 1] == ']') {
+        name++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof buf)
+        return false;
+    memcpy(buf, name, n);
+    buf[n] = '\0';
+    uint8_t a[16];
+    return inet_pton(AF_INET, buf, a) == 1 || inet_pton(AF_INET6, buf, a) == 1;
+}
+
+/* Copies NAME without IPv6 brackets into BUF (at least 64 bytes). */
+static const char *strip_brackets(const char *name, char *buf, size_t len)
+{
+    size_t n = strlen(name);
+    if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 < len) {
+        memcpy(buf, name + 1, n - 2);
+        buf[n - 2] = '\0';
+        return buf;
+    }
+    return name;
+}
+
+/* Turns "a,b" into ALPN wire format. Returns 0 or -EINVAL. */
+static int alpn_parse(const char *list, uint8_t *out, size_t cap, size_t *out_len)
+{
+    size_t off = 0;
+    *out_len = 0;
+    if (list == NULL || *list == '\0')
+        return 0;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == 0 || n > 255 || off + 1 + n > cap)
+            return -EINVAL;
+        out[off++] = (uint8_t)n;
+        memcpy(out + off, p, n);
+        off += n;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    *out_len = off;
+    return 0;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tt_tls_parse_pin(const char *text, uint8_t out[TT_TLS_FP_LEN])
+{
+    /* Colons are accepted only between byte pairs, and either everywhere
+     * or nowhere, so a mistyped value never parses as a different one. */
+    size_t n = strlen(text);
+    bool colons = n == TT_TLS_FP_LEN * 3 - 1;
+    if (!colons && n != TT_TLS_FP_LEN * 2)
+        return -EINVAL;
+    const char *p = text;
+    for (size_t i = 0; i < TT_TLS_FP_LEN; i++) {
+        if (colons && i > 0 && *p++ != ':')
+            return -EINVAL;
+        int hi = hexval((unsigned char)p[0]);
+        int lo = hi < 0 ? -1 : hexval((unsigned char)p[1]);
+        if (lo < 0)
+            return -EINVAL;
+        out[i] = (uint8_t)(hi << 4 | lo);
+        p += 2;
+    }
+    return 0;
+}
+
+void tt_tls_fingerprint_text(const uint8_t fp[TT_TLS_FP_LEN], char out[TT_TLS_FP_TEXT])
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *o = out;
+    for (size_t i = 0; i < TT_TLS_FP_LEN; i++) {
+        if (i > 0)
+            *o++ = ':';
+        *o++ = hex[fp[i] >> 4];
+        *o++ = hex[fp[i] & 15];
+    }
+    *o = '\0';
+}
+
+int tt_tls_cert_fingerprint(X509 *cert, uint8_t raw[TT_TLS_FP_LEN], char text[TT_TLS_FP_TEXT])
+{
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned n = 0;
+    if (cert == NULL || X509_digest(cert, EVP_sha256(), md, &n) != 1 || n != TT_TLS_FP_LEN)
+        return -EINVAL;
+    if (raw)
+        memcpy(raw, md, TT_TLS_FP_LEN);
+    if (text)
+        tt_tls_fingerprint_text(md, text);
+    return 0;
+}
+
+int tt_tls_fingerprint_file(const char *path, char out[TT_TLS_FP_TEXT], const char **why)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return set_why(why, "cannot open the certificate file", -EINVAL);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    ERR_clear_error();
+    if (x == NULL)
+        return set_why(why, "no PEM certificate in the file", -EINVAL);
+    int rc = tt_tls_cert_fingerprint(x, NULL, out);
+    X509_free(x);
+    return rc < 0 ? set_why(why, "cannot hash the certificate", rc) : 0;
+}
+
+static tt_tls_ctx *ctx_alloc(bool server)
+{
+    tt_tls_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->refs = 1;
+    c->server = server;
+    c->ssl = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    if (c->ssl == NULL) {
+        free(c);
+        return NULL;
+    }
+    SSL_CTX_set_app_data(c->ssl, c);
+    /* Shared policy. RELEASE_BUFFERS frees the record buffers of a
+     * connection whenever they are empty, so an idle link holds none. */
+    SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(c->ssl, TLS12_SUITES) != 1) {
+        SSL_CTX_free(c->ssl);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Server: the first of the server's protocols the client offers; none is
+ * not an error, since plain tls:// clients offer nothing. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    tt_tls_ctx *c = arg;
+    unsigned char *sel = NULL;
+    unsigned char sel_len = 0;
+    if (c->alpn_len == 0 || inlen == 0)
+        return SSL_TLSEXT_ERR_NOACK;
+    if (SSL_select_next_proto(&sel, &sel_len, c->alpn, (unsigned)c->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    *outlen = sel_len;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* Encrypted keys would make OpenSSL prompt on the terminal; refuse them. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+static int add_san(X509 *x, const char *name)
+{
+    char buf[64];
+    const char *bare = strip_brackets(name, buf, sizeof buf);
+    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
+    GENERAL_NAME *g = GENERAL_NAME_new();
+    int rc = -1;
+    if (gens == NULL || g == NULL)
+        goto out;
+    if (tt_tls_is_ip_literal(name)) {
+        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(bare);
+        if (ip == NULL)
+            goto out;
+        GENERAL_NAME_set0_value(g, GEN_IPADD, ip);
+    } else {
+        ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+        if (dns == NULL || ASN1_STRING_set(dns, name, -1) != 1) {
+            ASN1_IA5STRING_free(dns);
+            goto out;
+        }
+        GENERAL_NAME_set0_value(g, GEN_DNS, dns);
+    }
+    if (sk_GENERAL_NAME_push(gens, g) <= 0)
+        goto out;
+    g = NULL;
+    rc = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1 ? 0 : -1;
+out:
+    GENERAL_NAME_free(g);
+    GENERAL_NAMES_free(gens);
+    return rc;
+}
+
+/* A fresh self-signed certificate for NAME into *CERT and *KEY. */
+static int self_signed(const char *name, X509 **cert, EVP_PKEY **key)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    BIGNUM *bn = NULL;
+    int rc = -1;
+    if (k == NULL || x == NULL || X509_set_version(x, X509_VERSION_3) != 1)
+        goto out;
+    /* A random positive serial: two certificates made for the same name
+     * must never look like one to a client's cache. */
+    uint8_t serial[16];
+    RAND_bytes(serial, sizeof serial);
+    serial[0] = (uint8_t)((serial[0] & 0x7f) | 0x01);
+    bn = BN_bin2bn(serial, sizeof serial, NULL);
+    if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
+        goto out;
+    /* An hour of slack for clients whose clock is behind. */
+    if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+        X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) == NULL)
+        goto out;
+    X509_NAME *subj = X509_get_subject_name(x);
+    size_t n = strlen(name);
+    /* The common name is limited to 64 bytes; the SAN is what counts. */
+    if (n <= 64 && X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)name,
+                                              -1, -1, 0) != 1)
+        goto out;
+    if (X509_set_issuer_name(x, subj) != 1 || X509_set_pubkey(x, k) != 1 || add_san(x, name) < 0)
+        goto out;
+    if (X509_sign(x, k, EVP_sha256()) <= 0)
+        goto out;
+    *cert = x;
+    *key = k;
+    x = NULL;
+    k = NULL;
+    rc = 0;
+out:
+    BN_free(bn);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+static int server_cert(tt_tls_ctx *c, const tt_tls_server_opts *o, const char **why)
+{
+    if ((o->cert_file == NULL) != (o->key_file == NULL))
+        return set_why(why, "--cert and --key must be given together", -EINVAL);
+    if (o->cert_file) {
+        SSL_CTX_set_default_passwd_cb(c->ssl, no_password);
+        if (SSL_CTX_use_certificate_chain_file(c->ssl, o->cert_file) != 1)
+            return set_why(why, "cannot read the certificate file (PEM expected)", -EINVAL);
+        if (SSL_CTX_use_PrivateKey_file(c->ssl, o->key_file, SSL_FILETYPE_PEM) != 1)
+            return set_why(why, "cannot read the key file (unencrypted PEM expected)", -EINVAL);
+        if (SSL_CTX_check_private_key(c->ssl) != 1)
+            return set_why(why, "the key does not belong to the certificate", -EINVAL);
+    } else {
+        const char *name = o->name && *o->name ? o->name : TT_TLS_DEFAULT_NAME;
+        if (strlen(name) > 253)
+            return set_why(why, "the certificate name is too long", -EINVAL);
+        X509 *x = NULL;
+        EVP_PKEY *k = NULL;
+        if (self_signed(name, &x, &k) < 0)
+            return set_why(why, "cannot generate a self-signed certificate", -ENOMEM);
+        int ok = SSL_CTX_use_certificate(c->ssl, x) == 1 && SSL_CTX_use_PrivateKey(c->ssl, k) == 1;
+        X509_free(x);
+        EVP_PKEY_free(k);
+        if (!ok)
+            return set_why(why, "cannot use the self-signed certificate", -ENOMEM);
+        c->self_signed = true;
+    }
+    if (tt_tls_cert_fingerprint(SSL_CTX_get0_certificate(c->ssl), NULL, c->fingerprint) < 0)
+        return set_why(why, "cannot hash the certificate", -EINVAL);
+    return 0;
+}
+
+int tt_tls_server_ctx_new(const tt_tls_server_opts *o, tt_tls_ctx **out, const char **why)
+{
+    tt_tls_ctx *c = ctx_alloc(true);
+    if (c == NULL)
+        return set_why(why, "out of memory", -ENOMEM);
+    int rc = server_cert(c, o, why);
+    if (rc == 0 && alpn_parse(o->alpn, c->alpn, sizeof c->alpn, &c->alpn_len) < 0)
+        rc = set_why(why, "invalid ALPN list (comma-separated names of 1 to 255 bytes)", -EINVAL);
+    ERR_clear_error();
+    if (rc < 0) {
+        tt_tls_ctx_free(c);
+        return rc;
+    }
+    SSL_CTX_set_options(c->ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
+    /* Resumption by stateless tickets (keyed per context, so per process):
+     * the server keeps no per-session state, and its session cache, which
+     * would only grow, stays off. */
+    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_session_id_context(c->ssl, (const unsigned char *)"tt", 2);
+    *out = c;
+    return 0;
+}
+
+/* Client with --pin: the whole chain check is replaced by one comparison of
+ * the leaf certificate's digest. */
+static int pin_verify(X509_STORE_CTX *xs, void *arg)
+{
+    tt_tls_ctx *c = arg;
+    uint8_t fp[TT_TLS_FP_LEN];
+    X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+    if (tt_tls_cert_fingerprint(leaf, fp, NULL) == 0 &&
+        CRYPTO_memcmp(fp, c->pin, TT_TLS_FP_LEN) == 0) {
+        X509_STORE_CTX_set_error(xs, X509_V_OK);
+        return 1;
+    }
+    X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+    return 0;
+}
+
+static void cache_drop(tt_tls_ctx *c, int i)
+{
+    SSL_SESSION_free(c->cache[i].sess);
+    free(c->cache[i].name);
+    memmove(&c->cache[i], &c->cache[i + 1], (size_t)(c->ncache - i - 1) * sizeof c->cache[0]);
+    c->ncache--;
+}
+
+/* Client: a session (TLS 1.3 tickets arrive after the handshake) to offer to
+ * the next connection to the same name. */
+static int new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    tt_tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    const char *name = SSL_get_ex_data(ssl, name_index());
+    if (c == NULL || name == NULL || !SSL_SESSION_is_resumable(sess))
+        return 0;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return 0;
+    if (c->ncache == TT_TLS_SESSIONS)
+        cache_drop(c, 0);
+    c->cache[c->ncache].sess = sess;
+    c->cache[c->ncache].name = copy;
+    c->ncache++;
+    return 1; /* the reference is ours */
+}
+
+int tt_tls_client_ctx_new(const tt_tls_client_opts *o, tt_tls_ctx **out, const char **why)
+{
+    if (o->pin && o->insecure_skip_verify)
+        return set_why(why, "--pin and --insecure-skip-verify exclude each other", -EINVAL);
+    if (o->pin && o->ca_file)
+        return set_why(why, "--pin replaces --ca; give one of them", -EINVAL);
+    if (o->insecure_skip_verify && o->ca_file)
+        return set_why(why, "--ca and --insecure-skip-verify exclude each other", -EINVAL);
+    tt_tls_ctx *c = ctx_alloc(false);
+    if (c == NULL)
+        return set_why(why, "out of memory", -ENOMEM);
+    int rc = 0;
+    if (alpn_parse(o->alpn, c->alpn, sizeof c->alpn, &c->alpn_len) < 0 ||
+        (c->alpn_len > 0 && SSL_CTX_set_alpn_protos(c->ssl, c->alpn, (unsigned)c->alpn_len) != 0))
+        rc = set_why(why, "invalid ALPN list (comma-separated names of 1 to 255 bytes)", -EINVAL);
+    if (rc == 0 && o->pin) {
+        if (tt_tls_parse_pin(o->pin, c->pin) < 0)
+            rc = set_why(why, "--pin takes a SHA-256 fingerprint: 64 hex digits, colons allowed",
+                         -EINVAL);
+        c->pinned = true;
+        SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_cert_verify_callback(c->ssl, pin_verify, c);
+    } else if (rc == 0 && o->insecure_skip_verify) {
+        c->insecure = true;
+        SSL_CTX_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+    } else if (rc == 0) {
+        SSL_CTX_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+        if (o->ca_file) {
+            if (SSL_CTX_load_verify_locations(c->ssl, o->ca_file, NULL) != 1)
+                rc = set_why(why, "cannot read the CA file (PEM certificates expected)", -EINVAL);
+        } else if (SSL_CTX_set_default_verify_paths(c->ssl) != 1) {
+            rc = set_why(why, "cannot load the system's CA certificates", -EINVAL);
+        }
+    }
+    ERR_clear_error();
+    if (rc == 0 && name_index() < 0)
+        rc = set_why(why, "out of memory", -ENOMEM);
+    if (rc < 0) {
+        tt_tls_ctx_free(c);
+        return rc;
+    }
+    SSL_CTX_set_session_cache_mode(c->ssl,
+                                   SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(c->ssl, new_session);
+    *out = c;
+    return 0;
+}
+
+/* Client: checks NAME (an address or a host name) and sends it as SNI. */
+static int client_setup(tt_tls_ctx *c, SSL *ssl, const char *name, const char **why)
+{
+    bool verify = !c->pinned && !c->insecure;
+    if (name == NULL)
+        name = "";
+    if (*name == '\0' && verify)
+        return set_why(why, "a server name to verify is required", -EINVAL);
+    if (strlen(name) > 255)
+        return set_why(why, "the server name is too long", -EINVAL);
+    /* The name also files the sessions: one made with a server is offered
+     * to that server only. */
+    char *copy = strdup(name);
+    if (copy == NULL || SSL_set_ex_data(ssl, name_index(), copy) != 1) {
+        free(copy);
+        return set_why(why, "out of memory", -ENOMEM);
+    }
+    if (*name == '\0') {
+        /* Pinned or unverified, and no name: no SNI. */
+    } else if (tt_tls_is_ip_literal(name)) {
+        /* RFC 6066 forbids addresses in SNI. */
+        char buf[64];
+        if (verify &&
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), strip_brackets(name, buf, 64)) != 1)
+            return set_why(why, "cannot set the address to verify", -EINVAL);
+    } else {
+        /* The macro casts the name to void *, so it gets the mutable copy. */
+        if (SSL_set_tlsext_host_name(ssl, copy) != 1)
+            return set_why(why, "invalid server name for SNI", -EINVAL);
+        if (verify) {
+            X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(ssl),
+                                            X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            if (SSL_set1_host(ssl, name) != 1)
+                return set_why(why, "cannot set the server name to verify", -EINVAL);
+        }
+    }
+    /* Offer the newest session made for this name, once. */
+    for (int i = c->ncache - 1; i >= 0; i--) {
+        if (strcmp(c->cache[i].name, name) == 0) {
+            SSL_set_session(ssl, c->cache[i].sess);
+            cache_drop(c, i);
+            break;
+        }
+    }
+    return 0;
+}
+
+SSL *tt_tls_ctx_new_ssl(tt_tls_ctx *c, const char *name, const char **why)
+{
+    SSL *ssl = SSL_new(c->ssl);
+    if (ssl == NULL) {
+        set_why(why, "out of memory", -ENOMEM);
+        return NULL;
+    }
+    if (c->server) {
+        SSL_set_accept_state(ssl);
+    } else {
+        SSL_set_connect_state(ssl);
+        if (client_setup(c, ssl, name, why) < 0) {
+            SSL_free(ssl);
+            ssl = NULL;
+        }
+    }
+    ERR_clear_error();
+    return ssl;
+}
+
+void tt_tls_ctx_ref(tt_tls_ctx *c)
+{
+    c->refs++;
+}
+
+void tt_tls_ctx_free(tt_tls_ctx *c)
+{
+    if (c == NULL || --c->refs > 0)
+        return;
+    while (c->ncache > 0)
+        cache_drop(c, c->ncache - 1);
+    SSL_CTX_free(c->ssl);
+    OPENSSL_cleanse(c->pin, sizeof c->pin);
+    free(c);
+}
+
+SSL_CTX *tt_tls_ctx_ssl_ctx(tt_tls_ctx *c)
+{
+    return c->ssl;
+}
+
+bool tt_tls_ctx_is_server(const tt_tls_ctx *c)
+{
+    return c->server;
+}
+
+bool tt_tls_ctx_insecure(const tt_tls_ctx *c)
+{
+    return c->insecure;
+}
+
+bool tt_tls_ctx_pinned(const tt_tls_ctx *c)
+{
+    return c->pinned;
+}
+
+bool tt_tls_ctx_self_signed(const tt_tls_ctx *c)
+{
+    return c->self_signed;
+}
+
+const char *tt_tls_ctx_fingerprint(const tt_tls_ctx *c)
+{
+    return c->fingerprint;
+}
