@@ -62,7 +62,7 @@
 #define CTRL_CAP (16 * 1024)
 /* Streams gathered at once, and payload per on_data call. */
 #define GATHER_SLOTS 4
-#define GATHER_SLOT (128 * 1024)
+#define GATHER_SLOT (256 * 1024)
 #define TABLE_SIZE 64
 #define LINGER_DEFAULT_MS 5000
 
@@ -124,6 +124,7 @@ struct tt_mux_session {
     uint8_t *ctrl;
     size_t ctrl_len, ctrl_cap;
     size_t mem;
+    size_t granted; /* the sum of the streams' grants */
     bool preface_sent;
     bool started;   /* server: the early bytes were processed */
     bool dead;      /* failed: the lower link is closed, streams cut */
@@ -902,6 +903,7 @@ static mstream *st_new(tt_mux_session *s)
     st->credit = TT_MUX_INITIAL_WINDOW;
     st->rwin = TT_MUX_INITIAL_WINDOW;
     st->grant = s->cfg.stream_window;
+    s->granted += st->grant;
     q_push(&s->all, &st->all);
     s->refs++;
     s->nactive++;
@@ -912,6 +914,7 @@ static mstream *st_new(tt_mux_session *s)
 static void st_free(tt_mux_session *s, mstream *st)
 {
     q_del(&st->all);
+    s->granted -= st->grant;
     q_drop(s, st);
     stash_drop(s, st);
     free(st);
@@ -956,6 +959,27 @@ static mstream *accept_stream(tt_mux_session *s, uint32_t id)
     return st;
 }
 
+/* Auto-tuning. A peer that has used more than half its credit while the
+ * stream's owner keeps up (reading, nothing stashed) has more bytes in
+ * flight than the updates can replenish in time: the window, not the
+ * reader, holds it back, and the window doubles. A slow reader never earns a bigger window, so
+ * what a stash can hold stays small where it would only wait. */
+static void maybe_grow(tt_mux_session *s, mstream *st)
+{
+    if (st->rwin >= st->grant / 2 || !st->reading || st->stash_len > 0 || st->closing ||
+        st->reset || st->grant >= TT_MUX_WINDOW_AUTO_MAX)
+        return;
+    uint32_t add = st->grant < TT_MUX_WINDOW_AUTO_MAX - st->grant
+                       ? st->grant
+                       : TT_MUX_WINDOW_AUTO_MAX - st->grant;
+    if (s->granted + add > s->cfg.mem_max / 2)
+        return;
+    st->grant += add;
+    s->granted += add;
+    st->unacked += add;
+    wu_add(s, st);
+}
+
 static void on_data_frame(tt_mux_session *s, const tt_mux_frame *f)
 {
     if (f->first) {
@@ -993,6 +1017,8 @@ static void on_data_frame(tt_mux_session *s, const tt_mux_frame *f)
         }
         st->rwin -= f->hdr.len;
         s->rx_cur = st;
+        if (!(f->hdr.flags & TT_MUX_FLAG_FIN))
+            maybe_grow(s, st);
     }
     mstream *st = s->rx_cur;
     if (st == NULL)

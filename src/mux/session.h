@@ -63,6 +63,11 @@ typedef struct tt_mux_cfg {
 } tt_mux_cfg;
 
 #define TT_MUX_MEM_DEFAULT (16u * 1024 * 1024)
+/* Receive windows tune themselves (docs/MUX.md, flow control) up to this (a
+ * gigabit per second over a 30 ms path needs about 4 MB in flight), while
+ * all the windows of a session stay within half its memory cap; the other
+ * half is for queued bytes. */
+#define TT_MUX_WINDOW_AUTO_MAX (4u * 1024 * 1024)
 #define TT_MUX_STREAMS_DEFAULT 64
 
 /* Fills CFG with the defaults: window 256 KiB, 16 MiB memory cap, 64
