@@ -187,8 +187,15 @@ static void auth_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 
 static void auth_eof(tt_link *l, void *ud)
 {
-    (void)l;
-    auth_fail(ud, NULL, 0, "closed before the token");
+    auth *a = ud;
+    /* Fewer bytes than a token, then the client's half-close: no request a
+     * web server could answer, so the connection closes without an answer,
+     * as nginx closes one cut short (the fallback's relay would never see
+     * this EOF again). */
+    tt_info("c%llu %s: not a tt client (closed before the token)", (unsigned long long)l->id,
+            a->peer);
+    tt_link_close(l, NULL, NULL);
+    auth_end(a);
 }
 
 static void auth_error(tt_link *l, void *ud, int err)

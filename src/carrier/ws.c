@@ -355,10 +355,15 @@ static void srv_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 
 static void srv_eof(tt_link *l, void *ud)
 {
-    (void)l;
     up *u = ud;
-    /* A request cut short: the site would answer what it can (a 400). */
-    to_web(u, "closed during the request");
+    /* A request cut short by the client's half-close: nginx closes such a
+     * connection without an answer, and so does the site here (its own
+     * reader would never see this EOF again and would wait out its
+     * timeout). */
+    tt_info("c%llu %s: not a tt client (closed during the request)", (unsigned long long)l->id,
+            u->peer);
+    tt_link_close(l, NULL, NULL);
+    up_end(u);
 }
 
 static void srv_error(tt_link *l, void *ud, int err)

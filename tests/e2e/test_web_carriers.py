@@ -610,6 +610,40 @@ def test_no_site_answers_nginx_404(procs, scheme):
         assert b"<center>nginx</center>" in body and b"404 Not Found" in body, body
 
 
+def cut_short(port, tls, partial):
+    """Sends PARTIAL, the start of a request, then half-closes (inside TLS:
+    close_notify). Returns what came back before the server closed; fails
+    if it does not close within 10 s."""
+    with web_connect(port, tls) as s:
+        s.sendall(partial)
+        if not tls:
+            s.shutdown(socket.SHUT_WR)
+            return recv_until_eof(s, 10)[0]
+        try:
+            # Returns once the server's close_notify arrived, after any
+            # answer (which unwrap would discard, so none may come).
+            raw = s.unwrap()
+        except socket.timeout:
+            pytest.fail("the server did not close within 10 s")
+        except (ssl.SSLError, OSError):
+            return b""
+        return recv_until_eof(raw, 10)[0]
+
+
+@pytest.mark.parametrize("scheme", ["tls", "ws", "wss"])
+@pytest.mark.parametrize("site", ["none", "fallback"])
+def test_request_cut_short_closes_without_an_answer_like_nginx(procs, nginx, scheme, site):
+    args = ("--fallback", "127.0.0.1:%d" % nginx.port) if site == "fallback" else ()
+    srv = web_server(procs, scheme, "-v", *args)
+    tls = scheme != "ws"
+    partial = b"GET / HT"
+    assert cut_short(nginx.port, False, partial) == b"", "nginx itself answers nothing"
+    assert cut_short(srv.port, tls, partial) == b""
+    # (tls:// knows at the first wrong byte; ws:// needs the whole head.)
+    srv.proc.wait_log(r"not a tt client \((wrong token|closed during the request)\)")
+    assert count(srv.proc, r"connected to") == 0
+
+
 # ---------------------------------------------------------------------------
 # 7. Option errors
 
