@@ -60,6 +60,7 @@ ALL_SYSTEMS = [
     "direct", "tt-tcp", "microsocks",
     "ss-aes-256-gcm", "ss-chacha20-ietf-poly1305",
     "tt-chacha20", "tt-aes-256-gcm", "tt-chacha20-16k", "tt-chacha20-L",
+    "tt-chacha20-fast", "tt-aes-256-gcm-fast",
     "stunnel-aes-256-gcm", "stunnel-chacha20",
     "ssh-chacha20", "ssh-aes256-gcm",
 ]
@@ -75,7 +76,7 @@ WEB_SYSTEMS = [
 GROUPS = {"default": ALL_SYSTEMS, "web": WEB_SYSTEMS,
           "all": ALL_SYSTEMS + [s for s in WEB_SYSTEMS if s not in ALL_SYSTEMS]}
 # Known but in no group: --systems tt-aes-256-gcm-16k,...
-EXTRA_SYSTEMS = ["tt-aes-256-gcm-16k", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
+EXTRA_SYSTEMS = ["tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
 KNOWN_SYSTEMS = GROUPS["all"] + EXTRA_SYSTEMS
 ALIASES = {"tt": "tt-tcp"}
 # tt's web carriers: (scheme, forward mode, --mux). The WebSocket ones listen
@@ -97,13 +98,20 @@ CERT_NAME = "localhost"
 V2RAY_PROTOCOLS = {"v2ray-vless-wss": "vless", "v2ray-vmess-wss": "vmess"}
 # shadowsocks-libev's cipher under v2ray-plugin (its TLS is Go's, below).
 SS_PLUGIN_METHOD = "aes-256-gcm"
-# tt:// rows: (AEAD method, --buffer-size, forward mode).
+# tt:// rows: (AEAD method, --buffer-size, forward mode, more client options).
+# The -fast rows add what ss-local does by design: answer CONNECT at once
+# (--early-reply) and open no new connection per stream (--mux).
+FAST = ("--early-reply", "--mux")
 TT_NATIVE = {
-    "tt-chacha20": ("chacha20-poly1305", None, False),
-    "tt-aes-256-gcm": ("aes-256-gcm", None, False),
-    "tt-chacha20-16k": ("chacha20-poly1305", 16384, False),
-    "tt-aes-256-gcm-16k": ("aes-256-gcm", 16384, False),
-    "tt-chacha20-L": ("chacha20-poly1305", None, True),
+    "tt-chacha20": ("chacha20-poly1305", None, False, ()),
+    "tt-aes-256-gcm": ("aes-256-gcm", None, False, ()),
+    "tt-chacha20-16k": ("chacha20-poly1305", 16384, False, ()),
+    "tt-aes-256-gcm-16k": ("aes-256-gcm", 16384, False, ()),
+    "tt-chacha20-L": ("chacha20-poly1305", None, True, ()),
+    "tt-chacha20-fast": ("chacha20-poly1305", None, False, FAST),
+    "tt-aes-256-gcm-fast": ("aes-256-gcm", None, False, FAST),
+    "tt-chacha20-early": ("chacha20-poly1305", None, False, ("--early-reply",)),
+    "tt-chacha20-mux": ("chacha20-poly1305", None, False, ("--mux",)),
 }
 STUNNEL_SUITES = {
     "stunnel-aes-256-gcm": "TLS_AES_256_GCM_SHA384",
@@ -480,7 +488,7 @@ def start_system(name, ctx):
         wait_listening(procs, socks, [s, c])
         return System(name, "socks", [c, s], port=socks, server=[s], client=[c])
     if name in TT_NATIVE:
-        method, bufsize, forward = TT_NATIVE[name]
+        method, bufsize, forward, more = TT_NATIVE[name]
         srv_port = free_port()
         common = ["-k", ctx.tt_key(), "-m", method]
         if bufsize:
@@ -493,6 +501,7 @@ def start_system(name, ctx):
         )
         wait_listening(procs, srv_port, [s])
         argv = [binaries["tt"], "client", "-s", f"{HOST}:{srv_port}"] + common
+        argv += list(more)
         return start_tt_client(name, ctx, argv, forward, s)
     if name in TT_WEB:
         return start_tt_web(name, ctx)
@@ -1000,6 +1009,9 @@ def verdict(ok):
 NATIVE_TARGETS = [
     ("tt-chacha20", "ss-chacha20-ietf-poly1305", "ssh-chacha20", "stunnel-chacha20"),
     ("tt-aes-256-gcm", "ss-aes-256-gcm", "ssh-aes256-gcm", "stunnel-aes-256-gcm"),
+    # With --early-reply and --mux (FAST).
+    ("tt-chacha20-fast", "ss-chacha20-ietf-poly1305", "ssh-chacha20", "stunnel-chacha20"),
+    ("tt-aes-256-gcm-fast", "ss-aes-256-gcm", "ssh-aes256-gcm", "stunnel-aes-256-gcm"),
 ]
 IDLE_LIMIT_KIB = 8.0
 FIRST_BYTE_LIMIT_US = 1000.0

@@ -17,6 +17,11 @@ typedef struct tt_entry_cfg {
     unsigned idle_timeout_ms;
     const tt_cred *creds; /* SOCKS5 username/password pairs; none: no auth */
     unsigned n_creds;
+    /* SOCKS5: answer CONNECT at once, before the server has connected (as
+     * ss-local does), so the application's first bytes travel with the
+     * stream's open; a failed open then resets the connection instead of
+     * answering with a SOCKS5 error. */
+    bool early_reply;
 } tt_entry_cfg;
 
 #endif

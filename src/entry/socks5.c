@@ -22,6 +22,8 @@ typedef struct s5conn {
     int outstanding; /* app link close, timer close */
     bool closed;
     bool requested; /* a CONNECT is being opened */
+    bool early;     /* ... and was answered already (early_reply) */
+    bool app_eof;   /* early: the application half-closed meanwhile */
     char peer[64];
 } s5conn;
 
@@ -81,23 +83,40 @@ static bool creds_ok(const tt_entry_cfg *cfg, const char *user, const char *pass
     return ok;
 }
 
+/* Ends an early-answered connection whose open failed: the application
+ * was told it is connected, so a reset is the only way left to say that it
+ * is not (an EOF would look like an empty answer). */
+static void s5_reset(s5conn *c)
+{
+    tt_link *app = c->app;
+    c->app = NULL;
+    s5_close(c);
+    tt_link_abort(app, NULL, NULL);
+}
+
 static void on_opened(void *ud, uint8_t rep, tt_link *link, const uint8_t *left, size_t n)
 {
     s5conn *c = ud;
     c->open = NULL;
     uint8_t out[TT_SOCKS5_REPLY_MAX];
-    size_t len = tt_socks5_reply(rep, NULL, out);
+    size_t len = c->early ? 0 : tt_socks5_reply(rep, NULL, out);
     char tbuf[TT_TARGET_STRLEN];
     tt_target_format(&c->target, tbuf, sizeof tbuf);
     if (rep != TT_S5_REP_OK) {
-        tt_info("c%llu %s: CONNECT %s: %s", (unsigned long long)c->app->id, c->peer, tbuf,
-                tt_socks5_rep_str(rep));
-        s5_fail(c, out, len);
+        tt_info("c%llu %s: CONNECT %s: %s%s", (unsigned long long)c->app->id, c->peer, tbuf,
+                tt_socks5_rep_str(rep), c->early ? " (answered early: reset)" : "");
+        if (c->early)
+            s5_reset(c);
+        else
+            s5_fail(c, out, len);
         return;
     }
     tt_debug("c%llu %s: CONNECT %s: ok", (unsigned long long)c->app->id, c->peer, tbuf);
     tt_link *app = c->app;
-    int rc = tt_link_write1(app, out, len);
+    /* Early: reading may still be on (the relay takes over) or have stopped
+     * at the early-data limit or the application's EOF. */
+    tt_link_read_stop(app);
+    int rc = len > 0 ? tt_link_write1(app, out, len) : 0;
     if (rc == 0 && n > 0)
         rc = tt_link_write1(app, left, n);
     if (rc < 0) {
@@ -107,7 +126,8 @@ static void on_opened(void *ud, uint8_t rep, tt_link *link, const uint8_t *left,
     }
     char label[TT_RELAY_LABEL_MAX];
     snprintf(label, sizeof label, "c%llu %s -> %s", (unsigned long long)app->id, c->peer, tbuf);
-    tt_relay_opts ro = {.idle_timeout_ms = c->cfg->idle_timeout_ms, .label = label};
+    tt_relay_opts ro = {
+        .idle_timeout_ms = c->cfg->idle_timeout_ms, .label = label, .a_eof = c->app_eof};
     c->app = NULL;
     s5_close(c);
     tt_relay_start(app, link, &ro);
@@ -116,8 +136,18 @@ static void on_opened(void *ud, uint8_t rep, tt_link *link, const uint8_t *left,
 static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 {
     s5conn *c = ud;
-    if (c->requested)
-        return; /* unreachable: reading stops at the request */
+    if (c->requested) {
+        /* Only when answered early: the stream's first bytes. */
+        int rc = tt_stream_open_feed(c->open, data, len);
+        if (rc < 0) {
+            tt_info("c%llu %s: cannot send early data: %s", (unsigned long long)l->id, c->peer,
+                    uv_strerror(rc));
+            s5_reset(c);
+        } else if (rc > 0) {
+            tt_link_read_stop(l);
+        }
+        return;
+    }
     while (len > 0) {
         tt_socks5_event ev;
         size_t used = tt_socks5_feed(&c->codec, data, len, &ev);
@@ -156,16 +186,25 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         case TT_S5_EV_REQUEST: {
             c->requested = true;
             c->target = ev.target;
-            tt_link_read_stop(l);
             uv_timer_stop(&c->timer);
             /* Bytes sent before our reply (an optimistic client) travel with
              * the stream-open header. */
             int rc = tt_stream_open_start(c->cfg->carrier, &c->target, data, len,
                                           c->cfg->open_timeout_ms, on_opened, c, &c->open);
+            uint8_t out[TT_SOCKS5_REPLY_MAX];
             if (rc < 0) {
-                uint8_t out[TT_SOCKS5_REPLY_MAX];
                 s5_fail(c, out, tt_socks5_reply(TT_S5_REP_GENERAL, NULL, out));
+                return;
             }
+            if (!c->cfg->early_reply) {
+                tt_link_read_stop(l);
+                return;
+            }
+            /* Early: "connected" now; what the application sends next is
+             * fed to the open (on_data) and rides with it. */
+            c->early = true;
+            if (tt_link_write1(l, out, tt_socks5_reply(TT_S5_REP_OK, NULL, out)) < 0)
+                s5_close(c);
             return;
         }
         }
@@ -174,8 +213,17 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 
 static void on_eof(tt_link *l, void *ud)
 {
-    (void)l;
-    s5_close(ud);
+    s5conn *c = ud;
+    if (c->early) {
+        /* A request sent whole, then a half-close: the open goes on, and
+         * the relay starts with this direction ended. */
+        tt_link_read_stop(l);
+        c->app_eof = true;
+        tt_debug("c%llu %s: half-closed while the stream opens", (unsigned long long)l->id,
+                 c->peer);
+        return;
+    }
+    s5_close(c);
 }
 
 static void on_error(tt_link *l, void *ud, int err)

@@ -189,7 +189,16 @@ int tt_relay_start(tt_link *a, tt_link *b, const tt_relay_opts *opts)
         tt_link_set_handler(r->link[i], &relay_handler, r);
     if (r->idle_ms > 0)
         uv_timer_start(&r->idle, on_idle, r->idle_ms, 0);
+    if (opts && opts->a_eof) {
+        r->eof[0] = true;
+        if (tt_link_shutdown(b) < 0) {
+            relay_close(r, "shutdown failed");
+            return 0;
+        }
+    }
     for (int i = 0; i < 2; i++) {
+        if (r->eof[i])
+            continue;
         /* A sink that already holds more than the mark (bytes queued during
          * a handshake) keeps its source paused until it drains. */
         if (tt_link_pending(r->link[1 - i]) > r->high) {

@@ -11,6 +11,7 @@
 #ifndef TT_LINK_RELAY_H
 #define TT_LINK_RELAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "link/link.h"
@@ -19,6 +20,8 @@ typedef struct tt_relay_opts {
     unsigned idle_timeout_ms; /* 0: none */
     size_t high_watermark;    /* 0: TT_RELAY_HIGH_WATERMARK */
     const char *label; /* for the closing log line, e.g. "c3 127.0.0.1:5000 -> example.com:80" */
+    bool a_eof;        /* A reported its EOF before the relay began (a half-close during an open):
+                          B is shut down at once and A is never read */
 } tt_relay_opts;
 
 #define TT_RELAY_HIGH_WATERMARK (256 * 1024)

@@ -21,8 +21,8 @@ struct tt_stream_open {
     int outstanding; /* callbacks still to come: timer close, carrier dial */
     size_t have;
     uint8_t reply[TT_STREAMREPLY_LEN];
-    size_t hdr_len;
-    uint8_t *hdr; /* header + early payload, until written */
+    size_t hdr_len, hdr_cap, hdr_base; /* hdr_base: the header's own length */
+    uint8_t *hdr;                      /* header + early payload, until written */
 };
 
 static void open_release(tt_stream_open *o)
@@ -146,7 +146,8 @@ int tt_stream_open_start(tt_carrier *c, const tt_target *t, const uint8_t *early
     tt_stream_open *o = calloc(1, sizeof *o);
     if (o == NULL)
         return -ENOMEM;
-    o->hdr = malloc(TT_STREAMHDR_MAX + early_len);
+    o->hdr_cap = TT_STREAMHDR_MAX + early_len;
+    o->hdr = malloc(o->hdr_cap);
     if (o->hdr == NULL) {
         free(o);
         return -ENOMEM;
@@ -157,6 +158,7 @@ int tt_stream_open_start(tt_carrier *c, const tt_target *t, const uint8_t *early
         free(o);
         return -EINVAL;
     }
+    o->hdr_base = o->hdr_len;
     if (early_len)
         memcpy(o->hdr + o->hdr_len, early, early_len);
     o->hdr_len += early_len;
@@ -178,6 +180,32 @@ int tt_stream_open_start(tt_carrier *c, const tt_target *t, const uint8_t *early
         uv_timer_start(&o->timer, on_timeout, timeout_ms, 0);
     *out = o;
     return 0;
+}
+
+int tt_stream_open_feed(tt_stream_open *o, const uint8_t *data, size_t len)
+{
+    if (o->done)
+        return UV_ECANCELED;
+    if (o->hdr != NULL) {
+        /* Still dialing: it rides with the header. */
+        if (len > o->hdr_cap - o->hdr_len) {
+            size_t cap = o->hdr_cap * 2;
+            while (cap - o->hdr_len < len)
+                cap *= 2;
+            uint8_t *p = realloc(o->hdr, cap);
+            if (p == NULL)
+                return UV_ENOMEM;
+            o->hdr = p;
+            o->hdr_cap = cap;
+        }
+        memcpy(o->hdr + o->hdr_len, data, len);
+        o->hdr_len += len;
+        return o->hdr_len - o->hdr_base >= TT_STREAM_EARLY_MAX ? 1 : 0;
+    }
+    int rc = tt_link_write1(o->link, data, len);
+    if (rc < 0)
+        return rc;
+    return tt_link_pending(o->link) >= TT_STREAM_EARLY_MAX ? 1 : 0;
 }
 
 void tt_stream_open_cancel(tt_stream_open *o)

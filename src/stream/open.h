@@ -26,6 +26,17 @@ typedef void (*tt_stream_open_cb)(void *ud, uint8_t rep, tt_link *link, const ui
 int tt_stream_open_start(tt_carrier *c, const tt_target *t, const uint8_t *early, size_t early_len,
                          unsigned timeout_ms, tt_stream_open_cb cb, void *ud, tt_stream_open **out);
 
+/* Early data: what the application sends while the open is under way,
+ * before the server's answer. While the carrier is still dialing it joins
+ * the header (one write); once the header is out it goes straight to the
+ * server, which reads it after it has connected to the destination. Returns
+ * 1 when TT_STREAM_EARLY_MAX bytes or more are waiting (the caller should
+ * stop reading the application until the callback), 0 to read on, or a
+ * negative code when it cannot be sent (the caller cancels the open). Only
+ * before the callback has run. */
+#define TT_STREAM_EARLY_MAX (64 * 1024)
+int tt_stream_open_feed(tt_stream_open *o, const uint8_t *data, size_t len);
+
 /* Abandons an open whose callback has not run; the callback will not run. */
 void tt_stream_open_cancel(tt_stream_open *o);
 

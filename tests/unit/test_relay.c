@@ -75,6 +75,25 @@ Test(relay, half_close_is_forwarded_and_other_direction_continues)
     cr_assert(a.closed && b.closed, "both directions ended: both links closed");
 }
 
+/* A side that hit its EOF before the relay (an application's half-close
+ * while its stream was opening) is never read: the other side is shut down
+ * at once and carries the answer. */
+Test(relay, a_side_ended_before_the_relay_is_not_read)
+{
+    tt_relay_opts o = {.label = "test", .a_eof = true};
+    cr_assert_eq(tt_relay_start(&a.base, &b.base, &o), 0);
+    cr_assert_not(a.reading, "A ended before: not read");
+    cr_assert(b.reading);
+    cr_assert(b.shut, "B's write side is shut down at once");
+    cr_assert(memlink_deliver(&b, "answer", 6));
+    cr_assert_eq(a.written_len, 6);
+    memlink_eof(&b);
+    cr_assert(a.shut);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert(a.closed && b.closed);
+    cr_assert_not(a.aborted || b.aborted, "a clean end");
+}
+
 Test(relay, waits_for_queued_data_before_closing)
 {
     a.hold = true;
