@@ -84,15 +84,25 @@ static int send_lower(ttlink *t, uint8_t *buf, size_t len)
     return rc;
 }
 
+/* Sealed frames are written from a buffer shared by every link of the
+ * process (one loop thread; the lower link copies what it cannot send at
+ * once), so that a bulk transfer allocates nothing per write. */
+#define SEAL_SHARED (320 * 1024)
+static uint8_t g_seal[SEAL_SHARED];
+static bool g_seal_busy;
+
 /* Seals DATA as frames (and a FIN frame after them when FIN) in one write. */
 static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
 {
     size_t f = t->p.frame_data;
     size_t nframes = (len + f - 1) / f + (fin ? 1 : 0);
     size_t cap = len + nframes * (TT_FRAME_OVERHEAD + t->p.frame_pad_max);
-    uint8_t *out = malloc(cap);
+    bool shared = !g_seal_busy && cap <= SEAL_SHARED;
+    uint8_t *out = shared ? g_seal : malloc(cap);
     if (out == NULL)
         return UV_ENOMEM;
+    if (shared)
+        g_seal_busy = true;
     size_t off = 0;
     while (len > 0) {
         size_t n = len < f ? len : f;
@@ -111,9 +121,16 @@ static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
             goto fail;
         off += w;
     }
-    return send_lower(t, out, off);
+    if (!shared)
+        return send_lower(t, out, off);
+    int rc = tt_link_write1(t->lower, out, off);
+    g_seal_busy = false;
+    return rc;
 fail:
-    free(out);
+    if (shared)
+        g_seal_busy = false;
+    else
+        free(out);
     return UV_EIO;
 }
 
@@ -170,6 +187,16 @@ static int do_write(ttlink *t, const uint8_t *data, size_t len)
     return send_frames(t, data, len, false);
 }
 
+/* Pieces of a write are joined here before they are sealed: a buffer shared
+ * by every link of the process (one loop thread), as large as a mux batch,
+ * so that joining costs no allocation; a larger write, or one made while
+ * the buffer is in use, gets its own. Allocating and freeing 128 KiB per
+ * write made the allocator trim and regrow its heap every time (a brk call
+ * per write under --mux). */
+#define FLAT_SHARED (256 * 1024)
+static uint8_t g_flat[FLAT_SHARED];
+static bool g_flat_busy;
+
 static int tl_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)
 {
     ttlink *t = (ttlink *)l;
@@ -180,16 +207,24 @@ static int tl_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)
     size_t total = 0;
     for (unsigned i = 0; i < nbufs; i++)
         total += bufs[i].len;
-    uint8_t *flat = malloc(total ? total : 1);
+    if (total == 0)
+        return do_write(t, NULL, 0);
+    bool shared = !g_flat_busy && total <= FLAT_SHARED;
+    uint8_t *flat = shared ? g_flat : malloc(total);
     if (flat == NULL)
         return UV_ENOMEM;
+    if (shared)
+        g_flat_busy = true;
     size_t off = 0;
     for (unsigned i = 0; i < nbufs; i++) {
         memcpy(flat + off, bufs[i].base, bufs[i].len);
         off += bufs[i].len;
     }
     int rc = do_write(t, flat, total);
-    free(flat);
+    if (shared)
+        g_flat_busy = false;
+    else
+        free(flat);
     return rc;
 }
 
