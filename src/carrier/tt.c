@@ -27,8 +27,6 @@ extern const tt_carrier_ops tt_carrier_tt;
 /* A partial hello that stops arriving for this long is treated as a probe
  * (only with --fallback, which should answer as promptly as a web server). */
 #define STALL_MS 1000
-/* How long after a handshake the next ephemeral key pair is made. */
-#define REFILL_DELAY_MS 2
 
 typedef struct hop_listener {
     uint16_t port;
@@ -51,13 +49,16 @@ typedef struct ttc {
     tt_replay replay;
     tt_carrier_accept_cb accept_cb;
     void *accept_ud;
-    /* One pre-generated ephemeral key pair: a handshake takes it, and a
-     * timer makes the next one a few milliseconds later, off the path of
-     * the handshake that took it. */
+    /* One pre-generated ephemeral key pair: a handshake takes it, and the
+     * next one is made as soon as that handshake waits for the other end
+     * (the link's refill callback, through a zero timer so that it runs
+     * after the write that started the wait). */
     tt_x25519_key spare;
     uv_timer_t refill;
     int handles; /* open handles to close before freeing */
 } ttc;
+
+static void schedule_refill(void *ud);
 
 static uint64_t wall_ms(const ttc *c)
 {
@@ -104,7 +105,9 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
                                       .frame_data = cfg->buffer_size,
                                       .hello_pad_max = cfg->hello_pad_max,
                                       .frame_pad_max = cfg->frame_pad_max,
-                                      .spare = &c->spare};
+                                      .spare = &c->spare,
+                                      .refill = schedule_refill,
+                                      .refill_ud = c};
     }
     return 0;
 }
@@ -116,14 +119,16 @@ static void on_refill(uv_timer_t *h)
         tt_warn("cannot pre-generate a key pair");
 }
 
-/* Called after a handshake took (or may have taken) the spare key. */
-static void schedule_refill(ttc *c)
+/* A handshake took the spare key and now waits for the other end: the next
+ * key is made in the meantime. Refilling on a later timer instead (2 ms)
+ * put the work in the middle of the next connection's handshake whenever
+ * connections came faster than that, and a handshake that found no spare
+ * made its key pair on its own path. */
+static void schedule_refill(void *ud)
 {
-    /* A few milliseconds later: by then this handshake's next steps (the
-     * reply, the first frames) have run, and on a real network the other
-     * end is still a round trip away. */
+    ttc *c = ud;
     if (c->spare.pkey == NULL && !uv_is_active((uv_handle_t *)&c->refill))
-        uv_timer_start(&c->refill, on_refill, REFILL_DELAY_MS, 0);
+        uv_timer_start(&c->refill, on_refill, 0, 0);
 }
 
 static void ttc_close(tt_carrier *base);
@@ -162,7 +167,6 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *lower)
         return;
     }
     tt_link *l = tt_ttlink_client(lower, &c->lp[0], wall_ms(c) / 1000);
-    schedule_refill(c);
     cb(cud, l ? 0 : UV_ENOMEM, l);
 }
 
@@ -388,7 +392,6 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
     tt_link *l = tt_ttlink_server(lower, &c->lp[h->method], h->buf, ch->cpub, ch->early, ch->elen,
                                   extra, xlen);
     hs_close(h);
-    schedule_refill(c);
     if (l != NULL)
         c->accept_cb(c->accept_ud, l);
 }

@@ -156,6 +156,8 @@ static int send_hello(ttlink *t, const uint8_t *data, size_t len)
     /* The server's keys, now that its hello (and the reply) is on its way. */
     if (rc == 0 && !t->client)
         rc = ensure_keys(t);
+    if (rc == 0 && t->p.refill)
+        t->p.refill(t->p.refill_ud);
     return rc;
 }
 

@@ -25,6 +25,12 @@ typedef struct tt_ttlink_params {
     /* A pre-generated ephemeral key pair the link may take (leaving it
      * empty for the owner to refill off the critical path); NULL: none. */
     tt_x25519_key *spare;
+    /* Called (if set) once the link has done its part of the handshake's
+     * arithmetic and waits for the peer: the client after sending its
+     * hello, the server after sending its own and deriving the session
+     * keys. The owner refills SPARE then, while the other end works. */
+    void (*refill)(void *ud);
+    void *refill_ud;
 } tt_ttlink_params;
 
 /* Client end over LOWER (now owned by the link). NOW_S is the wall-clock
