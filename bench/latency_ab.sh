@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Compares the connect latency of two tt binaries (say, before and after a
+# change) on the same machine, alternating them ROUNDS times so that the
+# machine's own drift hits both alike: each run starts a fresh tt server and
+# client on loopback (tt:// by default) and has ttbench time COUNT
+# connections (connect + SOCKS5 CONNECT + one echoed byte).
+#   bench/latency_ab.sh OLD_TT NEW_TT [ROUNDS (3)] [COUNT (2000)] [-- client options]
+# Needs build/bench/ttbench (scripts/build.sh release). Prints one JSON line
+# per run, labelled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+old=$1 new=$2 rounds=${3:-3} count=${4:-2000}
+shift $(( $# < 4 ? $# : 4 ))
+[ "${1:-}" = "--" ] && shift
+bench=build/bench/ttbench
+key=latency-ab-key
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do ss -ltn "sport = :$1" | grep -q LISTEN && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+dest=$(free_port)
+"$bench" serve --port "$dest" >/dev/null 2>&1 & pids+=($!)
+wait_port "$dest"
+run() { # LABEL TT [client options]
+    local label=$1 tt=$2 srv cli sp cp
+    shift 2
+    srv=$(free_port); cli=$(free_port)
+    "$tt" server -l "127.0.0.1:$srv" -k "$key" --allow 127.0.0.0/8 >/dev/null 2>&1 & sp=$!
+    pids+=("$sp")
+    wait_port "$srv"
+    "$tt" client -s "127.0.0.1:$srv" -k "$key" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 & cp=$!
+    pids+=("$cp")
+    wait_port "$cli"
+    printf '%s ' "$label"
+    "$bench" latency --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --count "$count" --warmup 50
+    kill "$cp" "$sp"; wait "$cp" "$sp" 2>/dev/null || true
+}
+for i in $(seq "$rounds"); do
+    run old "$old" "$@"
+    run new "$new" "$@"
+done
