@@ -1314,9 +1314,9 @@ def parse_args():
                     "the first memory reading (default 50)")
     ap.add_argument("--group", choices=sorted(GROUPS), default="default", help="the systems "
                     "to run: 'default' (tcp:// and tt:// against microsocks, shadowsocks-libev, "
-                    "stunnel and ssh; about 5.5 min), 'web' (tls://, wss:// and --mux against "
+                    "stunnel and ssh; about 7 min), 'web' (tls://, wss:// and --mux against "
                     "stunnel, v2ray and v2ray-plugin: " + ",".join(WEB_SYSTEMS) + "; about "
-                    "7 min) or 'all' (both, about 13 min)")
+                    "7 min) or 'all' (both, about 14 min)")
     ap.add_argument("--systems", help="comma-separated, instead of a group's, from "
                     f"{','.join(KNOWN_SYSTEMS)} (the last {len(EXTRA_SYSTEMS)} are in no group)")
     ap.add_argument("--tt", default=str(ROOT / "build" / "tt"), help="the tt binary")
