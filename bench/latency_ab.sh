@@ -3,7 +3,8 @@
 # change) on the same machine, alternating them ROUNDS times so that the
 # machine's own drift hits both alike: each run starts a fresh tt server and
 # client on loopback (tt:// by default) and has ttbench time COUNT
-# connections (connect + SOCKS5 CONNECT + one echoed byte).
+# connections (connect + SOCKS5 CONNECT + one echoed byte; with
+# MODE=firstbyte in the environment: until the destination's banner byte).
 #   bench/latency_ab.sh OLD_TT NEW_TT [ROUNDS (3)] [COUNT (2000)] [-- client options]
 # Needs build/bench/ttbench (scripts/build.sh release). Prints one JSON line
 # per run, labelled.
@@ -20,8 +21,10 @@ trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do ss -ltn "sport = :$1" | grep -q LISTEN && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 dest=$(free_port)
-"$bench" serve --port "$dest" >/dev/null 2>&1 & pids+=($!)
+banner=$(free_port)
+"$bench" serve --port "$dest" --banner-port "$banner" >/dev/null 2>&1 & pids+=($!)
 wait_port "$dest"
+wait_port "$banner"
 run() { # LABEL TT [client options]
     local label=$1 tt=$2 srv cli sp cp
     shift 2
@@ -33,7 +36,13 @@ run() { # LABEL TT [client options]
     pids+=("$cp")
     wait_port "$cli"
     printf '%s ' "$label"
-    "$bench" latency --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --count "$count" --warmup 50
+    if [ "${MODE:-latency}" = firstbyte ]; then
+        "$bench" firstbyte --socks "127.0.0.1:$cli" --banner "127.0.0.1:$banner" --count "$count" \
+            --warmup 20
+    else
+        "$bench" latency --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --count "$count" \
+            --warmup 50
+    fi
     kill "$cp" "$sp"; wait "$cp" "$sp" 2>/dev/null || true
 }
 for i in $(seq "$rounds"); do

@@ -24,6 +24,7 @@ typedef struct ttlink {
     tt_aead tx;              /* session key of our direction */
     tt_frame_reader rx;
     bool hello_sent;
+    bool refill_asked;        /* the owner was told to refill its spare key pair */
     bool keys_ready;          /* tx and rx hold session keys */
     bool hello_rcvd;          /* client: the server hello was opened */
     bool derive_pending;      /* the peer's public key is known, the keys not yet made */
@@ -91,6 +92,20 @@ static int send_lower(ttlink *t, uint8_t *buf, size_t len)
 static uint8_t g_seal[SEAL_SHARED];
 static bool g_seal_busy;
 
+/* Tells the owner, once, that this link's handshake arithmetic is done and
+ * it waits for the other end, so the owner's spare key pair may be made
+ * now (tt_ttlink_params.refill). The client asks after sending its hello;
+ * the server after its first data frame, since the first bytes after its
+ * hello (a destination's banner, the answer to the client's request) must
+ * not wait behind a key generation. */
+static void ask_refill(ttlink *t)
+{
+    if (t->refill_asked || t->p.refill == NULL)
+        return;
+    t->refill_asked = true;
+    t->p.refill(t->p.refill_ud);
+}
+
 /* Seals DATA as frames (and a FIN frame after them when FIN) in one write. */
 static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
 {
@@ -121,10 +136,15 @@ static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
             goto fail;
         off += w;
     }
-    if (!shared)
-        return send_lower(t, out, off);
-    int rc = tt_link_write1(t->lower, out, off);
-    g_seal_busy = false;
+    int rc;
+    if (shared) {
+        rc = tt_link_write1(t->lower, out, off);
+        g_seal_busy = false;
+    } else {
+        rc = send_lower(t, out, off);
+    }
+    if (rc == 0)
+        ask_refill(t);
     return rc;
 fail:
     if (shared)
@@ -156,8 +176,8 @@ static int send_hello(ttlink *t, const uint8_t *data, size_t len)
     /* The server's keys, now that its hello (and the reply) is on its way. */
     if (rc == 0 && !t->client)
         rc = ensure_keys(t);
-    if (rc == 0 && t->p.refill)
-        t->p.refill(t->p.refill_ud);
+    if (rc == 0 && t->client)
+        ask_refill(t);
     return rc;
 }
 

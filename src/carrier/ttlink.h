@@ -27,8 +27,9 @@ typedef struct tt_ttlink_params {
     tt_x25519_key *spare;
     /* Called (if set) once the link has done its part of the handshake's
      * arithmetic and waits for the peer: the client after sending its
-     * hello, the server after sending its own and deriving the session
-     * keys. The owner refills SPARE then, while the other end works. */
+     * hello, the server after its first data frame (so that the first
+     * bytes it relays never wait behind a key generation). The owner
+     * refills SPARE then, while the other end works. */
     void (*refill)(void *ud);
     void *refill_ud;
 } tt_ttlink_params;
