@@ -895,8 +895,7 @@ const char *tt_http_reason(int status)
     }
 }
 
-/* Whether S (at most MAX bytes) can go into a head or page as it is. */
-static bool printable(const char *s, size_t max)
+bool tt_http_printable(const char *s, size_t max)
 {
     size_t n = 0;
     for (; s[n] != '\0'; n++) {
@@ -906,10 +905,7 @@ static bool printable(const char *s, size_t max)
     return true;
 }
 
-/* Appends formatted text to OUT at *N (CAP bytes); sets *OK false when it
- * does not fit. */
-__attribute__((format(printf, 5, 6))) static void put(char *out, size_t cap, size_t *n, bool *ok,
-                                                      const char *fmt, ...)
+void tt_http_put(char *out, size_t cap, size_t *n, bool *ok, const char *fmt, ...)
 {
     if (!*ok)
         return;
@@ -931,18 +927,19 @@ static size_t error_body(char *out, size_t cap, int status, const char *server)
     size_t n = 0;
     bool ok = cap > 0;
     if (status == TT_HTTP_STATUS_HEADER_TOO_LARGE) {
-        put(out, cap, &n, &ok,
+        tt_http_put(
+            out, cap, &n, &ok,
             "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
             "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
             "<center>Request Header Or Cookie Too Large</center>\r\n");
     } else {
         const char *r = tt_http_reason(status);
-        put(out, cap, &n, &ok,
-            "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-            "<center><h1>%d %s</h1></center>\r\n",
-            status, r, status, r);
+        tt_http_put(out, cap, &n, &ok,
+                    "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                    "<center><h1>%d %s</h1></center>\r\n",
+                    status, r, status, r);
     }
-    put(out, cap, &n, &ok, "<hr><center>%s</center>\r\n</body>\r\n</html>\r\n", server);
+    tt_http_put(out, cap, &n, &ok, "<hr><center>%s</center>\r\n</body>\r\n</html>\r\n", server);
     return ok ? n : 0;
 }
 
@@ -953,8 +950,8 @@ static size_t page(char *out, size_t cap, int status, const char *server, int64_
                    const char *location, int64_t range_size, bool keep_alive, bool head)
 {
     const char *reason = tt_http_reason(status);
-    if (reason == NULL || status < 300 || status == 304 || !printable(server, 64) ||
-        (location != NULL && !printable(location, TT_HTTP_HEAD_MAX)))
+    if (reason == NULL || status < 300 || status == 304 || !tt_http_printable(server, 64) ||
+        (location != NULL && !tt_http_printable(location, TT_HTTP_HEAD_MAX)))
         return 0;
     char body[512];
     size_t blen = error_body(body, sizeof body, status, server);
@@ -967,16 +964,16 @@ static size_t page(char *out, size_t cap, int status, const char *server, int64_
 
     size_t n = 0;
     bool ok = cap > 0;
-    put(out, cap, &n, &ok,
-        "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/html\r\n"
-        "Content-Length: %zu\r\n",
-        wire, reason, server, date, blen);
+    tt_http_put(out, cap, &n, &ok,
+                "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/html\r\n"
+                "Content-Length: %zu\r\n",
+                wire, reason, server, date, blen);
     if (location != NULL)
-        put(out, cap, &n, &ok, "Location: %s\r\n", location);
-    put(out, cap, &n, &ok, "Connection: %s\r\n", close ? "close" : "keep-alive");
+        tt_http_put(out, cap, &n, &ok, "Location: %s\r\n", location);
+    tt_http_put(out, cap, &n, &ok, "Connection: %s\r\n", close ? "close" : "keep-alive");
     if (range_size >= 0)
-        put(out, cap, &n, &ok, "Content-Range: bytes */%lld\r\n", (long long)range_size);
-    put(out, cap, &n, &ok, "\r\n");
+        tt_http_put(out, cap, &n, &ok, "Content-Range: bytes */%lld\r\n", (long long)range_size);
+    tt_http_put(out, cap, &n, &ok, "\r\n");
     if (!head && ok) {
         if (cap - n < blen) {
             ok = false;
@@ -1102,7 +1099,7 @@ size_t tt_http_range_head(char *out, size_t cap, int status, const char *server,
                           const tt_http_range *range)
 {
     if ((status != 200 && status != 304 && status != 206) || (status == 206) != (range != NULL) ||
-        !printable(server, 64) || !printable(content_type, 100))
+        !tt_http_printable(server, 64) || !tt_http_printable(content_type, 100))
         return 0;
     char date[TT_HTTP_DATE_LEN + 1], lm[TT_HTTP_DATE_LEN + 1], etag[TT_HTTP_ETAG_MAX];
     tt_http_date(now, date);
@@ -1113,26 +1110,27 @@ size_t tt_http_range_head(char *out, size_t cap, int status, const char *server,
     size_t n = 0;
     bool ok = cap > 0;
     if (status == 200) {
-        put(out, cap, &n, &ok,
-            "HTTP/1.1 200 OK\r\nServer: %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-            "Content-Length: %llu\r\nLast-Modified: %s\r\nConnection: %s\r\nETag: %s\r\n"
-            "Accept-Ranges: bytes\r\n\r\n",
-            server, date, content_type, (unsigned long long)size, lm, conn, etag);
+        tt_http_put(out, cap, &n, &ok,
+                    "HTTP/1.1 200 OK\r\nServer: %s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                    "Content-Length: %llu\r\nLast-Modified: %s\r\nConnection: %s\r\nETag: %s\r\n"
+                    "Accept-Ranges: bytes\r\n\r\n",
+                    server, date, content_type, (unsigned long long)size, lm, conn, etag);
     } else if (status == 206) {
         if (range->first > range->last || range->last >= size)
             return 0;
-        put(out, cap, &n, &ok,
-            "HTTP/1.1 206 Partial Content\r\nServer: %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-            "Content-Length: %llu\r\nLast-Modified: %s\r\nConnection: %s\r\nETag: %s\r\n"
-            "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
-            server, date, content_type, (unsigned long long)(range->last - range->first + 1), lm,
-            conn, etag, (unsigned long long)range->first, (unsigned long long)range->last,
-            (unsigned long long)size);
+        tt_http_put(out, cap, &n, &ok,
+                    "HTTP/1.1 206 Partial Content\r\nServer: %s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                    "Content-Length: %llu\r\nLast-Modified: %s\r\nConnection: %s\r\nETag: %s\r\n"
+                    "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                    server, date, content_type,
+                    (unsigned long long)(range->last - range->first + 1), lm, conn, etag,
+                    (unsigned long long)range->first, (unsigned long long)range->last,
+                    (unsigned long long)size);
     } else {
-        put(out, cap, &n, &ok,
-            "HTTP/1.1 304 Not Modified\r\nServer: %s\r\nDate: %s\r\nLast-Modified: %s\r\n"
-            "Connection: %s\r\nETag: %s\r\n\r\n",
-            server, date, lm, conn, etag);
+        tt_http_put(out, cap, &n, &ok,
+                    "HTTP/1.1 304 Not Modified\r\nServer: %s\r\nDate: %s\r\nLast-Modified: %s\r\n"
+                    "Connection: %s\r\nETag: %s\r\n\r\n",
+                    server, date, lm, conn, etag);
     }
     return ok ? n : 0;
 }

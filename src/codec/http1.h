@@ -168,6 +168,15 @@ const char *tt_http_mime_type(const char *path);
  * 413, 414, 494, 500, 501, 505 and 408). */
 bool tt_http_status_closes(int status);
 
+/* Whether S holds only printable ASCII and is at most MAX bytes long: safe
+ * to put into a head or a page as it is. */
+bool tt_http_printable(const char *s, size_t max);
+
+/* Appends formatted text to OUT at *N (CAP bytes in all), advancing *N;
+ * sets *OK false, and appends nothing from then on, once it does not fit. */
+__attribute__((format(printf, 5, 6))) void tt_http_put(char *out, size_t cap, size_t *n, bool *ok,
+                                                       const char *fmt, ...);
+
 /* The reason phrase nginx writes for STATUS (e.g. "Not Allowed" for 405), or
  * NULL for a status without one here. */
 const char *tt_http_reason(int status);

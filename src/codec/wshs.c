@@ -8,9 +8,7 @@
 #include "codec/wshs.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -122,60 +120,31 @@ int tt_ws_accept(const char *key, size_t key_len, char out[TT_WS_ACCEPT_LEN + 1]
     return 0;
 }
 
-/* Whether S holds only printable ASCII and is at most MAX bytes. */
-static bool printable(const char *s, size_t max)
-{
-    size_t n = 0;
-    for (; s[n] != '\0'; n++) {
-        if (n >= max || (uint8_t)s[n] < 0x20 || (uint8_t)s[n] >= 0x7f)
-            return false;
-    }
-    return true;
-}
-
-/* Appends formatted text to OUT at *N (CAP bytes); *OK turns false when it
- * does not fit. */
-__attribute__((format(printf, 5, 6))) static void put(char *out, size_t cap, size_t *n, bool *ok,
-                                                      const char *fmt, ...)
-{
-    if (!*ok)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int r = vsnprintf(out + *n, cap - *n, fmt, ap);
-    va_end(ap);
-    if (r < 0 || (size_t)r >= cap - *n) {
-        *ok = false;
-        return;
-    }
-    *n += (size_t)r;
-}
-
 size_t tt_ws_client_request(char *out, size_t cap, const char *host, const char *path,
                             const uint8_t key[TT_WS_KEY_LEN], const char *user_agent,
                             const char *token)
 {
     /* A space in the path would end the target early; in other values it
      * is harmless. */
-    if (!printable(host, 1024) || !printable(path, 2048) || path[0] != '/' ||
-        strchr(path, ' ') != NULL || (user_agent && !printable(user_agent, 1024)) ||
-        (token && !printable(token, 1024)))
+    if (!tt_http_printable(host, 1024) || !tt_http_printable(path, 2048) || path[0] != '/' ||
+        strchr(path, ' ') != NULL || (user_agent && !tt_http_printable(user_agent, 1024)) ||
+        (token && !tt_http_printable(token, 1024)))
         return 0;
     char k[TT_WS_KEY_TEXT_LEN + 1];
     b64_encode(b64_std, true, key, TT_WS_KEY_LEN, k);
 
     size_t n = 0;
     bool ok = cap > 0;
-    put(out, cap, &n, &ok, "GET %s HTTP/1.1\r\nHost: %s\r\n", path, host);
+    tt_http_put(out, cap, &n, &ok, "GET %s HTTP/1.1\r\nHost: %s\r\n", path, host);
     if (user_agent)
-        put(out, cap, &n, &ok, "User-Agent: %s\r\n", user_agent);
-    put(out, cap, &n, &ok,
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-        "Sec-WebSocket-Version: 13\r\n",
-        k);
+        tt_http_put(out, cap, &n, &ok, "User-Agent: %s\r\n", user_agent);
+    tt_http_put(out, cap, &n, &ok,
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                "Sec-WebSocket-Version: 13\r\n",
+                k);
     if (token)
-        put(out, cap, &n, &ok, "Authorization: Bearer %s\r\n", token);
-    put(out, cap, &n, &ok, "\r\n");
+        tt_http_put(out, cap, &n, &ok, "Authorization: Bearer %s\r\n", token);
+    tt_http_put(out, cap, &n, &ok, "\r\n");
     return ok ? n : 0;
 }
 
@@ -303,18 +272,19 @@ size_t tt_ws_server_response(char *out, size_t cap, tt_http_str key, const char 
                              int64_t now)
 {
     char accept[TT_WS_ACCEPT_LEN + 1];
-    if ((server && !printable(server, 64)) || tt_ws_accept(key.p, key.len, accept) < 0)
+    if ((server && !tt_http_printable(server, 64)) || tt_ws_accept(key.p, key.len, accept) < 0)
         return 0;
     size_t n = 0;
     bool ok = cap > 0;
-    put(out, cap, &n, &ok, "HTTP/1.1 101 Switching Protocols\r\n");
+    tt_http_put(out, cap, &n, &ok, "HTTP/1.1 101 Switching Protocols\r\n");
     if (server) {
         char date[TT_HTTP_DATE_LEN + 1];
         tt_http_date(now, date);
-        put(out, cap, &n, &ok, "Server: %s\r\nDate: %s\r\n", server, date);
+        tt_http_put(out, cap, &n, &ok, "Server: %s\r\nDate: %s\r\n", server, date);
     }
-    put(out, cap, &n, &ok,
-        "Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+    tt_http_put(out, cap, &n, &ok,
+                "Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                accept);
     return ok ? n : 0;
 }
 
