@@ -783,20 +783,7 @@ static void process(ws_link *t, const uint8_t *data, size_t len)
         if (t->op == OP_BINARY || t->op == OP_CONT) {
             if (t->closing) {
                 /* Discarded: nobody reads any more. */
-            } else if (t->masked) {
-                if (gather_get(&g) < 0) {
-                    fail(t, NULL, UV_ENOMEM);
-                    break;
-                }
-                if (g.len == GATHER_MAX) {
-                    flush(t, &g);
-                    continue;
-                }
-                if (n > GATHER_MAX - g.len)
-                    n = GATHER_MAX - g.len;
-                mask_copy(g.buf + g.len, p, n, t->key, t->poff);
-                g.len += n;
-            } else if (n >= DIRECT_MIN || (g.len == 0 && n == len - off)) {
+            } else if (!t->masked && (n >= DIRECT_MIN || (g.len == 0 && n == len - off))) {
                 /* Handed on where it lies: no copy. The frame state moves
                  * first, as the handler may stop reading. */
                 if (g.len > 0) {
@@ -822,7 +809,11 @@ static void process(ws_link *t, const uint8_t *data, size_t len)
                 }
                 if (n > GATHER_MAX - g.len)
                     n = GATHER_MAX - g.len;
-                memcpy(g.buf + g.len, p, n);
+                /* Masked payload is unmasked on the way into the gather. */
+                if (t->masked)
+                    mask_copy(g.buf + g.len, p, n, t->key, t->poff);
+                else
+                    memcpy(g.buf + g.len, p, n);
                 g.len += n;
             }
             t->msg_len += n;
