@@ -115,21 +115,7 @@ def big_file(www):
     return types.SimpleNamespace(name="big.bin", size=BIG_SIZE, sha256=h.hexdigest())
 
 
-NGINX_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    default_type application/octet-stream;
+NGINX_CONF = helpers.NGINX_PRELUDE + """\
     sendfile on;
     server {{
         listen 127.0.0.1:{port};

@@ -336,6 +336,27 @@ def run_tt(args, env=None, timeout=15, netns=None):
 # curl
 
 
+# The start of every nginx.conf a test writes (a str.format template: {tmp}
+# is the test's directory): one process in the foreground, every path of its
+# own under {tmp}. The caller adds its server blocks and closes "http {".
+NGINX_PRELUDE = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+"""
+
+
 def curl(*args, timeout=60):
     """Runs curl; returns the CompletedProcess (stdout as bytes)."""
     try:

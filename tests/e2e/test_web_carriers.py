@@ -25,8 +25,8 @@ import types
 
 import pytest
 
-from helpers import (curl, free_port, port_accepts, recv_exact, recv_until_eof, rep_code, run_tt,
-                     socks_connect, socks_open, start_client, wait_until)
+from helpers import (NGINX_PRELUDE, curl, free_port, port_accepts, recv_exact, recv_until_eof,
+                     rep_code, run_tt, socks_connect, socks_open, start_client, wait_until)
 
 # A `tt keygen`-style key (standard base64 of 32 bytes) is used as the PSK
 # as is, without scrypt, so the test can derive the WebSocket token key.
@@ -380,21 +380,7 @@ def test_mtt_reproduction_fixed_destination_without_key(procs, nginx, echo, sche
 # 5. wss behind nginx terminating TLS
 
 
-NGINX_WS_CONF = """\
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    default_type application/octet-stream;
+NGINX_WS_CONF = NGINX_PRELUDE + """\
     server {{
         listen 127.0.0.1:{port} ssl;
         server_name tunnel.test;
