@@ -12,6 +12,8 @@ packages=(
   libcriterion-dev
   # end-to-end tests and the demo: real peers
   python3 python3-pytest curl nginx-light iproute2
+  # the independent tt/1 implementation that makes docs/tt1-vectors.md
+  python3-cryptography
   # benchmarks: the peers tt is compared with (openssl makes stunnel's
   # certificate; bench/run.py runs its own sshd, not the system's)
   microsocks shadowsocks-libev stunnel4 openssl openssh-server openssh-client

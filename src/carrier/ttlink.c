@@ -21,7 +21,7 @@ typedef struct ttlink {
     uint8_t pub[TT_PUB_LEN]; /* its public half, for the hello */
     tt_aead hello_tx;        /* client: hello c2s; server: hello s2c */
     tt_aead hello_rx;        /* client: reads the server hello */
-    tt_aead tx;              /* session key of our direction */
+    tt_frame_writer tx;      /* session key of our direction */
     tt_frame_reader rx;
     bool hello_sent;
     bool refill_asked;        /* the owner was told to refill its spare key pair */
@@ -313,7 +313,7 @@ static int ensure_keys(ttlink *t)
     if (rc == 0)
         rc = tt_proto_session_keys(t->p.psk, t->salt, shared, cpub, spub, c2s, s2c);
     if (rc == 0)
-        rc = tt_aead_init(&t->tx, t->p.alg, t->client ? c2s : s2c, true);
+        rc = tt_frame_writer_init(&t->tx, t->p.alg, t->client ? c2s : s2c);
     if (rc == 0)
         rc = tt_aead_init(&t->rx.aead, t->p.alg, t->client ? s2c : c2s, false);
     OPENSSL_cleanse(shared, sizeof shared);
@@ -401,8 +401,15 @@ static void report_lower_eof(ttlink *t)
 
 /* Plaintext of consecutive frames is gathered and handed over in one call,
  * so the consumer (the relay) makes one write per read from the network
- * instead of one per frame. */
-#define DELIVER_MAX (64 * 1024)
+ * instead of one per frame. Frames are decrypted straight into the gather
+ * buffer (the reader's out), which is shared by every link of the process
+ * (one loop thread) so that a read allocates nothing; a delivery that
+ * re-enters another link's processing makes that one use a buffer of its
+ * own. A frame's room is its largest body, padding included. */
+#define DELIVER_MAX (128 * 1024)
+#define FRAME_ROOM (TT_FRAME_MAX_DATA + TT_FRAME_MAX_PAD)
+static uint8_t g_gather[DELIVER_MAX];
+static bool g_gather_busy;
 
 typedef struct gather {
     uint8_t *buf;
@@ -435,6 +442,7 @@ static int keep_plain(ttlink *t, gather *g)
 static void process(ttlink *t, const uint8_t *data, size_t len)
 {
     gather g = {NULL, 0};
+    bool shared = false;
     size_t off = 0;
     while (off < len) {
         if (t->closing)
@@ -461,11 +469,27 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
             fail(t, UV_EPROTO);
             goto out;
         }
+        if (g.buf == NULL) {
+            shared = !g_gather_busy;
+            g.buf = shared ? g_gather : malloc(DELIVER_MAX);
+            if (g.buf == NULL) {
+                fail(t, UV_ENOMEM);
+                goto out;
+            }
+            if (shared)
+                g_gather_busy = true;
+        }
+        if (g.len + FRAME_ROOM > DELIVER_MAX)
+            deliver(t, &g);
+        if (t->closing || !t->reading)
+            continue;
+        t->rx.out = g.buf + g.len;
         size_t used;
         uint8_t type;
         const uint8_t *p;
         size_t n;
         int rc = tt_frame_reader_feed(&t->rx, data + off, len - off, &used, &type, &p, &n);
+        t->rx.out = NULL;
         off += used;
         if (rc < 0 || (rc > 0 && t->fin_rcvd)) {
             tt_debug("c%llu: frame rejected (%s)", (unsigned long long)t->base.id,
@@ -483,18 +507,10 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
                 t->base.handler->on_eof(&t->base, t->base.ud);
             continue;
         }
-        if (n == 0)
-            continue;
-        if (g.buf == NULL) {
-            g.buf = malloc(DELIVER_MAX);
-            if (g.buf == NULL) {
-                fail(t, UV_ENOMEM);
-                goto out;
-            }
-        }
-        if (g.len + n > DELIVER_MAX)
-            deliver(t, &g);
-        memcpy(g.buf + g.len, p, n);
+        /* A body that was assembled across reads comes from the reader's
+         * own buffer. */
+        if (n > 0 && p != g.buf + g.len)
+            memmove(g.buf + g.len, p, n);
         g.len += n;
     }
     if (t->reading)
@@ -502,7 +518,10 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
     else if (keep_plain(t, &g) < 0)
         fail(t, UV_ENOMEM);
 out:
-    free(g.buf);
+    if (shared)
+        g_gather_busy = false;
+    else
+        free(g.buf);
     tt_frame_reader_trim(&t->rx);
 }
 
@@ -604,7 +623,7 @@ static void release(void *ud)
         return;
     tt_aead_free(&t->hello_tx);
     tt_aead_free(&t->hello_rx);
-    tt_aead_free(&t->tx);
+    tt_frame_writer_free(&t->tx);
     tt_frame_reader_free(&t->rx);
     free(t->hbuf);
     free(t->q);

@@ -232,18 +232,64 @@ int tt_server_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_server_hello *o
     return 0;
 }
 
-size_t tt_frame_seal(tt_aead *k, uint8_t type, const uint8_t *data, size_t len, size_t pad,
+int tt_frame_writer_init(tt_frame_writer *w, enum tt_aead_alg alg, const uint8_t key[32])
+{
+    memset(&w->mask, 0, sizeof w->mask);
+    return tt_aead_init(&w->aead, alg, key, true);
+}
+
+void tt_frame_writer_free(tt_frame_writer *w)
+{
+    tt_aead_free(&w->aead);
+    memset(&w->mask, 0, sizeof w->mask);
+}
+
+/* XORs the mask of frame I (the frame sealed or opened with nonce I) into
+ * HDR, making the next keystream block when I enters it. */
+static int apply_mask(tt_aead *k, tt_frame_mask *m, uint64_t i, uint8_t hdr[TT_FRAME_HDR_LEN])
+{
+    uint64_t block = i / TT_FRAME_MASKS_PER_BLOCK;
+    if (m->loaded != block + 1) {
+        if (tt_aead_keystream(k, block, m->ks, sizeof m->ks) != 0)
+            return -EIO;
+        m->loaded = block + 1;
+    }
+    const uint8_t *ks = m->ks + (i % TT_FRAME_MASKS_PER_BLOCK) * TT_FRAME_HDR_LEN;
+    for (size_t j = 0; j < TT_FRAME_HDR_LEN; j++)
+        hdr[j] ^= ks[j];
+    return 0;
+}
+
+size_t tt_frame_seal(tt_frame_writer *w, uint8_t type, const uint8_t *data, size_t len, size_t pad,
                      uint8_t *out)
 {
     if (len > TT_FRAME_MAX_DATA || pad > TT_FRAME_MAX_PAD)
         return 0;
-    uint8_t *body = out + TT_FRAME_HDR_LEN;
-    uint8_t hdr[5] = {type, (uint8_t)(len >> 8), (uint8_t)len, (uint8_t)(pad >> 8), (uint8_t)pad};
-    /* Sealed straight from DATA (which may already sit at BODY): no copy. */
-    if (tt_aead_seal(k, hdr, sizeof hdr, out) != 0 ||
-        tt_aead_seal_pad(k, data, len, pad, body) != 0)
+    uint8_t hdr[TT_FRAME_HDR_LEN] = {type, (uint8_t)(len >> 8), (uint8_t)len, (uint8_t)(pad >> 8),
+                                     (uint8_t)pad};
+    uint8_t masked[TT_FRAME_HDR_LEN];
+    memcpy(masked, hdr, sizeof hdr);
+    if (apply_mask(&w->aead, &w->mask, w->aead.counter, masked) != 0)
         return 0;
-    return TT_FRAME_OVERHEAD + len + pad;
+    /* The body is sealed before the header is written: DATA may already sit
+     * at OUT + TT_FRAME_HDR_LEN, but never under the header itself. With
+     * padding, the data is first copied next to its zeros so that one
+     * cipher call covers both: a second call for a few bytes of padding
+     * costs chacha20-poly1305 more than copying 4 KiB. */
+    uint8_t *body = out + TT_FRAME_HDR_LEN;
+    size_t size = TT_FRAME_OVERHEAD + len + pad;
+    if (pad > 0) {
+        if (len > 0 && data != body)
+            memmove(body, data, len);
+        memset(body + len, 0, pad);
+        data = body;
+        len += pad;
+        pad = 0;
+    }
+    if (tt_aead_seal_ad(&w->aead, hdr, sizeof hdr, data, len, pad, body) != 0)
+        return 0;
+    memcpy(out, masked, sizeof masked);
+    return size;
 }
 
 enum { R_HDR, R_BODY };
@@ -281,6 +327,7 @@ int tt_frame_reader_feed(tt_frame_reader *r, const uint8_t *in, size_t n, size_t
         return -EPROTO;
     for (;;) {
         const uint8_t *whole = NULL;
+        bool assembled = false;
         size_t avail = n - off;
         if (r->have == 0 && avail >= r->need) {
             /* The piece is all in IN: open it from there, no copy. */
@@ -302,16 +349,18 @@ int tt_frame_reader_feed(tt_frame_reader *r, const uint8_t *in, size_t n, size_t
                 return 0;
             }
             whole = r->buf;
+            assembled = true;
         }
-        if (ensure_buf(r) != 0)
-            return reader_fail(r, -ENOMEM);
         if (r->state == R_HDR) {
-            uint8_t h[5];
-            if (tt_aead_open(&r->aead, whole, TT_FRAME_HDR_LEN, h) != 0)
-                return reader_fail(r, -EBADMSG);
+            memcpy(r->hdr, whole, TT_FRAME_HDR_LEN);
+            if (apply_mask(&r->aead, &r->mask, r->aead.counter, r->hdr) != 0)
+                return reader_fail(r, -EIO);
+            const uint8_t *h = r->hdr;
             r->type = h[0];
             r->len = get16(h + 1);
             r->pad = get16(h + 3);
+            /* Checked before the body is read, so a corrupted header cannot
+             * make the reader wait for more than the largest frame. */
             if (r->type > TT_FRAME_FIN || r->len > r->max_data || r->pad > TT_FRAME_MAX_PAD ||
                 (r->type == TT_FRAME_FIN && r->len != 0))
                 return reader_fail(r, -EPROTO);
@@ -320,12 +369,18 @@ int tt_frame_reader_feed(tt_frame_reader *r, const uint8_t *in, size_t n, size_t
             r->have = 0;
             continue;
         }
-        /* The body: decrypt into the reader's buffer (in place when it was
-         * assembled there). */
-        if (tt_aead_open(&r->aead, whole, r->need, r->buf) != 0)
+        /* The body: into the owner's buffer when it came whole, else in
+         * place in the reader's buffer, where it was assembled. */
+        uint8_t *dst = assembled || r->out == NULL ? NULL : r->out;
+        if (dst == NULL) {
+            if (ensure_buf(r) != 0)
+                return reader_fail(r, -ENOMEM);
+            dst = r->buf;
+        }
+        if (tt_aead_open_ad(&r->aead, r->hdr, TT_FRAME_HDR_LEN, whole, r->need, dst) != 0)
             return reader_fail(r, -EBADMSG);
         *type = r->type;
-        *data = r->buf;
+        *data = dst;
         *len = r->len;
         r->state = R_HDR;
         r->need = TT_FRAME_HDR_LEN;

@@ -7,11 +7,14 @@
  *
  *   client: SALT(32) | seal_h(LEN(2)) | seal_h(VER TS(8) CPUB(32) ELEN(2) EARLY PAD) | frames...
  *   server:            seal_h(LEN(2)) | seal_h(VER SPUB(32) DLEN(2) DATA PAD)           | frames...
- *   frame:  seal(TYPE(1) LEN(2) PAD(2)) | seal(DATA(LEN) ZEROS(PAD))
+ *   frame:  HDR(5) ^ MASK_i | seal_i(ad = HDR, DATA(LEN) ZEROS(PAD))   HDR = TYPE(1) LEN(2) PAD(2)
  *
  * seal_h uses keys from the pre-shared key and the salt; frames use keys from
  * an ephemeral X25519 exchange as well (forward secrecy). Every seal takes
- * the next counter nonce of its direction. */
+ * the next counter nonce of its direction; a frame header is hidden by
+ * keystream of the same key (MASK_i, made 32 headers at a time) and
+ * authenticated as its body's additional data, so a frame costs one AEAD
+ * operation. */
 #ifndef TT_CODEC_TTPROTO_H
 #define TT_CODEC_TTPROTO_H
 
@@ -32,10 +35,13 @@
 #define TT_CLIENT_PREFIX_LEN (TT_SALT_LEN + TT_HELLO_HDR_LEN)
 #define TT_HELLO_MAX_DATA 8192
 #define TT_HELLO_MAX_PAD 2048
-#define TT_FRAME_HDR_LEN (5 + TT_AEAD_TAG_LEN)
+#define TT_FRAME_HDR_LEN 5
 #define TT_FRAME_MAX_DATA 16384
 #define TT_FRAME_MAX_PAD 1024
 #define TT_FRAME_OVERHEAD (TT_FRAME_HDR_LEN + TT_AEAD_TAG_LEN)
+/* Header masks per keystream block, and the block's size. */
+#define TT_FRAME_MASKS_PER_BLOCK 32
+#define TT_FRAME_MASK_BLOCK (TT_FRAME_MASKS_PER_BLOCK * TT_FRAME_HDR_LEN)
 
 enum tt_frame_type {
     TT_FRAME_DATA = 0,
@@ -111,35 +117,57 @@ typedef struct tt_server_hello {
 
 int tt_server_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_server_hello *out);
 
-/* Writes one frame (header and body) with K into OUT, which holds
+/* The keystream block that the current header masks come from. */
+typedef struct tt_frame_mask {
+    uint8_t ks[TT_FRAME_MASK_BLOCK]; /* private */
+    uint64_t loaded;                 /* private: 1 + the block held in KS; 0: none */
+} tt_frame_mask;
+
+/* One direction's sending side: the session key and its header masks. */
+typedef struct tt_frame_writer {
+    tt_aead aead;       /* public: read-only after tt_frame_writer_init */
+    tt_frame_mask mask; /* private */
+} tt_frame_writer;
+
+/* Keys W for sealing frames with KEY. Returns 0 or a negative code. */
+int tt_frame_writer_init(tt_frame_writer *w, enum tt_aead_alg alg, const uint8_t key[32]);
+void tt_frame_writer_free(tt_frame_writer *w);
+
+/* Writes one frame (header and body) with W into OUT, which holds
  * TT_FRAME_OVERHEAD + LEN + PAD bytes; returns that size, or 0 when LEN or
  * PAD is over its limit or sealing fails. DATA may alias
  * OUT + TT_FRAME_HDR_LEN (sealing in place). LEN <= TT_FRAME_MAX_DATA,
  * PAD <= TT_FRAME_MAX_PAD. */
-size_t tt_frame_seal(tt_aead *k, uint8_t type, const uint8_t *data, size_t len, size_t pad,
+size_t tt_frame_seal(tt_frame_writer *w, uint8_t type, const uint8_t *data, size_t len, size_t pad,
                      uint8_t *out);
 
 /* Incremental frame reader. Its buffer is allocated while a frame is being
  * assembled and released by tt_frame_reader_trim, so an idle connection holds
  * no buffer. */
 typedef struct tt_frame_reader {
-    tt_aead aead;      /* public: keyed by the owner */
-    size_t max_data;   /* public: largest LEN accepted (<= TT_FRAME_MAX_DATA) */
-    uint8_t *buf;      /* private */
-    size_t have, need; /* private */
-    int state;         /* private */
-    uint8_t type;      /* private */
-    size_t len, pad;   /* private */
-    bool failed;       /* private */
+    tt_aead aead;    /* public: keyed by the owner */
+    size_t max_data; /* public: largest LEN accepted (<= TT_FRAME_MAX_DATA) */
+    /* public: where a body that arrives whole in one feed is decrypted, with
+     * room for TT_FRAME_MAX_DATA + TT_FRAME_MAX_PAD bytes; NULL: the
+     * reader's own buffer. Lets the owner gather payload without a copy. */
+    uint8_t *out;
+    tt_frame_mask mask;            /* private */
+    uint8_t hdr[TT_FRAME_HDR_LEN]; /* private: the open header */
+    uint8_t *buf;                  /* private */
+    size_t have, need;             /* private */
+    int state;                     /* private */
+    uint8_t type;                  /* private */
+    size_t len, pad;               /* private */
+    bool failed;                   /* private */
 } tt_frame_reader;
 
 void tt_frame_reader_init(tt_frame_reader *r, size_t max_data);
 
 /* Feeds N bytes. Returns 1 when a frame is complete: *USED bytes of IN were
  * taken, *TYPE is its type and *DATA and *LEN its payload (valid until the next
- * call). Returns 0 when all of IN was taken and more is needed. Returns
- * -EBADMSG (authentication failed), -EPROTO (bad type, length over the limit,
- * FIN with data) or -ENOMEM; after an error every call fails. */
+ * call; *DATA is R->out when the body was decrypted there). Returns 0 when all of IN was taken and
+ * more is needed. Returns -EBADMSG (authentication failed), -EPROTO (bad type, length over the
+ * limit, FIN with data) or -ENOMEM; after an error every call fails. */
 int tt_frame_reader_feed(tt_frame_reader *r, const uint8_t *in, size_t n, size_t *used,
                          uint8_t *type, const uint8_t **data, size_t *len);
 

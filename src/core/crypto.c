@@ -79,13 +79,14 @@ static void make_nonce(uint64_t counter, uint8_t nonce[TT_AEAD_NONCE_LEN])
 /* Zeros for padding, so padding is sealed without being copied first. */
 static const uint8_t g_zeros[4096];
 
-int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint8_t *out)
+int tt_aead_seal_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len,
+                    size_t pad, uint8_t *out)
 {
     uint8_t nonce[TT_AEAD_NONCE_LEN];
     make_nonce(a->counter++, nonce);
     EVP_CIPHER_CTX *ctx = a->ctx;
-    int n = 0, m = 0, f = 0;
-    if (len > INT32_MAX || pad > sizeof g_zeros)
+    int n = 0, m = 0, f = 0, x = 0;
+    if (len > INT32_MAX || pad > sizeof g_zeros || ad_len > INT32_MAX)
         return -EIO;
     /* The tag goes through the params interface directly: the ctrl
      * interface translates to it on every call, which costs more than
@@ -94,6 +95,7 @@ int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint
                                                            out + len + pad, TT_AEAD_TAG_LEN),
                          OSSL_PARAM_construct_end()};
     if (EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 1, NULL) != 1 ||
+        (ad_len > 0 && EVP_CipherUpdate(ctx, NULL, &x, ad, (int)ad_len) != 1) ||
         (len > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1) ||
         (pad > 0 && EVP_CipherUpdate(ctx, out + n, &m, g_zeros, (int)pad) != 1) ||
         EVP_CipherFinal_ex(ctx, out + n + m, &f) != 1 || EVP_CIPHER_CTX_get_params(ctx, tag) != 1)
@@ -101,16 +103,22 @@ int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint
     return 0;
 }
 
-int tt_aead_seal(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
+int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint8_t *out)
 {
-    return tt_aead_seal_pad(a, in, len, 0, out);
+    return tt_aead_seal_ad(a, NULL, 0, in, len, pad, out);
 }
 
-int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
+int tt_aead_seal(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
+{
+    return tt_aead_seal_ad(a, NULL, 0, in, len, 0, out);
+}
+
+int tt_aead_open_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len,
+                    uint8_t *out)
 {
     uint8_t nonce[TT_AEAD_NONCE_LEN];
     make_nonce(a->counter++, nonce);
-    if (len < TT_AEAD_TAG_LEN || len - TT_AEAD_TAG_LEN > INT32_MAX)
+    if (len < TT_AEAD_TAG_LEN || len - TT_AEAD_TAG_LEN > INT32_MAX || ad_len > INT32_MAX)
         return -EBADMSG;
     size_t clen = len - TT_AEAD_TAG_LEN;
     uint8_t tagbuf[TT_AEAD_TAG_LEN];
@@ -121,11 +129,34 @@ int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
         OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tagbuf, TT_AEAD_TAG_LEN),
         OSSL_PARAM_construct_end()};
     EVP_CIPHER_CTX *ctx = a->ctx;
-    int n = 0, f = 0;
+    int n = 0, f = 0, x = 0;
     if (EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, 0, NULL) != 1 ||
+        (ad_len > 0 && EVP_CipherUpdate(ctx, NULL, &x, ad, (int)ad_len) != 1) ||
         (clen > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)clen) != 1) ||
         EVP_CIPHER_CTX_set_params(ctx, tag) != 1 || EVP_CipherFinal_ex(ctx, out + n, &f) != 1)
         return -EBADMSG;
+    return 0;
+}
+
+int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
+{
+    return tt_aead_open_ad(a, NULL, 0, in, len, out);
+}
+
+int tt_aead_keystream(tt_aead *a, uint64_t block, uint8_t *out, size_t len)
+{
+    uint8_t nonce[TT_AEAD_NONCE_LEN];
+    make_nonce(block, nonce);
+    nonce[TT_AEAD_NONCE_LEN - 1] = TT_AEAD_KEYSTREAM_BIT;
+    int n = 0;
+    if (len > sizeof g_zeros)
+        return -EIO;
+    /* Both ciphers encrypt and decrypt by adding the same keystream, so
+     * passing zeros through the context in either direction yields it. The
+     * tag is never computed: the next message's nonce resets the context. */
+    if (EVP_CipherInit_ex2(a->ctx, NULL, NULL, nonce, a->encrypt ? 1 : 0, NULL) != 1 ||
+        EVP_CipherUpdate(a->ctx, out, &n, g_zeros, (int)len) != 1 || (size_t)n != len)
+        return -EIO;
     return 0;
 }
 

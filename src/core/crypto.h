@@ -50,6 +50,27 @@ int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint
  * connection is to be abandoned). */
 int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out);
 
+/* As tt_aead_seal_pad, with AD_LEN bytes of additional data AD authenticated
+ * but not sent (AD may be NULL when AD_LEN is 0). */
+int tt_aead_seal_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len,
+                    size_t pad, uint8_t *out);
+
+/* As tt_aead_open, with additional data AD that must match the sealer's. */
+int tt_aead_open_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len,
+                    uint8_t *out);
+
+/* Nonces whose last byte has its top bit set are never message nonces (a
+ * counter would need 2^95 messages to reach them); they name keystream
+ * blocks instead. */
+#define TT_AEAD_KEYSTREAM_BIT 0x80
+
+/* Writes into OUT the first LEN bytes (at most 4096) of the ciphertext of LEN
+ * zero bytes sealed under the nonce BLOCK (little-endian, low 8 bytes) with
+ * TT_AEAD_KEYSTREAM_BIT in its last byte: keystream that no message shares.
+ * Works on a context keyed for sealing or for opening and leaves the message
+ * counter alone. Returns 0 or -EIO. */
+int tt_aead_keystream(tt_aead *a, uint64_t block, uint8_t *out, size_t len);
+
 /* HKDF-SHA256 (RFC 5869), extract and expand. Returns 0 or -EIO. */
 int tt_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
             const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);

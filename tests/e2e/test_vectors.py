@@ -1,0 +1,25 @@
+"""docs/tt1-vectors.md is what tests/vectors/tt1_vectors.py, an independent
+Python implementation of PROTOCOL.md, prints: every value it computes must
+appear in the document (the C codec is checked against the document by
+tests/unit/test_ttproto.c)."""
+
+import os
+import re
+import subprocess
+import sys
+
+from helpers import REPO
+
+
+def test_vector_document_matches_the_independent_implementation():
+    out = subprocess.run([sys.executable, os.path.join(REPO, "tests", "vectors", "tt1_vectors.py")],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    doc = open(os.path.join(REPO, "docs", "tt1-vectors.md")).read()
+    doc_hex = "".join(re.findall(r"```\n([0-9a-f\n]+)```", doc)).replace("\n", "")
+    values = re.findall(r"```\n([0-9a-f\n]+)```", out)
+    assert len(values) >= 20
+    for v in values:
+        v = v.replace("\n", "")
+        assert v in doc_hex, f"{v[:32]}... is not in docs/tt1-vectors.md"
+    hotp = re.search(r"HOTP\(port key, 0\) = (\d+); port of slot 0 in 1024-65535 = (\d+)", out)
+    assert hotp and hotp.group(1) in doc and f"**{hotp.group(2)}**" in doc
