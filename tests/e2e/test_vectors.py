@@ -23,3 +23,16 @@ def test_vector_document_matches_the_independent_implementation():
         assert v in doc_hex, f"{v[:32]}... is not in docs/tt1-vectors.md"
     hotp = re.search(r"HOTP\(port key, 0\) = (\d+); port of slot 0 in 1024-65535 = (\d+)", out)
     assert hotp and hotp.group(1) in doc and f"**{hotp.group(2)}**" in doc
+
+
+def test_frame_seeds_are_current(tmp_path):
+    """The fuzz corpus's raw seeds with real frames are what
+    fuzz/seeds_ttframe.py makes (AEAD output is deterministic under counter
+    nonces), so a change of the frame format cannot leave them stale."""
+    subprocess.run([sys.executable, os.path.join(REPO, "fuzz", "seeds_ttframe.py"), str(tmp_path)],
+                   check=True, timeout=60)
+    made = sorted(os.listdir(tmp_path))
+    assert len(made) >= 8
+    for name in made:
+        with open(os.path.join(REPO, "fuzz", "corpus", "ttframe", name), "rb") as f:
+            assert f.read() == (tmp_path / name).read_bytes(), name
