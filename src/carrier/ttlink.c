@@ -106,8 +106,70 @@ static void ask_refill(ttlink *t)
     t->p.refill(t->p.refill_ud);
 }
 
-/* Seals DATA as frames (and a FIN frame after them when FIN) in one write. */
-static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
+/* A read position in a write's pieces. */
+typedef struct pieces {
+    const uv_buf_t *b;
+    unsigned n;
+    size_t off; /* within b[0] */
+} pieces;
+
+static pieces pieces_of(const uv_buf_t *bufs, unsigned nbufs)
+{
+    pieces c = {bufs, nbufs, 0};
+    while (c.n > 0 && c.b->len == 0) {
+        c.b++;
+        c.n--;
+    }
+    return c;
+}
+
+static void pieces_skip(pieces *c, size_t n)
+{
+    while (n > 0) {
+        size_t left = c->b->len - c->off;
+        size_t k = n < left ? n : left;
+        c->off += k;
+        n -= k;
+        if (c->off == c->b->len) {
+            c->b++;
+            c->n--;
+            c->off = 0;
+        }
+    }
+    while (c->n > 0 && c->b->len == 0) {
+        c->b++;
+        c->n--;
+    }
+}
+
+/* The next N bytes where they lie, if they lie in one piece; else NULL. */
+static const uint8_t *pieces_contig(const pieces *c, size_t n)
+{
+    if (c->n == 0 || c->b->len - c->off < n)
+        return NULL;
+    return (const uint8_t *)c->b->base + c->off;
+}
+
+/* Copies the next N bytes into DST. */
+static void pieces_take(pieces *c, uint8_t *dst, size_t n)
+{
+    while (n > 0) {
+        size_t left = c->b->len - c->off;
+        size_t k = n < left ? n : left;
+        memcpy(dst, c->b->base + c->off, k);
+        dst += k;
+        n -= k;
+        pieces_skip(c, k);
+    }
+}
+
+/* Seals the next LEN bytes of C as frames (and a FIN frame after them when
+ * FIN) in one write. A frame's data is sealed from where it lies when it is
+ * in one piece and has no padding; otherwise it is gathered into its place
+ * in the output first (padding is sealed in the same call as the data,
+ * which costs less than a second cipher call), so pieces are never joined
+ * into a buffer of their own. */
+static int send_frames(ttlink *t, pieces *c, size_t len, bool fin)
 {
     size_t f = t->p.frame_data;
     size_t nframes = (len + f - 1) / f + (fin ? 1 : 0);
@@ -121,12 +183,19 @@ static int send_frames(ttlink *t, const uint8_t *data, size_t len, bool fin)
     size_t off = 0;
     while (len > 0) {
         size_t n = len < f ? len : f;
-        size_t w = tt_frame_seal(&t->tx, TT_FRAME_DATA, data, n, pad_len(t, t->p.frame_pad_max),
-                                 out + off);
+        size_t pad = pad_len(t, t->p.frame_pad_max);
+        const uint8_t *src = pad == 0 ? pieces_contig(c, n) : NULL;
+        if (src != NULL) {
+            pieces_skip(c, n);
+        } else {
+            uint8_t *body = out + off + TT_FRAME_HDR_LEN;
+            pieces_take(c, body, n);
+            src = body;
+        }
+        size_t w = tt_frame_seal(&t->tx, TT_FRAME_DATA, src, n, pad, out + off);
         if (w == 0)
             goto fail;
         off += w;
-        data += n;
         len -= n;
     }
     if (fin) {
@@ -181,73 +250,58 @@ static int send_hello(ttlink *t, const uint8_t *data, size_t len)
     return rc;
 }
 
-static int queue_add(ttlink *t, const uint8_t *data, size_t len)
+/* Sends the hello with the first bytes of C (at most TT_HELLO_MAX_DATA, of
+ * LEN), joined first when they span pieces (once per connection). */
+static int send_hello_from(ttlink *t, pieces *c, size_t len)
+{
+    size_t h = len < TT_HELLO_MAX_DATA ? len : TT_HELLO_MAX_DATA;
+    const uint8_t *data = pieces_contig(c, h);
+    uint8_t *joined = NULL;
+    if (data == NULL && h > 0) {
+        joined = malloc(h);
+        if (joined == NULL)
+            return UV_ENOMEM;
+        pieces_take(c, joined, h);
+        data = joined;
+    } else {
+        pieces_skip(c, h);
+    }
+    int rc = send_hello(t, data, h);
+    free(joined);
+    return rc < 0 ? rc : (int)h;
+}
+
+static int queue_add(ttlink *t, pieces *c, size_t len)
 {
     uint8_t *q = realloc(t->q, t->qlen + len);
     if (q == NULL)
         return UV_ENOMEM;
-    memcpy(q + t->qlen, data, len);
+    pieces_take(c, q + t->qlen, len);
     t->q = q;
     t->qlen += len;
     return 0;
 }
-
-static int do_write(ttlink *t, const uint8_t *data, size_t len)
-{
-    if (!t->hello_sent) {
-        size_t h = len < TT_HELLO_MAX_DATA ? len : TT_HELLO_MAX_DATA;
-        int rc = send_hello(t, data, h);
-        if (rc < 0)
-            return rc;
-        data += h;
-        len -= h;
-    }
-    if (len == 0)
-        return 0;
-    if (!t->keys_ready || t->qlen > 0)
-        return queue_add(t, data, len);
-    return send_frames(t, data, len, false);
-}
-
-/* Pieces of a write are joined here before they are sealed: a buffer shared
- * by every link of the process (one loop thread), as large as a mux batch,
- * so that joining costs no allocation; a larger write, or one made while
- * the buffer is in use, gets its own. Allocating and freeing 128 KiB per
- * write made the allocator trim and regrow its heap every time (a brk call
- * per write under --mux). */
-#define FLAT_SHARED (256 * 1024)
-static uint8_t g_flat[FLAT_SHARED];
-static bool g_flat_busy;
 
 static int tl_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)
 {
     ttlink *t = (ttlink *)l;
     if (t->closing || t->fin_sent || t->q_fin)
         return UV_EPIPE;
-    if (nbufs == 1)
-        return do_write(t, (const uint8_t *)bufs[0].base, bufs[0].len);
-    size_t total = 0;
+    size_t len = 0;
     for (unsigned i = 0; i < nbufs; i++)
-        total += bufs[i].len;
-    if (total == 0)
-        return do_write(t, NULL, 0);
-    bool shared = !g_flat_busy && total <= FLAT_SHARED;
-    uint8_t *flat = shared ? g_flat : malloc(total);
-    if (flat == NULL)
-        return UV_ENOMEM;
-    if (shared)
-        g_flat_busy = true;
-    size_t off = 0;
-    for (unsigned i = 0; i < nbufs; i++) {
-        memcpy(flat + off, bufs[i].base, bufs[i].len);
-        off += bufs[i].len;
+        len += bufs[i].len;
+    pieces c = pieces_of(bufs, nbufs);
+    if (!t->hello_sent) {
+        int h = send_hello_from(t, &c, len);
+        if (h < 0)
+            return h;
+        len -= (size_t)h;
     }
-    int rc = do_write(t, flat, total);
-    if (shared)
-        g_flat_busy = false;
-    else
-        free(flat);
-    return rc;
+    if (len == 0)
+        return 0;
+    if (!t->keys_ready || t->qlen > 0)
+        return queue_add(t, &c, len);
+    return send_frames(t, &c, len, false);
 }
 
 static int tl_shutdown(tt_link *l)
@@ -265,7 +319,8 @@ static int tl_shutdown(tt_link *l)
         return 0;
     }
     t->fin_sent = true;
-    int rc = send_frames(t, NULL, 0, true);
+    pieces none = {NULL, 0, 0};
+    int rc = send_frames(t, &none, 0, true);
     return rc < 0 ? rc : tt_link_shutdown(t->lower);
 }
 
@@ -279,7 +334,9 @@ static int flush_queue(ttlink *t)
 {
     if (t->qlen == 0 && !t->q_fin)
         return 0;
-    int rc = send_frames(t, t->q, t->qlen, t->q_fin);
+    uv_buf_t b = uv_buf_init((char *)t->q, (unsigned)t->qlen);
+    pieces c = pieces_of(&b, 1);
+    int rc = send_frames(t, &c, t->qlen, t->q_fin);
     free(t->q);
     t->q = NULL;
     t->qlen = 0;

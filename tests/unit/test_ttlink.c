@@ -102,6 +102,16 @@ static tt_link *accept_flight(const uint8_t *flight, size_t len, size_t *hello_l
     return s;
 }
 
+/* Closes both ends and frees what the test collected. */
+static void end_pair(tt_link *c, tt_link *s, sink *cs, sink *ss, void *extra)
+{
+    tt_link_close(c, NULL, NULL);
+    tt_link_close(s, NULL, NULL);
+    free(extra);
+    free(cs->buf);
+    free(ss->buf);
+}
+
 Test(ttlink, zero_rtt_reply_bulk_and_half_close)
 {
     sink cs = {0}, ss = {0};
@@ -144,11 +154,7 @@ Test(ttlink, zero_rtt_reply_bulk_and_half_close)
     carry(&lc, &ls, &coff);
     cr_assert(ss.eof);
 
-    tt_link_close(c, NULL, NULL);
-    tt_link_close(s, NULL, NULL);
-    free(payload);
-    free(cs.buf);
-    free(ss.buf);
+    end_pair(c, s, &cs, &ss, payload);
 }
 
 Test(ttlink, stopping_mid_burst_loses_nothing)
@@ -183,11 +189,7 @@ Test(ttlink, stopping_mid_burst_loses_nothing)
     cr_assert_eq(memcmp(cs.buf, payload, big), 0);
     cr_assert(cs.eof);
 
-    tt_link_close(c, NULL, NULL);
-    tt_link_close(s, NULL, NULL);
-    free(payload);
-    free(cs.buf);
-    free(ss.buf);
+    end_pair(c, s, &cs, &ss, payload);
 }
 
 Test(ttlink, tampered_frame_is_an_error_and_lower_eof_without_fin_too)
@@ -245,4 +247,73 @@ Test(ttlink, failed_key_derivation_is_an_error_never_an_unkeyed_read)
     cr_assert(memlink_deliver(&ls, junk, sizeof junk));
     cr_assert_eq(ss.err, UV_EPROTO);
     tt_link_close(s, NULL, NULL);
+    /* No client end in this test: its lower link is closed here. */
+    tt_link_close(&lc.base, NULL, NULL);
+}
+
+/* Writes of several pieces (as the mux and the relay make them): empty
+ * pieces, pieces smaller than a frame and pieces that cross frame
+ * boundaries, before the keys (queued) and after, in the hello and in
+ * frames, with and without padding; every byte arrives, in order. */
+static void pieces_arrive_whole(unsigned frame_pad_max)
+{
+    params.frame_pad_max = frame_pad_max;
+    sink cs = {0}, ss = {0};
+    tt_link *c = tt_ttlink_client(&lc.base, &params, 1700000000);
+    tt_link_set_handler(c, &h, &cs);
+    cr_assert_eq(tt_link_read_start(c), 0);
+
+    size_t total = 200000;
+    uint8_t *src = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        src[i] = (uint8_t)(i * 13 + (i >> 8));
+    /* The hello's data spans three pieces; then a queued write. */
+    uv_buf_t first[] = {uv_buf_init((char *)src, 3), uv_buf_init((char *)src + 3, 0),
+                        uv_buf_init((char *)src + 3, 5), uv_buf_init((char *)src + 8, 9)};
+    cr_assert_eq(tt_link_write(c, first, 4), 0);
+    uv_buf_t queued[] = {uv_buf_init((char *)src + 17, 4000), uv_buf_init((char *)src + 4017, 983)};
+    cr_assert_eq(tt_link_write(c, queued, 2), 0);
+    size_t hello_len, coff, soff = 0;
+    tt_link *s = accept_flight(lc.written, lc.written_len, &hello_len);
+    coff = hello_len;
+    tt_link_set_handler(s, &h, &ss);
+    cr_assert_eq(tt_link_read_start(s), 0);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    cr_assert_eq(ss.len, 17);
+    cr_assert_eq(tt_link_write1(s, "\x01\x00", 2), 0);
+    carry(&ls, &lc, &soff);
+    carry(&lc, &ls, &coff);
+    cr_assert_eq(ss.len, 5000);
+
+    /* After the keys: pieces of odd sizes, around and across 4096-byte frames. */
+    static const size_t sizes[] = {1, 0, 4095, 2, 4096, 4097, 7, 0, 12000, 3, 8191, 30000};
+    size_t off = 5000;
+    while (off < total) {
+        uv_buf_t b[sizeof sizes / sizeof sizes[0]];
+        unsigned n = 0;
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && off < total; i++) {
+            size_t k = sizes[i] < total - off ? sizes[i] : total - off;
+            b[n++] = uv_buf_init((char *)src + off, (unsigned)k);
+            off += k;
+        }
+        cr_assert_eq(tt_link_write(c, b, n), 0);
+    }
+    cr_assert_eq(tt_link_shutdown(c), 0);
+    carry(&lc, &ls, &coff);
+    cr_assert_eq(ss.len, total, "%zu of %zu bytes", ss.len, total);
+    cr_assert_eq(memcmp(ss.buf, src, total), 0);
+    cr_assert(ss.eof);
+    cr_assert_eq(ss.err, 0);
+
+    end_pair(c, s, &cs, &ss, src);
+}
+
+Test(ttlink, written_pieces_arrive_whole_with_padding)
+{
+    pieces_arrive_whole(31);
+}
+
+Test(ttlink, written_pieces_arrive_whole_without_padding)
+{
+    pieces_arrive_whole(0);
 }

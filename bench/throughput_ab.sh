@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Compares the single-stream throughput and CPU cost of two tt binaries (say,
+# before and after a change) on the same machine, alternating them ROUNDS
+# times so that the machine's own drift hits both alike: each run starts a
+# fresh tt server and client on loopback (tt://, cipher METHOD) and moves
+# BYTES up and then down through the client's SOCKS5 port with ttbench,
+# reading the CPU time of both tt processes from /proc before and after.
+#   bench/throughput_ab.sh OLD_TT NEW_TT [ROUNDS (5)] [METHOD (chacha20-poly1305)] [BYTES (512M)] [-- options for both ends]
+# CLIENT_OPTS in the environment adds options for the client only (say,
+# CLIENT_OPTS=--mux).
+# Needs build/bench/ttbench (scripts/build.sh release). Prints a line per
+# run and the medians of each binary at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+old=$1 new=$2 rounds=${3:-5} method=${4:-chacha20-poly1305} bytes=${5:-512M}
+shift $(($# < 5 ? $# : 5))
+[ "${1:-}" = "--" ] && shift
+bench=build/bench/ttbench
+key=$("$new" keygen)
+tick=$(getconf CLK_TCK)
+pids=()
+results=$(mktemp)
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -f "$results"
+}
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do ss -ltn "sport = :$1" | grep -q LISTEN && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+dest=$(free_port)
+banner=$(free_port)
+"$bench" serve --port "$dest" --banner-port "$banner" >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$dest"
+run() { # LABEL TT [options]
+    local label=$1 tt=$2 srv cli sp cp dir before after mbps
+    shift 2
+    srv=$(free_port)
+    cli=$(free_port)
+    "$tt" server -l "127.0.0.1:$srv" -k "$key" -m "$method" --allow 127.0.0.0/8 "$@" >/dev/null 2>&1 &
+    sp=$!
+    pids+=("$sp")
+    wait_port "$srv"
+    "$tt" client -s "127.0.0.1:$srv" -k "$key" -m "$method" -l "127.0.0.1:$cli" "$@" ${CLIENT_OPTS:-} >/dev/null 2>&1 &
+    cp=$!
+    pids+=("$cp")
+    wait_port "$cli"
+    for dir in up down; do
+        before=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
+        mbps=$("$bench" throughput --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --bytes "$bytes" \
+            --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
+        after=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
+        echo "$label $dir $mbps $((after - before))" >>"$results"
+        printf '%s %-4s %8s MB/s  %s CPU ticks\n' "$label" "$dir" "$mbps" "$((after - before))"
+    done
+    kill "$cp" "$sp"
+    wait "$cp" "$sp" 2>/dev/null || true
+}
+for i in $(seq "$rounds"); do
+    run old "$old" "$@"
+    run new "$new" "$@"
+done
+/usr/bin/python3 - "$results" "$bytes" "$tick" <<'EOF'
+import statistics, sys
+path, size, tick = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+n = int(size[:-1]) * mult[size[-1]] if size[-1] in mult else int(size)
+runs = {}
+for line in open(path):
+    label, d, mbps, ticks = line.split()
+    runs.setdefault((label, d), []).append((float(mbps), int(ticks) / tick / (n / 1e9)))
+for label in ("old", "new"):
+    parts = []
+    for d in ("up", "down"):
+        v = runs[(label, d)]
+        parts.append("%s %.0f MB/s, %.2f CPU s/GB" % (d, statistics.median(x[0] for x in v),
+                                                     statistics.median(x[1] for x in v)))
+    print("median %s: %s" % (label, "; ".join(parts)))
+EOF
