@@ -10,12 +10,15 @@
  *           of any shape is refused safely.
  *   sealed  MAX(2) FLAGS(1) N(1) N x [TYPE(1) LEN(2) PAD(2)] POS(4) FLIP(1)
  *           CUT(4) K(1) SIZES(K % 16) FILL
- *           The harness seals N % 17 frames with a sealer of the reader's
+ *           The harness seals N % 41 frames with a sealer of the reader's
  *           key (payload bytes from FILL), flips the bits FLIP at byte POS of the
  *           stream, keeps its first CUT bytes (when FLAGS bit 0) and feeds it
  *           in chunks. The reader must return exactly the frames a model of
  *           the protocol predicts, then the predicted error or the predicted
- *           partial state. FLAGS bit 1 trims the reader after every feed.
+ *           partial state. FLAGS bit 1 trims the reader after every feed;
+ *           bit 2 gives the reader an owner's buffer (out) of exactly the
+ *           contracted size. More than 32 frames take header masks from a
+ *           second keystream block.
  *
  * Missing input bytes read as zero, so every input is a valid layout. */
 #include <errno.h>
@@ -29,7 +32,7 @@
 
 #include "fuzz_check.h"
 
-#define MAX_FRAMES 16
+#define MAX_FRAMES 40
 /* The largest stream a sealed input may ask for: three largest frames fit,
  * and one execution stays cheap even when fed a byte at a time. */
 #define MAX_STREAM (64 * 1024)
@@ -288,6 +291,12 @@ static void run_sealed(enum tt_aead_alg alg, cursor *c)
     outcome want = predict(f, n, max_data, cut, corrupt, pos, flip);
 
     tt_frame_reader r = new_reader(alg, max_data);
+    uint8_t *owner = NULL;
+    if (flags & 4) {
+        owner = malloc(TT_FRAME_MAX_DATA + TT_FRAME_MAX_PAD);
+        CHECK(owner != NULL);
+        r.out = owner;
+    }
     size_t got = 0, off = 0;
     int rc = 0;
     while (rc >= 0 && (off < cut || (off == 0 && cut == 0))) {
@@ -336,6 +345,7 @@ static void run_sealed(enum tt_aead_alg alg, cursor *c)
     else
         check_sticky(&r, stream, cut);
     tt_frame_reader_free(&r);
+    free(owner);
     free(stream);
 }
 

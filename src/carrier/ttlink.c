@@ -123,9 +123,12 @@ static pieces pieces_of(const uv_buf_t *bufs, unsigned nbufs)
     return c;
 }
 
+/* Callers never ask for more than the pieces hold (a write's LEN is their
+ * sum); the count is checked all the same, so that a mistake stops at the
+ * end of the array instead of reading past it. */
 static void pieces_skip(pieces *c, size_t n)
 {
-    while (n > 0) {
+    while (n > 0 && c->n > 0) {
         size_t left = c->b->len - c->off;
         size_t k = n < left ? n : left;
         c->off += k;
@@ -153,7 +156,7 @@ static const uint8_t *pieces_contig(const pieces *c, size_t n)
 /* Copies the next N bytes into DST. */
 static void pieces_take(pieces *c, uint8_t *dst, size_t n)
 {
-    while (n > 0) {
+    while (n > 0 && c->n > 0) {
         size_t left = c->b->len - c->off;
         size_t k = n < left ? n : left;
         memcpy(dst, c->b->base + c->off, k);
@@ -334,7 +337,7 @@ static int flush_queue(ttlink *t)
 {
     if (t->qlen == 0 && !t->q_fin)
         return 0;
-    uv_buf_t b = uv_buf_init((char *)t->q, (unsigned)t->qlen);
+    uv_buf_t b = {.base = (char *)t->q, .len = t->qlen};
     pieces c = pieces_of(&b, 1);
     int rc = send_frames(t, &c, t->qlen, t->q_fin);
     free(t->q);

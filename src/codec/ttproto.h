@@ -164,10 +164,12 @@ typedef struct tt_frame_reader {
 void tt_frame_reader_init(tt_frame_reader *r, size_t max_data);
 
 /* Feeds N bytes. Returns 1 when a frame is complete: *USED bytes of IN were
- * taken, *TYPE is its type and *DATA and *LEN its payload (valid until the next
- * call; *DATA is R->out when the body was decrypted there). Returns 0 when all of IN was taken and
- * more is needed. Returns -EBADMSG (authentication failed), -EPROTO (bad type, length over the
- * limit, FIN with data) or -ENOMEM; after an error every call fails. */
+ * taken, *TYPE is its type and *DATA and *LEN its payload (valid until the
+ * next call; *DATA is R->out when the body was decrypted there). Returns 0
+ * when all of IN was taken and more is needed. Returns -EBADMSG
+ * (authentication failed), -EPROTO (bad type, length over the limit, FIN
+ * with data), -ENOMEM, or -EIO (the cipher failed to make header masks);
+ * after an error every call fails. */
 int tt_frame_reader_feed(tt_frame_reader *r, const uint8_t *in, size_t n, size_t *used,
                          uint8_t *type, const uint8_t **data, size_t *len);
 

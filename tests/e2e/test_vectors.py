@@ -1,7 +1,7 @@
 """docs/tt1-vectors.md is what tests/vectors/tt1_vectors.py, an independent
 Python implementation of PROTOCOL.md, prints: every value it computes must
-appear in the document (the C codec is checked against the document by
-tests/unit/test_ttproto.c)."""
+appear in the document, and so must every golden value that
+tests/unit/test_ttproto.c checks the C codec against."""
 
 import os
 import re
@@ -36,3 +36,17 @@ def test_frame_seeds_are_current(tmp_path):
     for name in made:
         with open(os.path.join(REPO, "fuzz", "corpus", "ttframe", name), "rb") as f:
             assert f.read() == (tmp_path / name).read_bytes(), name
+
+
+def test_unit_test_vectors_are_the_documents():
+    doc = open(os.path.join(REPO, "docs", "tt1-vectors.md")).read()
+    doc_hex = "".join(re.findall(r"```\n([0-9a-f\n]+)```", doc)).replace("\n", "")
+    src = open(os.path.join(REPO, "tests", "unit", "test_ttproto.c")).read()
+    src = src[src.index("Golden vectors"):]
+    # A value is one string literal or several adjacent ones (C joins them).
+    values = ["".join(re.findall(r'"([0-9a-f]+)"', m))
+              for m in re.findall(r'(?:"[0-9a-f]+"\s*)+', src)]
+    values = [v for v in values if len(v) >= 32]
+    assert len(values) >= 16
+    for v in values:
+        assert v in doc_hex, f"test_ttproto.c's {v[:32]}... is not in docs/tt1-vectors.md"
