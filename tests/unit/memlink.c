@@ -1,5 +1,6 @@
 #include "memlink.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,4 +121,13 @@ void memlink_free(memlink *m)
 {
     free(m->written);
     m->written = NULL;
+}
+
+void tt_test_close_loop(uv_loop_t *loop)
+{
+    if (uv_loop_close(loop) == 0)
+        return;
+    fprintf(stderr, "a handle was left open:\n");
+    uv_print_all_handles(loop, stderr);
+    abort();
 }

@@ -37,4 +37,10 @@ void memlink_drain(memlink *m);
 /* Frees the record buffer; call after the loop has run the close. */
 void memlink_free(memlink *m);
 
+/* Closes LOOP, whose callbacks must all have run. A handle left open is a
+ * failure: the handles are listed and the test process aborts, which
+ * Criterion reports as a crash also from a suite's fini, where a failed
+ * assertion does not fail the test. */
+void tt_test_close_loop(uv_loop_t *loop);
+
 #endif

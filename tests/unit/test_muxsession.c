@@ -470,7 +470,7 @@ static void teardown(void)
         tt_mux_close(ss.s);
     cs.s = ss.s = NULL;
     settle();
-    cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");
+    tt_test_close_loop(&loop);
     for (unsigned i = 0; i < nsrv; i++)
         free(srv[i].rx);
     for (unsigned i = 0; i < ncli; i++)

@@ -29,6 +29,7 @@
 #include "exit/dial.h"
 #include "exit/resolver.h"
 #include "link/tcp.h"
+#include "memlink.h"
 
 /* Most tests must not see a retransmission, so they use a resolver that
  * waits a second for one; those about retransmission use a quick one, and
@@ -412,7 +413,7 @@ static void teardown(void)
     uv_close((uv_handle_t *)&srv.other, NULL);
     uv_close((uv_handle_t *)&srv.tcp, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
-    cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");
+    tt_test_close_loop(&loop);
 }
 
 TestSuite(resolver, .init = setup, .fini = teardown, .timeout = 30);

@@ -17,6 +17,7 @@
 #include "core/tlsctx.h"
 #include "link/tcp.h"
 #include "link/tls.h"
+#include "memlink.h"
 
 /* Runs the loop until COND holds. Every callback of the test calls
  * uv_stop, so a loop turn that changed something returns to check COND
@@ -456,7 +457,7 @@ static void teardown(void)
     }
     tt_tcp_listener_close(listener);
     uv_run(&loop, UV_RUN_DEFAULT);
-    cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");
+    tt_test_close_loop(&loop);
     for (int i = 0; i < 4; i++) {
         cr_expect_not(ends[i].violated, "end %d: a callback after read_stop or close", i);
         free(ends[i].buf);

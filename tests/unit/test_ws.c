@@ -176,7 +176,7 @@ static void teardown(void)
     if (!ml.closing)
         uv_close((uv_handle_t *)&ml.timer, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
-    cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");
+    tt_test_close_loop(&loop);
     free(cs.buf);
     free(ss.buf);
     memlink_free(&ml);

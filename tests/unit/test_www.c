@@ -58,7 +58,7 @@ static void setup(void)
 static void teardown(void)
 {
     uv_run(&loop, UV_RUN_DEFAULT);
-    cr_expect_eq(uv_loop_close(&loop), 0, "a handle was left open");
+    tt_test_close_loop(&loop);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
