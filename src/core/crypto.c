@@ -103,11 +103,6 @@ int tt_aead_seal_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t 
     return 0;
 }
 
-int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint8_t *out)
-{
-    return tt_aead_seal_ad(a, NULL, 0, in, len, pad, out);
-}
-
 int tt_aead_seal(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out)
 {
     return tt_aead_seal_ad(a, NULL, 0, in, len, 0, out);

@@ -40,18 +40,16 @@ void tt_aead_free(tt_aead *a);
  * the next nonce. IN and OUT may be the same buffer. Returns 0 or -EIO. */
 int tt_aead_seal(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out);
 
-/* As tt_aead_seal for the message IN followed by PAD zero bytes (PAD at most
- * 4096); OUT receives LEN + PAD + 16 bytes. IN may equal OUT. */
-int tt_aead_seal_pad(tt_aead *a, const uint8_t *in, size_t len, size_t pad, uint8_t *out);
-
 /* Opens LEN bytes (ciphertext and tag, LEN >= 16) of IN into OUT (LEN - 16
  * bytes) with the next nonce. IN and OUT may be the same. Returns 0, or
  * -EBADMSG when authentication fails (the counter still advances: the
  * connection is to be abandoned). */
 int tt_aead_open(tt_aead *a, const uint8_t *in, size_t len, uint8_t *out);
 
-/* As tt_aead_seal_pad, with AD_LEN bytes of additional data AD authenticated
- * but not sent (AD may be NULL when AD_LEN is 0). */
+/* As tt_aead_seal for the message IN followed by PAD zero bytes (PAD at most
+ * 4096; OUT receives LEN + PAD + 16 bytes; IN may equal OUT), with AD_LEN
+ * bytes of additional data AD authenticated but not sent (AD may be NULL
+ * when AD_LEN is 0). */
 int tt_aead_seal_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len,
                     size_t pad, uint8_t *out);
 
