@@ -10,17 +10,29 @@ import sys
 
 from helpers import REPO
 
+HEX_BLOCK = re.compile(r"```\n([0-9a-f\n]+)```")
+
+
+def doc_text():
+    with open(os.path.join(REPO, "docs", "tt1-vectors.md")) as f:
+        return f.read()
+
+
+def doc_hex(doc):
+    """Every hex value of the document, joined: a value is found by search."""
+    return "".join(HEX_BLOCK.findall(doc)).replace("\n", "")
+
 
 def test_vector_document_matches_the_independent_implementation():
     out = subprocess.run([sys.executable, os.path.join(REPO, "tests", "vectors", "tt1_vectors.py")],
                          capture_output=True, text=True, timeout=120, check=True).stdout
-    doc = open(os.path.join(REPO, "docs", "tt1-vectors.md")).read()
-    doc_hex = "".join(re.findall(r"```\n([0-9a-f\n]+)```", doc)).replace("\n", "")
-    values = re.findall(r"```\n([0-9a-f\n]+)```", out)
+    doc = doc_text()
+    known = doc_hex(doc)
+    values = HEX_BLOCK.findall(out)
     assert len(values) >= 20
     for v in values:
         v = v.replace("\n", "")
-        assert v in doc_hex, f"{v[:32]}... is not in docs/tt1-vectors.md"
+        assert v in known, f"{v[:32]}... is not in docs/tt1-vectors.md"
     hotp = re.search(r"HOTP\(port key, 0\) = (\d+); port of slot 0 in 1024-65535 = (\d+)", out)
     assert hotp and hotp.group(1) in doc and f"**{hotp.group(2)}**" in doc
 
@@ -39,8 +51,7 @@ def test_frame_seeds_are_current(tmp_path):
 
 
 def test_unit_test_vectors_are_the_documents():
-    doc = open(os.path.join(REPO, "docs", "tt1-vectors.md")).read()
-    doc_hex = "".join(re.findall(r"```\n([0-9a-f\n]+)```", doc)).replace("\n", "")
+    known = doc_hex(doc_text())
     src = open(os.path.join(REPO, "tests", "unit", "test_ttproto.c")).read()
     src = src[src.index("Golden vectors"):]
     # A value is one string literal or several adjacent ones (C joins them).
@@ -49,4 +60,4 @@ def test_unit_test_vectors_are_the_documents():
     values = [v for v in values if len(v) >= 32]
     assert len(values) >= 16
     for v in values:
-        assert v in doc_hex, f"test_ttproto.c's {v[:32]}... is not in docs/tt1-vectors.md"
+        assert v in known, f"test_ttproto.c's {v[:32]}... is not in docs/tt1-vectors.md"
