@@ -13,18 +13,10 @@ cd "$(dirname "$0")/.."
 old=$1 new=$2 rounds=${3:-3} count=${4:-2000}
 shift $(( $# < 4 ? $# : 4 ))
 [ "${1:-}" = "--" ] && shift
-bench=build/bench/ttbench
+. bench/ab_common.sh
 key=latency-ab-key
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do ss -ltn "sport = :$1" | grep -q LISTEN && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
-dest=$(free_port)
-banner=$(free_port)
-"$bench" serve --port "$dest" --banner-port "$banner" >/dev/null 2>&1 & pids+=($!)
-wait_port "$dest"
-wait_port "$banner"
+trap kill_started EXIT
+start_destination
 run() { # LABEL TT [client options]
     local label=$1 tt=$2 srv cli sp cp
     shift 2

@@ -15,24 +15,17 @@ cd "$(dirname "$0")/.."
 old=$1 new=$2 rounds=${3:-5} method=${4:-chacha20-poly1305} bytes=${5:-512M}
 shift $(($# < 5 ? $# : 5))
 [ "${1:-}" = "--" ] && shift
-bench=build/bench/ttbench
+. bench/ab_common.sh
 key=$("$new" keygen)
 tick=$(getconf CLK_TCK)
-pids=()
 results=$(mktemp)
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    kill_started
     rm -f "$results"
 }
 trap cleanup EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do ss -ltn "sport = :$1" | grep -q LISTEN && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-dest=$(free_port)
-banner=$(free_port)
-"$bench" serve --port "$dest" --banner-port "$banner" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$dest"
+start_destination
 run() { # LABEL TT [options]
     local label=$1 tt=$2 srv cli sp cp dir before after mbps
     shift 2
