@@ -33,6 +33,8 @@ typedef struct hop_listener {
     tt_tcp_listener *ls;
 } hop_listener;
 
+typedef struct hs hs;
+
 typedef struct ttc {
     tt_carrier base;
     tt_carrier_cfg cfg;
@@ -55,7 +57,8 @@ typedef struct ttc {
      * after the write that started the wait). */
     tt_x25519_key spare;
     uv_timer_t refill;
-    int handles; /* open handles to close before freeing */
+    int handles;    /* open handles to close before freeing */
+    hs *handshakes; /* server: handshakes not yet closed, closed with the carrier */
 } ttc;
 
 static void schedule_refill(void *ud);
@@ -236,8 +239,9 @@ static int ttc_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
 
 /* Server: the handshake of one incoming connection. */
 
-typedef struct hs {
+struct hs {
     ttc *c;
+    hs *prev, *next; /* in c->handshakes while not closed */
     tt_link *lower;
     uv_timer_t timer;
     uint64_t deadline; /* loop time at which an unauthenticated connection closes */
@@ -251,7 +255,7 @@ typedef struct hs {
     bool closed;
     int outstanding; /* link close, timer close, fallback dial */
     char peer[64];
-} hs;
+};
 
 #define HS_MAX                                                                                     \
     (TT_CLIENT_PREFIX_LEN + TT_CLIENT_HELLO_FIXED + TT_HELLO_MAX_DATA + TT_HELLO_MAX_PAD +         \
@@ -272,11 +276,20 @@ static void hs_timer_closed(uv_handle_t *t)
     hs_release(t->data);
 }
 
+/* After this, nothing of the handshake uses its carrier: its link and timer
+ * are closed (no more callbacks) and a fallback dial still in flight finds it
+ * closed. So the carrier may go away with handshakes still releasing. */
 static void hs_close(hs *h)
 {
     if (h->closed)
         return;
     h->closed = true;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        h->c->handshakes = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
     if (h->lower)
         tt_link_close(h->lower, hs_release, h);
     else
@@ -499,6 +512,10 @@ static void on_accept(void *ud, tt_link *lower)
         return;
     }
     h->c = c;
+    h->next = c->handshakes;
+    if (h->next)
+        h->next->prev = h;
+    c->handshakes = h;
     h->lower = lower;
     h->need = TT_CLIENT_PREFIX_LEN;
     h->outstanding = 2;
@@ -644,6 +661,9 @@ static void on_handle_closed(uv_handle_t *h)
 static void ttc_close(tt_carrier *base)
 {
     ttc *c = (ttc *)base;
+    /* A handshake keeps a pointer to its carrier: none may outlive it open. */
+    while (c->handshakes)
+        hs_close(c->handshakes);
     for (int i = 0; i < HOP_LISTENERS; i++) {
         if (c->hops[i].ls)
             tt_tcp_listener_close(c->hops[i].ls);
