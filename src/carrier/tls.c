@@ -25,7 +25,7 @@
 #include "link/prefix.h"
 #include "link/tls.h"
 
-extern const tt_carrier_ops tt_carrier_tls;
+extern const tt_carrier_type tt_carrier_tls;
 
 #define TOKEN_LEN 16
 #define EXPORTER_LABEL "EXPORTER-tt-tls1"
@@ -89,8 +89,9 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     cb(cud, status, link);
 }
 
-static int tls_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int tls_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
 {
+    (void)t; /* the target goes in the stream header */
     tt_carrier_dial *d = calloc(1, sizeof *d);
     if (d == NULL)
         return -ENOMEM;
@@ -273,9 +274,19 @@ static void tls_close(tt_carrier *base)
     free(w);
 }
 
-const tt_carrier_ops tt_carrier_tls = {
+static const tt_carrier_optgroup *const tls_groups[] = {
+    &tt_carrier_key_opts,        &tt_carrier_decoy_opts,      &tt_carrier_www_opts,
+    &tt_carrier_tls_opts,        &tt_carrier_tls_server_opts, &tt_carrier_tls_client_opts,
+    NULL,
+};
+
+const tt_carrier_type tt_carrier_tls = {
     .scheme = "tls",
+    .url_form = "tls://HOST[:PORT]",
     .summary = "TLS 1.3/1.2 (a self-signed certificate with --pin, or a CA's)",
+    .default_port = 443,
+    .flags = TT_CARRIER_KEY_GUARDS,
+    .groups = tls_groups,
     .client_new = tls_client_new,
     .server_new = tls_server_new,
     .dial = tls_dial,

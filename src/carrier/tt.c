@@ -4,6 +4,7 @@
  * client hello (key, clock window, replay), and treat everything that fails
  * in one indistinguishable way. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,7 +21,24 @@
 #include "link/relay.h"
 #include "link/tcp.h"
 
-extern const tt_carrier_ops tt_carrier_tt;
+extern const tt_carrier_type tt_carrier_tt;
+
+/* tt://'s own options, as typed and then as checked. */
+typedef struct tt_settings {
+    const char *methods_text; /* -m */
+    const char *range_text;   /* -r */
+    unsigned hop_interval_ms;
+    unsigned buffer_size;   /* largest plaintext per frame */
+    unsigned hello_pad_max; /* random padding of each first flight: 0..max */
+    unsigned frame_pad_max; /* random padding of each frame: 0..max */
+    /* Filled by the check. */
+    int methods[2]; /* AEADs, preferred first (a client uses methods[0]) */
+    unsigned n_methods;
+    uint16_t port_lo, port_hi; /* the hopping range */
+    unsigned hop_interval_s;   /* length of a port-hopping slot */
+} tt_settings;
+
+static const tt_carrier_optgroup tt_opts;
 
 #define HOP_LISTENERS 3
 #define REPLAY_CAP (1u << 17)
@@ -38,6 +56,7 @@ typedef struct hs hs;
 typedef struct ttc {
     tt_carrier base;
     tt_carrier_cfg cfg;
+    tt_settings o;
     uint8_t psk[TT_PSK_LEN];
     uint8_t port_key[32];
     tt_ttlink_params lp[2]; /* per method */
@@ -74,18 +93,24 @@ static uint64_t wall_ms(const ttc *c)
 
 static uint64_t slot_of(const ttc *c, uint64_t ms)
 {
-    return ms / ((uint64_t)c->cfg.hop_interval_s * 1000);
+    return ms / ((uint64_t)c->o.hop_interval_s * 1000);
 }
 
 static uint16_t port_of(const ttc *c, uint64_t slot)
 {
-    return tt_proto_hop_port(c->port_key, slot, c->cfg.port_lo, c->cfg.port_hi);
+    return tt_proto_hop_port(c->port_key, slot, c->o.port_lo, c->o.port_hi);
 }
 
 static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const char **why)
 {
     c->cfg = *cfg;
-    c->base.ops = &tt_carrier_tt;
+    const tt_settings *o = tt_carrier_settings(cfg, &tt_opts);
+    if (o == NULL) {
+        *why = "internal: tt:// without its settings";
+        return -EINVAL;
+    }
+    c->o = *o;
+    c->base.type = &tt_carrier_tt;
     c->base.loop = loop;
     if (cfg->key == NULL) {
         *why = "tt:// needs a key: -k KEY (a password, or a key from 'tt keygen')";
@@ -102,12 +127,12 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
     uv_timer_init(loop, &c->refill);
     c->refill.data = c;
     c->handles = 1;
-    for (unsigned i = 0; i < cfg->n_methods; i++) {
-        c->lp[i] = (tt_ttlink_params){.alg = cfg->methods[i],
+    for (unsigned i = 0; i < c->o.n_methods; i++) {
+        c->lp[i] = (tt_ttlink_params){.alg = c->o.methods[i],
                                       .psk = c->psk,
-                                      .frame_data = cfg->buffer_size,
-                                      .hello_pad_max = cfg->hello_pad_max,
-                                      .frame_pad_max = cfg->frame_pad_max,
+                                      .frame_data = c->o.buffer_size,
+                                      .hello_pad_max = c->o.hello_pad_max,
+                                      .frame_pad_max = c->o.frame_pad_max,
                                       .spare = &c->spare,
                                       .refill = schedule_refill,
                                       .refill_ud = c};
@@ -190,8 +215,9 @@ static int dial_attempt(tt_carrier_dial *d)
     return tt_dial_start(c->base.loop, &t, &opts, on_dialed, d, &d->dial);
 }
 
-static int ttc_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int ttc_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
 {
+    (void)t; /* the target goes in the stream header */
     ttc *c = (ttc *)base;
     tt_carrier_dial *d = calloc(1, sizeof *d);
     if (d == NULL)
@@ -439,9 +465,9 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         OPENSSL_cleanse(hs2c, sizeof hs2c);
         int found = -1;
         size_t body = 0;
-        for (unsigned i = 0; i < c->cfg.n_methods && found < 0; i++) {
+        for (unsigned i = 0; i < c->o.n_methods && found < 0; i++) {
             tt_aead_free(&h->hello_rx);
-            if (tt_aead_init(&h->hello_rx, c->cfg.methods[i], hc2s, false) == 0 &&
+            if (tt_aead_init(&h->hello_rx, c->o.methods[i], hc2s, false) == 0 &&
                 tt_hello_open_len(&h->hello_rx, h->buf + TT_SALT_LEN, true, &body) == 0)
                 found = (int)i;
         }
@@ -587,7 +613,7 @@ static void hop_update(ttc *c)
             break;
         }
     }
-    uint64_t len = (uint64_t)c->cfg.hop_interval_s * 1000;
+    uint64_t len = (uint64_t)c->o.hop_interval_s * 1000;
     uv_timer_start(&c->hop_timer, on_hop_timer, (slot + 1) * len - now + 1, 0);
 }
 
@@ -626,7 +652,7 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
         }
     }
     if (rc < 0) {
-        c->base.ops->close(&c->base);
+        c->base.type->close(&c->base);
         return rc;
     }
     *out = &c->base;
@@ -637,13 +663,24 @@ static const char *ttc_describe(tt_carrier *base, char *buf, size_t len)
 {
     ttc *c = (ttc *)base;
     const char *l = strchr(c->host, ':') ? "[" : "", *r = strchr(c->host, ':') ? "]" : "";
+    if (c->accept_cb == NULL) {
+        /* A client: where it connects. */
+        const tt_hostport *hp = &c->cfg.url.hp;
+        bool v6 = strchr(hp->host, ':') != NULL;
+        if (hp->port)
+            snprintf(buf, len, v6 ? "tt://[%s]:%u" : "tt://%s:%u", hp->host, hp->port);
+        else
+            snprintf(buf, len, v6 ? "tt://[%s] (hopping ports)" : "tt://%s (hopping ports)",
+                     hp->host);
+        return buf;
+    }
     if (c->fixed)
         snprintf(buf, len, "tt://%s%s%s:%d (%s)", l, c->host, r, tt_tcp_listener_port(c->fixed),
-                 tt_aead_name(c->cfg.methods[0]));
+                 tt_aead_name(c->o.methods[0]));
     else
         snprintf(buf, len, "tt://%s%s%s, ports hopping in %u-%u every %u s (%s)", l, c->host, r,
-                 c->cfg.port_lo, c->cfg.port_hi, c->cfg.hop_interval_s,
-                 tt_aead_name(c->cfg.methods[0]));
+                 c->o.port_lo, c->o.port_hi, c->o.hop_interval_s,
+                 tt_aead_name(c->o.methods[0]));
     return buf;
 }
 
@@ -683,9 +720,110 @@ static void ttc_close(tt_carrier *base)
     }
 }
 
-const tt_carrier_ops tt_carrier_tt = {
+#define O(field) offsetof(tt_settings, field)
+static const tt_opt tt_rows[] = {
+    {'m', "methods", "METHODS", TT_OPT_STRING, O(methods_text),
+     "AEAD: chacha20-poly1305 (default) or aes-256-gcm; a server accepts a comma list", 0, 0},
+    {'r', "port-range", "LO-HI", TT_OPT_STRING, O(range_text),
+     "the port-hopping range (default 1024-65535)", 0, 0},
+    /* The name this option had before TT's own --port-range. */
+    {0, "range", "LO-HI", TT_OPT_STRING, O(range_text), NULL, 0, 0},
+    {0, "hop-interval", "DURATION", TT_OPT_DURATION, O(hop_interval_ms),
+     "length of a port-hopping time slot (default 60s)", 0, 0},
+    {0, "buffer-size", "N", TT_OPT_UINT, O(buffer_size),
+     "largest plaintext bytes per frame (default 4096, at most 16384)", 1, 16384},
+    {0, "hello-padding", "N", TT_OPT_UINT, O(hello_pad_max),
+     "random padding of the first flight: 0 to N bytes (default 1024, at most 2048)", 0, 2048},
+    {0, "frame-padding", "N", TT_OPT_UINT, O(frame_pad_max),
+     "random padding of each frame: 0 to N bytes (default 31, at most 1024)", 0, 1024},
+};
+#undef O
+
+static void tt_opts_init(void *p)
+{
+    tt_settings *o = p;
+    o->hop_interval_ms = 60000;
+    o->buffer_size = 4096;
+    o->hello_pad_max = 1024;
+    o->frame_pad_max = 31;
+}
+
+/* A client offers one AEAD; a server may accept both. */
+static int parse_methods(const char *text, tt_settings *o, bool server)
+{
+    char buf[64];
+    if (strlen(text) >= sizeof buf)
+        return -EINVAL;
+    strcpy(buf, text);
+    o->n_methods = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        int m = tt_aead_parse(tok);
+        if (m < 0 || o->n_methods == 2 || (!server && o->n_methods == 1))
+            return -EINVAL;
+        if (o->n_methods == 1 && o->methods[0] == m)
+            return -EINVAL;
+        o->methods[o->n_methods++] = m;
+    }
+    return o->n_methods > 0 ? 0 : -EINVAL;
+}
+
+static int tt_opts_check(void *p, const tt_opt_set *set, bool server, char *why, size_t len)
+{
+    tt_settings *o = p;
+    (void)set;
+    if (parse_methods(o->methods_text ? o->methods_text : "chacha20-poly1305", o, server) != 0) {
+        snprintf(why, len,
+                 server ? "invalid -m '%s': chacha20-poly1305 and/or aes-256-gcm, comma-separated"
+                        : "invalid -m '%s': chacha20-poly1305 or aes-256-gcm",
+                 o->methods_text);
+        return -EINVAL;
+    }
+    o->port_lo = 1024;
+    o->port_hi = 65535;
+    if (o->range_text) {
+        unsigned a, b;
+        int n = 0;
+        if (sscanf(o->range_text, "%5u-%5u%n", &a, &b, &n) != 2 || o->range_text[n] != '\0' ||
+            a < 1 || b > 65535 || a > b) {
+            snprintf(why, len, "invalid -r '%s': expected LO-HI within 1-65535", o->range_text);
+            return -EINVAL;
+        }
+        o->port_lo = (uint16_t)a;
+        o->port_hi = (uint16_t)b;
+    }
+    if (o->hop_interval_ms < 1000) {
+        snprintf(why, len, "--hop-interval must be at least 1s");
+        return -EINVAL;
+    }
+    o->hop_interval_s = o->hop_interval_ms / 1000;
+    if (o->buffer_size < 1400)
+        tt_warn("--buffer-size %u is below 1400: small frames leave a recognisable traffic "
+                "pattern",
+                o->buffer_size);
+    return 0;
+}
+
+static const tt_carrier_optgroup tt_opts = {
+    .sides = TT_SIDE_BOTH,
+    .opts = tt_rows,
+    .n_opts = sizeof tt_rows / sizeof tt_rows[0],
+    .size = sizeof(tt_settings),
+    .init = tt_opts_init,
+    .check = tt_opts_check,
+};
+
+static const tt_carrier_optgroup *const tt_groups[] = {
+    &tt_carrier_key_opts, &tt_carrier_replay_opts, &tt_carrier_decoy_opts, &tt_opts, NULL,
+};
+
+const tt_carrier_type tt_carrier_tt = {
     .scheme = "tt",
-    .summary = "tt/1: encrypted (AEAD, forward secrecy), hopping ports, probe resistance",
+    .url_form = "[tt://]HOST[:PORT]",
+    .summary = "tt/1: encrypted (AEAD, forward secrecy), hopping ports without a PORT, probe "
+               "resistance",
+    .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PORT_OPTIONAL,
+    .groups = tt_groups,
     .client_new = ttc_client_new,
     .server_new = ttc_server_new,
     .dial = ttc_dial,

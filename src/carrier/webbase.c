@@ -15,11 +15,11 @@
 #include "exit/dial.h"
 #include "link/tls.h"
 
-int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_ops *ops,
+int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
                     const tt_carrier_cfg *cfg, bool server, bool tls, const char *info,
                     const char **why)
 {
-    w->base.ops = ops;
+    w->base.type = ops;
     w->base.loop = loop;
     w->cfg = *cfg;
     w->tls = tls;

@@ -41,7 +41,7 @@ struct tt_webbase {
  * server certificate's fingerprint, or warning about skipped verification)
  * and the authentication key derived from -k with INFO as HKDF's label.
  * Returns 0, or a negative code with *WHY set. */
-int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_ops *ops,
+int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
                     const tt_carrier_cfg *cfg, bool server, bool tls, const char *info,
                     const char **why);
 

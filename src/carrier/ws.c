@@ -23,8 +23,8 @@
 #include "core/replay.h"
 #include "link/ws.h"
 
-extern const tt_carrier_ops tt_carrier_ws;
-extern const tt_carrier_ops tt_carrier_wss;
+extern const tt_carrier_type tt_carrier_ws;
+extern const tt_carrier_type tt_carrier_wss;
 
 #define REPLAY_CAP (1u << 16)
 #define SERVER_NAME "nginx"
@@ -35,7 +35,7 @@ typedef struct wsc {
     char host_header[300]; /* client */
 } wsc;
 
-static const tt_carrier_ops *ops_for(const tt_carrier_cfg *cfg)
+static const tt_carrier_type *ops_for(const tt_carrier_cfg *cfg)
 {
     return strcmp(cfg->url.scheme, "wss") == 0 ? &tt_carrier_wss : &tt_carrier_ws;
 }
@@ -46,7 +46,7 @@ static int ws_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier 
     wsc *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    const tt_carrier_ops *ops = ops_for(cfg);
+    const tt_carrier_type *ops = ops_for(cfg);
     int rc =
         tt_webbase_init(&c->w, loop, ops, cfg, false, ops == &tt_carrier_wss, "tt-ws1 auth", why);
     if (rc != 0) {
@@ -204,8 +204,9 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     uv_timer_start(&d->timer, on_up_timeout, c->w.cfg.handshake_timeout_ms, 0);
 }
 
-static int ws_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int ws_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
 {
+    (void)t; /* the target goes in the stream header */
     tt_carrier_dial *d = calloc(1, sizeof *d);
     if (d == NULL)
         return -ENOMEM;
@@ -418,7 +419,7 @@ static int ws_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier_
     wsc *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    const tt_carrier_ops *ops = ops_for(cfg);
+    const tt_carrier_type *ops = ops_for(cfg);
     c->w.accept_cb = cb;
     c->w.accept_ud = ud;
     /* A nonce is remembered as long as its token's time stays acceptable. */
@@ -450,9 +451,24 @@ static void ws_close(tt_carrier *base)
     free(c);
 }
 
-const tt_carrier_ops tt_carrier_ws = {
+static const tt_carrier_optgroup *const ws_groups[] = {
+    &tt_carrier_key_opts, &tt_carrier_replay_opts, &tt_carrier_decoy_opts,
+    &tt_carrier_www_opts, NULL,
+};
+
+static const tt_carrier_optgroup *const wss_groups[] = {
+    &tt_carrier_key_opts,        &tt_carrier_replay_opts,     &tt_carrier_decoy_opts,
+    &tt_carrier_www_opts,        &tt_carrier_tls_opts,        &tt_carrier_tls_server_opts,
+    &tt_carrier_tls_client_opts, NULL,
+};
+
+const tt_carrier_type tt_carrier_ws = {
     .scheme = "ws",
+    .url_form = "ws://HOST[:PORT]/PATH",
     .summary = "WebSocket on a path (behind a TLS-terminating reverse proxy or CDN)",
+    .default_port = 80,
+    .flags = TT_CARRIER_KEY_GUARDS | TT_CARRIER_PATH,
+    .groups = ws_groups,
     .client_new = ws_client_new,
     .server_new = ws_server_new,
     .dial = ws_dial,
@@ -461,9 +477,13 @@ const tt_carrier_ops tt_carrier_ws = {
     .close = ws_close,
 };
 
-const tt_carrier_ops tt_carrier_wss = {
+const tt_carrier_type tt_carrier_wss = {
     .scheme = "wss",
+    .url_form = "wss://HOST[:PORT]/PATH",
     .summary = "WebSocket inside TLS on a path, as a web site serves it",
+    .default_port = 443,
+    .flags = TT_CARRIER_KEY_GUARDS | TT_CARRIER_PATH,
+    .groups = wss_groups,
     .client_new = ws_client_new,
     .server_new = ws_server_new,
     .dial = ws_dial,

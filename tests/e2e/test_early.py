@@ -81,11 +81,12 @@ def held_dns():
 
 def pair(procs, carrier, dns, client_args=(), forwards=()):
     port = free_port(("127.0.0.1",))
-    srv = procs.tt(["server", "-l", "%s://127.0.0.1:%d" % (carrier, port), "-k", KEY,
+    key = ["-k", KEY] if carrier == "tt" else []
+    srv = procs.tt(["server", "-l", "%s://127.0.0.1:%d" % (carrier, port), *key,
                     "--allow", "127.0.0.0/8", "--resolver", "127.0.0.1:%d" % dns.port],
                    name="tt-server")
     srv.wait_log(r"tt server listening on %s://" % carrier, timeout=60)
-    argv = ["client", "-s", "%s://127.0.0.1:%d" % (carrier, port), "-k", KEY, "-v",
+    argv = ["client", "-s", "%s://127.0.0.1:%d" % (carrier, port), *key, "-v",
             "-l", "127.0.0.1:0"]
     for dest in forwards:
         argv += ["-L", "127.0.0.1:0=%s" % dest]
