@@ -22,8 +22,8 @@ extern const tt_carrier_type tt_carrier_socks5;
 
 /* The order is the order of --help. */
 static const tt_carrier_type *const g_types[] = {
-    &tt_carrier_tt, &tt_carrier_tcp,    &tt_carrier_tls,
-    &tt_carrier_ws, &tt_carrier_wss,    &tt_carrier_socks5,
+    &tt_carrier_tt, &tt_carrier_tcp, &tt_carrier_tls,
+    &tt_carrier_ws, &tt_carrier_wss, &tt_carrier_socks5,
 };
 
 #define N_TYPES (sizeof g_types / sizeof g_types[0])
@@ -111,8 +111,7 @@ static int net_check(void *s, const tt_opt_set *set, bool server, char *why, siz
         char *end;
         errno = 0;
         long v = strtol(cfg->clock_offset_text, &end, 10);
-        if (errno || *end || end == cfg->clock_offset_text || v < -86400 * 365 ||
-            v > 86400 * 365) {
+        if (errno || *end || end == cfg->clock_offset_text || v < -86400 * 365 || v > 86400 * 365) {
             snprintf(why, len, "invalid --clock-offset '%s': seconds, e.g. -90",
                      cfg->clock_offset_text);
             return -EINVAL;
@@ -130,8 +129,7 @@ const tt_carrier_optgroup tt_carrier_net_opts = {
 };
 
 static const tt_opt key_rows[] = {
-    {'k', "key", "KEY",
-     TT_OPT_STRING, O(key),
+    {'k', "key", "KEY", TT_OPT_STRING, O(key),
      "shared key: a password, or a key from 'tt keygen' (also TT_KEY in the environment)", 0, 0},
     /* The name this option had before TT's own --key. */
     {0, "psk", "KEY", TT_OPT_STRING, O(key), NULL, 0, 0},
@@ -177,8 +175,7 @@ const tt_carrier_optgroup tt_carrier_key_opts = {
 
 static const tt_opt replay_rows[] = {
     {0, "replay-window", "DURATION", TT_OPT_DURATION, O(replay_window_ms),
-     "accept client clocks this far from ours (default 120s); hellos are remembered as long", 0,
-     0},
+     "accept client clocks this far from ours (default 120s); hellos are remembered as long", 0, 0},
 };
 
 static void replay_init(void *s)
@@ -208,8 +205,7 @@ const tt_carrier_optgroup tt_carrier_replay_opts = {
 
 static const tt_opt decoy_rows[] = {
     {0, "fallback", "HOST:PORT", TT_OPT_STRING, O(fallback_text),
-     "hand connections that are not tt clients to this web server, with the bytes they sent", 0,
-     0},
+     "hand connections that are not tt clients to this web server, with the bytes they sent", 0, 0},
 };
 
 static int decoy_check(void *s, const tt_opt_set *set, bool server, char *why, size_t len)
@@ -303,8 +299,9 @@ static int tls_server_check(void *s, const tt_opt_set *set, bool server, char *w
     tt_carrier_cfg *cfg = s;
     (void)set, (void)server;
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
-        snprintf(why, len, "--cert and --tls-key go together (neither: a self-signed "
-                           "certificate is made at start)");
+        snprintf(why, len,
+                 "--cert and --tls-key go together (neither: a self-signed "
+                 "certificate is made at start)");
         return -EINVAL;
     }
     if (cfg->cert_file && check_readable("--cert", cfg->cert_file, false, why, len) != 0)
@@ -325,8 +322,7 @@ static const tt_opt tls_client_rows[] = {
     {0, "ca", "FILE", TT_OPT_STRING, O(ca_file),
      "trust the CAs in FILE (PEM) instead of the system's", 0, 0},
     {0, "pin", "SHA256", TT_OPT_STRING, O(pin),
-     "accept exactly the server certificate with this SHA-256 (hex), e.g. a self-signed one", 0,
-     0},
+     "accept exactly the server certificate with this SHA-256 (hex), e.g. a self-signed one", 0, 0},
     {0, "insecure-skip-verify", NULL, TT_OPT_FLAG, O(skip_verify),
      "accept any server certificate (anyone on the path can read the traffic)", 0, 0},
 };

@@ -55,14 +55,15 @@ typedef struct tt_carrier_optgroup {
 
 /* The groups of options shared by several carriers, defined in carrier.c;
  * their rows store into tt_carrier_cfg. Every type takes tt_carrier_net_opts. */
-extern const tt_carrier_optgroup tt_carrier_net_opts;    /* --resolver, --fast-open, --clock-offset */
-extern const tt_carrier_optgroup tt_carrier_key_opts;    /* -k/--key (also TT_KEY) */
-extern const tt_carrier_optgroup tt_carrier_replay_opts; /* server: --replay-window */
-extern const tt_carrier_optgroup tt_carrier_decoy_opts;  /* server: --fallback */
-extern const tt_carrier_optgroup tt_carrier_www_opts;    /* server: --www */
-extern const tt_carrier_optgroup tt_carrier_tls_opts;    /* -n/--name */
+extern const tt_carrier_optgroup tt_carrier_net_opts; /* --resolver, --fast-open, --clock-offset */
+extern const tt_carrier_optgroup tt_carrier_key_opts; /* -k/--key (also TT_KEY) */
+extern const tt_carrier_optgroup tt_carrier_replay_opts;     /* server: --replay-window */
+extern const tt_carrier_optgroup tt_carrier_decoy_opts;      /* server: --fallback */
+extern const tt_carrier_optgroup tt_carrier_www_opts;        /* server: --www */
+extern const tt_carrier_optgroup tt_carrier_tls_opts;        /* -n/--name */
 extern const tt_carrier_optgroup tt_carrier_tls_server_opts; /* --cert, --tls-key */
-extern const tt_carrier_optgroup tt_carrier_tls_client_opts; /* --ca, --pin, --insecure-skip-verify */
+extern const tt_carrier_optgroup
+    tt_carrier_tls_client_opts; /* --ca, --pin, --insecure-skip-verify */
 
 #define TT_CARRIER_GROUPS_MAX 12
 

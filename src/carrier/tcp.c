@@ -118,7 +118,8 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *link)
     cb(cud, status, link);
 }
 
-static int tcp_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int tcp_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                    tt_carrier_dial **out)
 {
     (void)t; /* the target goes in the stream header */
     tcp_carrier *c = (tcp_carrier *)base;

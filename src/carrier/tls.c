@@ -89,7 +89,8 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     cb(cud, status, link);
 }
 
-static int tls_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int tls_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                    tt_carrier_dial **out)
 {
     (void)t; /* the target goes in the stream header */
     tt_carrier_dial *d = calloc(1, sizeof *d);
@@ -275,8 +276,12 @@ static void tls_close(tt_carrier *base)
 }
 
 static const tt_carrier_optgroup *const tls_groups[] = {
-    &tt_carrier_key_opts,        &tt_carrier_decoy_opts,      &tt_carrier_www_opts,
-    &tt_carrier_tls_opts,        &tt_carrier_tls_server_opts, &tt_carrier_tls_client_opts,
+    &tt_carrier_key_opts,
+    &tt_carrier_decoy_opts,
+    &tt_carrier_www_opts,
+    &tt_carrier_tls_opts,
+    &tt_carrier_tls_server_opts,
+    &tt_carrier_tls_client_opts,
     NULL,
 };
 

@@ -215,7 +215,8 @@ static int dial_attempt(tt_carrier_dial *d)
     return tt_dial_start(c->base.loop, &t, &opts, on_dialed, d, &d->dial);
 }
 
-static int ttc_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int ttc_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                    tt_carrier_dial **out)
 {
     (void)t; /* the target goes in the stream header */
     ttc *c = (ttc *)base;
@@ -679,8 +680,7 @@ static const char *ttc_describe(tt_carrier *base, char *buf, size_t len)
                  tt_aead_name(c->o.methods[0]));
     else
         snprintf(buf, len, "tt://%s%s%s, ports hopping in %u-%u every %u s (%s)", l, c->host, r,
-                 c->o.port_lo, c->o.port_hi, c->o.hop_interval_s,
-                 tt_aead_name(c->o.methods[0]));
+                 c->o.port_lo, c->o.port_hi, c->o.hop_interval_s, tt_aead_name(c->o.methods[0]));
     return buf;
 }
 

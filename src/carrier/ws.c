@@ -204,7 +204,8 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     uv_timer_start(&d->timer, on_up_timeout, c->w.cfg.handshake_timeout_ms, 0);
 }
 
-static int ws_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int ws_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                   tt_carrier_dial **out)
 {
     (void)t; /* the target goes in the stream header */
     tt_carrier_dial *d = calloc(1, sizeof *d);
@@ -452,13 +453,17 @@ static void ws_close(tt_carrier *base)
 }
 
 static const tt_carrier_optgroup *const ws_groups[] = {
-    &tt_carrier_key_opts, &tt_carrier_replay_opts, &tt_carrier_decoy_opts,
-    &tt_carrier_www_opts, NULL,
+    &tt_carrier_key_opts,
+    &tt_carrier_replay_opts,
+    &tt_carrier_decoy_opts,
+    &tt_carrier_www_opts,
+    NULL,
 };
 
 static const tt_carrier_optgroup *const wss_groups[] = {
-    &tt_carrier_key_opts,        &tt_carrier_replay_opts,     &tt_carrier_decoy_opts,
-    &tt_carrier_www_opts,        &tt_carrier_tls_opts,        &tt_carrier_tls_server_opts,
+    &tt_carrier_key_opts,        &tt_carrier_replay_opts,
+    &tt_carrier_decoy_opts,      &tt_carrier_www_opts,
+    &tt_carrier_tls_opts,        &tt_carrier_tls_server_opts,
     &tt_carrier_tls_client_opts, NULL,
 };
 

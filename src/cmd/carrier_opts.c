@@ -98,13 +98,12 @@ const char *tt_carrier_opts_help(const tt_carrier_opts *o)
 {
     static char buf[2][2048];
     char *b = buf[o->server];
-    size_t n = (size_t)snprintf(b, sizeof buf[0], "Carriers (%s URL):\n",
-                                o->server ? "-l" : "-s");
+    size_t n = (size_t)snprintf(b, sizeof buf[0], "Carriers (%s URL):\n", o->server ? "-l" : "-s");
     for (size_t i = 0; tt_carrier_type_at(i) && n < sizeof buf[0]; i++) {
         const tt_carrier_type *t = tt_carrier_type_at(i);
         if (type_on_side(t, o->server))
-            n += (size_t)snprintf(b + n, sizeof buf[0] - n, "  %-30s %s\n", t->url_form,
-                                  t->summary);
+            n +=
+                (size_t)snprintf(b + n, sizeof buf[0] - n, "  %-30s %s\n", t->url_form, t->summary);
     }
     return b;
 }

@@ -344,9 +344,8 @@ int tt_cmd_client(int argc, char **argv)
         free(co);
         return 1;
     }
-    co->sets[0] = (tt_opt_set){.opts = client_opts,
-                               .n_opts = sizeof client_opts / sizeof client_opts[0],
-                               .cfg = &cfg};
+    co->sets[0] = (tt_opt_set){
+        .opts = client_opts, .n_opts = sizeof client_opts / sizeof client_opts[0], .cfg = &cfg};
     client_spec.more = tt_carrier_opts_help(co);
     int rc = tt_opts_parse(&client_spec, argc, argv, co->sets, co->n_sets);
     if (rc == 1) /* --help, --version */

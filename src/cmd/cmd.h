@@ -20,9 +20,9 @@ int tt_cmd_keygen(int argc, char **argv);
 #define TT_CMD_GROUPS_MAX 24
 typedef struct tt_carrier_opts {
     bool server;
-    tt_carrier_cfg cfg; /* the shared groups store here */
+    tt_carrier_cfg cfg;                                       /* the shared groups store here */
     const tt_carrier_optgroup *groups[TT_CMD_GROUPS_MAX + 1]; /* [i] belongs to sets[i] */
-    void *settings[TT_CMD_GROUPS_MAX + 1]; /* NULL for the shared groups */
+    void *settings[TT_CMD_GROUPS_MAX + 1];                    /* NULL for the shared groups */
     tt_opt_set sets[TT_CMD_GROUPS_MAX + 1];
     size_t n_sets; /* including sets[0] */
 } tt_carrier_opts;

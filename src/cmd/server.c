@@ -90,8 +90,8 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
      * a probe would get no close) forever. */
     if (cfg->handshake_timeout_ms == 0)
         return tt_opts_fail(&server_spec, "--handshake-timeout must be more than 0");
-    int rc = tt_cmd_carrier_cfg(&server_spec, "--listen", cfg->listen ? cfg->listen : "0.0.0.0",
-                                co);
+    int rc =
+        tt_cmd_carrier_cfg(&server_spec, "--listen", cfg->listen ? cfg->listen : "0.0.0.0", co);
     if (rc)
         return rc;
     tt_carrier_cfg *ccfg = &co->cfg;
@@ -145,7 +145,8 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         return 1;
     }
     char buf[300];
-    tt_info("tt server listening on %s%s%s", s->carrier->type->describe(s->carrier, buf, sizeof buf),
+    tt_info("tt server listening on %s%s%s",
+            s->carrier->type->describe(s->carrier, buf, sizeof buf),
             cfg->destination ? ", every stream to " : "", cfg->destination ? cfg->destination : "");
     return 0;
 }
@@ -184,9 +185,8 @@ int tt_cmd_server(int argc, char **argv)
         free(co);
         return 1;
     }
-    co->sets[0] = (tt_opt_set){.opts = server_opts,
-                               .n_opts = sizeof server_opts / sizeof server_opts[0],
-                               .cfg = &cfg};
+    co->sets[0] = (tt_opt_set){
+        .opts = server_opts, .n_opts = sizeof server_opts / sizeof server_opts[0], .cfg = &cfg};
     server_spec.more = tt_carrier_opts_help(co);
     int rc = tt_opts_parse(&server_spec, argc, argv, co->sets, co->n_sets);
     if (rc == 1) /* --help, --version */

@@ -61,8 +61,8 @@ static size_t auth_request(const tt_socks5c *s, uint8_t *out)
     return 3 + ul + pl;
 }
 
-static void fail(tt_socks5c *s, enum tt_socks5c_result *res, int *rep, const char **why,
-                 int code, const char *text)
+static void fail(tt_socks5c *s, enum tt_socks5c_result *res, int *rep, const char **why, int code,
+                 const char *text)
 {
     s->state = ST_FINISHED;
     *res = TT_S5C_FAIL;
@@ -71,8 +71,7 @@ static void fail(tt_socks5c *s, enum tt_socks5c_result *res, int *rep, const cha
 }
 
 size_t tt_socks5c_feed(tt_socks5c *s, const uint8_t *in, size_t n, enum tt_socks5c_result *res,
-                       uint8_t out[TT_SOCKS5C_MSG_MAX], size_t *out_len, int *rep,
-                       const char **why)
+                       uint8_t out[TT_SOCKS5C_MSG_MAX], size_t *out_len, int *rep, const char **why)
 {
     *out_len = 0;
     *res = TT_S5C_MORE;

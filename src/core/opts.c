@@ -159,8 +159,7 @@ static bool takes_arg(const tt_opt *o)
     return o->kind != TT_OPT_FLAG && o->kind != TT_OPT_COUNT;
 }
 
-int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, tt_opt_set *sets,
-                  size_t n_sets)
+int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, tt_opt_set *sets, size_t n_sets)
 {
     for (size_t s = 0; s < n_sets; s++) {
         sets[s].given = 0;

@@ -59,8 +59,7 @@ typedef struct tt_cmd_spec {
  * first. Returns 0; 1 after printing --help or --version (-V) to stdout (the
  * caller exits 0); or 2 after printing one error line to stderr (the caller
  * exits 2). Positional arguments are errors. */
-int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, tt_opt_set *sets,
-                  size_t n_sets);
+int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, tt_opt_set *sets, size_t n_sets);
 
 /* Prints the usage, the paragraph and every set's options. */
 void tt_opts_help(const tt_cmd_spec *spec, const tt_opt_set *sets, size_t n_sets, FILE *out);

@@ -152,8 +152,7 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         uint8_t out[TT_OPEN_MSG_MAX];
         size_t out_len = 0;
         const char *why = NULL;
-        size_t used =
-            o->opener->input(o->ostate, o->carrier, data, len, &rep, out, &out_len, &why);
+        size_t used = o->opener->input(o->ostate, o->carrier, data, len, &rep, out, &out_len, &why);
         data += used;
         len -= used;
         if (out_len > 0 && tt_link_write1(l, out, out_len) < 0) {
