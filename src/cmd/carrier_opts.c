@@ -166,6 +166,29 @@ int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url
     return 0;
 }
 
+int tt_cmd_main(tt_cmd_spec *spec, const tt_opt *opts, size_t n_opts, void *cfg, bool server,
+                int argc, char **argv, int (*run)(void *cfg, tt_carrier_opts *co))
+{
+    tt_carrier_opts *co = malloc(sizeof *co);
+    if (co == NULL || tt_carrier_opts_init(co, server) != 0) {
+        fprintf(stderr, "tt %s: out of memory\n", spec->name);
+        if (co)
+            tt_carrier_opts_free(co);
+        free(co);
+        return 1;
+    }
+    co->sets[0] = (tt_opt_set){.opts = opts, .n_opts = n_opts, .cfg = cfg};
+    spec->more = tt_carrier_opts_help(co);
+    int rc = tt_opts_parse(spec, argc, argv, co->sets, co->n_sets);
+    if (rc == 1) /* --help, --version */
+        rc = 0;
+    else if (rc == 0)
+        rc = run(cfg, co);
+    tt_carrier_opts_free(co);
+    free(co);
+    return rc;
+}
+
 int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_cfg *cfg, uv_loop_t *loop,
                     tt_resolver **out)
 {

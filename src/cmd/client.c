@@ -81,7 +81,7 @@ static const tt_opt client_opts[] = {
 
 static tt_cmd_spec client_spec = {
     .name = "client",
-    .usage = "tt client -s SERVER -k KEY [-l ADDR] [-L LISTEN=DEST ...] [options]",
+    .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [options]",
     .about = "Runs a SOCKS5 proxy (and any -L forwards) on this machine and carries every\n"
              "connection through the tt server, which connects to the destination. A SERVER\n"
              "without a port follows the server's hopping ports (same -k, -r, --hop-interval).",
@@ -305,8 +305,9 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     return 0;
 }
 
-static int run(client_cfg *cfg, tt_carrier_opts *co)
+static int run(void *opaque, tt_carrier_opts *co)
 {
+    client_cfg *cfg = opaque;
     int rc = tt_cmd_setup_log(&client_spec, cfg->log_level, cfg->verbose);
     if (rc)
         return rc;
@@ -336,23 +337,6 @@ int tt_cmd_client(int argc, char **argv)
         .mux_keepalive_ms = 30000,
         .mux_idle_ms = 60000,
     };
-    tt_carrier_opts *co = malloc(sizeof *co);
-    if (co == NULL || tt_carrier_opts_init(co, false) != 0) {
-        fprintf(stderr, "tt client: out of memory\n");
-        if (co)
-            tt_carrier_opts_free(co);
-        free(co);
-        return 1;
-    }
-    co->sets[0] = (tt_opt_set){
-        .opts = client_opts, .n_opts = sizeof client_opts / sizeof client_opts[0], .cfg = &cfg};
-    client_spec.more = tt_carrier_opts_help(co);
-    int rc = tt_opts_parse(&client_spec, argc, argv, co->sets, co->n_sets);
-    if (rc == 1) /* --help, --version */
-        rc = 0;
-    else if (rc == 0)
-        rc = run(&cfg, co);
-    tt_carrier_opts_free(co);
-    free(co);
-    return rc;
+    return tt_cmd_main(&client_spec, client_opts, sizeof client_opts / sizeof client_opts[0], &cfg,
+                       false, argc, argv, run);
 }

@@ -42,6 +42,13 @@ const char *tt_carrier_opts_help(const tt_carrier_opts *o);
 int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text,
                        tt_carrier_opts *o);
 
+/* The frame of the client and server commands: parses ARGV with the
+ * command's own OPTS (into CFG) and every carrier group of its side, prints
+ * --help with the carriers listed, and calls RUN(CFG, carrier options).
+ * Returns the exit status (0 after --help). */
+int tt_cmd_main(tt_cmd_spec *spec, const tt_opt *opts, size_t n_opts, void *cfg, bool server,
+                int argc, char **argv, int (*run)(void *cfg, tt_carrier_opts *co));
+
 /* With --resolver given, makes the resolver on LOOP into *OUT (NULL
  * without one). Returns 0, or 2 after printing an error. */
 struct tt_resolver;

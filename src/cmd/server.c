@@ -151,8 +151,9 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     return 0;
 }
 
-static int run(server_cfg *cfg, tt_carrier_opts *co)
+static int run(void *opaque, tt_carrier_opts *co)
 {
+    server_cfg *cfg = opaque;
     int rc = tt_cmd_setup_log(&server_spec, cfg->log_level, cfg->verbose);
     if (rc)
         return rc;
@@ -177,23 +178,6 @@ int tt_cmd_server(int argc, char **argv)
         .handshake_timeout_ms = 10000,
         .connect_timeout_ms = 10000,
     };
-    tt_carrier_opts *co = malloc(sizeof *co);
-    if (co == NULL || tt_carrier_opts_init(co, true) != 0) {
-        fprintf(stderr, "tt server: out of memory\n");
-        if (co)
-            tt_carrier_opts_free(co);
-        free(co);
-        return 1;
-    }
-    co->sets[0] = (tt_opt_set){
-        .opts = server_opts, .n_opts = sizeof server_opts / sizeof server_opts[0], .cfg = &cfg};
-    server_spec.more = tt_carrier_opts_help(co);
-    int rc = tt_opts_parse(&server_spec, argc, argv, co->sets, co->n_sets);
-    if (rc == 1) /* --help, --version */
-        rc = 0;
-    else if (rc == 0)
-        rc = run(&cfg, co);
-    tt_carrier_opts_free(co);
-    free(co);
-    return rc;
+    return tt_cmd_main(&server_spec, server_opts, sizeof server_opts / sizeof server_opts[0], &cfg,
+                       true, argc, argv, run);
 }
