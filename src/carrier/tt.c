@@ -670,9 +670,9 @@ static const char *ttc_describe(tt_carrier *base, char *buf, size_t len)
         bool v6 = strchr(hp->host, ':') != NULL;
         if (hp->port)
             snprintf(buf, len, v6 ? "tt://[%s]:%u" : "tt://%s:%u", hp->host, hp->port);
-        else
-            snprintf(buf, len, v6 ? "tt://[%s] (hopping ports)" : "tt://%s (hopping ports)",
-                     hp->host);
+        else /* the port of the moment; a dial also tries the neighbouring slots' */
+            snprintf(buf, len, v6 ? "tt://[%s]:%u (hopping port)" : "tt://%s:%u (hopping port)",
+                     hp->host, port_of(c, slot_of(c, wall_ms(c))));
         return buf;
     }
     if (c->fixed)
