@@ -423,6 +423,30 @@ def test_replay_after_a_restart_gets_a_probes_silence_and_no_dial(procs):
         dest.close()
 
 
+def test_replay_on_another_hopping_port_of_the_server_is_refused(procs):
+    """One server process on hopping ports is one replay memory: a first
+    flight recorded on one of its ports, replayed on another port it
+    listens on, meets a probe's silence and the destination sees nothing.
+    (Hour-long slots keep the listeners still during the test.)"""
+    dest = CountingEcho()
+    try:
+        s = tt_server(procs, "-l", "127.0.0.1", "-r", "20000-29999", "--hop-interval", "1h",
+                      "--handshake-timeout", "1s", "-v")
+        # The listeners are open before the server says it listens.
+        ports = sorted(set(int(p) for p in re.findall(r"hopping: listening on port (\d+)",
+                                                       s.log())))
+        assert len(ports) >= 2, "the slots' ports coincide: %r" % ports
+        flight = first_flight(procs, ports[0], dest.port)
+        assert dest.count == 1
+        got, secs = probe(ports[1], flight)
+        assert got == b"", "the replay on another port was answered: %r" % got[:40]
+        assert 0.9 <= secs <= 3.0, "closed after %.2fs, not within 1-2 s" % secs
+        s.wait_log(r"not a tt client \(replayed hello\)")
+        assert dest.count == 1, "the replay made the server dial the destination"
+    finally:
+        dest.close()
+
+
 def test_wrong_key_is_explained_once_naming_the_server(procs, echo):
     """A server refuses a wrong key with a probe's silence, so only the
     client can say what that means: when the server closes, it names the
