@@ -27,6 +27,7 @@ extern const tt_carrier_ops tt_carrier_tt;
 /* A partial hello that stops arriving for this long is treated as a probe
  * (only with --fallback, which should answer as promptly as a web server). */
 #define STALL_MS 1000
+#define EXPLAIN_EVERY_MS (10 * 60 * 1000)
 
 typedef struct hop_listener {
     uint16_t port;
@@ -43,8 +44,11 @@ typedef struct ttc {
     tt_ttlink_params lp[2]; /* per method */
     tt_target server;       /* client */
     /* Client: a server's refusals are explained once (not per stream),
-     * again only after it has accepted a connection in between. */
+     * again only after it has accepted a connection in between and at most
+     * once in EXPLAIN_EVERY_MS, so that a server that sometimes refuses
+     * (a clock at the window's edge) does not fill the log. */
     bool refusal_told, ports_told;
+    uint64_t refusal_at, ports_at; /* loop time of the last explanation; 0: none */
     /* Server. */
     char host[TT_HOST_MAX + 1];
     hop_listener hops[HOP_LISTENERS];
@@ -144,6 +148,17 @@ static void ttc_close(tt_carrier *base);
 
 /* Client. */
 
+/* Whether an explanation last given at *AT may be given again now. */
+static bool explain_now(ttc *c, bool *told, uint64_t *at)
+{
+    uint64_t now = uv_now(c->base.loop);
+    if (*told || (*at != 0 && now - *at < EXPLAIN_EVERY_MS))
+        return false;
+    *told = true;
+    *at = now;
+    return true;
+}
+
 /* A server refuses a first flight (a wrong key or method, a clock out of
  * its window) with the same silence as any probe, and closes 1-2 handshake
  * timeouts later: the client cannot tell a refusal from a slow destination
@@ -157,9 +172,8 @@ static void on_answered(void *ud, tt_link *link, int answer, uint64_t waited_ms)
         c->refusal_told = false;
         return;
     }
-    if (c->refusal_told)
+    if (!explain_now(c, &c->refusal_told, &c->refusal_at))
         return;
-    c->refusal_told = true;
     char peer[64];
     tt_link_peer(link, peer, sizeof peer);
     if (answer == TT_TTLINK_HELLO_SILENCE)
@@ -183,9 +197,8 @@ static void on_answered(void *ud, tt_link *link, int answer, uint64_t waited_ms)
  * looks like a server that is not there; said once until a dial succeeds. */
 static void tell_no_port(ttc *c, uint64_t slot, int err)
 {
-    if (c->ports_told)
+    if (!explain_now(c, &c->ports_told, &c->ports_at))
         return;
-    c->ports_told = true;
     tt_warn("tt server %s: no connection on ports %u, %u or %u, this moment's hopping ports "
             "(%s). Likely causes: different hop settings (-r, --hop-interval) or key (-k; the "
             "ports derive from it), clocks more than one --hop-interval apart, or no server "
