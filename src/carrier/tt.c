@@ -45,6 +45,7 @@ static const tt_carrier_optgroup tt_opts;
 /* A partial hello that stops arriving for this long is treated as a probe
  * (only with --fallback, which should answer as promptly as a web server). */
 #define STALL_MS 1000
+#define EXPLAIN_EVERY_MS (10 * 60 * 1000)
 
 typedef struct hop_listener {
     uint16_t port;
@@ -61,6 +62,12 @@ typedef struct ttc {
     uint8_t port_key[32];
     tt_ttlink_params lp[2]; /* per method */
     tt_target server;       /* client */
+    /* Client: a server's refusals are explained once (not per stream),
+     * again only after it has accepted a connection in between and at most
+     * once in EXPLAIN_EVERY_MS, so that a server that sometimes refuses
+     * (a clock at the window's edge) does not fill the log. */
+    bool refusal_told, ports_told;
+    uint64_t refusal_at, ports_at; /* loop time of the last explanation; 0: none */
     /* Server. */
     char host[TT_HOST_MAX + 1];
     hop_listener hops[HOP_LISTENERS];
@@ -81,6 +88,7 @@ typedef struct ttc {
 } ttc;
 
 static void schedule_refill(void *ud);
+static void on_answered(void *ud, tt_link *link, int answer, uint64_t waited_ms);
 
 static uint64_t wall_ms(const ttc *c)
 {
@@ -135,7 +143,9 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
                                       .frame_pad_max = c->o.frame_pad_max,
                                       .spare = &c->spare,
                                       .refill = schedule_refill,
-                                      .refill_ud = c};
+                                      .refill_ud = c,
+                                      .answered = on_answered,
+                                      .answered_ud = c};
     }
     return 0;
 }
@@ -163,6 +173,65 @@ static void ttc_close(tt_carrier *base);
 
 /* Client. */
 
+/* Whether an explanation last given at *AT may be given again now. */
+static bool explain_now(ttc *c, bool *told, uint64_t *at)
+{
+    uint64_t now = uv_now(c->base.loop);
+    if (*told || (*at != 0 && now - *at < EXPLAIN_EVERY_MS))
+        return false;
+    *told = true;
+    *at = now;
+    return true;
+}
+
+/* A server refuses a first flight (a wrong key or method, a clock out of
+ * its window) with the same silence as any probe, and closes 1-2 handshake
+ * timeouts later: the client cannot tell a refusal from a slow destination
+ * before that close, and nothing earlier can be said without weakening the
+ * server. At the close it names the likely causes, once per server, since
+ * every stream meets the same refusal. */
+static void on_answered(void *ud, tt_link *link, int answer, uint64_t waited_ms)
+{
+    ttc *c = ud;
+    if (answer == TT_TTLINK_HELLO_OK) {
+        c->refusal_told = false;
+        return;
+    }
+    if (!explain_now(c, &c->refusal_told, &c->refusal_at))
+        return;
+    char peer[64];
+    tt_link_peer(link, peer, sizeof peer);
+    if (answer == TT_TTLINK_HELLO_SILENCE)
+        tt_warn("tt server %s (%s) closed the connection %.1f s after this client's first "
+                "message without answering: it refused it. Likely causes: a different key (-k), "
+                "a method it does not accept (-m), or this machine's clock more than the "
+                "server's --replay-window (default 120s) from its clock, or behind the clock of "
+                "a server that has just restarted. A server answers every refused connection "
+                "with this silence, so this is said once, not per stream",
+                c->cfg.url.hp.host, peer, (double)waited_ms / 1000);
+    else
+        tt_warn("tt server %s (%s) answered with bytes that are not a tt/1 hello for this key "
+                "and method. Likely causes: a different key (-k) or method (-m) (a server with "
+                "--fallback hands such a client to its web site), or no tt server at that "
+                "address. Said once, not per stream",
+                c->cfg.url.hp.host, peer);
+}
+
+/* Hopping: no port of the moment took the connection. The ports come from
+ * the key, -r, --hop-interval and the clock, so a mismatch in any of them
+ * looks like a server that is not there; said once until a dial succeeds. */
+static void tell_no_port(ttc *c, uint64_t slot, int err)
+{
+    if (!explain_now(c, &c->ports_told, &c->ports_at))
+        return;
+    tt_warn("tt server %s: no connection on ports %u, %u or %u, this moment's hopping ports "
+            "(%s). Likely causes: different hop settings (-r, --hop-interval) or key (-k; the "
+            "ports derive from it), clocks more than one --hop-interval apart, or no server "
+            "running. Said once, not per stream",
+            c->cfg.url.hp.host, port_of(c, slot), port_of(c, slot + 1), port_of(c, slot - 1),
+            uv_strerror(err));
+}
+
 struct tt_carrier_dial {
     ttc *c;
     tt_dial *dial;
@@ -186,6 +255,12 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *lower)
         d->attempt++;
         if (dial_attempt(d) == 0)
             return;
+    }
+    if (c->cfg.url.hp.port == 0 && !d->cancelled) {
+        if (lower == NULL)
+            tell_no_port(c, d->slot, err != 0 ? err : UV_ECONNREFUSED);
+        else
+            c->ports_told = false;
     }
     tt_carrier_dial_cb cb = d->cb;
     void *cud = d->ud;
@@ -415,6 +490,16 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
         hs_fail(h, "clock outside the window", extra, xlen);
         return;
     }
+    /* The replay memory begins empty with this process, so a first flight
+     * that a process before it accepted (a restart) would find no trace of
+     * itself here. Flights stamped before the start are refused: a real
+     * client's stamp is its clock, so only a client whose clock is behind
+     * the server's pays, for as long as it is behind, once after each start
+     * (docs/PROTOCOL.md). */
+    if (!tt_replay_covers(&c->replay, ch->ts)) {
+        hs_fail(h, "stamped before this server started", extra, xlen);
+        return;
+    }
     int rc = tt_replay_check(&c->replay, h->buf, now);
     if (rc == -EEXIST) {
         hs_fail(h, "replayed hello", extra, xlen);
@@ -632,6 +717,11 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     c->accept_cb = cb;
     c->accept_ud = ud;
     tt_replay_init(&c->replay, REPLAY_CAP, 2 * (uint64_t)cfg->replay_window_s + 1);
+    /* Listening begins with the next whole second, the first one the
+     * replay memory covers: a client that connected earlier would be
+     * refused for its stamp. */
+    if (rc == 0)
+        uv_sleep((unsigned)tt_replay_begin(&c->replay, wall_ms(c)));
     uv_timer_init(loop, &c->hop_timer);
     c->hop_timer.data = c;
     c->hop_timer_on = true;

@@ -27,6 +27,8 @@ typedef struct ttlink {
     bool refill_asked;        /* the owner was told to refill its spare key pair */
     bool keys_ready;          /* tx and rx hold session keys */
     bool hello_rcvd;          /* client: the server hello was opened */
+    bool answer_told;         /* client: p.answered was called */
+    uint64_t born;            /* loop time when the link began */
     bool derive_pending;      /* the peer's public key is known, the keys not yet made */
     uint8_t peer[TT_PUB_LEN]; /* the peer's ephemeral public key */
     /* Client: the server hello being assembled. */
@@ -228,6 +230,16 @@ fail:
 
 static int ensure_keys(ttlink *t);
 
+/* Client: tells the owner, once per connection, how the server took the
+ * first flight (tt_ttlink_params.answered). */
+static void tell_answer(ttlink *t, enum tt_ttlink_answer answer)
+{
+    if (!t->client || t->answer_told || t->p.answered == NULL)
+        return;
+    t->answer_told = true;
+    t->p.answered(t->p.answered_ud, &t->base, answer, uv_now(t->base.loop) - t->born);
+}
+
 static int send_hello(ttlink *t, const uint8_t *data, size_t len)
 {
     size_t pad = pad_len(t, t->p.hello_pad_max);
@@ -414,16 +426,21 @@ static long take_server_hello(ttlink *t, const uint8_t *data, size_t len)
         return (long)take;
     if (!t->hlen_done) {
         size_t body;
-        if (tt_hello_open_len(&t->hello_rx, t->hbuf, false, &body) != 0)
+        if (tt_hello_open_len(&t->hello_rx, t->hbuf, false, &body) != 0) {
+            tell_answer(t, TT_TTLINK_HELLO_GARBLED);
             return UV_EPROTO;
+        }
         t->hlen_done = true;
         t->hhave = 0;
         t->hneed = body;
         return (long)take;
     }
     tt_server_hello sh;
-    if (tt_server_hello_open(&t->hello_rx, t->hbuf, t->hneed, &sh) != 0)
+    if (tt_server_hello_open(&t->hello_rx, t->hbuf, t->hneed, &sh) != 0) {
+        tell_answer(t, TT_TTLINK_HELLO_GARBLED);
         return UV_EPROTO;
+    }
+    tell_answer(t, TT_TTLINK_HELLO_OK);
     tt_aead_free(&t->hello_rx);
     memcpy(t->peer, sh.spub, TT_PUB_LEN);
     t->hello_rcvd = true;
@@ -453,6 +470,11 @@ static void report_lower_eof(ttlink *t)
     if (t->eof_done || t->closing)
         return;
     t->eof_done = true;
+    /* A server closes a first flight it refused without a byte of answer;
+     * only the client can say what that silence probably means. */
+    if (!t->hello_rcvd)
+        tell_answer(t, t->hhave > 0 || t->hlen_done ? TT_TTLINK_HELLO_GARBLED
+                                                    : TT_TTLINK_HELLO_SILENCE);
     /* A clean end is a FIN frame; a connection that just stops may have been
      * cut by someone else, and saying "EOF" would hide the truncation. */
     if (!t->fin_rcvd)
@@ -775,6 +797,7 @@ static ttlink *ttlink_new(tt_link *lower, const tt_ttlink_params *p, bool client
     if (t->p.hello_pad_max > TT_HELLO_MAX_PAD)
         t->p.hello_pad_max = TT_HELLO_MAX_PAD;
     t->client = client;
+    t->born = uv_now(lower->loop);
     tt_random(&t->rng, sizeof t->rng);
     t->rng |= 1;
     tt_frame_reader_init(&t->rx, TT_FRAME_MAX_DATA);

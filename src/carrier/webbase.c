@@ -110,10 +110,17 @@ void tt_webbase_free(tt_webbase *w)
     OPENSSL_cleanse(w->auth, sizeof w->auth);
 }
 
+uint64_t tt_webbase_now_ms(const tt_webbase *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = ((int64_t)ts.tv_sec + w->cfg.clock_offset_s) * 1000 + ts.tv_nsec / 1000000;
+    return ms > 0 ? (uint64_t)ms : 0;
+}
+
 uint64_t tt_webbase_now(const tt_webbase *w)
 {
-    int64_t t = (int64_t)time(NULL) + w->cfg.clock_offset_s;
-    return t > 0 ? (uint64_t)t : 0;
+    return tt_webbase_now_ms(w) / 1000;
 }
 
 const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len)

@@ -55,6 +55,9 @@ void tt_webbase_free(tt_webbase *w);
 /* The wall clock in seconds, with the test-only --clock-offset. */
 uint64_t tt_webbase_now(const tt_webbase *w);
 
+/* The same in milliseconds. */
+uint64_t tt_webbase_now_ms(const tt_webbase *w);
+
 /* "tls://127.0.0.1:443/path" for the start-up line, in BUF. */
 const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len);
 

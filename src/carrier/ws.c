@@ -293,6 +293,12 @@ static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
         return "wrong token";
     if (rc != 0)
         return why ? why : "bad token";
+    /* As tt/1's first flights (tt.c): the memory begins empty with this
+     * process, so a token made before it started is refused. */
+    uint64_t made;
+    if (tt_ws_token_time(upg->token.p, upg->token.len, &made) != 0 ||
+        !tt_replay_covers(&c->replay, made))
+        return "token made before this server started";
     rc = tt_replay_check(&c->replay, nonce, now);
     if (rc == -EEXIST)
         return "replayed token";
@@ -427,6 +433,9 @@ static int ws_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier_
     tt_replay_init(&c->replay, REPLAY_CAP, 2 * (uint64_t)cfg->replay_window_s + 1);
     int rc =
         tt_webbase_init(&c->w, loop, ops, cfg, true, ops == &tt_carrier_wss, "tt-ws1 auth", why);
+    /* Listening begins with the first second the replay memory covers. */
+    if (rc == 0 && c->w.has_key)
+        uv_sleep((unsigned)tt_replay_begin(&c->replay, tt_webbase_now_ms(&c->w)));
     if (rc == 0)
         rc = tt_webbase_listen(&c->w, on_conn, why);
     if (rc != 0) {

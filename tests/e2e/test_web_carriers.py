@@ -540,6 +540,28 @@ def test_ws_fallback_answers_as_the_web_site(procs, nginx, scheme):
     assert fetch(c.socks, "http://127.0.0.1:%d/" % nginx.port).decode() == nginx.index
 
 
+def test_ws_upgrade_replayed_after_a_restart_gets_the_web_site(procs, nginx):
+    """A valid upgrade, accepted once, replayed to the server restarted on
+    the same port within the window: the new process's nonce memory is
+    empty, but the token was made before it started, so the replay gets
+    nginx's own answer and nothing is dialled."""
+    srv = web_server(procs, "ws", "--fallback", "127.0.0.1:%d" % nginx.port, "-v")
+    req, _ = ws_upgrade(PATH, ws_token(KEY, PATH))
+    with web_connect(srv.port, False) as s:
+        s.sendall(req)
+        status, _, _ = read_response(s)
+        assert status.startswith("HTTP/1.1 101"), status
+    assert srv.proc.terminate_and_wait() == 0
+    again = procs.tt(["server", "-l", srv.url, "-k", KEY, "--fallback",
+                      "127.0.0.1:%d" % nginx.port, "-v"] + LOOPBACK, name="tt-server-restarted")
+    again.wait_log(r"tt server listening on ", timeout=60)
+    got = ask(srv.port, req, False)
+    assert not got[0].startswith("HTTP/1.1 101"), got[0]
+    assert comparable(got) == comparable(ask(nginx.port, req, False))
+    again.wait_log(r"not a tt client \(token made before this server started\)")
+    assert count(again, r"connected to") == 0
+
+
 def test_tls_fallback_answers_as_the_web_site(procs, nginx):
     srv = web_server(procs, "tls", "--fallback", "127.0.0.1:%d" % nginx.port, "-v")
     for path in ("/", "/nope.html"):
