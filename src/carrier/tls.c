@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "carrier/carrier.h"
+#include "carrier/children.h"
 #include "carrier/web.h"
 #include "carrier/webbase.h"
 #include "core/crypto.h"
@@ -116,6 +117,7 @@ static void tls_dial_cancel(tt_carrier_dial *d)
 
 typedef struct auth {
     tt_webbase *w;
+    tt_child child; /* in w->children until done */
     tt_link *link;
     uv_timer_t timer;
     uint8_t expect[TOKEN_LEN];
@@ -133,6 +135,7 @@ static void auth_timer_closed(uv_handle_t *h)
 static void auth_end(auth *a)
 {
     a->done = true;
+    tt_child_remove(&a->child);
     OPENSSL_cleanse(a->expect, sizeof a->expect);
     uv_close((uv_handle_t *)&a->timer, auth_timer_closed);
 }
@@ -216,6 +219,14 @@ static void on_auth_timeout(uv_timer_t *t)
     auth_end(a);
 }
 
+/* The carrier closes. */
+static void auth_close(void *ud)
+{
+    auth *a = ud;
+    tt_link_close(a->link, NULL, NULL);
+    auth_end(a);
+}
+
 static void on_conn(tt_webbase *w, tt_link *link)
 {
     if (!w->has_key) {
@@ -231,6 +242,7 @@ static void on_conn(tt_webbase *w, tt_link *link)
     a->w = w;
     a->link = link;
     tt_link_peer(link, a->peer, sizeof a->peer);
+    tt_child_add(&w->children, &a->child, auth_close, a);
     uv_timer_init(w->base.loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_auth_timeout, w->cfg.handshake_timeout_ms, 0);

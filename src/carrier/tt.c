@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "carrier/carrier.h"
+#include "carrier/children.h"
 #include "carrier/ttlink.h"
 #include "codec/ttproto.h"
 #include "core/log.h"
@@ -32,8 +33,6 @@ typedef struct hop_listener {
     uint16_t port;
     tt_tcp_listener *ls;
 } hop_listener;
-
-typedef struct hs hs;
 
 typedef struct ttc {
     tt_carrier base;
@@ -57,8 +56,8 @@ typedef struct ttc {
      * after the write that started the wait). */
     tt_x25519_key spare;
     uv_timer_t refill;
-    int handles;    /* open handles to close before freeing */
-    hs *handshakes; /* server: handshakes not yet closed, closed with the carrier */
+    int handles;            /* open handles to close before freeing */
+    tt_children handshakes; /* server: handshakes not yet closed, closed with the carrier */
 } ttc;
 
 static void schedule_refill(void *ud);
@@ -239,9 +238,9 @@ static int ttc_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
 
 /* Server: the handshake of one incoming connection. */
 
-struct hs {
+typedef struct hs {
     ttc *c;
-    hs *prev, *next; /* in c->handshakes while not closed */
+    tt_child child; /* in c->handshakes while not closed */
     tt_link *lower;
     uv_timer_t timer;
     uint64_t deadline; /* loop time at which an unauthenticated connection closes */
@@ -255,7 +254,7 @@ struct hs {
     bool closed;
     int outstanding; /* link close, timer close, fallback dial */
     char peer[64];
-};
+} hs;
 
 #define HS_MAX                                                                                     \
     (TT_CLIENT_PREFIX_LEN + TT_CLIENT_HELLO_FIXED + TT_HELLO_MAX_DATA + TT_HELLO_MAX_PAD +         \
@@ -284,17 +283,17 @@ static void hs_close(hs *h)
     if (h->closed)
         return;
     h->closed = true;
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        h->c->handshakes = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    tt_child_remove(&h->child);
     if (h->lower)
         tt_link_close(h->lower, hs_release, h);
     else
         h->outstanding--;
     uv_close((uv_handle_t *)&h->timer, hs_timer_closed);
+}
+
+static void hs_close_child(void *ud)
+{
+    hs_close(ud);
 }
 
 static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len);
@@ -512,10 +511,7 @@ static void on_accept(void *ud, tt_link *lower)
         return;
     }
     h->c = c;
-    h->next = c->handshakes;
-    if (h->next)
-        h->next->prev = h;
-    c->handshakes = h;
+    tt_child_add(&c->handshakes, &h->child, hs_close_child, h);
     h->lower = lower;
     h->need = TT_CLIENT_PREFIX_LEN;
     h->outstanding = 2;
@@ -662,8 +658,7 @@ static void ttc_close(tt_carrier *base)
 {
     ttc *c = (ttc *)base;
     /* A handshake keeps a pointer to its carrier: none may outlive it open. */
-    while (c->handshakes)
-        hs_close(c->handshakes);
+    tt_children_close(&c->handshakes);
     for (int i = 0; i < HOP_LISTENERS; i++) {
         if (c->hops[i].ls)
             tt_tcp_listener_close(c->hops[i].ls);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "carrier/carrier.h"
+#include "carrier/children.h"
 #include "carrier/web.h"
 #include "carrier/webbase.h"
 #include "codec/http1.h"
@@ -243,6 +244,7 @@ static void ws_dial_cancel(tt_carrier_dial *d)
 
 typedef struct up {
     wsc *c;
+    tt_child child; /* in c->w.children until the upgrade ends */
     tt_link *link;
     uv_timer_t timer;
     uint8_t *buf;
@@ -259,6 +261,7 @@ static void up_timer_closed(uv_handle_t *h)
 
 static void up_end(up *u)
 {
+    tt_child_remove(&u->child);
     u->link = NULL;
     uv_close((uv_handle_t *)&u->timer, up_timer_closed);
 }
@@ -387,6 +390,14 @@ static void on_srv_timeout(uv_timer_t *t)
     up_end(u);
 }
 
+/* The carrier closes. */
+static void up_close(void *ud)
+{
+    up *u = ud;
+    tt_link_close(u->link, NULL, NULL);
+    up_end(u);
+}
+
 static void on_conn(tt_webbase *w, tt_link *link)
 {
     wsc *c = (wsc *)w;
@@ -402,6 +413,7 @@ static void on_conn(tt_webbase *w, tt_link *link)
     u->link = link;
     u->buf = buf;
     tt_link_peer(link, u->peer, sizeof u->peer);
+    tt_child_add(&w->children, &u->child, up_close, u);
     uv_timer_init(w->base.loop, &u->timer);
     u->timer.data = u;
     uv_timer_start(&u->timer, on_srv_timeout, w->cfg.handshake_timeout_ms, 0);
