@@ -19,10 +19,10 @@
 
 #include "carrier/carrier.h"
 #include "carrier/children.h"
-#include "carrier/web.h"
 #include "carrier/webbase.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "decoy/decoy.h"
 #include "link/prefix.h"
 #include "link/tls.h"
 
@@ -154,7 +154,7 @@ static void auth_fail(auth *a, const uint8_t *rest, size_t rest_len, const char 
         memcpy(all, a->got, a->have);
         if (rest_len > 0)
             memcpy(all + a->have, rest, rest_len);
-        tt_web_answer(l, &a->w->cfg, all, n, a->peer);
+        tt_decoy_answer(l, &a->w->cfg, all, n, a->peer);
         free(all);
     }
     auth_end(a);

@@ -14,11 +14,11 @@
 #include "carrier/children.h"
 #include "carrier/ttlink.h"
 #include "codec/ttproto.h"
+#include "decoy/fallback.h"
 #include "core/log.h"
 #include "core/replay.h"
 #include "core/target.h"
 #include "exit/dial.h"
-#include "link/relay.h"
 #include "link/tcp.h"
 
 extern const tt_carrier_ops tt_carrier_tt;
@@ -321,27 +321,16 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
         return;
     }
     if (fb == NULL) {
-        tt_info("c%llu %s: fallback unreachable: %s", (unsigned long long)h->lower->id, h->peer,
-                uv_strerror(err));
+        tt_fallback_unreachable(h->lower, h->peer, err);
         /* Keep draining until the deadline. */
         if (tt_link_read_start(h->lower) < 0)
             hs_close(h);
         return;
     }
-    /* The fallback gets every byte this peer sent, as if it had been
-     * connected to it from the start. */
-    if (h->have > 0 && tt_link_write1(fb, h->buf, h->have) < 0) {
-        tt_link_close(fb, NULL, NULL);
-        return;
-    }
-    char label[TT_RELAY_LABEL_MAX];
-    snprintf(label, sizeof label, "c%llu %s -> fallback", (unsigned long long)h->lower->id,
-             h->peer);
-    tt_relay_opts ro = {.idle_timeout_ms = h->c->cfg.idle_timeout_ms, .label = label};
     tt_link *lower = h->lower;
     h->lower = NULL;
+    tt_fallback_relay(lower, fb, h->buf, h->have, h->c->cfg.idle_timeout_ms, h->peer);
     hs_close(h);
-    tt_relay_start(lower, fb, &ro);
 }
 
 /* Not a client that knows the key (or a replay, or a stale clock): from
@@ -367,12 +356,8 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
     uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
     if (!c->cfg.has_fallback)
         return;
-    tt_target t;
-    tt_target_set(&t, c->cfg.fallback.host, c->cfg.fallback.port);
-    tt_dial_opts opts = {
-        .acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms, .resolver = c->cfg.resolver};
     tt_link_read_stop(h->lower);
-    if (tt_dial_start(c->base.loop, &t, &opts, on_fallback, h, NULL) == 0)
+    if (tt_fallback_dial(c->base.loop, &c->cfg, on_fallback, h) == 0)
         h->outstanding++;
     else
         tt_link_read_start(h->lower);

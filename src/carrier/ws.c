@@ -15,13 +15,13 @@
 
 #include "carrier/carrier.h"
 #include "carrier/children.h"
-#include "carrier/web.h"
 #include "carrier/webbase.h"
 #include "codec/http1.h"
 #include "codec/wshs.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/replay.h"
+#include "decoy/decoy.h"
 #include "link/ws.h"
 
 extern const tt_carrier_ops tt_carrier_ws;
@@ -271,7 +271,7 @@ static void to_web(up *u, const char *why)
     tt_link *l = u->link;
     tt_link_read_stop(l);
     tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)l->id, u->peer, why);
-    tt_web_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
+    tt_decoy_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
     up_end(u);
 }
 
