@@ -14,10 +14,10 @@
 #include "carrier/children.h"
 #include "carrier/ttlink.h"
 #include "codec/ttproto.h"
-#include "decoy/fallback.h"
 #include "core/log.h"
 #include "core/replay.h"
 #include "core/target.h"
+#include "decoy/fallback.h"
 #include "exit/dial.h"
 #include "link/tcp.h"
 
