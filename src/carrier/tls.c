@@ -18,10 +18,11 @@
 #include <openssl/crypto.h>
 
 #include "carrier/carrier.h"
-#include "carrier/web.h"
+#include "carrier/children.h"
 #include "carrier/webbase.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "decoy/decoy.h"
 #include "link/prefix.h"
 #include "link/tls.h"
 
@@ -118,6 +119,7 @@ static void tls_dial_cancel(tt_carrier_dial *d)
 
 typedef struct auth {
     tt_webbase *w;
+    tt_child child; /* in w->children until done */
     tt_link *link;
     uv_timer_t timer;
     uint8_t expect[TOKEN_LEN];
@@ -135,6 +137,7 @@ static void auth_timer_closed(uv_handle_t *h)
 static void auth_end(auth *a)
 {
     a->done = true;
+    tt_child_remove(&a->child);
     OPENSSL_cleanse(a->expect, sizeof a->expect);
     uv_close((uv_handle_t *)&a->timer, auth_timer_closed);
 }
@@ -153,7 +156,7 @@ static void auth_fail(auth *a, const uint8_t *rest, size_t rest_len, const char 
         memcpy(all, a->got, a->have);
         if (rest_len > 0)
             memcpy(all + a->have, rest, rest_len);
-        tt_web_answer(l, &a->w->cfg, all, n, a->peer);
+        tt_decoy_answer(l, &a->w->cfg, all, n, a->peer);
         free(all);
     }
     auth_end(a);
@@ -218,6 +221,14 @@ static void on_auth_timeout(uv_timer_t *t)
     auth_end(a);
 }
 
+/* The carrier closes. */
+static void auth_close(void *ud)
+{
+    auth *a = ud;
+    tt_link_close(a->link, NULL, NULL);
+    auth_end(a);
+}
+
 static void on_conn(tt_webbase *w, tt_link *link)
 {
     if (!w->has_key) {
@@ -233,6 +244,7 @@ static void on_conn(tt_webbase *w, tt_link *link)
     a->w = w;
     a->link = link;
     tt_link_peer(link, a->peer, sizeof a->peer);
+    tt_child_add(&w->children, &a->child, auth_close, a);
     uv_timer_init(w->base.loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_auth_timeout, w->cfg.handshake_timeout_ms, 0);

@@ -12,13 +12,14 @@
 #include <openssl/crypto.h>
 
 #include "carrier/carrier.h"
+#include "carrier/children.h"
 #include "carrier/ttlink.h"
 #include "codec/ttproto.h"
 #include "core/log.h"
 #include "core/replay.h"
 #include "core/target.h"
+#include "decoy/fallback.h"
 #include "exit/dial.h"
-#include "link/relay.h"
 #include "link/tcp.h"
 
 extern const tt_carrier_type tt_carrier_tt;
@@ -52,8 +53,6 @@ typedef struct hop_listener {
     tt_tcp_listener *ls;
 } hop_listener;
 
-typedef struct hs hs;
-
 typedef struct ttc {
     tt_carrier base;
     tt_carrier_cfg cfg;
@@ -83,8 +82,8 @@ typedef struct ttc {
      * after the write that started the wait). */
     tt_x25519_key spare;
     uv_timer_t refill;
-    int handles;    /* open handles to close before freeing */
-    hs *handshakes; /* server: handshakes not yet closed, closed with the carrier */
+    int handles;            /* open handles to close before freeing */
+    tt_children handshakes; /* server: handshakes not yet closed, closed with the carrier */
 } ttc;
 
 static void schedule_refill(void *ud);
@@ -341,9 +340,9 @@ static int ttc_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
 
 /* Server: the handshake of one incoming connection. */
 
-struct hs {
+typedef struct hs {
     ttc *c;
-    hs *prev, *next; /* in c->handshakes while not closed */
+    tt_child child; /* in c->handshakes while not closed */
     tt_link *lower;
     uv_timer_t timer;
     uint64_t deadline; /* loop time at which an unauthenticated connection closes */
@@ -357,7 +356,7 @@ struct hs {
     bool closed;
     int outstanding; /* link close, timer close, fallback dial */
     char peer[64];
-};
+} hs;
 
 #define HS_MAX                                                                                     \
     (TT_CLIENT_PREFIX_LEN + TT_CLIENT_HELLO_FIXED + TT_HELLO_MAX_DATA + TT_HELLO_MAX_PAD +         \
@@ -386,17 +385,17 @@ static void hs_close(hs *h)
     if (h->closed)
         return;
     h->closed = true;
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        h->c->handshakes = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    tt_child_remove(&h->child);
     if (h->lower)
         tt_link_close(h->lower, hs_release, h);
     else
         h->outstanding--;
     uv_close((uv_handle_t *)&h->timer, hs_timer_closed);
+}
+
+static void hs_close_child(void *ud)
+{
+    hs_close(ud);
 }
 
 static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len);
@@ -424,27 +423,16 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
         return;
     }
     if (fb == NULL) {
-        tt_info("c%llu %s: fallback unreachable: %s", (unsigned long long)h->lower->id, h->peer,
-                uv_strerror(err));
+        tt_fallback_unreachable(h->lower, h->peer, err);
         /* Keep draining until the deadline. */
         if (tt_link_read_start(h->lower) < 0)
             hs_close(h);
         return;
     }
-    /* The fallback gets every byte this peer sent, as if it had been
-     * connected to it from the start. */
-    if (h->have > 0 && tt_link_write1(fb, h->buf, h->have) < 0) {
-        tt_link_close(fb, NULL, NULL);
-        return;
-    }
-    char label[TT_RELAY_LABEL_MAX];
-    snprintf(label, sizeof label, "c%llu %s -> fallback", (unsigned long long)h->lower->id,
-             h->peer);
-    tt_relay_opts ro = {.idle_timeout_ms = h->c->cfg.idle_timeout_ms, .label = label};
     tt_link *lower = h->lower;
     h->lower = NULL;
+    tt_fallback_relay(lower, fb, h->buf, h->have, h->c->cfg.idle_timeout_ms, h->peer);
     hs_close(h);
-    tt_relay_start(lower, fb, &ro);
 }
 
 /* Not a client that knows the key (or a replay, or a stale clock): from
@@ -470,12 +458,8 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
     uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
     if (!c->cfg.has_fallback)
         return;
-    tt_target t;
-    tt_target_set(&t, c->cfg.fallback.host, c->cfg.fallback.port);
-    tt_dial_opts opts = {
-        .acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms, .resolver = c->cfg.resolver};
     tt_link_read_stop(h->lower);
-    if (tt_dial_start(c->base.loop, &t, &opts, on_fallback, h, NULL) == 0)
+    if (tt_fallback_dial(c->base.loop, &c->cfg, on_fallback, h) == 0)
         h->outstanding++;
     else
         tt_link_read_start(h->lower);
@@ -624,10 +608,7 @@ static void on_accept(void *ud, tt_link *lower)
         return;
     }
     h->c = c;
-    h->next = c->handshakes;
-    if (h->next)
-        h->next->prev = h;
-    c->handshakes = h;
+    tt_child_add(&c->handshakes, &h->child, hs_close_child, h);
     h->lower = lower;
     h->need = TT_CLIENT_PREFIX_LEN;
     h->outstanding = 2;
@@ -789,8 +770,7 @@ static void ttc_close(tt_carrier *base)
 {
     ttc *c = (ttc *)base;
     /* A handshake keeps a pointer to its carrier: none may outlive it open. */
-    while (c->handshakes)
-        hs_close(c->handshakes);
+    tt_children_close(&c->handshakes);
     for (int i = 0; i < HOP_LISTENERS; i++) {
         if (c->hops[i].ls)
             tt_tcp_listener_close(c->hops[i].ls);

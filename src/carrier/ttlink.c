@@ -9,6 +9,7 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "link/scratch.h"
 
 typedef struct ttlink {
     tt_link base;
@@ -91,8 +92,7 @@ static int send_lower(ttlink *t, uint8_t *buf, size_t len)
  * process (one loop thread; the lower link copies what it cannot send at
  * once), so that a bulk transfer allocates nothing per write. */
 #define SEAL_SHARED (320 * 1024)
-static uint8_t g_seal[SEAL_SHARED];
-static bool g_seal_busy;
+TT_SCRATCH_DEFINE(g_seal, SEAL_SHARED);
 
 /* Tells the owner, once, that this link's handshake arithmetic is done and
  * it waits for the other end, so the owner's spare key pair may be made
@@ -179,12 +179,9 @@ static int send_frames(ttlink *t, pieces *c, size_t len, bool fin)
     size_t f = t->p.frame_data;
     size_t nframes = (len + f - 1) / f + (fin ? 1 : 0);
     size_t cap = len + nframes * (TT_FRAME_OVERHEAD + t->p.frame_pad_max);
-    bool shared = !g_seal_busy && cap <= SEAL_SHARED;
-    uint8_t *out = shared ? g_seal : malloc(cap);
+    uint8_t *out = tt_scratch_take(&g_seal, cap, cap, NULL);
     if (out == NULL)
         return UV_ENOMEM;
-    if (shared)
-        g_seal_busy = true;
     size_t off = 0;
     while (len > 0) {
         size_t n = len < f ? len : f;
@@ -210,21 +207,13 @@ static int send_frames(ttlink *t, pieces *c, size_t len, bool fin)
             goto fail;
         off += w;
     }
-    int rc;
-    if (shared) {
-        rc = tt_link_write1(t->lower, out, off);
-        g_seal_busy = false;
-    } else {
-        rc = send_lower(t, out, off);
-    }
+    int rc = tt_link_write1(t->lower, out, off);
+    tt_scratch_give(&g_seal, out);
     if (rc == 0)
         ask_refill(t);
     return rc;
 fail:
-    if (shared)
-        g_seal_busy = false;
-    else
-        free(out);
+    tt_scratch_give(&g_seal, out);
     return UV_EIO;
 }
 
@@ -490,8 +479,7 @@ static void report_lower_eof(ttlink *t)
  * own. A frame's room is its largest body, padding included. */
 #define DELIVER_MAX (128 * 1024)
 #define FRAME_ROOM (TT_FRAME_MAX_DATA + TT_FRAME_MAX_PAD)
-static uint8_t g_gather[DELIVER_MAX];
-static bool g_gather_busy;
+TT_SCRATCH_DEFINE(g_gather, DELIVER_MAX);
 
 typedef struct gather {
     uint8_t *buf;
@@ -524,7 +512,6 @@ static int keep_plain(ttlink *t, gather *g)
 static void process(ttlink *t, const uint8_t *data, size_t len)
 {
     gather g = {NULL, 0};
-    bool shared = false;
     size_t off = 0;
     while (off < len) {
         if (t->closing)
@@ -552,14 +539,11 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
             goto out;
         }
         if (g.buf == NULL) {
-            shared = !g_gather_busy;
-            g.buf = shared ? g_gather : malloc(DELIVER_MAX);
+            g.buf = tt_scratch_take(&g_gather, 0, DELIVER_MAX, NULL);
             if (g.buf == NULL) {
                 fail(t, UV_ENOMEM);
                 goto out;
             }
-            if (shared)
-                g_gather_busy = true;
         }
         if (g.len + FRAME_ROOM > DELIVER_MAX)
             deliver(t, &g);
@@ -600,10 +584,7 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
     else if (keep_plain(t, &g) < 0)
         fail(t, UV_ENOMEM);
 out:
-    if (shared)
-        g_gather_busy = false;
-    else
-        free(g.buf);
+    tt_scratch_give(&g_gather, g.buf);
     tt_frame_reader_trim(&t->rx);
 }
 

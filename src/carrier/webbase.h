@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "carrier/carrier.h"
+#include "carrier/children.h"
 #include "core/target.h"
 #include "core/tlsctx.h"
 #include "link/tcp.h"
@@ -35,6 +36,10 @@ struct tt_webbase {
     tt_carrier_accept_cb accept_cb;
     void *accept_ud;
     tt_webbase_conn_cb on_conn;
+    /* Server: what serves a connection before it is handed on (the TLS
+     * handshake here, the carrier's own exchange) and refers to W; closed
+     * with W by tt_webbase_free. */
+    tt_children children;
 };
 
 /* Fills W from CFG for a client or a server: the TLS context (logging the
@@ -49,7 +54,8 @@ int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
  * connection. Returns 0, or a negative code with *WHY set. */
 int tt_webbase_listen(tt_webbase *w, tt_webbase_conn_cb on_conn, const char **why);
 
-/* Frees what init and listen made (not W itself). */
+/* Closes W's children and frees what init and listen made (not W
+ * itself). */
 void tt_webbase_free(tt_webbase *w);
 
 /* The wall clock in seconds, with the test-only --clock-offset. */

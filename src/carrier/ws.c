@@ -14,13 +14,14 @@
 #include <string.h>
 
 #include "carrier/carrier.h"
-#include "carrier/web.h"
+#include "carrier/children.h"
 #include "carrier/webbase.h"
 #include "codec/http1.h"
 #include "codec/wshs.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/replay.h"
+#include "decoy/decoy.h"
 #include "link/ws.h"
 
 extern const tt_carrier_type tt_carrier_ws;
@@ -245,6 +246,7 @@ static void ws_dial_cancel(tt_carrier_dial *d)
 
 typedef struct up {
     wsc *c;
+    tt_child child; /* in c->w.children until the upgrade ends */
     tt_link *link;
     uv_timer_t timer;
     uint8_t *buf;
@@ -261,6 +263,7 @@ static void up_timer_closed(uv_handle_t *h)
 
 static void up_end(up *u)
 {
+    tt_child_remove(&u->child);
     u->link = NULL;
     uv_close((uv_handle_t *)&u->timer, up_timer_closed);
 }
@@ -270,7 +273,7 @@ static void to_web(up *u, const char *why)
     tt_link *l = u->link;
     tt_link_read_stop(l);
     tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)l->id, u->peer, why);
-    tt_web_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
+    tt_decoy_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
     up_end(u);
 }
 
@@ -395,6 +398,14 @@ static void on_srv_timeout(uv_timer_t *t)
     up_end(u);
 }
 
+/* The carrier closes. */
+static void up_close(void *ud)
+{
+    up *u = ud;
+    tt_link_close(u->link, NULL, NULL);
+    up_end(u);
+}
+
 static void on_conn(tt_webbase *w, tt_link *link)
 {
     wsc *c = (wsc *)w;
@@ -410,6 +421,7 @@ static void on_conn(tt_webbase *w, tt_link *link)
     u->link = link;
     u->buf = buf;
     tt_link_peer(link, u->peer, sizeof u->peer);
+    tt_child_add(&w->children, &u->child, up_close, u);
     uv_timer_init(w->base.loop, &u->timer);
     u->timer.data = u;
     uv_timer_start(&u->timer, on_srv_timeout, w->cfg.handshake_timeout_ms, 0);
