@@ -17,6 +17,7 @@
 
 #include "core/addr.h"
 #include "core/log.h"
+#include "link/fdlimit.h"
 
 #define TT_TCP_READ_BUF (256 * 1024)
 
@@ -27,9 +28,49 @@ typedef struct tcp_link {
     bool closing;
     bool reading;
     bool shut;
+    bool provisional; /* in the shedding list (see shed_oldest) */
+    struct tcp_link *prev, *next;
     tt_link_close_cb close_cb;
     void *close_ud;
 } tcp_link;
+
+/* Sockets of TCP links and of connects in progress: with the descriptors
+ * open at start, how many the process holds. The number of a new descriptor
+ * alone says too little: descriptors are allocated lowest first, so one
+ * freed by shedding is reused by the next accept, which looks harmless. */
+static int g_sockets;
+
+/* Accepted connections not yet authenticated, oldest first, from listeners
+ * with shedding on: the first to go when descriptors run short. */
+static tcp_link *g_prov_head, *g_prov_tail;
+
+static void prov_remove(tcp_link *t)
+{
+    if (!t->provisional)
+        return;
+    t->provisional = false;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        g_prov_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        g_prov_tail = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void prov_append(tcp_link *t)
+{
+    t->provisional = true;
+    t->prev = g_prov_tail;
+    t->next = NULL;
+    if (g_prov_tail)
+        g_prov_tail->next = t;
+    else
+        g_prov_head = t;
+    g_prov_tail = t;
+}
 
 typedef struct tcp_wreq {
     uv_write_t req;
@@ -204,6 +245,8 @@ static void tcp_end(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
     if (t->closing)
         return;
     t->closing = true;
+    prov_remove(t);
+    g_sockets--; /* uv_close closes the socket at once */
     t->close_cb = cb;
     t->close_ud = ud;
     /* A reset (SO_LINGER 0) drops queued data and tells the peer the stream
@@ -256,6 +299,7 @@ tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp)
     t->base.loop = tcp->loop;
     t->base.id = tt_link_next_id();
     t->tcp = tcp;
+    g_sockets++;
     tcp->data = t;
     /* Interactive traffic (ssh, first bytes of a request) should not wait for
      * Nagle; the relay already writes in large blocks. */
@@ -286,7 +330,38 @@ struct tt_tcp_listener {
     uv_tcp_t tcp;
     tt_tcp_accept_cb cb;
     void *ud;
+    bool shed; /* accepted links are provisional until tt_tcp_link_trust */
 };
+
+/* Closes the oldest connection not yet authenticated, at once: its owner
+ * hears UV_ECONNABORTED and closes the link, which frees the descriptor
+ * inside that call (uv_close closes the socket synchronously). Returns
+ * whether there was one. */
+static bool shed_oldest(void)
+{
+    tcp_link *t = g_prov_head;
+    if (t == NULL)
+        return false;
+    prov_remove(t);
+    if (t->reading) {
+        uv_read_stop((uv_stream_t *)t->tcp);
+        t->reading = false;
+    }
+    t->base.handler->on_error(&t->base, t->base.ud, UV_ECONNABORTED);
+    return true;
+}
+
+void tt_tcp_link_trust(tt_link *l)
+{
+    /* Wrappers keep their lower link's id. An authenticating connection is
+     * nearly always among the newest, so the walk starts there. */
+    for (tcp_link *t = g_prov_tail; t != NULL; t = t->prev) {
+        if (t->base.id == l->id) {
+            prov_remove(t);
+            return;
+        }
+    }
+}
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -303,9 +378,31 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)c, on_close_free);
         return;
     }
+    /* Short of descriptors, an unauthenticated connection makes room for
+     * this one, or this one goes: the reserve stays for the connects of the
+     * clients being served, and the process never meets EMFILE at accept,
+     * where libuv closes the waiting connections silently. */
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)c, &fd) == 0 && tt_fd_short(fd, g_sockets)) {
+        if (shed_oldest()) {
+            tt_fd_report(server->loop, TT_FD_SHED);
+        } else {
+            tt_fd_report(server->loop, TT_FD_REFUSED);
+            uv_close((uv_handle_t *)c, on_close_free);
+            return;
+        }
+    }
     tt_link *l = tt_tcp_link_wrap(c);
-    if (l != NULL)
-        ls->cb(ls->ud, l);
+    if (l == NULL)
+        return;
+    if (ls->shed)
+        prov_append((tcp_link *)l);
+    ls->cb(ls->ud, l);
+}
+
+void tt_tcp_listener_shed(tt_tcp_listener *ls)
+{
+    ls->shed = true;
 }
 
 int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb cb, void *ud,
@@ -324,6 +421,7 @@ int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb 
     ls->tcp.data = ls;
     ls->cb = cb;
     ls->ud = ud;
+    tt_fd_baseline();
     rc = uv_tcp_bind(&ls->tcp, (struct sockaddr *)&ss, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&ls->tcp, 1024, on_connection);
@@ -378,6 +476,7 @@ struct tt_tcp_connect {
     bool connected;
     bool in_api;   /* inside tt_tcp_connect_start or _cancel */
     bool reported; /* the callback has run */
+    bool counted;  /* the socket exists and is in g_sockets */
 };
 
 /* Reports the outcome once. The socket goes to the caller as a link; the
@@ -390,6 +489,9 @@ static void connect_report(tt_tcp_connect *c)
     tt_link *l = NULL;
     int status = c->result;
     if (c->connected && status == 0) {
+        if (c->counted)
+            g_sockets--; /* the link counts it now */
+        c->counted = false;
         l = tt_tcp_link_wrap(c->tcp);
         if (l == NULL)
             status = UV_ENOMEM;
@@ -422,9 +524,12 @@ static void connect_finish(tt_tcp_connect *c, int status)
     c->finished = true;
     c->result = status;
     uv_close((uv_handle_t *)&c->timer, on_connect_handle_closed);
-    if (status != 0)
+    if (status != 0) {
+        if (c->counted)
+            g_sockets--;
+        c->counted = false;
         uv_close((uv_handle_t *)c->tcp, on_connect_handle_closed);
-    else
+    } else
         c->open--; /* the socket lives on as the link */
     /* From a libuv callback the outcome goes out at once; from inside this
      * module's own API calls it waits for the handles to close, so a caller
@@ -443,6 +548,8 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     c->connected = (status == 0);
+    if (status == UV_EMFILE || status == UV_ENFILE)
+        tt_fd_report(req->handle->loop, TT_FD_CONNECT);
     connect_finish(c, status);
 }
 
@@ -490,6 +597,13 @@ int tt_tcp_connect_start_ex(uv_loop_t *loop, const struct sockaddr *sa, unsigned
     c->open = 2;
     c->in_api = true;
     int rc = uv_tcp_connect(&c->req, c->tcp, sa, on_connected);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0) {
+        c->counted = true;
+        g_sockets++;
+    }
+    if (rc == UV_EMFILE || rc == UV_ENFILE)
+        tt_fd_report(loop, TT_FD_CONNECT);
     if (rc != 0) {
         /* Report asynchronously, as promised, through the normal path. */
         connect_finish(c, rc);
