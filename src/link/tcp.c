@@ -18,6 +18,7 @@
 #include "core/addr.h"
 #include "core/log.h"
 #include "link/fdlimit.h"
+#include "link/trim.h"
 
 #define TT_TCP_READ_BUF (256 * 1024)
 
@@ -39,6 +40,13 @@ typedef struct tcp_link {
  * alone says too little: descriptors are allocated lowest first, so one
  * freed by shedding is reused by the next accept, which looks harmless. */
 static int g_sockets;
+
+/* G_SOCKETS changes by DELTA; the trimmer (link/trim.h) watches it. */
+static void sockets_add(uv_loop_t *loop, int delta)
+{
+    g_sockets += delta;
+    tt_trim_note(loop, g_sockets);
+}
 
 /* Accepted connections not yet authenticated, oldest first, from listeners
  * with shedding on: the first to go when descriptors run short. */
@@ -246,7 +254,7 @@ static void tcp_end(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
         return;
     t->closing = true;
     prov_remove(t);
-    g_sockets--; /* uv_close closes the socket at once */
+    sockets_add(t->base.loop, -1); /* uv_close closes the socket at once */
     t->close_cb = cb;
     t->close_ud = ud;
     /* A reset (SO_LINGER 0) drops queued data and tells the peer the stream
@@ -299,7 +307,7 @@ tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp)
     t->base.loop = tcp->loop;
     t->base.id = tt_link_next_id();
     t->tcp = tcp;
-    g_sockets++;
+    sockets_add(tcp->loop, 1);
     tcp->data = t;
     /* Interactive traffic (ssh, first bytes of a request) should not wait for
      * Nagle; the relay already writes in large blocks. */
@@ -490,7 +498,7 @@ static void connect_report(tt_tcp_connect *c)
     int status = c->result;
     if (c->connected && status == 0) {
         if (c->counted)
-            g_sockets--; /* the link counts it now */
+            sockets_add(c->tcp->loop, -1); /* the link counts it now */
         c->counted = false;
         l = tt_tcp_link_wrap(c->tcp);
         if (l == NULL)
@@ -526,7 +534,7 @@ static void connect_finish(tt_tcp_connect *c, int status)
     uv_close((uv_handle_t *)&c->timer, on_connect_handle_closed);
     if (status != 0) {
         if (c->counted)
-            g_sockets--;
+            sockets_add(c->tcp->loop, -1);
         c->counted = false;
         uv_close((uv_handle_t *)c->tcp, on_connect_handle_closed);
     } else
@@ -600,7 +608,7 @@ int tt_tcp_connect_start_ex(uv_loop_t *loop, const struct sockaddr *sa, unsigned
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0) {
         c->counted = true;
-        g_sockets++;
+        sockets_add(loop, 1);
     }
     if (rc == UV_EMFILE || rc == UV_ENFILE)
         tt_fd_report(loop, TT_FD_CONNECT);
