@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from helpers import free_port, recv_exact, socks_open, start_client, start_server, wait_until
+from helpers import (free_port, recv_exact, rep_code, socks_connect, socks_open, start_client,
+                     start_server, wait_until)
 from test_web_carriers import KEY, web_client, web_server, ws_upgrade
 
 PATH = "/tun"
@@ -201,3 +202,37 @@ def test_memory_is_given_back_after_a_burst(procs, echo):
     wait_until(lambda: len(re.findall("gave free heap back", server.proc.log())) >= 2, 10,
                "a trim after the second burst")
     assert len(re.findall("gave free heap back", server.proc.log())) <= 4
+
+
+def test_streams_beyond_the_descriptor_limit_fail_with_general_failure(procs, echo):
+    """Streams that the server cannot serve for want of descriptors (48 of
+    them, 40 streams muxed 16 to a connection) get SOCKS5 general failure:
+    a muxed connection beyond the reserve is refused, and a connect that
+    meets EMFILE fails its stream. The shortage is logged once, and the
+    streams that did connect keep working."""
+    port = free_port(("127.0.0.1",))
+    srv = procs.tt(["server", "-l", "127.0.0.1:%d" % port, "-k", KEY, "--allow", "127.0.0.0/8"],
+                   name="tt-server", prefix=["prlimit", "--nofile=48", "--"])
+    srv.wait_log(r"tt server listening on ")
+    client = start_client(procs, "tt://127.0.0.1:%d" % port,
+                          ["-k", KEY, "--mux", "--mux-max-streams", "16"])
+    opened, codes = [], []
+    try:
+        for _ in range(40):
+            s, rep = socks_connect(client.socks, "127.0.0.1", echo, timeout=30)
+            codes.append(rep_code(rep))
+            if rep_code(rep) == 0:
+                opened.append(s)
+            else:
+                s.close()
+        assert set(codes) <= {0, 1}, "reply codes %s" % codes
+        assert 1 in codes, "every stream connected: the limit was never reached"
+        srv.wait_log(r"warn: out of file descriptors \(RLIMIT_NOFILE 48, 16 kept for connects\): "
+                     r"(refused a new connection|a connect to a destination failed)")
+        for s in opened:
+            s.sendall(b"still")
+            assert recv_exact(s, 5, "the echo") == b"still"
+    finally:
+        for s in opened:
+            s.close()
+    assert len(re.findall(r"out of file descriptors", srv.log())) == 1
