@@ -67,13 +67,14 @@ void tt_fd_report(uv_loop_t *loop, tt_fd_event ev)
     long limit = soft_limit();
     if (!g_reported) {
         static const char *const what[] = {
-            [TT_FD_SHED] = "closed the oldest connection not yet authenticated",
+            [TT_FD_SHED] = "closed a connection not yet authenticated",
             [TT_FD_REFUSED] = "refused a new connection",
             [TT_FD_CONNECT] = "a connect to a destination failed",
         };
         tt_warn("out of file descriptors (RLIMIT_NOFILE %ld, %d kept for connects): %s; "
-                "connections not yet authenticated are closed oldest first, new ones refused "
-                "when none is left (logged at most every %ds)",
+                "connections not yet authenticated make room, the oldest from the newcomer's "
+                "source first, new ones are refused when none is left (logged at most every "
+                "%ds)",
                 limit, reserve_of(limit), what[ev], TT_FD_REPORT_MS / 1000);
     } else {
         tt_warn("still out of file descriptors (RLIMIT_NOFILE %ld): in the last %llus %u "

@@ -29,7 +29,9 @@ typedef struct tcp_link {
     bool closing;
     bool reading;
     bool shut;
-    bool provisional; /* in the shedding list (see shed_oldest) */
+    bool provisional; /* in the shedding list (see shed_one) */
+    uint8_t src_len;  /* while provisional: the peer's source (see source_of) */
+    uint8_t src[8];
     struct tcp_link *prev, *next;
     tt_link_close_cb close_cb;
     void *close_ud;
@@ -341,15 +343,56 @@ struct tt_tcp_listener {
     bool shed; /* accepted links are provisional until tt_tcp_link_trust */
 };
 
-/* Closes the oldest connection not yet authenticated, at once: its owner
- * hears UV_ECONNABORTED and closes the link, which frees the descriptor
- * inside that call (uv_close closes the socket synchronously). Returns
- * whether there was one. */
-static bool shed_oldest(void)
+/* The source a connection is counted against: its IPv4 address (also when
+ * IPv4-mapped), or the /64 of its IPv6 address, since one host holds a whole
+ * /64. Returns the length in OUT, 0 if unknown. */
+static uint8_t source_of(uv_tcp_t *tcp, uint8_t out[8])
+{
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &n) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss.ss_family != AF_INET6)
+        return 0;
+    const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+    static const uint8_t mapped[12] = {[10] = 0xff, 0xff};
+    if (memcmp(a, mapped, sizeof mapped) == 0) {
+        memcpy(out, a + 12, 4);
+        return 4;
+    }
+    memcpy(out, a, 8);
+    return 8;
+}
+
+/* How far from the oldest shed_one looks for a connection of the new one's
+ * source: a bound on the work per accept whatever the flood. */
+#define SHED_LOOK 64
+
+/* Closes a connection not yet authenticated, at once: the oldest one from
+ * the source SRC (SRC_LEN bytes) of the connection that needs the room,
+ * among the SHED_LOOK oldest, else the oldest of all. A flood from one
+ * source thus displaces itself, and a real client from elsewhere that has
+ * not yet authenticated is not closed however fast the flood comes. The
+ * owner hears UV_ECONNABORTED and closes the link, which frees the
+ * descriptor inside that call (uv_close closes the socket synchronously).
+ * Returns whether there was one. */
+static bool shed_one(const uint8_t *src, uint8_t src_len)
 {
     tcp_link *t = g_prov_head;
     if (t == NULL)
         return false;
+    int look = 0;
+    for (tcp_link *u = g_prov_head; u != NULL && look < SHED_LOOK && src_len > 0;
+         u = u->next, look++) {
+        if (u->src_len == src_len && memcmp(u->src, src, src_len) == 0) {
+            t = u;
+            break;
+        }
+    }
     prov_remove(t);
     if (t->reading) {
         uv_read_stop((uv_stream_t *)t->tcp);
@@ -391,8 +434,10 @@ static void on_connection(uv_stream_t *server, int status)
      * clients being served, and the process never meets EMFILE at accept,
      * where libuv closes the waiting connections silently. */
     uv_os_fd_t fd;
+    uint8_t src[8];
+    uint8_t src_len = ls->shed ? source_of(c, src) : 0;
     if (uv_fileno((uv_handle_t *)c, &fd) == 0 && tt_fd_short(fd, g_sockets)) {
-        if (shed_oldest()) {
+        if (shed_one(src, src_len)) {
             tt_fd_report(server->loop, TT_FD_SHED);
         } else {
             tt_fd_report(server->loop, TT_FD_REFUSED);
@@ -403,8 +448,12 @@ static void on_connection(uv_stream_t *server, int status)
     tt_link *l = tt_tcp_link_wrap(c);
     if (l == NULL)
         return;
-    if (ls->shed)
-        prov_append((tcp_link *)l);
+    if (ls->shed) {
+        tcp_link *t = (tcp_link *)l;
+        t->src_len = src_len;
+        memcpy(t->src, src, src_len);
+        prov_append(t);
+    }
     ls->cb(ls->ud, l);
 }
 

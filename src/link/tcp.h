@@ -31,9 +31,10 @@ int tt_tcp_listener_fast_open(tt_tcp_listener *ls, int qlen);
 
 /* Turns shedding on: connections accepted from LS are provisional until
  * their owner calls tt_tcp_link_trust. When descriptors run short
- * (link/fdlimit.h), each new connection first closes the oldest provisional
- * one of the process, whose owner gets on_error UV_ECONNABORTED and must
- * close it; with none left the new connection is refused. Listeners without
+ * (link/fdlimit.h), each new connection first closes a provisional one of
+ * the process (the oldest from its own source, else the oldest), whose owner
+ * gets on_error UV_ECONNABORTED and must close it; with none left the new
+ * connection is refused. Listeners without
  * shedding (the client's) only refuse. */
 void tt_tcp_listener_shed(tt_tcp_listener *ls);
 

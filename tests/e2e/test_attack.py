@@ -236,3 +236,58 @@ def test_streams_beyond_the_descriptor_limit_fail_with_general_failure(procs, ec
         for s in opened:
             s.close()
     assert len(re.findall(r"out of file descriptors", srv.log())) == 1
+
+
+def accept_backlog(port):
+    """Connections waiting in the kernel for the listener on PORT to accept
+    them (Recv-Q of a listening socket)."""
+    out = subprocess.run(["ss", "-Hltn", "sport", "= :%d" % port], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return int(out[1]) if len(out) > 1 else 0
+
+
+def still_open(sock):
+    """Whether the peer has neither closed nor reset SOCK (which must have
+    no unread data)."""
+    sock.setblocking(False)  # a socket timeout would turn "no data" into a wait
+    try:
+        return sock.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def test_a_flood_from_one_source_displaces_itself(procs):
+    """Short of descriptors, a new connection displaces the oldest
+    unauthenticated one from its own source first. A flood of 400
+    connections from 127.0.0.2 through a server limited to 128 descriptors
+    therefore leaves alone a connection from 127.0.0.1 that is still
+    authenticating (oldest first, it would have gone after some 100)."""
+    for _ in range(3):
+        port = free_port(("127.0.0.1",))
+        srv = procs.tt(["server", "-l", "0.0.0.0:%d" % port, "-k", KEY], name="tt-server",
+                       prefix=["prlimit", "--nofile=128", "--"])
+        m = srv.wait_log(r"tt server listening on |(address already in use)")
+        if not m.group(1):
+            break
+        procs.discard(srv)
+    slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+    slow.sendall(b"\x00" * 10)  # part of a first flight, then nothing yet
+    flood = []
+    try:
+        for _ in range(400):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(10)
+            s.connect(("127.0.0.1", port))
+            flood.append(s)
+        srv.wait_log(r"warn: out of file descriptors")
+        wait_until(lambda: accept_backlog(port) == 0, 15, "the server to accept the flood")
+        shed = sum(not still_open(s) for s in flood)
+        assert shed > 250, "only %d flood connections were closed" % shed
+        assert still_open(slow), "the connection from another source was closed"
+    finally:
+        for s in flood:
+            s.close()
+        slow.close()
