@@ -382,24 +382,31 @@ static uint8_t source_of(uv_tcp_t *tcp, uint8_t out[8])
  * Returns whether there was one. */
 static bool shed_one(const uint8_t *src, uint8_t src_len)
 {
-    tcp_link *t = g_prov_head;
-    if (t == NULL)
-        return false;
-    int look = 0;
-    for (tcp_link *u = g_prov_head; u != NULL && look < SHED_LOOK && src_len > 0;
-         u = u->next, look++) {
-        if (u->src_len == src_len && memcmp(u->src, src, src_len) == 0) {
-            t = u;
-            break;
+    /* An owner that cannot close at once (one waiting for a fallback dial
+     * ignores errors until then) leaves the list without freeing anything;
+     * then another goes, a few times at most. */
+    for (int tries = 0; tries < 4; tries++) {
+        tcp_link *t = g_prov_head;
+        if (t == NULL)
+            return false;
+        int look = 0;
+        for (tcp_link *u = g_prov_head; u != NULL && look < SHED_LOOK && src_len > 0;
+             u = u->next, look++) {
+            if (u->src_len == src_len && memcmp(u->src, src, src_len) == 0) {
+                t = u;
+                break;
+            }
         }
+        prov_remove(t);
+        if (t->reading) {
+            uv_read_stop((uv_stream_t *)t->tcp);
+            t->reading = false;
+        }
+        t->base.handler->on_error(&t->base, t->base.ud, UV_ECONNABORTED);
+        if (t->closing)
+            return true;
     }
-    prov_remove(t);
-    if (t->reading) {
-        uv_read_stop((uv_stream_t *)t->tcp);
-        t->reading = false;
-    }
-    t->base.handler->on_error(&t->base, t->base.ud, UV_ECONNABORTED);
-    return true;
+    return false;
 }
 
 void tt_tcp_link_trust(tt_link *l)
@@ -605,8 +612,6 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     c->connected = (status == 0);
-    if (status == UV_EMFILE || status == UV_ENFILE)
-        tt_fd_report(req->handle->loop, TT_FD_CONNECT);
     connect_finish(c, status);
 }
 
