@@ -22,11 +22,6 @@ static int reserve_of(long limit)
     return r < 16 ? 16 : r > 1024 ? 1024 : (int)r;
 }
 
-int tt_fd_reserve(void)
-{
-    return reserve_of(soft_limit());
-}
-
 static int g_baseline = -1;
 
 void tt_fd_baseline(void)

@@ -25,15 +25,11 @@ typedef enum tt_fd_event {
  * connection: the lowest free descriptor number at the first call. */
 void tt_fd_baseline(void);
 
-/* True when the process is in the reserve: fewer than tt_fd_reserve()
- * descriptors are left below the soft RLIMIT_NOFILE, counting the baseline
- * plus SOCKETS held for connections, or FD (a descriptor just opened, -1 for
- * none) is itself that high. */
+/* True when the process is in the reserve: fewer descriptors are left below
+ * the soft RLIMIT_NOFILE than an eighth of it (at least 16, at most 1024),
+ * counting the baseline plus SOCKETS held for connections, or FD (a
+ * descriptor just opened, -1 for none) is itself that high. */
 bool tt_fd_short(int fd, int sockets);
-
-/* Descriptors kept free below the limit: an eighth of it, at least 16 and at
- * most 1024. */
-int tt_fd_reserve(void);
 
 /* Counts EV and logs a warning if none was logged in the last
  * TT_FD_REPORT_MS (loop time of LOOP). */

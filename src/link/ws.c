@@ -374,13 +374,12 @@ static int send_small(ws_link *t, uint8_t b0, const uint8_t *payload, size_t len
 
 /* Answers the latest ping, if one is owed and the lower link's queue is
  * empty. A peer that sends pings and never reads would otherwise fill the
- * queue with pongs without bound (measured before this rule: 115 MB/s from
- * one connection). RFC 6455 5.5.3 allows answering only the most recent
- * ping, so a ping that arrives while bytes are queued replaces the one owed,
- * and the pong goes out when the queue drains; the pings of one lower read
- * get one pong, one write instead of one per ping. What pongs hold is thus
- * one frame queued and one payload kept, whatever the peer sends, and the
- * connection stays readable: no backpressure couples the peer's input to
+ * queue with pongs without bound (measured before this rule: a server grew
+ * by 386 MiB/s from one such connection, docs/BENCHMARKS.md). RFC 6455 5.5.3 allows answering only
+ * the most recent ping, so a ping that arrives while bytes are queued replaces the one owed, and
+ * the pong goes out when the queue drains; the pings of one lower read get one pong, one write
+ * instead of one per ping. What pongs hold is thus one frame queued and one payload kept, whatever
+ * the peer sends, and the connection stays readable: no backpressure couples the peer's input to
  * its reading, so a legitimate peer that pings during a download is not
  * stalled. A pong waits behind queued data, where it would have been
  * queued anyway. */
