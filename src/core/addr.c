@@ -470,6 +470,13 @@ bool tt_addr_embedded_v4(const uint8_t v6[16], uint8_t v4[4])
         memcpy(v4, v6 + 12, 4);
         return true;
     }
+    /* IPv4-translated ::ffff:0:a.b.c.d (SIIT, RFC 2765): a translator on the
+     * path turns it into a.b.c.d, as NAT64 does its prefix below. RFC 6145
+     * dropped the form, but nothing stops a translator from still using it. */
+    if (all_zero(v6, 8) && v6[8] == 0xff && v6[9] == 0xff && v6[10] == 0 && v6[11] == 0) {
+        memcpy(v4, v6 + 12, 4);
+        return true;
+    }
     /* IPv4-compatible ::a.b.c.d (deprecated, but some stacks still route it).
      * :: and ::1 are the unspecified and loopback addresses, not IPv4. */
     if (all_zero(v6, 12)) {

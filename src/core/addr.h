@@ -59,7 +59,8 @@ bool tt_cidr_contains(const tt_cidr *c, int family, const uint8_t *addr);
 
 /* Returns true and fills V4 when a 16-byte IPv6 address carries an IPv4
  * address that a packet to it would reach: IPv4-mapped ::ffff:0:0/96,
- * IPv4-compatible ::/96 (except :: and ::1), NAT64 64:ff9b::/96 and
+ * IPv4-translated ::ffff:0:0:0/96 (SIIT), IPv4-compatible ::/96 (except ::
+ * and ::1), NAT64 64:ff9b::/96 and
  * 64:ff9b:1::/48, 6to4 2002::/16, and Teredo 2001::/32 (client address). */
 bool tt_addr_embedded_v4(const uint8_t v6[16], uint8_t v4[4]);
 

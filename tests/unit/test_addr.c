@@ -679,10 +679,20 @@ Test(embedded_v4, mapped_and_compatible)
     embeds("::1:0", "0.1.0.0");
     embeds("::", NULL);
     embeds("::1", NULL);
-    /* SIIT's ::ffff:0:a.b.c.d is not one of the listed forms. */
-    embeds("::ffff:0:1.2.3.4", NULL);
     embeds("::fffe:1.2.3.4", NULL);
     embeds("1::ffff:1.2.3.4", NULL);
+}
+
+Test(embedded_v4, translated)
+{
+    /* SIIT's IPv4-translated form, ::ffff:0:a.b.c.d (RFC 2765). */
+    embeds("::ffff:0:7f00:1", "127.0.0.1");
+    embeds("::ffff:0:1.2.3.4", "1.2.3.4");
+    embeds("::ffff:0:0.0.0.0", "0.0.0.0");
+    embeds("::ffff:1:7f00:1", NULL);
+    embeds("::fffe:0:7f00:1", NULL);
+    embeds("::1:ffff:0:7f00:1", NULL);
+    embeds("1::ffff:0:7f00:1", NULL);
 }
 
 Test(embedded_v4, nat64)
