@@ -262,16 +262,19 @@ static void probe_start(ssh_run *r)
 {
     struct sockaddr_in sa;
     ssh_probe *p = calloc(1, sizeof *p);
-    if (p == NULL)
-        return;
-    uv_ip4_addr("127.0.0.1", r->port, &sa);
-    uv_tcp_init(r->c->base.loop, &p->tcp);
-    p->tcp.data = p;
-    p->req.data = p;
-    p->run = r;
-    r->probe = p;
-    if (uv_tcp_connect(&p->req, &p->tcp, (struct sockaddr *)&sa, on_probe) != 0)
+    if (p != NULL) {
+        uv_ip4_addr("127.0.0.1", r->port, &sa);
+        uv_tcp_init(r->c->base.loop, &p->tcp);
+        p->tcp.data = p;
+        p->req.data = p;
+        p->run = r;
+        r->probe = p;
+        if (uv_tcp_connect(&p->req, &p->tcp, (struct sockaddr *)&sa, on_probe) == 0)
+            return;
         probe_drop(r);
+    }
+    /* No probe this time (no memory, no socket): the next one later. */
+    uv_timer_start(&r->timer, on_run_timer, PROBE_MAX_MS, 0);
 }
 
 static void on_run_timer(uv_timer_t *t)
