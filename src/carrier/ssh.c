@@ -6,7 +6,8 @@
  * - Readiness. ssh opens its -D port only after it has logged in, and with
  *   ExitOnForwardFailure it exits if it cannot, so a connect to the port
  *   that succeeds means the link is up. The carrier tries one from a timer,
- *   10 ms after the start and then at doubling intervals up to 0.5 s.
+ *   10 ms after the start and then at doubling intervals up to 0.1 s (a
+ *   loopback connect is cheap; a stream waits for the next one).
  * - Streams that arrive while the child is starting wait for it, up to the
  *   client's --connect-timeout. Once a start has failed before readiness (a
  *   host key or login refused), new streams fail at once with ssh's own
@@ -39,9 +40,9 @@ extern const tt_carrier_type tt_carrier_ssh;
 static const tt_carrier_optgroup ssh_group;
 
 #define USER_ARGS_MAX 64
-#define FIXED_ARGS_MAX 24
+#define FIXED_ARGS_MAX 32
 #define PROBE_FIRST_MS 10
-#define PROBE_MAX_MS 500
+#define PROBE_MAX_MS 100
 #define BACKOFF_FIRST_MS 500
 #define BACKOFF_MAX_MS 30000
 #define STABLE_MS 10000
@@ -386,6 +387,14 @@ static int free_port(uint16_t *port)
     return rc;
 }
 
+/* The -o options tt adds. The child is a connection of its own, neither a
+ * connection-sharing master nor a client of one: a forward held by a master
+ * that outlives the child would escape the supervision here. */
+static char *ssh_options[] = {
+    "ExitOnForwardFailure=yes", "BatchMode=yes",    "ServerAliveInterval=15",
+    "ServerAliveCountMax=3",    "ControlMaster=no", "ControlPath=none",
+};
+
 static void start_run(ssh_carrier *c)
 {
     ssh_run *r = calloc(1, sizeof *r);
@@ -411,19 +420,13 @@ static void start_run(ssh_carrier *c)
         argv[n++] = c->user_argv[i];
     /* The user's words come first: for -o options ssh keeps the first
      * value it reads, so --ssh-command can override these. */
-    char *fixed[] = {"-N",
-                     "-D",
-                     dyn,
-                     "-o",
-                     "ExitOnForwardFailure=yes",
-                     "-o",
-                     "BatchMode=yes",
-                     "-o",
-                     "ServerAliveInterval=15",
-                     "-o",
-                     "ServerAliveCountMax=3"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-        argv[n++] = fixed[i];
+    argv[n++] = "-N";
+    argv[n++] = "-D";
+    argv[n++] = dyn;
+    for (size_t i = 0; i < sizeof ssh_options / sizeof ssh_options[0]; i++) {
+        argv[n++] = "-o";
+        argv[n++] = ssh_options[i];
+    }
     if (c->cfg.connect_timeout_ms) {
         argv[n++] = "-o";
         argv[n++] = timeout;

@@ -66,6 +66,29 @@ def test_port_in_the_url_and_a_forward_with_half_close(procs, sshd):
         halfclose_exchange(s)
 
 
+def test_host_alias_from_ssh_config(procs, echo, sshd, tmp_path):
+    """The host goes to ssh as typed, and without a port in the URL no -p is
+    added: an ssh_config Host alias supplies the address, port, user and
+    key."""
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("\n".join([
+        "Host tt-e2e-alias",
+        "    HostName 127.0.0.1",
+        "    Port %d" % sshd.port,
+        "    User root",
+        "    IdentityFile %s" % sshd.key,
+        "    IdentitiesOnly yes",
+        "    StrictHostKeyChecking no",
+        "    UserKnownHostsFile /dev/null",
+    ]) + "\n")
+    c = ssh_client(procs, sshd, ["-v"], url="ssh://tt-e2e-alias", command=["ssh", "-F", str(cfg)])
+    m = c.proc.wait_log(r"started ssh \d+: (.*)")
+    assert m.group(1).endswith(" -- tt-e2e-alias") and " -p " not in m.group(1), m.group(1)
+    with socks_open(c.socks, "127.0.0.1", echo) as s:
+        s.sendall(b"via an alias")
+        assert recv_exact(s, 12) == b"via an alias"
+
+
 def test_refused_destination_fails_the_stream(procs, echo, sshd):
     c = ssh_client(procs, sshd)
     closed = free_port(("127.0.0.1",))
@@ -132,10 +155,17 @@ def test_streams_wait_for_ssh_then_time_out(procs, sshd, tmp_path):
 def test_killed_child_is_restarted_and_sigterm_ends_it(procs, echo, sshd):
     c = ssh_client(procs, sshd)
     first = ssh_pid(c)
-    with socks_open(c.socks, "127.0.0.1", echo) as s:
-        s.sendall(b"first")
-        assert recv_exact(s, 5) == b"first"
+    held = socks_open(c.socks, "127.0.0.1", echo)
+    held.sendall(b"first")
+    assert recv_exact(held, 5) == b"first"
     os.kill(first, signal.SIGKILL)
+    # The stream open on the killed child ends; it does not hang.
+    held.settimeout(15)
+    try:
+        assert held.recv(100) == b""
+    except ConnectionResetError:
+        pass
+    held.close()
     c.proc.wait_log(r"ssh %d to ssh://root@127\.0\.0\.1 was killed by signal 9; restarting in "
                     r"0\.5s" % first)
     m = c.proc.wait_log(r"is up \(ssh pid (?!%d\b)(\d+)" % first, 30)
