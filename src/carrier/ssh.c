@@ -109,7 +109,7 @@ struct ssh_carrier {
     int handles; /* the two timers and the current run: freed at 0 */
     char last_error[256];
     uint32_t seen[SEEN_MAX]; /* hashes of the stderr lines already logged */
-    unsigned n_seen;
+    unsigned n_seen, seen_next;
     char text[TT_USER_MAX + TT_HOST_MAX + 20]; /* "ssh://USER@HOST:PORT" */
 };
 
@@ -142,41 +142,48 @@ static uint32_t hash_line(const char *s)
 
 /* Debug output stays debug; anything else is shown once per distinct line,
  * so a login refused at every restart is said once, not every 30 s. */
-static void on_line(void *ud, const char *line)
+static void on_line(void *ud, const char *text)
 {
     ssh_run *r = ud;
     ssh_carrier *c = r->c;
-    if (*line == '\0')
+    /* What ssh prints may quote the server (a banner): no control bytes
+     * reach the log. */
+    char line[TT_LINES_MAX];
+    size_t n = 0;
+    for (; text[n] && n < sizeof line - 1; n++)
+        line[n] = (unsigned char)text[n] < 0x20 || text[n] == 0x7f ? '?' : text[n];
+    line[n] = '\0';
+    if (n == 0)
         return;
     if (strncmp(line, "debug", 5) == 0) {
         tt_debug("ssh %d: %s", r->proc.pid, line);
         return;
     }
-    if (strncmp(line, "ssh: ", 5) == 0)
-        line += 5;
+    const char *msg = strncmp(line, "ssh: ", 5) == 0 ? line + 5 : line;
     if (c == NULL) {
-        tt_debug("ssh %d: %s", r->proc.pid, line);
+        tt_debug("ssh %d: %s", r->proc.pid, msg);
         return;
     }
     /* A stream's failure at the far end ("channel 3: open failed: connect
      * failed: Connection refused") and the note on a host key learned are
      * news about one stream or nothing at all, not about the link. */
-    if (strncmp(line, "channel ", 8) == 0 || strncmp(line, "Warning: Permanently added", 26) == 0) {
-        tt_info("ssh: %s", line);
+    if (strncmp(msg, "channel ", 8) == 0 || strncmp(msg, "Warning: Permanently added", 26) == 0) {
+        tt_info("ssh: %s", msg);
         return;
     }
-    snprintf(c->last_error, sizeof c->last_error, "%s", line);
-    uint32_t h = hash_line(line);
+    snprintf(c->last_error, sizeof c->last_error, "%.*s", (int)sizeof c->last_error - 1, msg);
+    uint32_t h = hash_line(msg);
     for (unsigned i = 0; i < c->n_seen; i++) {
         if (c->seen[i] == h) {
-            tt_debug("ssh: %s", line);
+            tt_debug("ssh: %s", msg);
             return;
         }
     }
-    c->seen[c->n_seen++ % SEEN_MAX] = h;
-    if (c->n_seen > SEEN_MAX)
-        c->n_seen = SEEN_MAX;
-    tt_warn("ssh: %s", line);
+    c->seen[c->seen_next] = h;
+    c->seen_next = (c->seen_next + 1) % SEEN_MAX;
+    if (c->n_seen < SEEN_MAX)
+        c->n_seen++;
+    tt_warn("ssh: %s", msg);
 }
 
 static void err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -237,7 +244,7 @@ static void on_ready(ssh_run *r)
     r->ready_at = uv_now(c->base.loop);
     c->last_ready = true;
     c->last_error[0] = '\0';
-    c->n_seen = 0;
+    c->n_seen = c->seen_next = 0;
     tt_info("%s is up (ssh pid %d, SOCKS5 on 127.0.0.1:%u)", c->text, r->proc.pid, r->port);
     kick(c, 0);
 }
