@@ -602,6 +602,8 @@ static int ssh_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
     else
         c->head = d;
     c->tail = d;
+    if (c->run == NULL || !c->run->ready)
+        tt_debug("%s: a stream waits for ssh to be ready", c->text);
     kick(c, 0);
     if (out)
         *out = d;

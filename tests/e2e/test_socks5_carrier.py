@@ -9,10 +9,10 @@ import subprocess
 import pytest
 
 from helpers import (
-    halfclose_exchange,
     bulk_echo,
     connect,
     free_port,
+    halfclose_exchange,
     port_accepts,
     recv_exact,
     recv_until_eof,

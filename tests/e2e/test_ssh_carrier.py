@@ -9,15 +9,16 @@ import signal
 import subprocess
 
 from helpers import (
-    halfclose_exchange,
     bulk_echo,
     connect,
     free_port,
+    halfclose_exchange,
     recv_exact,
     run_tt,
     socks_connect,
     socks_open,
     start_client,
+    wait_until,
 )
 
 
@@ -150,6 +151,28 @@ def test_streams_wait_for_ssh_then_time_out(procs, sshd, tmp_path):
     c.proc.wait_log(r"cannot reach ssh://root@127\.0\.0\.1: ssh was not ready in time")
     assert c.proc.terminate_and_wait() == 0
     assert gone(pid), "the ssh child %d outlived tt" % pid
+
+
+def test_sigterm_while_streams_wait(procs, sshd, tmp_path):
+    """SIGTERM with streams waiting for a child that is not ready: they are
+    cancelled, the child is ended, and tt exits cleanly (the process
+    manager checks its status and sanitizer report)."""
+    fake = tmp_path / "slow-ssh"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    c = ssh_client(procs, sshd, ["--connect-timeout", "60s", "-v"], command=[str(fake)])
+    pid = int(c.proc.wait_log(r"started ssh (\d+): ").group(1))
+    held = []
+    for _ in range(3):
+        s = connect(("127.0.0.1", c.socks_port))
+        s.sendall(b"\x05\x01\x00\x05\x01\x00\x01\x7f\x00\x00\x01\x00\x50")
+        held.append(s)
+    wait_until(lambda: c.proc.log().count("a stream waits for ssh to be ready") == 3, 15,
+               "three streams to wait")
+    assert c.proc.terminate_and_wait() == 0
+    assert gone(pid), "the ssh child %d outlived tt" % pid
+    for s in held:
+        s.close()
 
 
 def test_killed_child_is_restarted_and_sigterm_ends_it(procs, echo, sshd):
