@@ -8,7 +8,9 @@ on SIGTERM or left a sanitizer report in its stderr.
 import hashlib
 import os
 import secrets
+import shutil
 import socket
+import subprocess
 import sys
 import types
 
@@ -17,7 +19,15 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
-from helpers import NetNs, ProcessManager, free_port, start_client, start_server, wait_until  # noqa: E402
+from helpers import (  # noqa: E402
+    NetNs,
+    ProcessManager,
+    free_port,
+    port_accepts,
+    start_client,
+    start_server,
+    wait_until,
+)
 
 BIG_SIZE = 100 * 1024 * 1024
 
@@ -172,3 +182,47 @@ def nginx(procs, www, tmp_path):
         if "Address already in use" not in err + p.log():
             pytest.fail("nginx exited with %s:\n%s\n%s" % (p.popen.returncode, p.log(), err))
     pytest.fail("could not find a free port for nginx")
+
+
+# ---------------------------------------------------------------------------
+# sshd
+
+
+@pytest.fixture
+def sshd(procs, tmp_path):
+    """A private sshd on 127.0.0.1 with its own host key, accepting root
+    with its own client key (public key only). `command` is an ssh command
+    line (a list) for it without a destination; `key` the client key, `env`
+    an environment without an ssh agent."""
+    assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    d = tmp_path / "ssh"
+    d.mkdir()
+    for k in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)],
+                       check=True)
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    port = free_port(("127.0.0.1",))
+    (d / "sshd_config").write_text("\n".join([
+        "ListenAddress 127.0.0.1:%d" % port,
+        "HostKey %s" % (d / "host_key"),
+        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
+        "PidFile %s" % (d / "sshd.pid"),
+        "UsePAM no",
+        "StrictModes no",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "AllowTcpForwarding yes",
+    ]) + "\n")
+    p = procs.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], name="sshd",
+                    env=dict(os.environ))
+    wait_until(lambda: p.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
+               "sshd to listen")
+    assert p.popen.poll() is None, p.log()
+    command = ["ssh", "-F", "/dev/null", "-i", str(d / "client_key"), "-o", "IdentitiesOnly=yes",
+               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-p", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    return types.SimpleNamespace(port=port, dir=d, key=str(d / "client_key"), command=command,
+                                 env=env, proc=p)

@@ -8,9 +8,11 @@ with a message that says what it was waiting for.
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import random
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -574,3 +576,46 @@ def socks_open(proxy, host, port, **kw):
 
 def rep_code(reply):
     return reply[1]
+
+
+def bulk_echo(socks, echo_port, size=4 << 20):
+    """SIZE random bytes through the echo server, both ways at once,
+    byte-compared."""
+    payload = os.urandom(size)
+    with socks_open(socks, "127.0.0.1", echo_port) as s:
+        s.settimeout(30)
+        got = bytearray()
+        sent = 0
+        s.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while len(got) < size:
+            events = sel.select(timeout=30)
+            assert events, "transfer stalled at %d/%d sent, %d received" % (sent, size, len(got))
+            for _, mask in events:
+                if mask & selectors.EVENT_WRITE and sent < size:
+                    sent += s.send(payload[sent:sent + 65536])
+                    if sent == size:
+                        sel.modify(s, selectors.EVENT_READ)
+                if mask & selectors.EVENT_READ:
+                    chunk = s.recv(1 << 16)
+                    assert chunk, "EOF after %d bytes" % len(got)
+                    got += chunk
+        sel.close()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+
+
+def halfclose_exchange(s, body_size=100000):
+    """Over S, connected to a `halfclose` peer started with --body-size
+    BODY_SIZE: sends 300000 random bytes and a FIN, then checks that the
+    peer's answer (its digest of them, and its own body) arrives after the
+    FIN, to the end."""
+    body = os.urandom(300000)
+    s.sendall(body)
+    s.shutdown(socket.SHUT_WR)
+    data, how = recv_until_eof(s, 30)
+    assert how == "eof"
+    head, _, rest = data.partition(b"\n")
+    digest, n, blen, bdigest = head.decode().split()
+    assert (digest, int(n)) == (hashlib.sha256(body).hexdigest(), len(body))
+    assert int(blen) == len(rest) == body_size and hashlib.sha256(rest).hexdigest() == bdigest

@@ -2,19 +2,17 @@
 with a private sshd), and the command-line behaviours that came with the
 carrier types: -L without a destination, SIGHUP."""
 
-import hashlib
 import os
-import selectors
-import shutil
 import signal
-import socket
 import subprocess
 
 import pytest
 
 from helpers import (
+    bulk_echo,
     connect,
     free_port,
+    halfclose_exchange,
     port_accepts,
     recv_exact,
     recv_until_eof,
@@ -41,73 +39,18 @@ def start_microsocks(procs, user=None, password=None):
 
 
 @pytest.fixture
-def ssh_d(procs, tmp_path):
-    """A private sshd on loopback and 'ssh -N -D': a SOCKS5 proxy whose
-    connections leave from the sshd's side. Its SOCKS port."""
-    assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    d = tmp_path / "ssh"
-    d.mkdir()
-    for k in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)],
-                       check=True)
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port, socks = free_port(("127.0.0.1",)), free_port(("127.0.0.1",))
-    (d / "sshd_config").write_text("\n".join([
-        "ListenAddress 127.0.0.1:%d" % port,
-        "HostKey %s" % (d / "host_key"),
-        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
-        "PidFile %s" % (d / "sshd.pid"),
-        "UsePAM no",
-        "StrictModes no",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "AllowTcpForwarding yes",
-    ]) + "\n")
-    sshd = procs.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], name="sshd",
-                       env=dict(os.environ))
-    wait_until(lambda: sshd.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
-               "sshd to listen")
-    assert sshd.popen.poll() is None, sshd.log()
-    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    c = procs.start(["ssh", "-F", "/dev/null", "-N", "-D", "127.0.0.1:%d" % socks, "-i",
-                     str(d / "client_key"), "-o", "IdentitiesOnly=yes", "-o",
-                     "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-                     "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", str(port), "root@127.0.0.1"],
-                    name="ssh-D", env=env)
+def ssh_d(procs, sshd):
+    """'ssh -N -D' to the private sshd: a SOCKS5 proxy whose connections
+    leave from the sshd's side. Its SOCKS port."""
+    socks = free_port(("127.0.0.1",))
+    c = procs.start(sshd.command + ["-N", "-D", "127.0.0.1:%d" % socks, "-o", "BatchMode=yes",
+                                    "-o", "LogLevel=ERROR", "root@127.0.0.1"],
+                    name="ssh-D", env=sshd.env)
     # ssh opens its -D port once it has logged in.
     wait_until(lambda: c.popen.poll() is not None or port_accepts("127.0.0.1", socks), 30,
                "ssh -D to listen")
-    assert c.popen.poll() is None, c.log() + sshd.log()
+    assert c.popen.poll() is None, c.log() + sshd.proc.log()
     return socks
-
-
-def bulk_echo(socks, echo_port, size=4 << 20):
-    """SIZE random bytes through the echo server, both ways at once,
-    byte-compared."""
-    payload = os.urandom(size)
-    with socks_open(socks, "127.0.0.1", echo_port) as s:
-        s.settimeout(30)
-        got = bytearray()
-        sent = 0
-        s.setblocking(False)
-        sel = selectors.DefaultSelector()
-        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        while len(got) < size:
-            events = sel.select(timeout=30)
-            assert events, "transfer stalled at %d/%d sent, %d received" % (sent, size, len(got))
-            for _, mask in events:
-                if mask & selectors.EVENT_WRITE and sent < size:
-                    sent += s.send(payload[sent:sent + 65536])
-                    if sent == size:
-                        sel.modify(s, selectors.EVENT_READ)
-                if mask & selectors.EVENT_READ:
-                    chunk = s.recv(1 << 16)
-                    assert chunk, "EOF after %d bytes" % len(got)
-                    got += chunk
-        sel.close()
-    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
 
 
 def test_microsocks_carries_bulk_both_ways(procs, echo):
@@ -166,15 +109,7 @@ def test_ssh_d_carries_http_and_half_close(procs, nginx, ssh_d):
     # ssh passes a half-close on: the answer comes after our FIN.
     _, port = procs.peer("halfclose", "--body-size", 100000)
     with socks_open(c.socks, "127.0.0.1", port) as s:
-        body = os.urandom(300000)
-        s.sendall(body)
-        s.shutdown(socket.SHUT_WR)
-        data, how = recv_until_eof(s, 30)
-    assert how == "eof"
-    head, _, rest = data.partition(b"\n")
-    digest, n, blen, bdigest = head.decode().split()
-    assert (digest, int(n)) == (hashlib.sha256(body).hexdigest(), len(body))
-    assert int(blen) == len(rest) == 100000 and hashlib.sha256(rest).hexdigest() == bdigest
+        halfclose_exchange(s)
 
 
 def test_ssh_d_many_streams(procs, echo, ssh_d):
