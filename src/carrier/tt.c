@@ -100,7 +100,7 @@ static uint64_t wall_ms(const ttc *c)
 
 static uint64_t slot_of(const ttc *c, uint64_t ms)
 {
-    return ms / ((uint64_t)c->o.hop_interval_s * 1000);
+    return tt_proto_hop_slot(c->port_key, ms, (uint64_t)c->o.hop_interval_s * 1000);
 }
 
 static uint16_t port_of(const ttc *c, uint64_t slot)
@@ -786,8 +786,8 @@ static void hop_update(ttc *c)
             break;
         }
     }
-    uint64_t len = (uint64_t)c->o.hop_interval_s * 1000;
-    uv_timer_start(&c->hop_timer, on_hop_timer, (slot + 1) * len - now + 1, 0);
+    uint64_t next = tt_proto_hop_start(c->port_key, slot + 1, (uint64_t)c->o.hop_interval_s * 1000);
+    uv_timer_start(&c->hop_timer, on_hop_timer, next > now ? next - now + 1 : 1, 0);
 }
 
 static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier_accept_cb cb,

@@ -96,6 +96,22 @@ uint16_t tt_proto_hop_port(const uint8_t key[32], uint64_t slot, uint16_t lo, ui
     return (uint16_t)(lo + tt_hotp(key, 32, slot) % span);
 }
 
+uint64_t tt_proto_hop_start(const uint8_t key[32], uint64_t slot, uint64_t interval_ms)
+{
+    /* The top bit keeps these HOTP counters apart from the ports' (a slot
+     * never reaches 2^63). */
+    uint64_t jitter = tt_hotp(key, 32, slot ^ (UINT64_C(1) << 63)) % (interval_ms / 2);
+    return slot * interval_ms + jitter;
+}
+
+uint64_t tt_proto_hop_slot(const uint8_t key[32], uint64_t ms, uint64_t interval_ms)
+{
+    /* Boundary k lies in [k * I, k * I + I / 2), so MS belongs to slot
+     * floor(MS / I) or, before that slot's boundary, to the one before. */
+    uint64_t slot = ms / interval_ms;
+    return ms < tt_proto_hop_start(key, slot, interval_ms) ? slot - 1 : slot;
+}
+
 int tt_proto_hello_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_SALT_LEN],
                         uint8_t c2s[32], uint8_t s2c[32])
 {

@@ -64,6 +64,19 @@ int tt_proto_port_key(const uint8_t psk[TT_PSK_LEN], uint8_t out[32]);
  * range's size (RFC 4226's truncated value before its decimal step). */
 uint16_t tt_proto_hop_port(const uint8_t key[32], uint64_t slot, uint16_t lo, uint16_t hi);
 
+/* Port-hopping slots are INTERVAL_MS long on average but do not begin on
+ * multiples of it (a scanner would see the ports change at every whole
+ * minute): slot SLOT begins SLOT * INTERVAL_MS + J(SLOT) milliseconds after
+ * the Unix epoch, where J(SLOT) = HOTP(KEY, SLOT ^ 2^63) mod
+ * (INTERVAL_MS / 2), so each boundary falls at its own key-dependent moment
+ * and slots last between half and one and a half intervals. INTERVAL_MS is
+ * at least 2. */
+uint64_t tt_proto_hop_start(const uint8_t key[32], uint64_t slot, uint64_t interval_ms);
+
+/* The slot that holds MS (milliseconds of Unix time), by the boundaries of
+ * tt_proto_hop_start; slot arithmetic wraps modulo 2^64. */
+uint64_t tt_proto_hop_slot(const uint8_t key[32], uint64_t ms, uint64_t interval_ms);
+
 /* The hello keys, from the PSK and the client's salt. */
 int tt_proto_hello_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_SALT_LEN],
                         uint8_t c2s[32], uint8_t s2c[32]);

@@ -10,6 +10,7 @@ server ends it. Last, the first-packet rule of Wu et al. (USENIX Security
 lengths."""
 
 import os
+import re
 import socket
 import threading
 import time
@@ -228,6 +229,32 @@ def test_fallback_gets_every_non_client_at_once_and_closes_idle_ones_itself(proc
             assert data in sent, "%s: the site did not get exactly the bytes sent" % name
     finally:
         site.close()
+
+
+def test_hopping_ports_change_off_the_clock_grid_and_closed_ones_refuse(procs, echo):
+    """A scanner that watches the hopping range sees one port replaced per
+    slot; the replacements no longer fall on multiples of the interval (a
+    whole minute by default) but at key-dependent moments, slots of uneven
+    length. A port whose slot has passed refuses connections exactly as a
+    port never used does."""
+    s = tt_server(procs, "-l", "127.0.0.1", "-r", "20000-29999", "--hop-interval", "1s", "-v")
+    rx = re.compile(r"^\S+T\d\d:\d\d:(\d\d\.\d{3})Z .*hopping: closing port (\d+)$", re.M)
+    wait_until(lambda: len(rx.findall(s.log())) >= 5, 15, "five port changes")
+    closes = [(float(t), int(p)) for t, p in rx.findall(s.log())[:5]]
+    # Old code: every change at .000-.002 s. Each boundary is now uniform
+    # in the first half of its second; five within 50 ms of the grid have
+    # probability 0.1^5.
+    assert any(0.05 < t % 1 < 0.95 for t, _ in closes), closes
+    gaps = [b[0] - a[0] for a, b in zip(closes, closes[1:])]
+    assert max(gaps) - min(gaps) > 0.05, "slots of equal length: %r" % gaps
+    unused = next(p for p in range(20000, 30000) if p not in {c[1] for c in closes}
+                  and not s.log().count("port %d" % p))
+    for port in (closes[0][1], unused):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            continue
+        assert False, "port %d accepted a connection out of its slot" % port
 
 
 # ---------------------------------------------------------------------------

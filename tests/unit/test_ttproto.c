@@ -285,6 +285,39 @@ Test(ttproto, hop_port_within_range_and_by_formula)
     cr_assert_gt(differ, 40);
 }
 
+Test(ttproto, hop_slots_begin_off_the_interval_grid)
+{
+    uint8_t key[32];
+    tt_random(key, sizeof key);
+    const uint64_t iv = 60000, t0 = UINT64_C(1700000000000);
+    uint64_t first = tt_proto_hop_slot(key, t0, iv);
+    int on_grid = 0;
+    uint64_t shortest = UINT64_MAX, longest = 0;
+    for (uint64_t s = first; s < first + 500; s++) {
+        uint64_t b = tt_proto_hop_start(key, s, iv), e = tt_proto_hop_start(key, s + 1, iv);
+        cr_assert(b >= s * iv && b < s * iv + iv / 2, "boundary %llu off its half interval",
+                  (unsigned long long)s);
+        cr_assert_eq(b, s * iv + tt_hotp(key, 32, s ^ (UINT64_C(1) << 63)) % (iv / 2));
+        /* The slot of each boundary's millisecond, and of the one before. */
+        cr_assert_eq(tt_proto_hop_slot(key, b, iv), s);
+        cr_assert_eq(tt_proto_hop_slot(key, b - 1, iv), s - 1);
+        cr_assert_eq(tt_proto_hop_slot(key, e - 1, iv), s);
+        on_grid += b % 1000 == 0;
+        shortest = e - b < shortest ? e - b : shortest;
+        longest = e - b > longest ? e - b : longest;
+    }
+    /* Not on whole seconds (let alone minutes), and of uneven lengths. */
+    cr_assert_lt(on_grid, 5);
+    cr_assert(shortest < iv * 3 / 4 && longest > iv * 5 / 4, "%llu..%llu",
+              (unsigned long long)shortest, (unsigned long long)longest);
+    /* The smallest interval. */
+    for (uint64_t ms = 0; ms < 5000; ms++) {
+        uint64_t s = tt_proto_hop_slot(key, ms + 10000, 1000);
+        cr_assert(tt_proto_hop_start(key, s, 1000) <= ms + 10000 &&
+                  ms + 10000 < tt_proto_hop_start(key, s + 1, 1000));
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Frames: helpers */
 
@@ -1491,6 +1524,9 @@ static const char v_server_body[] =
     "2f00020100";
 static const uint32_t v_hotp0 = 621472461;
 static const uint16_t v_port0 = 29389; /* slot 0 in 1024-65535 */
+/* 60 s slots: the slot of TS and when it begins (off the minute). */
+static const uint64_t v_slot_ts = 28333333, v_slot_start = UINT64_C(1699999984131);
+static const uint16_t v_port_ts = 47671;
 
 static const vectors v_chacha = {
     .client_flight = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
@@ -1618,6 +1654,9 @@ static void check_vectors(enum tt_aead_alg alg, const vectors *v)
     expect_hex(pk, 32, v_port_key, "port key");
     cr_assert_eq(tt_hotp(pk, 32, 0), v_hotp0);
     cr_assert_eq(tt_proto_hop_port(pk, 0, 1024, 65535), v_port0);
+    cr_assert_eq(tt_proto_hop_slot(pk, UINT64_C(1700000000) * 1000, 60000), v_slot_ts);
+    cr_assert_eq(tt_proto_hop_start(pk, v_slot_ts, 60000), v_slot_start);
+    cr_assert_eq(tt_proto_hop_port(pk, v_slot_ts, 1024, 65535), v_port_ts);
 
     uint8_t hc2s[32], hs2c[32];
     cr_assert_eq(tt_proto_hello_keys(psk, salt, hc2s, hs2c), 0);
