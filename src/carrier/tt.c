@@ -350,6 +350,7 @@ typedef struct hs {
     uint8_t *buf;
     size_t have, need;
     size_t body; /* 0 until the length is known */
+    uint64_t ts; /* the flight's time stamp, once the length is known */
     int method;
     tt_aead hello_rx;
     bool read_any;   /* a first read arrived */
@@ -542,23 +543,39 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
     uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
 }
 
-static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, size_t xlen)
+/* The sealed head is open: why a flight with this stamp and salt cannot
+ * be accepted, or NULL. Judged before the body arrives, so that a recorded
+ * flight's beginning (stale, or with a salt already seen) is refused at
+ * once rather than waited for. */
+static const char *hs_refusal(hs *h)
 {
     ttc *c = h->c;
     uint64_t now = wall_ms(c) / 1000;
-    uint64_t skew = ch->ts > now ? ch->ts - now : now - ch->ts;
-    if (skew > c->cfg.replay_window_s) {
-        hs_fail(h, "clock outside the window", extra, xlen);
-        return;
-    }
+    uint64_t skew = h->ts > now ? h->ts - now : now - h->ts;
+    if (skew > c->cfg.replay_window_s)
+        return "clock outside the window";
     /* The replay memory begins empty with this process, so a first flight
      * that a process before it accepted (a restart) would find no trace of
      * itself here. Flights stamped before the start are refused: a real
      * client's stamp is its clock, so only a client whose clock is behind
      * the server's pays, for as long as it is behind, once after each start
      * (docs/PROTOCOL.md). */
-    if (!tt_replay_covers(&c->replay, ch->ts)) {
-        hs_fail(h, "stamped before this server started", extra, xlen);
+    if (!tt_replay_covers(&c->replay, h->ts))
+        return "stamped before this server started";
+    if (tt_replay_seen(&c->replay, h->buf))
+        return "replayed hello";
+    return NULL;
+}
+
+static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, size_t xlen)
+{
+    ttc *c = h->c;
+    uint64_t now = wall_ms(c) / 1000;
+    /* Checked again with the body in: the clock moved, and the same flight
+     * may have been accepted on another connection meanwhile. */
+    const char *why = hs_refusal(h);
+    if (why != NULL) {
+        hs_fail(h, why, extra, xlen);
         return;
     }
     int rc = tt_replay_check(&c->replay, h->buf, now);
@@ -581,7 +598,7 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
         c->accept_cb(c->accept_ud, l);
 }
 
-/* The salt and sealed length are in: which method, if any, opens it. */
+/* The salt and sealed head are in: which method, if any, opens it. */
 static int hs_open_len(hs *h, size_t *body)
 {
     ttc *c = h->c;
@@ -593,7 +610,7 @@ static int hs_open_len(hs *h, size_t *body)
     for (unsigned i = 0; i < c->o.n_methods && found < 0; i++) {
         tt_aead_free(&h->hello_rx);
         if (tt_aead_init(&h->hello_rx, c->o.methods[i], hc2s, false) == 0 &&
-            tt_hello_open_len(&h->hello_rx, h->buf + TT_SALT_LEN, true, body) == 0)
+            tt_hello_open_len(&h->hello_rx, h->buf + TT_SALT_LEN, true, body, &h->ts) == 0)
             found = (int)i;
     }
     OPENSSL_cleanse(hc2s, sizeof hc2s);
@@ -615,7 +632,7 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     memcpy(h->buf + h->have, data, take);
     h->have += take;
     /* A client writes its whole first flight at once, so its first read
-     * holds at least the salt and sealed length (one TCP segment). Anything
+     * holds at least the salt and sealed head (58 bytes of one TCP segment). Anything
      * shorter is judged at once, so that a short request reaches the
      * fallback web server without waiting for bytes that will not come. */
     if (first && h->have < TT_CLIENT_PREFIX_LEN && c->cfg.has_fallback) {
@@ -638,13 +655,12 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
             hs_fail(h, "authentication failed", data + take, len - take);
             return;
         }
-        /* A recorded flight (or its beginning) is known by its salt before
-         * its body arrives: refused now rather than waited for. */
-        if (tt_replay_seen(&c->replay, h->buf)) {
-            hs_fail(h, "replayed hello", data + take, len - take);
+        h->method = found;
+        const char *why = hs_refusal(h);
+        if (why != NULL) {
+            hs_fail(h, why, data + take, len - take);
             return;
         }
-        h->method = found;
         h->body = body;
         h->need = TT_CLIENT_PREFIX_LEN + body;
         hs_data(l, ud, data + take, len - take);

@@ -16,7 +16,7 @@ import threading
 import time
 
 from helpers import free_port, recv_until_eof, socks_connect, wait_until
-from test_tt_carrier import first_flight, tt_client, tt_server
+from test_tt_carrier import Tap, first_flight, tt_client, tt_server
 
 HS_TIMEOUT = 1.0  # --handshake-timeout: an unauthenticated close in [1, 2] s
 
@@ -184,19 +184,41 @@ def answered(port, payload, fin=False):
         s.close()
 
 
+def stale_flight(procs, port, echo):
+    """The first flight of a client whose clock is 300 s behind, as a
+    recording made five minutes ago would be: its salt was never accepted
+    (the server has no trace of it), only its time stamp is old."""
+    tap = Tap(("127.0.0.1", port))
+    try:
+        _, socks = tt_client(procs, "127.0.0.1:%d" % tap.port, "--clock-offset", "-300",
+                             name="stale-client")
+        sock, _ = socks_connect(socks, "127.0.0.1", echo, timeout=20)
+        sock.close()
+        wait_until(tap.server_spoke.is_set, 10, "the fallback's answer through the tap")
+        return bytes(tap.first_flight)
+    finally:
+        tap.close()
+
+
 def test_fallback_gets_every_non_client_at_once_and_closes_idle_ones_itself(procs, echo):
     """With --fallback, bytes that are not a tt client reach the web server
     without a delay of tt's: a short request (before issue 11 it waited 1 s
     for more), genuine prefixes of a recorded first flight (known by its
-    salt), flipped bytes. A connection that sends nothing is ended by the
-    web server's idle timeout, not by tt's handshake deadline."""
+    salt) and of a stale one (known by its authenticated time stamp, in the
+    sealed head since issue 11), flipped bytes. A connection that sends
+    nothing is ended by the web server's idle timeout, not by tt's
+    handshake deadline."""
     site = IdleSite(idle=3.5)
     try:
         port = free_port(("127.0.0.1",))
         tt_server(procs, "-l", "127.0.0.1:%d" % port, "--handshake-timeout", "%ds" % HS_TIMEOUT,
                   "--fallback", "127.0.0.1:%d" % site.port, "-v")
         flight = first_flight(procs, port, echo)
+        stale = stale_flight(procs, port, echo)
+        assert len(stale) > 100
         payloads = {
+            "stale first 58": stale[:58],
+            "stale all but last": stale[:-1],
             "short request": b"GET / HTTP/1.0\r\n\r\n",
             "10 random bytes": os.urandom(10),
             "49 random bytes": os.urandom(49),

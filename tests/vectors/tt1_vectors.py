@@ -111,14 +111,16 @@ def main():
     print(f"60 s slots: TS is in slot {slot}, which begins at {slot_start(port_key, slot, interval)} "
           f"ms (jitter {jitter} ms); its port in 1024-65535 is {1024 + hotp31(port_key, slot) % 64512}")
 
-    cbody = bytes([1]) + TS.to_bytes(8, "big") + cpub + len(EARLY).to_bytes(2, "big") + EARLY
+    cbody = bytes([1]) + cpub + len(EARLY).to_bytes(2, "big") + EARLY
+    chead = len(cbody).to_bytes(2, "big") + TS.to_bytes(8, "big")
     sbody = bytes([1]) + spub + len(REPLY).to_bytes(2, "big") + REPLY
+    show("client hello head", chead)
     show("client hello body", cbody)
     show("server hello body", sbody)
     for alg in ("chacha20-poly1305", "aes-256-gcm"):
         print(f"\n## {alg}\n")
         h = Sealer(alg, hc2s)
-        show("client first flight", SALT + h.seal(len(cbody).to_bytes(2, "big")) + h.seal(cbody))
+        show("client first flight", SALT + h.seal(chead) + h.seal(cbody))
         h = Sealer(alg, hs2c)
         show("server hello", h.seal(len(sbody).to_bytes(2, "big")) + h.seal(sbody))
         for name, key in (("c2s", sc2s), ("s2c", ss2c)):
