@@ -356,6 +356,7 @@ typedef struct hs {
     bool read_any;   /* a first read arrived */
     bool failed;     /* not authenticated: draining or handed to the fallback */
     bool fb_dialing; /* the fallback dial is in flight */
+    int fb_err;      /* why the fallback could not be reached, told at the failure */
     bool closed;
     int outstanding; /* link close, timer close, fallback dial */
     char peer[64];
@@ -486,7 +487,11 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
         return;
     }
     if (fb == NULL) {
-        tt_fallback_unreachable(h->lower, h->peer, err);
+        /* Told only for a connection that needed it: a real client's
+         * handshake does not log the web server's absence. */
+        h->fb_err = err != 0 ? err : UV_ECONNREFUSED;
+        if (h->failed)
+            tt_fallback_unreachable(h->lower, h->peer, h->fb_err);
         /* Keep draining until the deadline, as without a fallback. */
         uint64_t now = uv_now(h->c->base.loop);
         uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
@@ -539,6 +544,7 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
         return;
     }
     /* The fallback was unreachable: drain until the deadline. */
+    tt_fallback_unreachable(h->lower, h->peer, h->fb_err);
     uint64_t now = uv_now(c->base.loop);
     uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
 }
@@ -740,9 +746,14 @@ static void on_accept(void *ud, tt_link *lower)
      * dial, and a peer that sends nothing meets the web server's own idle
      * close, timed from its connect as it would be. A real client's
      * connection to it is closed unused. */
-    if (c->cfg.has_fallback && tt_fallback_dial(c->base.loop, &c->cfg, on_fallback, h) == 0) {
-        h->outstanding++;
-        h->fb_dialing = true;
+    if (c->cfg.has_fallback) {
+        int rc = tt_fallback_dial(c->base.loop, &c->cfg, on_fallback, h);
+        if (rc == 0) {
+            h->outstanding++;
+            h->fb_dialing = true;
+        } else {
+            h->fb_err = rc;
+        }
     }
     if (tt_link_read_start(lower) < 0)
         hs_close(h);

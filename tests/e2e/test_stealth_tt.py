@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 
-from helpers import free_port, recv_until_eof, socks_connect, wait_until
+from helpers import free_port, recv_until_eof, socks_connect, socks_open, wait_until
 from test_tt_carrier import Tap, first_flight, tt_client, tt_server
 
 HS_TIMEOUT = 1.0  # --handshake-timeout: an unauthenticated close in [1, 2] s
@@ -108,8 +108,21 @@ def test_no_probe_separates_from_another_by_its_close(procs, echo):
         assert HS_TIMEOUT - 0.05 <= secs <= 2 * HS_TIMEOUT + 0.8, (
             "%s: closed after %.3f s, outside the window of every other probe" % (name, secs))
     assert manners == {"eof"}, results
-    # The draws are spread over the window, not clustered by probe kind.
+    # The draws are spread over the window, not clustered by probe kind:
+    # for each way a prober would split its probes, neither side's close
+    # times all come before the other's (with about 18 uniform draws a
+    # side, chance alone does that with probability below 10^-9).
     assert max(times) - min(times) > 0.2 * HS_TIMEOUT, sorted(times)
+    splits = {
+        "FIN or not": lambda n: n.endswith("FIN"),
+        "50 bytes or more": lambda n: len(payloads.get(n.replace(", FIN", ""), b"")) >= 50,
+        "genuine bytes": lambda n: n.startswith(("genuine", "flipped")),
+    }
+    for split, side in splits.items():
+        a = [r[2] for n, r in results.items() if side(n)]
+        b = [r[2] for n, r in results.items() if not side(n)]
+        assert min(a) < max(b) and min(b) < max(a), (
+            "%s separates the closes: %s vs %s" % (split, sorted(a), sorted(b)))
     assert s.popen.poll() is None
 
 
@@ -251,6 +264,27 @@ def test_fallback_gets_every_non_client_at_once_and_closes_idle_ones_itself(proc
             assert data in sent, "%s: the site did not get exactly the bytes sent" % name
     finally:
         site.close()
+
+
+def test_unreachable_fallback_drains_like_no_fallback_and_spares_real_clients(procs, echo):
+    """With the web server down, a probe meets what it would without
+    --fallback (silence, a close in the window), and only the probe's
+    connection logs the web server's absence: real clients, whose
+    handshakes also dialled it, do not."""
+    site = free_port(("127.0.0.1",))  # nothing listens there
+    port = free_port(("127.0.0.1",))
+    s = tt_server(procs, "-l", "127.0.0.1:%d" % port, "--handshake-timeout", "%ds" % HS_TIMEOUT,
+                  "--fallback", "127.0.0.1:%d" % site, "-v")
+    _, socks = tt_client(procs, "127.0.0.1:%d" % port)
+    for _ in range(3):
+        sock = socks_open(socks, "127.0.0.1", echo)
+        sock.sendall(b"ping")
+        assert sock.recv(4) == b"ping"
+        sock.close()
+    got, how, secs = probe(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", True)
+    assert (got, how) == (b"", "eof")
+    assert HS_TIMEOUT - 0.05 <= secs <= 2 * HS_TIMEOUT + 0.8, secs
+    assert len(re.findall(r"fallback unreachable", s.log())) == 1, s.log()
 
 
 def test_hopping_ports_change_off_the_clock_grid_and_closed_ones_refuse(procs, echo):
