@@ -932,7 +932,7 @@ static const tt_opt tt_rows[] = {
     /* The name this option had before TT's own --port-range. */
     {0, "range", "LO-HI", TT_OPT_STRING, O(range_text), NULL, 0, 0},
     {0, "hop-interval", "DURATION", TT_OPT_DURATION, O(hop_interval_ms),
-     "length of a port-hopping time slot (default 60s)", 0, 0},
+     "average length of a port-hopping slot (default 60s; its start derives from the key)", 0, 0},
     {0, "buffer-size", "N", TT_OPT_UINT, O(buffer_size),
      "largest plaintext bytes per frame (default 4096, at most 16384)", 1, 16384},
     {0, "hello-padding", "N", TT_OPT_UINT, O(hello_pad_max),
