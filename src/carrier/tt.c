@@ -43,8 +43,12 @@ static const tt_carrier_optgroup tt_opts;
 
 #define HOP_LISTENERS 3
 #define REPLAY_CAP (1u << 17)
-/* A partial hello that stops arriving for this long is treated as a probe
- * (only with --fallback, which should answer as promptly as a web server). */
+/* With --fallback, a first flight whose head authenticated (fresh, salt
+ * unseen) but whose body stops arriving for this long is handed to the web
+ * server. Everything else that is not a client is handed over at once; only
+ * the key's holder, or someone replaying a real flight that never reached
+ * this server within the replay window, can make the server wait this long
+ * (docs/PROTOCOL.md, Probes). */
 #define STALL_MS 1000
 #define EXPLAIN_EVERY_MS (10 * 60 * 1000)
 
@@ -638,9 +642,10 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     memcpy(h->buf + h->have, data, take);
     h->have += take;
     /* A client writes its whole first flight at once, so its first read
-     * holds at least the salt and sealed head (58 bytes of one TCP segment). Anything
-     * shorter is judged at once, so that a short request reaches the
-     * fallback web server without waiting for bytes that will not come. */
+     * holds at least the salt and sealed head (58 bytes, in one TCP
+     * segment). Anything shorter is judged at once, so that a short request
+     * reaches the fallback web server without waiting for bytes that will
+     * not come. */
     if (first && h->have < TT_CLIENT_PREFIX_LEN && c->cfg.has_fallback) {
         hs_fail(h, "first read too short for a first flight", NULL, 0);
         return;
