@@ -55,6 +55,33 @@ class Net:
         self.client.ip("-6", "route", "add", "default", "via", "fd77::2")
         self.dest.ip("route", "add", "default", "via", "10.78.0.1")
         self.dest.ip("-6", "route", "add", "default", "via", "fd78::1")
+        self.refuse_forwarding(self.server)
+
+    @staticmethod
+    def refuse_forwarding(ns):
+        """NS routes nothing: what it would forward gets a TCP reset at once
+        (a namespace that merely does not forward drops IPv6 silently, and
+        a test would wait for its connect timeout)."""
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw",
+                        "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns.name, "nft", "add table inet refuse; "
+                        "add chain inet refuse forward { type filter hook forward priority 0; }; "
+                        "add rule inet refuse forward meta l4proto tcp reject with tcp reset"],
+                       check=True)
+
+    def add_lan(self):
+        """A machine behind the client namespace, which is its router:
+        lan l0 10.76.0.2 fd76::2 -- c1 10.76.0.1 fd76::1 in the client
+        namespace. The client namespace does not forward either."""
+        self.lan = self._ns()
+        veth(self.client, "c1", self.lan, "l0")
+        for ns, dev, addrs in ((self.client, "c1", ["10.76.0.1/24", "fd76::1/64"]),
+                               (self.lan, "l0", ["10.76.0.2/24", "fd76::2/64"])):
+            for a in addrs:
+                ns.ip("addr", "add", a, "dev", dev, *(["nodad"] if ":" in a else []))
+        self.lan.ip("route", "add", "default", "via", "10.76.0.1")
+        self.lan.ip("-6", "route", "add", "default", "via", "fd76::1")
+        self.refuse_forwarding(self.client)
 
     def _ns(self):
         ns = NetNs()
@@ -114,24 +141,24 @@ def start_client(procs, net, url, *args):
     return p
 
 
-def echo_through(net, host, echo, payload=b"through the tunnel\n"):
-    """Connects from the client namespace straight to HOST's ECHO server, no
-    proxy, and checks the echo."""
+def echo_through(net, host, echo, payload=b"through the tunnel\n", ns=None):
+    """Connects from the client namespace (or NS) straight to HOST's ECHO
+    server, no proxy, and checks the echo."""
     port = echo.port(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with net.client.socket(family) as s:
+    with (ns or net.client).socket(family) as s:
         s.settimeout(10)
         s.connect((host, port))
         s.sendall(payload)
         assert recv_exact(s, len(payload), "the echo") == payload
 
 
-def unreachable(net, host, echo):
-    """True when a direct connection from the client namespace to HOST's
-    ECHO server fails."""
+def unreachable(net, host, echo, ns=None):
+    """True when a direct connection from the client namespace (or NS) to
+    HOST's ECHO server fails."""
     port = echo.port(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with net.client.socket(family) as s:
+    with (ns or net.client).socket(family) as s:
         s.settimeout(5)
         try:
             s.connect((host, port))
@@ -202,6 +229,29 @@ def test_direct_connection_to_the_listener_is_refused(procs, net, echo):
             got = b""
         assert got == b""
     c.wait_log(r"no redirected destination \(it connected to the redirect listener itself\)")
+
+
+def test_forwarded_traffic_with_redirect_forwarded(procs, net, echo):
+    # sshuttle's router use: a machine routing through the client's gets the
+    # tunnel too, and the client's own connections still do.
+    net.add_lan()
+    for host in ("10.78.0.2", "fd78::2"):
+        assert unreachable(net, host, echo, ns=net.lan)
+    url = start_server(procs, net, "tcp")
+    start_client(procs, net, url, "--redirect", "10.78.0.0/24", "--redirect", "fd78::/64",
+                 "--redirect-forwarded")
+    for host in ("10.78.0.2", "fd78::2"):
+        echo_through(net, host, echo, ns=net.lan)
+        echo_through(net, host, echo)
+    assert "chain prerouting" in ruleset(net.client)
+
+
+def test_forwarded_traffic_is_left_alone_by_default(procs, net, echo):
+    net.add_lan()
+    url = start_server(procs, net, "tcp")
+    start_client(procs, net, url, "--redirect", "10.78.0.0/24")
+    echo_through(net, "10.78.0.2", echo)
+    assert unreachable(net, "10.78.0.2", echo, ns=net.lan)
 
 
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
