@@ -11,6 +11,7 @@ The client namespace routes everything to the server namespace, which does
 not forward: an application there reaches the destination namespace only
 through the tunnel, which is what --redirect gives it, with no proxy setting.
 """
+import os
 import re
 import socket
 import subprocess
@@ -167,6 +168,24 @@ def unreachable(net, host, echo, ns=None):
         return False
 
 
+def netlink_fds(pid):
+    """(fd, flags) of every netlink socket that process PID holds."""
+    with open("/proc/%d/net/netlink" % pid) as f:
+        inodes = {line.split()[-1] for line in f.readlines()[1:]}
+    out = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        m = re.fullmatch(r"socket:\[(\d+)\]", link)
+        if m and m.group(1) in inodes:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                flags = int(re.search(r"^flags:\s+(\d+)", f.read(), re.M).group(1), 8)
+            out.append((int(fd), flags))
+    return out
+
+
 def ruleset(ns):
     r = subprocess.run(["ip", "netns", "exec", ns.name, "nft", "list", "ruleset"],
                        capture_output=True, text=True, timeout=30)
@@ -264,6 +283,12 @@ def test_no_rule_left_after_tt_ends(procs, net, echo, sig):
     # `ip netns exec` execs tt, so the pid is tt's and names its table.
     assert "table inet %s" % table in rules, rules
     assert "redirect to" in rules, rules
+    # The owning netlink socket must not outlive tt in a child: it is
+    # close-on-exec.
+    netlink = netlink_fds(c.popen.pid)
+    assert netlink, "tt holds no netlink socket"
+    for fd, flags in netlink:
+        assert flags & os.O_CLOEXEC, "netlink fd %d of tt is not close-on-exec" % fd
     if sig == "SIGKILL":
         c.kill()
     else:
