@@ -1,4 +1,4 @@
-/* tt client: entries (SOCKS5, -L forwards) on this machine, streams carried
+/* tt client: entries (SOCKS5, -L forwards, --redirect) on this machine, streams carried
  * to the server by the carrier named in -s. */
 #include <errno.h>
 #include <netdb.h>
@@ -98,16 +98,19 @@ static const tt_opt client_opts[] = {
 
 static tt_cmd_spec client_spec = {
     .name = "client",
-    .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [options]",
+    .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [--redirect CIDR ...] "
+             "[options]",
     .about = "Runs a SOCKS5 proxy (and any -L forwards) on this machine and carries every\n"
              "connection through the tt server, which connects to the destination. A SERVER\n"
-             "without a port follows the server's hopping ports (same -k, -r, --hop-interval).",
+             "without a port follows the server's hopping ports (same -k, -r, --hop-interval).\n"
+             "With --redirect, applications need no proxy: nftables sends their TCP connections\n"
+             "to those ranges into tt, which carries each to its original destination.",
 };
 
 typedef struct client {
     tt_carrier *carrier;
     tt_resolver *resolver;
-    tt_tcp_listener *listeners[TT_STRLIST_MAX + 1];
+    tt_tcp_listener *listeners[TT_STRLIST_MAX + 3]; /* SOCKS5, -L, --redirect (one a family) */
     unsigned n_listeners;
     tt_entry_cfg ecfg;
     tt_forward forwards[TT_STRLIST_MAX];
