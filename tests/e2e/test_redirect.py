@@ -121,16 +121,17 @@ def echo(procs, net):
     return Echo(procs, net.dest)
 
 
-def start_server(procs, net, scheme):
+def start_server(procs, net, scheme, host="10.77.0.2"):
     port = free_port()
+    where = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
     args = ["server", "--allow", "10.78.0.0/24", "--allow", "fd78::/64"]
     if scheme == "tt":
-        args += ["-l", "tt://10.77.0.2:%d" % port, "-k", KEY]
+        args += ["-l", "tt://" + where, "-k", KEY]
     else:
-        args += ["-l", "tcp://10.77.0.2:%d" % port, "--insecure"]
+        args += ["-l", "tcp://" + where, "--insecure"]
     p = procs.tt(args, name="tt-server", netns=net.server)
-    p.wait_log(r"tt server listening on %s://10\.77\.0\.2:%d" % (scheme, port), timeout=60)
-    return "%s://10.77.0.2:%d" % (scheme, port)
+    p.wait_log(r"tt server listening on %s://%s" % (scheme, re.escape(where)), timeout=60)
+    return "%s://%s" % (scheme, where)
 
 
 def start_client(procs, net, url, *args):
@@ -205,11 +206,12 @@ def test_app_reaches_destination_by_ip(procs, net, echo, scheme, dest):
     echo_through(net, dest, echo, b"again\n")
 
 
+@pytest.mark.parametrize("server", ["10.77.0.2", "fd77::2"])
 @pytest.mark.parametrize("scheme", ["tcp", "tt"])
-def test_redirect_everything_does_not_loop(procs, net, echo, scheme):
+def test_redirect_everything_does_not_loop(procs, net, echo, scheme, server):
     # 0.0.0.0/0 and ::/0 cover the server's own address: the carrier's
     # connection to it must pass untouched, or it would come back into tt.
-    url = start_server(procs, net, scheme)
+    url = start_server(procs, net, scheme, server)
     c = start_client(procs, net, url, "--redirect", "0.0.0.0/0", "--redirect", "::/0")
     for host in ("10.78.0.2", "fd78::2", "10.78.0.3"):
         echo_through(net, host, echo)
