@@ -169,6 +169,20 @@ def unreachable(net, host, echo, ns=None):
         return False
 
 
+def assert_closed_at_once(ns, host, port):
+    """Connects from NS to HOST:PORT and expects the connection closed (an
+    EOF or a reset) rather than carried anywhere."""
+    with ns.socket(socket.AF_INET) as s:
+        s.settimeout(10)
+        s.connect((host, port))
+        s.sendall(b"x")
+        try:
+            got = s.recv(1)
+        except ConnectionResetError:
+            got = b""
+        assert got == b""
+
+
 def netlink_fds(pid):
     """(fd, flags) of every netlink socket that process PID holds."""
     with open("/proc/%d/net/netlink" % pid) as f:
@@ -240,15 +254,7 @@ def test_direct_connection_to_the_listener_is_refused(procs, net, echo):
     url = start_server(procs, net, "tcp")
     c = start_client(procs, net, url, "-v", "--redirect", "10.78.0.0/24")
     port = int(c.wait_log(r"listening on 127\.0\.0\.1:(\d+) for --redirect").group(1))
-    with net.client.socket(socket.AF_INET) as s:
-        s.settimeout(10)
-        s.connect(("127.0.0.1", port))
-        s.sendall(b"x")
-        try:
-            got = s.recv(1)
-        except ConnectionResetError:
-            got = b""
-        assert got == b""
+    assert_closed_at_once(net.client, "127.0.0.1", port)
     c.wait_log(r"no redirected destination \(it connected to the redirect listener itself\)")
 
 
@@ -259,12 +265,17 @@ def test_forwarded_traffic_with_redirect_forwarded(procs, net, echo):
     for host in ("10.78.0.2", "fd78::2"):
         assert unreachable(net, host, echo, ns=net.lan)
     url = start_server(procs, net, "tcp")
-    start_client(procs, net, url, "--redirect", "10.78.0.0/24", "--redirect", "fd78::/64",
-                 "--redirect-forwarded")
+    c = start_client(procs, net, url, "--redirect", "10.78.0.0/24", "--redirect", "fd78::/64",
+                     "--redirect-forwarded")
     for host in ("10.78.0.2", "fd78::2"):
         echo_through(net, host, echo, ns=net.lan)
         echo_through(net, host, echo)
     assert "chain prerouting" in ruleset(net.client)
+    # The listener is on every address then; the LAN machine connecting to
+    # it directly gets nothing carried.
+    port = int(c.wait_log(r"listening on 0\.0\.0\.0:(\d+) for --redirect").group(1))
+    assert_closed_at_once(net.lan, "10.76.0.1", port)
+    c.wait_log(r"no redirected destination \(it connected to the redirect listener itself\)")
 
 
 def test_forwarded_traffic_is_left_alone_by_default(procs, net, echo):
