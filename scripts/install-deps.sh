@@ -7,11 +7,13 @@ set -euo pipefail
 packages=(
   # build
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
-  libuv1-dev libssl-dev libwslay-dev
+  libuv1-dev libssl-dev libwslay-dev libnftables-dev
   # unit tests
   libcriterion-dev
   # end-to-end tests and the demo: real peers
   python3 python3-pytest curl nginx-light iproute2
+  # --redirect's tests look at the ruleset with nft
+  nftables
   # the independent tt/1 implementation that makes docs/tt1-vectors.md
   python3-cryptography
   # benchmarks: the peers tt is compared with (openssl makes stunnel's

@@ -1,15 +1,20 @@
-/* tt client: entries (SOCKS5, -L forwards) on this machine, streams carried
+/* tt client: entries (SOCKS5, -L forwards, --redirect) on this machine, streams carried
  * to the server by the carrier named in -s. */
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "codec/nftrules.h"
 #include "core/addr.h"
 #include "core/log.h"
 #include "entry/entry.h"
 #include "entry/forward.h"
+#include "entry/nftables.h"
+#include "entry/redirect.h"
 #include "entry/socks5.h"
 #include "exit/resolver.h"
 #include "mux/pool.h"
@@ -32,6 +37,9 @@ typedef struct client_cfg {
     unsigned mux_keepalive_ms;
     unsigned mux_idle_ms;
     bool early_reply;
+    tt_strlist redirects;
+    tt_strlist excludes;
+    bool redirect_forwarded;
 } client_cfg;
 
 #define O(field) offsetof(client_cfg, field)
@@ -55,6 +63,15 @@ static const tt_opt client_opts[] = {
      "forward connections to [HOST:]PORT to DEST (HOST:PORT) through the tunnel; without =DEST, "
      "to the server's fixed destination (its -d); repeatable",
      0, 0},
+    {0, "redirect", "CIDR", TT_OPT_LIST, O(redirects),
+     "transparent proxying: redirect TCP connections to CIDR (IPv4 or IPv6; 0.0.0.0/0 and ::/0 "
+     "for everything) into the tunnel with nftables; needs root or CAP_NET_ADMIN; repeatable",
+     0, 0},
+    {0, "exclude", "CIDR", TT_OPT_LIST, O(excludes),
+     "with --redirect: leave connections to CIDR alone; repeatable", 0, 0},
+    {0, "redirect-forwarded", NULL, TT_OPT_FLAG, O(redirect_forwarded),
+     "with --redirect: also redirect connections routed through this machine (a router's use)", 0,
+     0},
     {0, "socks-user", "NAME", TT_OPT_STRING, O(socks_user),
      "require SOCKS5 username/password authentication with this user", 0, 0},
     {0, "socks-pass", "PASSWORD", TT_OPT_STRING, O(socks_pass), "the password for --socks-user", 0,
@@ -81,25 +98,48 @@ static const tt_opt client_opts[] = {
 
 static tt_cmd_spec client_spec = {
     .name = "client",
-    .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [options]",
+    .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [--redirect CIDR ...] "
+             "[options]",
     .about = "Runs a SOCKS5 proxy (and any -L forwards) on this machine and carries every\n"
              "connection through the tt server, which connects to the destination. A SERVER\n"
-             "without a port follows the server's hopping ports (same -k, -r, --hop-interval).",
+             "without a port follows the server's hopping ports (same -k, -r, --hop-interval).\n"
+             "With --redirect, applications need no proxy: nftables sends their TCP connections\n"
+             "to those ranges into tt, which carries each to its original destination.",
 };
 
 typedef struct client {
     tt_carrier *carrier;
     tt_resolver *resolver;
-    tt_tcp_listener *listeners[TT_STRLIST_MAX + 1];
+    tt_tcp_listener *listeners[TT_STRLIST_MAX + 3]; /* SOCKS5, -L, --redirect (one a family) */
     unsigned n_listeners;
     tt_entry_cfg ecfg;
     tt_forward forwards[TT_STRLIST_MAX];
     tt_cred *creds;
+    /* --redirect: the ranges, the endpoints of the carrier's server that the
+     * rules exempt, and the rules' libnftables context. */
+    tt_cidr redirect[TT_STRLIST_MAX];
+    tt_cidr exclude[TT_STRLIST_MAX];
+    tt_nft_endpoint carrier_ends[8];
+    tt_nftrules rules;
+    tt_nft *nft;
 } client;
+
+/* The firewall mark of the client's own connections to the server, which
+ * the --redirect rules let pass ("tt" in ASCII). */
+#define CLIENT_MARK 0x7474u
 
 static void client_stop(void *ud)
 {
     client *c = ud;
+    if (c->nft != NULL) {
+        /* With the owner flag, closing the context's socket deletes the
+         * table; without it (kernels before 5.12) tt deletes it here. */
+        char del[64];
+        bool explicit =
+            !c->rules.owner && tt_nftrules_format_delete(&c->rules, del, sizeof del) > 0;
+        tt_nft_remove(c->nft, explicit ? del : NULL);
+        c->nft = NULL;
+    }
     for (unsigned i = 0; i < c->n_listeners; i++)
         tt_tcp_listener_close(c->listeners[i]);
     c->n_listeners = 0;
@@ -160,6 +200,141 @@ static void free_creds(client *c)
     free(c->creds);
 }
 
+/* Reads --redirect and --exclude into C's rules, and the addresses of the
+ * server (-s), which the rules exempt: the ssh carrier's child cannot mark
+ * its connections, and a name that later resolves to another address would
+ * only be missed by this list, not by the mark. Returns 0 or 2 after one
+ * error line. */
+static int parse_redirect(client *c, const client_cfg *cfg, const tt_carrier_cfg *ccfg)
+{
+    const char *why = NULL;
+    tt_nftrules *r = &c->rules;
+    if (cfg->redirects.n == 0) {
+        if (cfg->excludes.n > 0 || cfg->redirect_forwarded)
+            return tt_opts_fail(&client_spec, "--%s applies with --redirect only",
+                                cfg->excludes.n > 0 ? "exclude" : "redirect-forwarded");
+        return 0;
+    }
+    for (unsigned i = 0; i < cfg->redirects.n; i++) {
+        if (tt_cidr_parse(cfg->redirects.v[i], &c->redirect[i], &why) != 0)
+            return tt_opts_fail(&client_spec, "invalid --redirect '%s': %s", cfg->redirects.v[i],
+                                why);
+        if (tt_nftrules_cidr_is_loopback(&c->redirect[i]))
+            return tt_opts_fail(&client_spec,
+                                "--redirect '%s' is loopback, where tt itself listens: it is "
+                                "never redirected",
+                                cfg->redirects.v[i]);
+    }
+    for (unsigned i = 0; i < cfg->excludes.n; i++) {
+        if (tt_cidr_parse(cfg->excludes.v[i], &c->exclude[i], &why) != 0)
+            return tt_opts_fail(&client_spec, "invalid --exclude '%s': %s", cfg->excludes.v[i],
+                                why);
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(ccfg->url.hp.host, NULL, &hints, &res);
+    if (gai != 0)
+        return tt_opts_fail(&client_spec,
+                            "--redirect would capture the carrier itself: cannot resolve the "
+                            "server '%s' to exempt it: %s",
+                            ccfg->url.hp.host, gai_strerror(gai));
+    size_t n = 0;
+    for (struct addrinfo *ai = res; ai && n < sizeof c->carrier_ends / sizeof c->carrier_ends[0];
+         ai = ai->ai_next) {
+        tt_nft_endpoint *e = &c->carrier_ends[n];
+        memset(e, 0, sizeof *e);
+        if (ai->ai_family == AF_INET) {
+            e->addr.family = 4;
+            e->addr.prefix = 32;
+            memcpy(e->addr.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+        } else if (ai->ai_family == AF_INET6) {
+            e->addr.family = 6;
+            e->addr.prefix = 128;
+            memcpy(e->addr.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        e->port = ccfg->url.hp.port;
+        n++;
+    }
+    freeaddrinfo(res);
+    r->id = (unsigned long)getpid();
+    r->forwarded = cfg->redirect_forwarded;
+    r->mark = CLIENT_MARK;
+    r->redirect = c->redirect;
+    r->n_redirect = cfg->redirects.n;
+    r->exclude = c->exclude;
+    r->n_exclude = cfg->excludes.n;
+    r->carrier = c->carrier_ends;
+    r->n_carrier = n;
+    /* The carrier's connections carry the mark from the first one on. */
+    tt_tcp_set_connect_mark(CLIENT_MARK);
+    return 0;
+}
+
+/* Starts the redirect listeners, one per family that a range needs, and
+ * installs the rules that send connections to them. Returns 0, or 1 after
+ * one error line. */
+static int start_redirect(client *c, const client_cfg *cfg, uv_loop_t *loop)
+{
+    tt_nftrules *r = &c->rules;
+    bool fam[2] = {false, false};
+    for (size_t i = 0; i < r->n_redirect; i++)
+        fam[r->redirect[i].family == 6] = true;
+    for (int f = 0; f < 2; f++) {
+        if (!fam[f])
+            continue;
+        /* Output-hook redirects go to loopback; prerouting ones go to the
+         * address of the interface the packet came in on, so forwarded
+         * connections need a listener on every address. One that reaches
+         * it without a redirect is refused by the entry. */
+        const char *host =
+            cfg->redirect_forwarded ? (f ? "::" : "0.0.0.0") : (f ? "::1" : "127.0.0.1");
+        const char *why = NULL;
+        tt_tcp_listener *ls;
+        if (tt_redirect_entry_start(loop, host, &c->ecfg, &ls, &why) < 0) {
+            tt_error("cannot listen on %s for --redirect: %s", host, why);
+            return 1;
+        }
+        c->listeners[c->n_listeners++] = ls;
+        uint16_t port = (uint16_t)tt_tcp_listener_port(ls);
+        tt_info("listening on %s%s%s:%u for --redirect", f ? "[" : "", host, f ? "]" : "",
+                (unsigned)port);
+        if (f)
+            r->port6 = port;
+        else
+            r->port4 = port;
+    }
+    unsigned kv = tt_nft_kernel_version();
+    r->owner = kv == 0 || kv >= 5012;
+    if (!r->owner)
+        tt_warn("this kernel has no nftables owner flag (Linux 5.12): tt deletes its table when it "
+                "stops, but one left by a killed tt stays until 'nft delete table inet tt_%lu'",
+                r->id);
+    char *script = malloc(64 * 1024);
+    if (script == NULL) {
+        tt_error("out of memory");
+        return 1;
+    }
+    if (tt_nftrules_format(r, script, 64 * 1024) < 0) {
+        free(script);
+        tt_error("the --redirect rules do not fit in 64 KiB");
+        return 1;
+    }
+    tt_debug("nftables script:\n%s", script);
+    char err[512];
+    c->nft = tt_nft_install(script, err, sizeof err);
+    free(script);
+    if (c->nft == NULL) {
+        tt_error("cannot install the --redirect rules with nftables: %s", err);
+        return 1;
+    }
+    tt_info("redirecting TCP to %u range%s (%u excluded) through %s; nftables table inet tt_%lu%s",
+            (unsigned)r->n_redirect, r->n_redirect == 1 ? "" : "s", (unsigned)r->n_exclude,
+            cfg->server, r->id, cfg->redirect_forwarded ? ", forwarded traffic too" : "");
+    return 0;
+}
+
 static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loop)
 {
     const char *why = NULL;
@@ -208,8 +383,12 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
                                 why ? why : "bad host");
         }
     }
-    if (!socks && cfg->forwards.n == 0)
-        return tt_opts_fail(&client_spec, "nothing to do: --listen none and no -L forward");
+    if (!socks && cfg->forwards.n == 0 && cfg->redirects.n == 0)
+        return tt_opts_fail(&client_spec,
+                            "nothing to do: --listen none, no -L forward and no --redirect");
+    rc = parse_redirect(c, cfg, ccfg);
+    if (rc)
+        return rc;
     if ((cfg->socks_user == NULL) != (cfg->socks_pass == NULL))
         return tt_opts_fail(&client_spec, "--socks-user and --socks-pass go together");
     if (cfg->socks_user && cfg->socks_auth_file)
@@ -302,6 +481,8 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
                      : tt_target_format(&c->forwards[i].dest, tbuf, sizeof tbuf),
                 cfg->server);
     }
+    if (cfg->redirects.n > 0)
+        return start_redirect(c, cfg, loop);
     return 0;
 }
 

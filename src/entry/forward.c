@@ -9,7 +9,8 @@
 
 typedef struct fwconn {
     tt_link *app;
-    tt_forward *fw;
+    const tt_entry_cfg *cfg;
+    tt_target dest;
     tt_stream_open *open;
     bool app_eof; /* the application half-closed during the open */
     char peer[64];
@@ -22,7 +23,7 @@ static void on_opened(void *ud, uint8_t rep, tt_link *link, const uint8_t *left,
     c->open = NULL;
     tt_link_read_stop(app);
     char tbuf[TT_TARGET_STRLEN];
-    tt_target_format(&c->fw->dest, tbuf, sizeof tbuf);
+    tt_target_format(&c->dest, tbuf, sizeof tbuf);
     if (rep != TT_S5_REP_OK) {
         /* There is no protocol to report the reason to the application;
          * the reset is the only signal, and the log says why. */
@@ -35,7 +36,7 @@ static void on_opened(void *ud, uint8_t rep, tt_link *link, const uint8_t *left,
         return;
     }
     int rc = n ? tt_link_write1(app, left, n) : 0;
-    tt_relay_opts ro = {.idle_timeout_ms = c->fw->cfg->idle_timeout_ms, .a_eof = c->app_eof};
+    tt_relay_opts ro = {.idle_timeout_ms = c->cfg->idle_timeout_ms, .a_eof = c->app_eof};
     char label[TT_RELAY_LABEL_MAX];
     snprintf(label, sizeof label, "c%llu %s -> %s", (unsigned long long)app->id, c->peer, tbuf);
     free(c);
@@ -85,19 +86,19 @@ static void early_error(tt_link *l, void *ud, int err)
 
 static const tt_link_handler early_handler = {early_data, early_eof, early_error, NULL};
 
-static void on_accept(void *ud, tt_link *app)
+void tt_forward_conn_start(const tt_entry_cfg *cfg, tt_link *app, const tt_target *dest)
 {
-    tt_forward *fw = ud;
     fwconn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         tt_link_close(app, NULL, NULL);
         return;
     }
     c->app = app;
-    c->fw = fw;
+    c->cfg = cfg;
+    c->dest = *dest;
     tt_link_peer(app, c->peer, sizeof c->peer);
-    if (tt_stream_open_start(fw->cfg->carrier, &fw->dest, NULL, 0, fw->cfg->open_timeout_ms,
-                             on_opened, c, &c->open) < 0) {
+    if (tt_stream_open_start(cfg->carrier, &c->dest, NULL, 0, cfg->open_timeout_ms, on_opened, c,
+                             &c->open) < 0) {
         tt_link_close(app, NULL, NULL);
         free(c);
         return;
@@ -105,6 +106,12 @@ static void on_accept(void *ud, tt_link *app)
     tt_link_set_handler(app, &early_handler, c);
     if (tt_link_read_start(app) < 0)
         early_error(app, c, UV_EIO);
+}
+
+static void on_accept(void *ud, tt_link *app)
+{
+    tt_forward *fw = ud;
+    tt_forward_conn_start(fw->cfg, app, &fw->dest);
 }
 
 int tt_forward_entry_start(uv_loop_t *loop, const tt_hostport *hp, tt_forward *fw,

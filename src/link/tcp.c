@@ -631,6 +631,13 @@ static void on_connect_timeout(uv_timer_t *t)
     connect_finish(t->data, UV_ETIMEDOUT);
 }
 
+static uint32_t connect_mark;
+
+void tt_tcp_set_connect_mark(uint32_t mark)
+{
+    connect_mark = mark;
+}
+
 int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
                          tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req)
 {
@@ -656,6 +663,11 @@ int tt_tcp_connect_start_ex(uv_loop_t *loop, const struct sockaddr *sa, unsigned
     if (uv_tcp_init_ex(loop, c->tcp, sa->sa_family) != 0)
         uv_tcp_init(loop, c->tcp);
     c->tcp->data = c;
+    if (connect_mark != 0) {
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+            (void)setsockopt(fd, SOL_SOCKET, SO_MARK, &connect_mark, sizeof connect_mark);
+    }
     if (flags & TT_TCP_FAST_OPEN) {
         /* The SYN then carries the first write, once the kernel holds a
          * cookie from this server; connect() itself returns at once. A

@@ -72,6 +72,13 @@ int tt_tcp_connect_start(uv_loop_t *loop, const struct sockaddr *sa, unsigned ti
 int tt_tcp_connect_start_ex(uv_loop_t *loop, const struct sockaddr *sa, unsigned timeout_ms,
                             unsigned flags, tt_tcp_connect_cb cb, void *ud, tt_tcp_connect **req);
 
+/* Gives every connection tt_tcp_connect_start makes from now on the firewall
+ * mark MARK (SO_MARK; 0, the default, gives none), process-wide. The client's
+ * --redirect rules let marked connections pass, so the carrier's own
+ * connections are never redirected into tt. Setting a mark needs
+ * CAP_NET_ADMIN; without it connections go unmarked. */
+void tt_tcp_set_connect_mark(uint32_t mark);
+
 /* Aborts a pending connect: its callback runs with UV_ECANCELED. */
 void tt_tcp_connect_cancel(tt_tcp_connect *req);
 
