@@ -17,7 +17,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
-from helpers import NetNs, ProcessManager, free_port, start_client, start_server, wait_until  # noqa: E402
+from helpers import (HeldDns, NetNs, ProcessManager, free_port, start_client_of,  # noqa: E402
+                     start_server, wait_until)
 
 BIG_SIZE = 100 * 1024 * 1024
 
@@ -48,15 +49,31 @@ def netns(procs):
         ns.delete()
 
 
+def pytest_generate_tests(metafunc):
+    """A test that takes `carrier` runs once per entry of helpers.CARRIERS;
+    one that also takes `mux` runs over each with and without --mux (where
+    the carrier allows it)."""
+    if "carrier" not in metafunc.fixturenames:
+        return
+    if "mux" in metafunc.fixturenames:
+        cases = [(c, m) for c in helpers.CARRIERS for m in (False, True) if c.mux or not m]
+        metafunc.parametrize("carrier,mux", cases,
+                             ids=[c.name + ("-mux" if m else "") for c, m in cases])
+    else:
+        metafunc.parametrize("carrier", helpers.CARRIERS, ids=[c.name for c in helpers.CARRIERS])
+
+
 @pytest.fixture
 def tunnel(procs):
-    """tunnel(server_args, client_args, ...) starts a tt server and a client
-    connected to it; returns (server, client)."""
+    """tunnel(server_args, client_args, ...) starts a far end for CARRIER
+    (default tcp://) and a client connected to it, with --mux if MUX;
+    returns (server, client)."""
 
-    def make(server_args=(), client_args=(), socks=True, forwards=(), netns=None):
-        server = start_server(procs, server_args, netns=netns)
-        client = start_client(procs, server.url, client_args, socks=socks, forwards=forwards,
-                              netns=netns)
+    def make(server_args=(), client_args=(), socks=True, forwards=(), netns=None,
+             carrier=helpers.TCP, mux=False, name="tt-client"):
+        server = start_server(procs, server_args, netns=netns, carrier=carrier)
+        client = start_client_of(procs, server, client_args, mux=mux, socks=socks,
+                                 forwards=forwards, netns=netns, name=name)
         return server, client
 
     return make
@@ -67,6 +84,13 @@ def echo(procs):
     """An echo server on 127.0.0.1; its port."""
     _, port = procs.peer("echo")
     return port
+
+
+@pytest.fixture
+def held_dns():
+    d = HeldDns()
+    yield d
+    d.close()
 
 
 @pytest.fixture

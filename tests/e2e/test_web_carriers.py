@@ -25,8 +25,9 @@ import types
 
 import pytest
 
-from helpers import (NGINX_PRELUDE, curl, free_port, port_accepts, recv_exact, recv_until_eof,
-                     rep_code, run_tt, socks_connect, socks_open, start_client, wait_until)
+from helpers import (NGINX_PRELUDE, carrier_named, curl, free_port, port_accepts, recv_exact,
+                     recv_until_eof, rep_code, run_tt, socks_connect, socks_open, start_client,
+                     start_client_of, start_server, wait_until)
 
 # A `tt keygen`-style key (standard base64 of 32 bytes) is used as the PSK
 # as is, without scrypt, so the test can derive the WebSocket token key.
@@ -682,18 +683,10 @@ def test_unreadable_certificate_fails_at_start(www):
 # 8. The mux
 
 
-def mux_pair(procs, carrier, *client_args):
-    """A server on CARRIER (tls, tt or tcp) at -v and a --mux client."""
-    if carrier == "tcp":
-        srv = web_server(procs, "tcp", "-v", key=None)
-        c = web_client(procs, srv.url, "--mux", *client_args, key=None)
-    elif carrier == "tt":
-        srv = web_server(procs, "tt", "-v")
-        c = web_client(procs, srv.url, "--mux", *client_args)
-    else:
-        srv = web_server(procs, carrier, "-v")
-        c = web_client(procs, srv.url, "--mux", "--pin", srv.pin, *client_args)
-    return srv, c
+def mux_pair(procs, scheme, *client_args):
+    """A server for SCHEME at -v and a --mux client."""
+    srv = start_server(procs, LOOPBACK + ["-v"], carrier=carrier_named(scheme))
+    return srv, start_client_of(procs, srv, client_args, mux=True)
 
 
 def carrier_connections(port):
@@ -703,11 +696,11 @@ def carrier_connections(port):
     return len(out.splitlines())
 
 
-@pytest.mark.parametrize("carrier", ["tls", "tt", "tcp"])
-def test_mux_many_concurrent_streams(procs, echo, carrier):
+@pytest.mark.parametrize("scheme", ["tls", "tt", "tcp"])
+def test_mux_many_concurrent_streams(procs, echo, scheme):
     """50 streams open at once, each echoing 256 KiB of its own random
     bytes, on ceil(50 / 16) carrier connections."""
-    srv, c = mux_pair(procs, carrier, "--mux-max-streams", "16")
+    srv, c = mux_pair(procs, scheme, "--mux-max-streams", "16")
     n, size = 50, 256 * 1024
     barrier = threading.Barrier(n + 1, timeout=120)
     errors = []
@@ -793,9 +786,9 @@ def test_mux_interactive_latency_beside_a_bulk_stream(procs, nginx, big_file, ec
     assert med < 0.2, "median echo round trip %.3fs beside a bulk stream (max %.3fs)" % (med, max(rtts))
 
 
-@pytest.mark.parametrize("carrier", ["tls", "tt"])
-def test_mux_dead_peer_ends_the_session(procs, echo, carrier):
-    srv, c = mux_pair(procs, carrier, "--mux-keepalive", "1s")
+@pytest.mark.parametrize("scheme", ["tls", "tt"])
+def test_mux_dead_peer_ends_the_session(procs, echo, scheme):
+    srv, c = mux_pair(procs, scheme, "--mux-keepalive", "1s")
     s = socks_open(c.socks, "127.0.0.1", echo, timeout=30)
     echo_once(s, b"alive")
     os.kill(srv.proc.pid, signal.SIGSTOP)
@@ -869,14 +862,14 @@ def fast_open_counts(before, after):
     return {k[len("TCPFastOpen"):]: after[k] - before[k] for k in after if k.startswith("TCPFastOpen")}
 
 
-@pytest.mark.parametrize("carrier", ["tls", "tt", "ws"])
-def test_fast_open_server_takes_data_in_the_syn(procs, netns, carrier):
+@pytest.mark.parametrize("scheme", ["tls", "tt", "ws"])
+def test_fast_open_server_takes_data_in_the_syn(procs, netns, scheme):
     """In a namespace of the test's own with Fast Open on for both roles
     (but not forced on every listener): a Fast Open client (the kernel's,
     from Python) gets a cookie from the first SYN, and its next SYN's data
     is accepted: the listener has the option."""
     fast_open_netns(netns)
-    srv = web_server(procs, carrier, "--fast-open", netns=netns)
+    srv = web_server(procs, scheme, "--fast-open", netns=netns)
     before = tcp_ext(netns)
     for i in range(3):
         with netns.socket() as s:
@@ -889,13 +882,13 @@ def test_fast_open_server_takes_data_in_the_syn(procs, netns, carrier):
     assert n["Passive"] >= 2 and n["CookieReqd"] >= 1, n
 
 
-@pytest.mark.parametrize("carrier", ["tls", "tt", "wss"])
-def test_fast_open_client_puts_its_first_flight_in_the_syn(procs, netns, carrier):
+@pytest.mark.parametrize("scheme", ["tls", "tt", "wss"])
+def test_fast_open_client_puts_its_first_flight_in_the_syn(procs, netns, scheme):
     """Both ends with --fast-open: the first carrier connection fetches a
     cookie, the next ones carry their first flight in the SYN."""
     fast_open_netns(netns)
     _, echo_port = procs.peer("echo", netns=netns)
-    srv = web_server(procs, carrier, "--fast-open", netns=netns)
+    srv = web_server(procs, scheme, "--fast-open", netns=netns)
     args = ("--pin", srv.pin) if srv.pin else ()
     c = web_client(procs, srv.url, "--fast-open", *args, netns=netns)
     before = tcp_ext(netns)
