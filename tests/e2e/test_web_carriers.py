@@ -25,9 +25,9 @@ import types
 
 import pytest
 
-from helpers import (NGINX_PRELUDE, carrier_named, curl, free_port, port_accepts, recv_exact,
-                     recv_until_eof, rep_code, run_tt, socks_connect, socks_open, start_client,
-                     start_client_of, start_server, wait_until)
+from helpers import (NGINX_PRELUDE, PIN_RE, carrier_named, curl, free_port, port_accepts,
+                     recv_exact, recv_until_eof, rep_code, run_tt, socks_connect, socks_open,
+                     start_client, start_client_of, start_server, wait_until)
 
 # A `tt keygen`-style key (standard base64 of 32 bytes) is used as the PSK
 # as is, without scrypt, so the test can derive the WebSocket token key.
@@ -54,7 +54,7 @@ def web_server(procs, scheme, *args, path=None, key=KEY, name="tt-server", netns
         m = p.wait_log(r"tt server listening on ([^\s,]+)|(address already in use)", timeout=60)
         if not m.group(2):
             assert m.group(1) == url, "listening line shows %s, not %s" % (m.group(1), url)
-            fp = re.search(r"SHA-256 ([0-9A-F]{2}(?::[0-9A-F]{2}){31})\b", p.log())
+            fp = re.search(PIN_RE, p.log())
             return types.SimpleNamespace(proc=p, port=port, url=url,
                                          pin=fp.group(1) if fp else None)
         procs.discard(p)
