@@ -3,22 +3,26 @@
 helpers.CARRIERS, with and without --mux (conftest.py's
 pytest_generate_tests makes the combinations): bulk data both ways, many
 streams at once, SOCKS5 reply codes, early data, half-close, and SIGTERM
-with transfers in flight. A new carrier gets all of them by adding its
-entry to CARRIERS."""
+with transfers in flight. SIGTERM with carrier handshakes pending, which
+happen before any mux, takes `carrier` alone. A new carrier gets all of
+them by adding its entry to CARRIERS."""
 
 import asyncio
 import hashlib
 import os
 import random
+import signal
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
 from helpers import (GENERAL, NOT_ALLOWED, REFUSED, TTL_EXPIRED, connect, expect_reply, free_port,
-                     read_reply, recv_exact, recv_until_eof, socks_open, socks_request,
-                     start_client, start_client_of, start_server, syn_sent_to, wait_until)
+                     read_reply, recv_exact, recv_until_eof, sanitizer_report, socks_open,
+                     socks_request, start_client, start_client_of, start_server, syn_sent_to,
+                     wait_until)
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
 MB = 1 << 20
@@ -314,3 +318,38 @@ def test_sigterm_with_transfers_in_flight(procs, echo, black_hole, carrier, mux)
     stop(server.proc)
     ended(1, "far end stopped")
     assert clients[1].proc.alive(), "the second client died with its far end"
+
+
+def accept_queue(port):
+    """How many connections to the listener on 127.0.0.1:PORT wait to be
+    accepted (ss shows a listener's accept queue as its Recv-Q)."""
+    out = subprocess.run(["ss", "-Htln", "sport", "= :%d" % port], capture_output=True, text=True,
+                         check=True).stdout
+    lines = [ln.split() for ln in out.splitlines() if "127.0.0.1:%d" % port in ln]
+    assert len(lines) == 1, "no single listener on 127.0.0.1:%d: %r" % (port, out)
+    return int(lines[0][1])
+
+
+def test_sigterm_with_handshakes_pending(procs, carrier):
+    """SIGTERM while 200 connections are in the carrier's handshake (half
+    silent, half with 10 random bytes sent, which some carriers refuse at
+    once), which then close as the server stops: the server exits 0 with no
+    sanitizer report. (A tt:// server once freed its carrier while such
+    handshakes kept a pointer to it, and one that saw its EOF during the
+    shutdown read freed memory.)"""
+    if not carrier.tt_far_end:
+        pytest.skip("the far end is not a tt server")
+    server = start_server(procs, LOOPBACK, carrier=carrier)
+    conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(200)]
+    try:
+        for c in conns[::2]:
+            c.sendall(os.urandom(10))
+        wait_until(lambda: accept_queue(server.port) == 0, 20,
+                   "the server to accept the 200 connections")
+        server.proc.popen.send_signal(signal.SIGTERM)
+    finally:
+        for c in conns:
+            c.close()
+    rc = server.proc.popen.wait(timeout=30)
+    assert rc == 0, server.proc.log()
+    assert sanitizer_report(server.proc.log()) is None, server.proc.log()

@@ -5,15 +5,14 @@ probe resistance, and the --fallback web site (a real nginx)."""
 import hashlib
 import os
 import re
-import signal
 import socket
 import threading
 import time
 
 import pytest
 
-from helpers import (curl, free_port, port_accepts, recv_until_eof, rep_code, run_tt,
-                     sanitizer_report, socks_connect, socks_open, wait_until)
+from helpers import (curl, free_port, recv_until_eof, rep_code, run_tt, socks_connect, socks_open,
+                     wait_until)
 
 # A password (stretched with scrypt) unless a test uses a `tt keygen` key.
 KEY = "correct horse battery staple"
@@ -319,30 +318,6 @@ def test_probes_and_replays_get_the_same_silence(procs, echo):
         assert 0.9 <= secs <= 3.0, "%s: closed after %.2fs, not within 1-2 s" % (name, secs)
     s.wait_log(r"not a tt client \(replayed hello\)")
     assert count(s, r"connected to") == dials, "a probe or replay made the server dial"
-
-
-def test_stopping_with_handshakes_pending_exits_cleanly(procs):
-    """SIGTERM while 200 connections are in the middle of their first
-    flight, which then close as the server stops: the server closes those
-    handshakes with its carrier and exits 0 with no sanitizer report (they
-    once outlived the carrier and read its freed memory on their EOF)."""
-    port = free_port(("127.0.0.1",))
-    s = tt_server(procs, "-l", "127.0.0.1:%d" % port)
-    fd_dir = "/proc/%d/fd" % s.pid
-    before = len(os.listdir(fd_dir))
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
-    try:
-        for c in socks:
-            c.sendall(os.urandom(10))
-        wait_until(lambda: len(os.listdir(fd_dir)) >= before + 200, 20,
-                   "the server to accept the 200 connections")
-        s.popen.send_signal(signal.SIGTERM)
-    finally:
-        for c in socks:
-            c.close()
-    rc = s.popen.wait(timeout=30)
-    assert rc == 0, s.log()
-    assert sanitizer_report(s.log()) is None, s.log()
 
 
 def test_fallback_makes_the_port_look_like_the_web_site(procs, nginx, echo):
