@@ -136,9 +136,10 @@ def port_accepts(host, port, netns=None):
         s.close()
 
 
-def syn_sent_to(port):
-    """How many sockets on this host are connecting to 127.0.0.1:PORT."""
-    out = subprocess.run(["ss", "-Htn", "state", "syn-sent", "dst", "127.0.0.1:%d" % port],
+def connections_to(port, state="established"):
+    """How many TCP sockets on this host in STATE (an ss state: established,
+    syn-sent ...) have 127.0.0.1:PORT as their peer."""
+    out = subprocess.run(["ss", "-Htn", "state", state, "dst", "127.0.0.1:%d" % port],
                          capture_output=True, text=True, check=True).stdout
     return len(out.splitlines())
 

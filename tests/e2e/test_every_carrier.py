@@ -2,10 +2,11 @@
 `carrier` and `mux` fixtures, so it runs over every entry of
 helpers.CARRIERS, with and without --mux (conftest.py's
 pytest_generate_tests makes the combinations): bulk data both ways, many
-streams at once, SOCKS5 reply codes, early data, half-close, and SIGTERM
-with transfers in flight. SIGTERM with carrier handshakes pending, which
-happen before any mux, takes `carrier` alone. A new carrier gets all of
-them by adding its entry to CARRIERS."""
+streams at once, SOCKS5 reply codes, early data, half-close, SIGTERM with
+transfers in flight, and SIGTERM with carrier handshakes pending, at the
+client and at the server (where they happen before any mux, so that test
+takes `carrier` alone). A new carrier gets all of them by adding its entry
+to CARRIERS."""
 
 import asyncio
 import hashlib
@@ -19,10 +20,10 @@ import time
 
 import pytest
 
-from helpers import (GENERAL, NOT_ALLOWED, REFUSED, TTL_EXPIRED, connect, expect_reply, free_port,
-                     read_reply, recv_exact, recv_until_eof, sanitizer_report, socks_open,
-                     socks_request, start_client, start_client_of, start_server, syn_sent_to,
-                     wait_until)
+from helpers import (GENERAL, NOT_ALLOWED, REFUSED, TTL_EXPIRED, connect, connections_to,
+                     expect_reply, free_port, read_reply, recv_exact, recv_until_eof,
+                     sanitizer_report, socks_open, socks_request, start_client, start_client_of,
+                     start_server, wait_until)
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
 MB = 1 << 20
@@ -291,7 +292,7 @@ def test_sigterm_with_transfers_in_flight(procs, echo, black_hole, carrier, mux)
     with lst:
         stalled = [stalled_download(c, lst) for c in clients]
     dialing = [socks_request(c.socks, "127.0.0.1", black_hole) for c in clients]
-    wait_until(lambda: syn_sent_to(black_hole) == 2, 10,
+    wait_until(lambda: connections_to(black_hole, "syn-sent") == 2, 10,
                "the far end's two connects to the black hole")
     # Last, as they keep both cores busy.
     flows = [Flow(c, echo) for c in clients]
@@ -353,3 +354,30 @@ def test_sigterm_with_handshakes_pending(procs, carrier):
     rc = server.proc.popen.wait(timeout=30)
     assert rc == 0, server.proc.log()
     assert sanitizer_report(server.proc.log()) is None, server.proc.log()
+
+
+def test_client_sigterm_with_carrier_handshakes_pending(procs, carrier, mux):
+    """The client's side of the same: its far end accepts the carrier
+    connections and never answers (a sink), so 8 streams wait inside the
+    carrier's handshake (a TLS ClientHello, an upgrade request, a first
+    flight, a stream header) when the client gets SIGTERM. It exits 0 within
+    seconds with no sanitizer report, and every application's connection
+    ends (a failure reply at most), never hangs."""
+    _, port = procs.peer("sink")
+    # Any fingerprint will do: the handshake never gets that far.
+    args = carrier.client_args(pin="00" * 32) + (["--mux"] if mux else [])
+    client = start_client(procs, carrier.url("127.0.0.1", port), args)
+    apps = [socks_request(client.socks, "127.0.0.1", 80) for _ in range(8)]
+    # A muxed client dials once for its first streams; a plain one per stream.
+    wait_until(lambda: connections_to(port) >= (1 if mux else len(apps)), 10,
+               "the client's carrier connections to the silent far end")
+    start = time.monotonic()
+    rc = client.proc.terminate_and_wait(timeout=15)
+    took = time.monotonic() - start
+    assert rc == 0, "the client exited %d on SIGTERM:\n%s" % (rc, client.proc.log())
+    assert took < 5, "the client took %.1fs to exit on SIGTERM" % took
+    for s in apps:
+        with s:
+            rest, _ = recv_until_eof(s, 5)
+        assert rest in (b"", b"\x05\x01\x00\x01\0\0\0\0\0\0"), \
+            "an application got %r when its client stopped" % rest

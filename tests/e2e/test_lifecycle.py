@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from helpers import (connect, free_port, greet, recv_exact, recv_until_eof, request,
-                     socks_connect, socks_open, start_client, start_server, syn_sent_to, wait_until,
+from helpers import (connect, connections_to, free_port, greet, recv_exact, recv_until_eof,
+                     request, socks_connect, socks_open, start_client, start_server, wait_until,
                      CMD_CONNECT)
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
@@ -48,7 +48,7 @@ def test_sigterm_with_work_in_flight(procs, tunnel, echo, black_hole):
 
     # Both dials to the black hole are under way on the server (two SYNs
     # waiting for an answer) before the signal.
-    wait_until(lambda: syn_sent_to(black_hole) == 2, 10,
+    wait_until(lambda: connections_to(black_hole, "syn-sent") == 2, 10,
                "the server's two connects to the black hole")
     silent = connect(("127.0.0.1", server.port))  # a carrier connection with no header yet
 

@@ -25,9 +25,9 @@ import types
 
 import pytest
 
-from helpers import (NGINX_PRELUDE, PIN_RE, carrier_named, curl, free_port, port_accepts,
-                     recv_exact, recv_until_eof, rep_code, run_tt, socks_connect, socks_open,
-                     start_client, start_client_of, start_server, wait_until)
+from helpers import (NGINX_PRELUDE, PIN_RE, carrier_named, connections_to, curl, free_port,
+                     port_accepts, recv_exact, recv_until_eof, rep_code, run_tt, socks_connect,
+                     socks_open, start_client, start_client_of, start_server, wait_until)
 
 # A `tt keygen`-style key (standard base64 of 32 bytes) is used as the PSK
 # as is, without scrypt, so the test can derive the WebSocket token key.
@@ -689,13 +689,6 @@ def mux_pair(procs, scheme, *client_args):
     return srv, start_client_of(procs, srv, client_args, mux=True)
 
 
-def carrier_connections(port):
-    """Established TCP connections to 127.0.0.1:PORT, counted with ss."""
-    out = subprocess.run(["ss", "-Htn", "state", "established", "dst", "127.0.0.1:%d" % port],
-                         capture_output=True, text=True, check=True).stdout
-    return len(out.splitlines())
-
-
 @pytest.mark.parametrize("scheme", ["tls", "tt", "tcp"])
 def test_mux_many_concurrent_streams(procs, echo, scheme):
     """50 streams open at once, each echoing 256 KiB of its own random
@@ -726,7 +719,7 @@ def test_mux_many_concurrent_streams(procs, echo, scheme):
         t.start()
     try:
         barrier.wait()
-        conns = carrier_connections(srv.port)
+        conns = connections_to(srv.port)
         barrier.wait()
     except threading.BrokenBarrierError:
         conns = None
@@ -820,11 +813,11 @@ def test_mux_more_streams_than_max_open_another_connection(procs, echo):
         echo_once(a, b"a")
         echo_once(b, b"b")
         assert len(carrier_peers(srv.proc)) == 1
-        assert carrier_connections(srv.port) == 1
+        assert connections_to(srv.port) == 1
         with socks_open(c.socks, "127.0.0.1", echo) as third:
             echo_once(third, b"c")
             assert len(carrier_peers(srv.proc)) == 2
-            assert carrier_connections(srv.port) == 2
+            assert connections_to(srv.port) == 2
     finally:
         a.close()
         b.close()
@@ -834,8 +827,8 @@ def test_mux_idle_connection_closes(procs, echo):
     srv, c = mux_pair(procs, "tls", "--mux-idle", "1s")
     with socks_open(c.socks, "127.0.0.1", echo) as s:
         echo_once(s, b"x")
-        assert carrier_connections(srv.port) == 1
-    wait_until(lambda: carrier_connections(srv.port) == 0, 10,
+        assert connections_to(srv.port) == 1
+    wait_until(lambda: connections_to(srv.port) == 0, 10,
                "the idle muxed connection to close after --mux-idle 1s")
     with socks_open(c.socks, "127.0.0.1", echo) as s:
         echo_once(s, b"again")
