@@ -70,10 +70,10 @@ def tunnel(procs):
     returns (server, client)."""
 
     def make(server_args=(), client_args=(), socks=True, forwards=(), netns=None,
-             carrier=helpers.TCP, mux=False, name="tt-client"):
+             carrier=helpers.TCP, mux=False):
         server = start_server(procs, server_args, netns=netns, carrier=carrier)
         client = start_client_of(procs, server, client_args, mux=mux, socks=socks,
-                                 forwards=forwards, netns=netns, name=name)
+                                 forwards=forwards, netns=netns)
         return server, client
 
     return make

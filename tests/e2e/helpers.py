@@ -557,12 +557,13 @@ def start_client(pm, server_url, args=(), socks=True, forwards=(), netns=None, n
     return TTClient(p, socks_port, fports)
 
 
+def start_client_of(pm, server, args=(), mux=False, url=None, **kw):
+    """start_client for the far end SERVER: its URL (or URL, another address
+    for the same carrier) and the options its carrier needs (key, pin),
+    --mux if MUX, then ARGS."""
+    return start_client(pm, url or server.url,
+                        server.client_args + (["--mux"] if mux else []) + list(args), **kw)
 
-def start_client_of(pm, server, args=(), mux=False, **kw):
-    """start_client for the far end SERVER: its URL and the options its
-    carrier needs (key, pin), --mux if MUX, then ARGS."""
-    return start_client(pm, server.url, server.client_args + (["--mux"] if mux else []) + list(args),
-                        **kw)
 
 # ---------------------------------------------------------------------------
 # Network namespaces

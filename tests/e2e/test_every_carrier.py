@@ -136,8 +136,8 @@ def test_reply_codes(procs, tunnel, echo, black_hole, carrier, mux):
     with socks_open(client.socks, "127.0.0.1", echo) as s:
         echo_once(s, b"after the failures")
     # A client whose far end does not answer: general failure.
-    absent = start_client(procs, carrier.url("127.0.0.1", free_port()),
-                          server.client_args + (["--mux"] if mux else []), name="client-of-nobody")
+    absent = start_client_of(procs, server, mux=mux, url=carrier.url("127.0.0.1", free_port()),
+                             name="client-of-nobody")
     expect_reply(absent.socks, "127.0.0.1", echo, GENERAL)
 
 
