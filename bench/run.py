@@ -557,7 +557,7 @@ def start_tt_client(name, ctx, argv, forward, server):
 
 def start_tt_web(name, ctx):
     """tt over tls://, wss:// or ws://. The server uses the benchmark's
-    certificate (--cert, --key: the one stunnel's server has); the client
+    certificate (--cert, --tls-key: the one stunnel's server has); the client
     trusts it as its CA and checks its name (--ca, -n), as a user of a
     self-signed certificate would, never --insecure-skip-verify. Otherwise
     defaults, log level and --mux-max-streams (4) included."""
@@ -568,7 +568,7 @@ def start_tt_web(name, ctx):
     url = f"{scheme}://{HOST}:{srv_port}" + (WS_PATH if scheme in ("ws", "wss") else "")
     argv = [binaries["tt"], "server", "-l", url, "-k", ctx.tt_key(), "--allow", "127.0.0.0/8"]
     if scheme != "ws":
-        argv += ["--cert", str(crt), "--key", str(key)]
+        argv += ["--cert", str(crt), "--tls-key", str(key)]
     s = procs.start(f"{name}-server", argv)
     wait_listening(procs, srv_port, [s])
     argv = [binaries["tt"], "client", "-s", url, "-k", ctx.tt_key()]

@@ -11,9 +11,9 @@
  * result as the whole. A parsed head must have all its pieces inside the
  * input and well formed, parse the same from exactly its own bytes, and
  * survive a rewrite in canonical form. The field helpers (Content-Length,
- * Transfer-Encoding, dates, ranges), the path mapping and the chunked-body
- * skipper (whole and split, on what follows the head) must keep their
- * contracts. */
+ * Transfer-Encoding, dates), the decoy's ranges and path mapping
+ * (decoy/nginx.h) and the chunked-body skipper (whole and split, on what
+ * follows the head) must keep their contracts. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "codec/http1.h"
+#include "decoy/nginx.h"
 
 #include "fuzz_check.h"
 

@@ -124,6 +124,9 @@ static void token_text(const uint8_t *in, size_t len)
     CHECK(why != NULL && why[0] != '\0');
     if (len != TT_WS_TOKEN_LEN)
         CHECK(rc == -EINVAL);
+    /* Its time can be read exactly when it is well formed. */
+    uint64_t made;
+    CHECK((tt_ws_token_time((const char *)in, len, &made) == 0) == (rc != -EINVAL));
 }
 
 static void token_made(const uint8_t *in, size_t len)
@@ -166,6 +169,9 @@ static void token_made(const uint8_t *in, size_t len)
         CHECK(!changed);
         CHECK(diff <= window);
         CHECK(memcmp(got, nonce, sizeof got) == 0);
+        /* An accepted token tells the time it was made. */
+        uint64_t made = 0;
+        CHECK(tt_ws_token_time(tok, TT_WS_TOKEN_LEN, &made) == 0 && made == t);
     } else {
         CHECK(changed || diff > window);
         if (!changed)

@@ -14,7 +14,7 @@
 #include "exit/dial.h"
 #include "link/tcp.h"
 
-extern const tt_carrier_ops tt_carrier_tcp;
+extern const tt_carrier_type tt_carrier_tcp;
 
 typedef struct tcp_carrier {
     tt_carrier base;
@@ -43,7 +43,7 @@ static int tcp_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
         *why = "the server address is not a valid host";
         return -EINVAL;
     }
-    c->base.ops = &tt_carrier_tcp;
+    c->base.type = &tt_carrier_tcp;
     c->base.loop = loop;
     *out = &c->base;
     return 0;
@@ -90,7 +90,7 @@ static int tcp_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     c->cfg = *cfg;
     c->accept_cb = cb;
     c->accept_ud = ud;
-    c->base.ops = &tt_carrier_tcp;
+    c->base.type = &tt_carrier_tcp;
     c->base.loop = loop;
     int rc = tt_tcp_listen(loop, host, cfg->url.hp.port, on_accept, c, &c->listener);
     if (rc != 0) {
@@ -118,8 +118,10 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *link)
     cb(cud, status, link);
 }
 
-static int tcp_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int tcp_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                    tt_carrier_dial **out)
 {
+    (void)t; /* the target goes in the stream header */
     tcp_carrier *c = (tcp_carrier *)base;
     tt_carrier_dial *req = calloc(1, sizeof *req);
     if (req == NULL)
@@ -163,8 +165,9 @@ static void tcp_close(tt_carrier *base)
     free(c);
 }
 
-const tt_carrier_ops tt_carrier_tcp = {
+const tt_carrier_type tt_carrier_tcp = {
     .scheme = "tcp",
+    .url_form = "tcp://HOST:PORT",
     .summary = "plain TCP, unencrypted (loopback, or inside another secure layer)",
     .client_new = tcp_client_new,
     .server_new = tcp_server_new,

@@ -18,14 +18,15 @@
 #include <openssl/crypto.h>
 
 #include "carrier/carrier.h"
-#include "carrier/web.h"
+#include "carrier/children.h"
 #include "carrier/webbase.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "decoy/decoy.h"
 #include "link/prefix.h"
 #include "link/tls.h"
 
-extern const tt_carrier_ops tt_carrier_tls;
+extern const tt_carrier_type tt_carrier_tls;
 
 #define TOKEN_LEN 16
 #define EXPORTER_LABEL "EXPORTER-tt-tls1"
@@ -89,8 +90,10 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     cb(cud, status, link);
 }
 
-static int tls_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int tls_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                    tt_carrier_dial **out)
 {
+    (void)t; /* the target goes in the stream header */
     tt_carrier_dial *d = calloc(1, sizeof *d);
     if (d == NULL)
         return -ENOMEM;
@@ -116,6 +119,7 @@ static void tls_dial_cancel(tt_carrier_dial *d)
 
 typedef struct auth {
     tt_webbase *w;
+    tt_child child; /* in w->children until done */
     tt_link *link;
     uv_timer_t timer;
     uint8_t expect[TOKEN_LEN];
@@ -133,6 +137,7 @@ static void auth_timer_closed(uv_handle_t *h)
 static void auth_end(auth *a)
 {
     a->done = true;
+    tt_child_remove(&a->child);
     OPENSSL_cleanse(a->expect, sizeof a->expect);
     uv_close((uv_handle_t *)&a->timer, auth_timer_closed);
 }
@@ -151,7 +156,7 @@ static void auth_fail(auth *a, const uint8_t *rest, size_t rest_len, const char 
         memcpy(all, a->got, a->have);
         if (rest_len > 0)
             memcpy(all + a->have, rest, rest_len);
-        tt_web_answer(l, &a->w->cfg, all, n, a->peer);
+        tt_decoy_answer(l, &a->w->cfg, all, n, a->peer);
         free(all);
     }
     auth_end(a);
@@ -216,6 +221,14 @@ static void on_auth_timeout(uv_timer_t *t)
     auth_end(a);
 }
 
+/* The carrier closes. */
+static void auth_close(void *ud)
+{
+    auth *a = ud;
+    tt_link_close(a->link, NULL, NULL);
+    auth_end(a);
+}
+
 static void on_conn(tt_webbase *w, tt_link *link)
 {
     if (!w->has_key) {
@@ -231,6 +244,7 @@ static void on_conn(tt_webbase *w, tt_link *link)
     a->w = w;
     a->link = link;
     tt_link_peer(link, a->peer, sizeof a->peer);
+    tt_child_add(&w->children, &a->child, auth_close, a);
     uv_timer_init(w->base.loop, &a->timer);
     a->timer.data = a;
     uv_timer_start(&a->timer, on_auth_timeout, w->cfg.handshake_timeout_ms, 0);
@@ -273,9 +287,23 @@ static void tls_close(tt_carrier *base)
     free(w);
 }
 
-const tt_carrier_ops tt_carrier_tls = {
+static const tt_carrier_optgroup *const tls_groups[] = {
+    &tt_carrier_key_opts,
+    &tt_carrier_decoy_opts,
+    &tt_carrier_www_opts,
+    &tt_carrier_tls_opts,
+    &tt_carrier_tls_server_opts,
+    &tt_carrier_tls_client_opts,
+    NULL,
+};
+
+const tt_carrier_type tt_carrier_tls = {
     .scheme = "tls",
+    .url_form = "tls://HOST[:PORT]",
     .summary = "TLS 1.3/1.2 (a self-signed certificate with --pin, or a CA's)",
+    .default_port = 443,
+    .flags = TT_CARRIER_KEY_GUARDS,
+    .groups = tls_groups,
     .client_new = tls_client_new,
     .server_new = tls_server_new,
     .dial = tls_dial,

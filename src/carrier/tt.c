@@ -4,6 +4,7 @@
  * client hello (key, clock window, replay), and treat everything that fails
  * in one indistinguishable way. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,37 +12,61 @@
 #include <openssl/crypto.h>
 
 #include "carrier/carrier.h"
+#include "carrier/children.h"
 #include "carrier/ttlink.h"
 #include "codec/ttproto.h"
 #include "core/log.h"
 #include "core/replay.h"
 #include "core/target.h"
+#include "decoy/fallback.h"
 #include "exit/dial.h"
-#include "link/relay.h"
 #include "link/tcp.h"
 
-extern const tt_carrier_ops tt_carrier_tt;
+extern const tt_carrier_type tt_carrier_tt;
+
+/* tt://'s own options, as typed and then as checked. */
+typedef struct tt_settings {
+    const char *methods_text; /* -m */
+    const char *range_text;   /* -r */
+    unsigned hop_interval_ms;
+    unsigned buffer_size;   /* largest plaintext per frame */
+    unsigned hello_pad_max; /* random padding of each first flight: 0..max */
+    unsigned frame_pad_max; /* random padding of each frame: 0..max */
+    /* Filled by the check. */
+    int methods[2]; /* AEADs, preferred first (a client uses methods[0]) */
+    unsigned n_methods;
+    uint16_t port_lo, port_hi; /* the hopping range */
+    unsigned hop_interval_s;   /* length of a port-hopping slot */
+} tt_settings;
+
+static const tt_carrier_optgroup tt_opts;
 
 #define HOP_LISTENERS 3
 #define REPLAY_CAP (1u << 17)
 /* A partial hello that stops arriving for this long is treated as a probe
  * (only with --fallback, which should answer as promptly as a web server). */
 #define STALL_MS 1000
+#define EXPLAIN_EVERY_MS (10 * 60 * 1000)
 
 typedef struct hop_listener {
     uint16_t port;
     tt_tcp_listener *ls;
 } hop_listener;
 
-typedef struct hs hs;
-
 typedef struct ttc {
     tt_carrier base;
     tt_carrier_cfg cfg;
+    tt_settings o;
     uint8_t psk[TT_PSK_LEN];
     uint8_t port_key[32];
     tt_ttlink_params lp[2]; /* per method */
     tt_target server;       /* client */
+    /* Client: a server's refusals are explained once (not per stream),
+     * again only after it has accepted a connection in between and at most
+     * once in EXPLAIN_EVERY_MS, so that a server that sometimes refuses
+     * (a clock at the window's edge) does not fill the log. */
+    bool refusal_told, ports_told;
+    uint64_t refusal_at, ports_at; /* loop time of the last explanation; 0: none */
     /* Server. */
     char host[TT_HOST_MAX + 1];
     hop_listener hops[HOP_LISTENERS];
@@ -57,11 +82,12 @@ typedef struct ttc {
      * after the write that started the wait). */
     tt_x25519_key spare;
     uv_timer_t refill;
-    int handles;    /* open handles to close before freeing */
-    hs *handshakes; /* server: handshakes not yet closed, closed with the carrier */
+    int handles;            /* open handles to close before freeing */
+    tt_children handshakes; /* server: handshakes not yet closed, closed with the carrier */
 } ttc;
 
 static void schedule_refill(void *ud);
+static void on_answered(void *ud, tt_link *link, int answer, uint64_t waited_ms);
 
 static uint64_t wall_ms(const ttc *c)
 {
@@ -74,18 +100,24 @@ static uint64_t wall_ms(const ttc *c)
 
 static uint64_t slot_of(const ttc *c, uint64_t ms)
 {
-    return ms / ((uint64_t)c->cfg.hop_interval_s * 1000);
+    return ms / ((uint64_t)c->o.hop_interval_s * 1000);
 }
 
 static uint16_t port_of(const ttc *c, uint64_t slot)
 {
-    return tt_proto_hop_port(c->port_key, slot, c->cfg.port_lo, c->cfg.port_hi);
+    return tt_proto_hop_port(c->port_key, slot, c->o.port_lo, c->o.port_hi);
 }
 
 static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const char **why)
 {
     c->cfg = *cfg;
-    c->base.ops = &tt_carrier_tt;
+    const tt_settings *o = tt_carrier_settings(cfg, &tt_opts);
+    if (o == NULL) {
+        *why = "internal: tt:// without its settings";
+        return -EINVAL;
+    }
+    c->o = *o;
+    c->base.type = &tt_carrier_tt;
     c->base.loop = loop;
     if (cfg->key == NULL) {
         *why = "tt:// needs a key: -k KEY (a password, or a key from 'tt keygen')";
@@ -102,15 +134,17 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
     uv_timer_init(loop, &c->refill);
     c->refill.data = c;
     c->handles = 1;
-    for (unsigned i = 0; i < cfg->n_methods; i++) {
-        c->lp[i] = (tt_ttlink_params){.alg = cfg->methods[i],
+    for (unsigned i = 0; i < c->o.n_methods; i++) {
+        c->lp[i] = (tt_ttlink_params){.alg = c->o.methods[i],
                                       .psk = c->psk,
-                                      .frame_data = cfg->buffer_size,
-                                      .hello_pad_max = cfg->hello_pad_max,
-                                      .frame_pad_max = cfg->frame_pad_max,
+                                      .frame_data = c->o.buffer_size,
+                                      .hello_pad_max = c->o.hello_pad_max,
+                                      .frame_pad_max = c->o.frame_pad_max,
                                       .spare = &c->spare,
                                       .refill = schedule_refill,
-                                      .refill_ud = c};
+                                      .refill_ud = c,
+                                      .answered = on_answered,
+                                      .answered_ud = c};
     }
     return 0;
 }
@@ -138,6 +172,65 @@ static void ttc_close(tt_carrier *base);
 
 /* Client. */
 
+/* Whether an explanation last given at *AT may be given again now. */
+static bool explain_now(ttc *c, bool *told, uint64_t *at)
+{
+    uint64_t now = uv_now(c->base.loop);
+    if (*told || (*at != 0 && now - *at < EXPLAIN_EVERY_MS))
+        return false;
+    *told = true;
+    *at = now;
+    return true;
+}
+
+/* A server refuses a first flight (a wrong key or method, a clock out of
+ * its window) with the same silence as any probe, and closes 1-2 handshake
+ * timeouts later: the client cannot tell a refusal from a slow destination
+ * before that close, and nothing earlier can be said without weakening the
+ * server. At the close it names the likely causes, once per server, since
+ * every stream meets the same refusal. */
+static void on_answered(void *ud, tt_link *link, int answer, uint64_t waited_ms)
+{
+    ttc *c = ud;
+    if (answer == TT_TTLINK_HELLO_OK) {
+        c->refusal_told = false;
+        return;
+    }
+    if (!explain_now(c, &c->refusal_told, &c->refusal_at))
+        return;
+    char peer[64];
+    tt_link_peer(link, peer, sizeof peer);
+    if (answer == TT_TTLINK_HELLO_SILENCE)
+        tt_warn("tt server %s (%s) closed the connection %.1f s after this client's first "
+                "message without answering: it refused it. Likely causes: a different key (-k), "
+                "a method it does not accept (-m), or this machine's clock more than the "
+                "server's --replay-window (default 120s) from its clock, or behind the clock of "
+                "a server that has just restarted. A server answers every refused connection "
+                "with this silence, so this is said once, not per stream",
+                c->cfg.url.hp.host, peer, (double)waited_ms / 1000);
+    else
+        tt_warn("tt server %s (%s) answered with bytes that are not a tt/1 hello for this key "
+                "and method. Likely causes: a different key (-k) or method (-m) (a server with "
+                "--fallback hands such a client to its web site), or no tt server at that "
+                "address. Said once, not per stream",
+                c->cfg.url.hp.host, peer);
+}
+
+/* Hopping: no port of the moment took the connection. The ports come from
+ * the key, -r, --hop-interval and the clock, so a mismatch in any of them
+ * looks like a server that is not there; said once until a dial succeeds. */
+static void tell_no_port(ttc *c, uint64_t slot, int err)
+{
+    if (!explain_now(c, &c->ports_told, &c->ports_at))
+        return;
+    tt_warn("tt server %s: no connection on ports %u, %u or %u, this moment's hopping ports "
+            "(%s). Likely causes: different hop settings (-r, --hop-interval) or key (-k; the "
+            "ports derive from it), clocks more than one --hop-interval apart, or no server "
+            "running. Said once, not per stream",
+            c->cfg.url.hp.host, port_of(c, slot), port_of(c, slot + 1), port_of(c, slot - 1),
+            uv_strerror(err));
+}
+
 struct tt_carrier_dial {
     ttc *c;
     tt_dial *dial;
@@ -161,6 +254,12 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *lower)
         d->attempt++;
         if (dial_attempt(d) == 0)
             return;
+    }
+    if (c->cfg.url.hp.port == 0 && !d->cancelled) {
+        if (lower == NULL)
+            tell_no_port(c, d->slot, err != 0 ? err : UV_ECONNREFUSED);
+        else
+            c->ports_told = false;
     }
     tt_carrier_dial_cb cb = d->cb;
     void *cud = d->ud;
@@ -190,8 +289,10 @@ static int dial_attempt(tt_carrier_dial *d)
     return tt_dial_start(c->base.loop, &t, &opts, on_dialed, d, &d->dial);
 }
 
-static int ttc_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int ttc_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                    tt_carrier_dial **out)
 {
+    (void)t; /* the target goes in the stream header */
     ttc *c = (ttc *)base;
     tt_carrier_dial *d = calloc(1, sizeof *d);
     if (d == NULL)
@@ -239,9 +340,9 @@ static int ttc_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
 
 /* Server: the handshake of one incoming connection. */
 
-struct hs {
+typedef struct hs {
     ttc *c;
-    hs *prev, *next; /* in c->handshakes while not closed */
+    tt_child child; /* in c->handshakes while not closed */
     tt_link *lower;
     uv_timer_t timer;
     uint64_t deadline; /* loop time at which an unauthenticated connection closes */
@@ -255,7 +356,7 @@ struct hs {
     bool closed;
     int outstanding; /* link close, timer close, fallback dial */
     char peer[64];
-};
+} hs;
 
 #define HS_MAX                                                                                     \
     (TT_CLIENT_PREFIX_LEN + TT_CLIENT_HELLO_FIXED + TT_HELLO_MAX_DATA + TT_HELLO_MAX_PAD +         \
@@ -284,17 +385,17 @@ static void hs_close(hs *h)
     if (h->closed)
         return;
     h->closed = true;
-    if (h->prev)
-        h->prev->next = h->next;
-    else
-        h->c->handshakes = h->next;
-    if (h->next)
-        h->next->prev = h->prev;
+    tt_child_remove(&h->child);
     if (h->lower)
         tt_link_close(h->lower, hs_release, h);
     else
         h->outstanding--;
     uv_close((uv_handle_t *)&h->timer, hs_timer_closed);
+}
+
+static void hs_close_child(void *ud)
+{
+    hs_close(ud);
 }
 
 static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len);
@@ -322,27 +423,16 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
         return;
     }
     if (fb == NULL) {
-        tt_info("c%llu %s: fallback unreachable: %s", (unsigned long long)h->lower->id, h->peer,
-                uv_strerror(err));
+        tt_fallback_unreachable(h->lower, h->peer, err);
         /* Keep draining until the deadline. */
         if (tt_link_read_start(h->lower) < 0)
             hs_close(h);
         return;
     }
-    /* The fallback gets every byte this peer sent, as if it had been
-     * connected to it from the start. */
-    if (h->have > 0 && tt_link_write1(fb, h->buf, h->have) < 0) {
-        tt_link_close(fb, NULL, NULL);
-        return;
-    }
-    char label[TT_RELAY_LABEL_MAX];
-    snprintf(label, sizeof label, "c%llu %s -> fallback", (unsigned long long)h->lower->id,
-             h->peer);
-    tt_relay_opts ro = {.idle_timeout_ms = h->c->cfg.idle_timeout_ms, .label = label};
     tt_link *lower = h->lower;
     h->lower = NULL;
+    tt_fallback_relay(lower, fb, h->buf, h->have, h->c->cfg.idle_timeout_ms, h->peer);
     hs_close(h);
-    tt_relay_start(lower, fb, &ro);
 }
 
 /* Not a client that knows the key (or a replay, or a stale clock): from
@@ -368,12 +458,8 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
     uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
     if (!c->cfg.has_fallback)
         return;
-    tt_target t;
-    tt_target_set(&t, c->cfg.fallback.host, c->cfg.fallback.port);
-    tt_dial_opts opts = {
-        .acl = NULL, .timeout_ms = c->cfg.connect_timeout_ms, .resolver = c->cfg.resolver};
     tt_link_read_stop(h->lower);
-    if (tt_dial_start(c->base.loop, &t, &opts, on_fallback, h, NULL) == 0)
+    if (tt_fallback_dial(c->base.loop, &c->cfg, on_fallback, h) == 0)
         h->outstanding++;
     else
         tt_link_read_start(h->lower);
@@ -386,6 +472,16 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
     uint64_t skew = ch->ts > now ? ch->ts - now : now - ch->ts;
     if (skew > c->cfg.replay_window_s) {
         hs_fail(h, "clock outside the window", extra, xlen);
+        return;
+    }
+    /* The replay memory begins empty with this process, so a first flight
+     * that a process before it accepted (a restart) would find no trace of
+     * itself here. Flights stamped before the start are refused: a real
+     * client's stamp is its clock, so only a client whose clock is behind
+     * the server's pays, for as long as it is behind, once after each start
+     * (docs/PROTOCOL.md). */
+    if (!tt_replay_covers(&c->replay, ch->ts)) {
+        hs_fail(h, "stamped before this server started", extra, xlen);
         return;
     }
     int rc = tt_replay_check(&c->replay, h->buf, now);
@@ -439,9 +535,9 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         OPENSSL_cleanse(hs2c, sizeof hs2c);
         int found = -1;
         size_t body = 0;
-        for (unsigned i = 0; i < c->cfg.n_methods && found < 0; i++) {
+        for (unsigned i = 0; i < c->o.n_methods && found < 0; i++) {
             tt_aead_free(&h->hello_rx);
-            if (tt_aead_init(&h->hello_rx, c->cfg.methods[i], hc2s, false) == 0 &&
+            if (tt_aead_init(&h->hello_rx, c->o.methods[i], hc2s, false) == 0 &&
                 tt_hello_open_len(&h->hello_rx, h->buf + TT_SALT_LEN, true, &body) == 0)
                 found = (int)i;
         }
@@ -512,10 +608,7 @@ static void on_accept(void *ud, tt_link *lower)
         return;
     }
     h->c = c;
-    h->next = c->handshakes;
-    if (h->next)
-        h->next->prev = h;
-    c->handshakes = h;
+    tt_child_add(&c->handshakes, &h->child, hs_close_child, h);
     h->lower = lower;
     h->need = TT_CLIENT_PREFIX_LEN;
     h->outstanding = 2;
@@ -587,7 +680,7 @@ static void hop_update(ttc *c)
             break;
         }
     }
-    uint64_t len = (uint64_t)c->cfg.hop_interval_s * 1000;
+    uint64_t len = (uint64_t)c->o.hop_interval_s * 1000;
     uv_timer_start(&c->hop_timer, on_hop_timer, (slot + 1) * len - now + 1, 0);
 }
 
@@ -605,6 +698,11 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     c->accept_cb = cb;
     c->accept_ud = ud;
     tt_replay_init(&c->replay, REPLAY_CAP, 2 * (uint64_t)cfg->replay_window_s + 1);
+    /* Listening begins with the next whole second, the first one the
+     * replay memory covers: a client that connected earlier would be
+     * refused for its stamp. */
+    if (rc == 0)
+        uv_sleep((unsigned)tt_replay_begin(&c->replay, wall_ms(c)));
     uv_timer_init(loop, &c->hop_timer);
     c->hop_timer.data = c;
     c->hop_timer_on = true;
@@ -626,7 +724,7 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
         }
     }
     if (rc < 0) {
-        c->base.ops->close(&c->base);
+        c->base.type->close(&c->base);
         return rc;
     }
     *out = &c->base;
@@ -637,13 +735,23 @@ static const char *ttc_describe(tt_carrier *base, char *buf, size_t len)
 {
     ttc *c = (ttc *)base;
     const char *l = strchr(c->host, ':') ? "[" : "", *r = strchr(c->host, ':') ? "]" : "";
+    if (c->accept_cb == NULL) {
+        /* A client: where it connects. */
+        const tt_hostport *hp = &c->cfg.url.hp;
+        bool v6 = strchr(hp->host, ':') != NULL;
+        if (hp->port)
+            snprintf(buf, len, v6 ? "tt://[%s]:%u" : "tt://%s:%u", hp->host, hp->port);
+        else /* the port of the moment; a dial also tries the neighbouring slots' */
+            snprintf(buf, len, v6 ? "tt://[%s]:%u (hopping port)" : "tt://%s:%u (hopping port)",
+                     hp->host, port_of(c, slot_of(c, wall_ms(c))));
+        return buf;
+    }
     if (c->fixed)
         snprintf(buf, len, "tt://%s%s%s:%d (%s)", l, c->host, r, tt_tcp_listener_port(c->fixed),
-                 tt_aead_name(c->cfg.methods[0]));
+                 tt_aead_name(c->o.methods[0]));
     else
         snprintf(buf, len, "tt://%s%s%s, ports hopping in %u-%u every %u s (%s)", l, c->host, r,
-                 c->cfg.port_lo, c->cfg.port_hi, c->cfg.hop_interval_s,
-                 tt_aead_name(c->cfg.methods[0]));
+                 c->o.port_lo, c->o.port_hi, c->o.hop_interval_s, tt_aead_name(c->o.methods[0]));
     return buf;
 }
 
@@ -662,8 +770,7 @@ static void ttc_close(tt_carrier *base)
 {
     ttc *c = (ttc *)base;
     /* A handshake keeps a pointer to its carrier: none may outlive it open. */
-    while (c->handshakes)
-        hs_close(c->handshakes);
+    tt_children_close(&c->handshakes);
     for (int i = 0; i < HOP_LISTENERS; i++) {
         if (c->hops[i].ls)
             tt_tcp_listener_close(c->hops[i].ls);
@@ -683,9 +790,110 @@ static void ttc_close(tt_carrier *base)
     }
 }
 
-const tt_carrier_ops tt_carrier_tt = {
+#define O(field) offsetof(tt_settings, field)
+static const tt_opt tt_rows[] = {
+    {'m', "methods", "METHODS", TT_OPT_STRING, O(methods_text),
+     "AEAD: chacha20-poly1305 (default) or aes-256-gcm; a server accepts a comma list", 0, 0},
+    {'r', "port-range", "LO-HI", TT_OPT_STRING, O(range_text),
+     "the port-hopping range (default 1024-65535)", 0, 0},
+    /* The name this option had before TT's own --port-range. */
+    {0, "range", "LO-HI", TT_OPT_STRING, O(range_text), NULL, 0, 0},
+    {0, "hop-interval", "DURATION", TT_OPT_DURATION, O(hop_interval_ms),
+     "length of a port-hopping time slot (default 60s)", 0, 0},
+    {0, "buffer-size", "N", TT_OPT_UINT, O(buffer_size),
+     "largest plaintext bytes per frame (default 4096, at most 16384)", 1, 16384},
+    {0, "hello-padding", "N", TT_OPT_UINT, O(hello_pad_max),
+     "random padding of the first flight: 0 to N bytes (default 1024, at most 2048)", 0, 2048},
+    {0, "frame-padding", "N", TT_OPT_UINT, O(frame_pad_max),
+     "random padding of each frame: 0 to N bytes (default 31, at most 1024)", 0, 1024},
+};
+#undef O
+
+static void tt_opts_init(void *p)
+{
+    tt_settings *o = p;
+    o->hop_interval_ms = 60000;
+    o->buffer_size = 4096;
+    o->hello_pad_max = 1024;
+    o->frame_pad_max = 31;
+}
+
+/* A client offers one AEAD; a server may accept both. */
+static int parse_methods(const char *text, tt_settings *o, bool server)
+{
+    char buf[64];
+    if (strlen(text) >= sizeof buf)
+        return -EINVAL;
+    strcpy(buf, text);
+    o->n_methods = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        int m = tt_aead_parse(tok);
+        if (m < 0 || o->n_methods == 2 || (!server && o->n_methods == 1))
+            return -EINVAL;
+        if (o->n_methods == 1 && o->methods[0] == m)
+            return -EINVAL;
+        o->methods[o->n_methods++] = m;
+    }
+    return o->n_methods > 0 ? 0 : -EINVAL;
+}
+
+static int tt_opts_check(void *p, const tt_opt_set *set, bool server, char *why, size_t len)
+{
+    tt_settings *o = p;
+    (void)set;
+    if (parse_methods(o->methods_text ? o->methods_text : "chacha20-poly1305", o, server) != 0) {
+        snprintf(why, len,
+                 server ? "invalid -m '%s': chacha20-poly1305 and/or aes-256-gcm, comma-separated"
+                        : "invalid -m '%s': chacha20-poly1305 or aes-256-gcm",
+                 o->methods_text);
+        return -EINVAL;
+    }
+    o->port_lo = 1024;
+    o->port_hi = 65535;
+    if (o->range_text) {
+        unsigned a, b;
+        int n = 0;
+        if (sscanf(o->range_text, "%5u-%5u%n", &a, &b, &n) != 2 || o->range_text[n] != '\0' ||
+            a < 1 || b > 65535 || a > b) {
+            snprintf(why, len, "invalid -r '%s': expected LO-HI within 1-65535", o->range_text);
+            return -EINVAL;
+        }
+        o->port_lo = (uint16_t)a;
+        o->port_hi = (uint16_t)b;
+    }
+    if (o->hop_interval_ms < 1000) {
+        snprintf(why, len, "--hop-interval must be at least 1s");
+        return -EINVAL;
+    }
+    o->hop_interval_s = o->hop_interval_ms / 1000;
+    if (o->buffer_size < 1400)
+        tt_warn("--buffer-size %u is below 1400: small frames leave a recognisable traffic "
+                "pattern",
+                o->buffer_size);
+    return 0;
+}
+
+static const tt_carrier_optgroup tt_opts = {
+    .sides = TT_SIDE_BOTH,
+    .opts = tt_rows,
+    .n_opts = sizeof tt_rows / sizeof tt_rows[0],
+    .size = sizeof(tt_settings),
+    .init = tt_opts_init,
+    .check = tt_opts_check,
+};
+
+static const tt_carrier_optgroup *const tt_groups[] = {
+    &tt_carrier_key_opts, &tt_carrier_replay_opts, &tt_carrier_decoy_opts, &tt_opts, NULL,
+};
+
+const tt_carrier_type tt_carrier_tt = {
     .scheme = "tt",
-    .summary = "tt/1: encrypted (AEAD, forward secrecy), hopping ports, probe resistance",
+    .url_form = "[tt://]HOST[:PORT]",
+    .summary = "tt/1: encrypted (AEAD, forward secrecy), hopping ports without a PORT, probe "
+               "resistance",
+    .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PORT_OPTIONAL,
+    .groups = tt_groups,
     .client_new = ttc_client_new,
     .server_new = ttc_server_new,
     .dial = ttc_dial,

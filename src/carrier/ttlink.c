@@ -9,6 +9,7 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "link/scratch.h"
 
 typedef struct ttlink {
     tt_link base;
@@ -27,6 +28,8 @@ typedef struct ttlink {
     bool refill_asked;        /* the owner was told to refill its spare key pair */
     bool keys_ready;          /* tx and rx hold session keys */
     bool hello_rcvd;          /* client: the server hello was opened */
+    bool answer_told;         /* client: p.answered was called */
+    uint64_t born;            /* loop time when the link began */
     bool derive_pending;      /* the peer's public key is known, the keys not yet made */
     uint8_t peer[TT_PUB_LEN]; /* the peer's ephemeral public key */
     /* Client: the server hello being assembled. */
@@ -89,8 +92,7 @@ static int send_lower(ttlink *t, uint8_t *buf, size_t len)
  * process (one loop thread; the lower link copies what it cannot send at
  * once), so that a bulk transfer allocates nothing per write. */
 #define SEAL_SHARED (320 * 1024)
-static uint8_t g_seal[SEAL_SHARED];
-static bool g_seal_busy;
+TT_SCRATCH_DEFINE(g_seal, SEAL_SHARED);
 
 /* Tells the owner, once, that this link's handshake arithmetic is done and
  * it waits for the other end, so the owner's spare key pair may be made
@@ -177,12 +179,9 @@ static int send_frames(ttlink *t, pieces *c, size_t len, bool fin)
     size_t f = t->p.frame_data;
     size_t nframes = (len + f - 1) / f + (fin ? 1 : 0);
     size_t cap = len + nframes * (TT_FRAME_OVERHEAD + t->p.frame_pad_max);
-    bool shared = !g_seal_busy && cap <= SEAL_SHARED;
-    uint8_t *out = shared ? g_seal : malloc(cap);
+    uint8_t *out = tt_scratch_take(&g_seal, cap, cap, NULL);
     if (out == NULL)
         return UV_ENOMEM;
-    if (shared)
-        g_seal_busy = true;
     size_t off = 0;
     while (len > 0) {
         size_t n = len < f ? len : f;
@@ -208,25 +207,27 @@ static int send_frames(ttlink *t, pieces *c, size_t len, bool fin)
             goto fail;
         off += w;
     }
-    int rc;
-    if (shared) {
-        rc = tt_link_write1(t->lower, out, off);
-        g_seal_busy = false;
-    } else {
-        rc = send_lower(t, out, off);
-    }
+    int rc = tt_link_write1(t->lower, out, off);
+    tt_scratch_give(&g_seal, out);
     if (rc == 0)
         ask_refill(t);
     return rc;
 fail:
-    if (shared)
-        g_seal_busy = false;
-    else
-        free(out);
+    tt_scratch_give(&g_seal, out);
     return UV_EIO;
 }
 
 static int ensure_keys(ttlink *t);
+
+/* Client: tells the owner, once per connection, how the server took the
+ * first flight (tt_ttlink_params.answered). */
+static void tell_answer(ttlink *t, enum tt_ttlink_answer answer)
+{
+    if (!t->client || t->answer_told || t->p.answered == NULL)
+        return;
+    t->answer_told = true;
+    t->p.answered(t->p.answered_ud, &t->base, answer, uv_now(t->base.loop) - t->born);
+}
 
 static int send_hello(ttlink *t, const uint8_t *data, size_t len)
 {
@@ -414,16 +415,21 @@ static long take_server_hello(ttlink *t, const uint8_t *data, size_t len)
         return (long)take;
     if (!t->hlen_done) {
         size_t body;
-        if (tt_hello_open_len(&t->hello_rx, t->hbuf, false, &body) != 0)
+        if (tt_hello_open_len(&t->hello_rx, t->hbuf, false, &body) != 0) {
+            tell_answer(t, TT_TTLINK_HELLO_GARBLED);
             return UV_EPROTO;
+        }
         t->hlen_done = true;
         t->hhave = 0;
         t->hneed = body;
         return (long)take;
     }
     tt_server_hello sh;
-    if (tt_server_hello_open(&t->hello_rx, t->hbuf, t->hneed, &sh) != 0)
+    if (tt_server_hello_open(&t->hello_rx, t->hbuf, t->hneed, &sh) != 0) {
+        tell_answer(t, TT_TTLINK_HELLO_GARBLED);
         return UV_EPROTO;
+    }
+    tell_answer(t, TT_TTLINK_HELLO_OK);
     tt_aead_free(&t->hello_rx);
     memcpy(t->peer, sh.spub, TT_PUB_LEN);
     t->hello_rcvd = true;
@@ -453,6 +459,11 @@ static void report_lower_eof(ttlink *t)
     if (t->eof_done || t->closing)
         return;
     t->eof_done = true;
+    /* A server closes a first flight it refused without a byte of answer;
+     * only the client can say what that silence probably means. */
+    if (!t->hello_rcvd)
+        tell_answer(t, t->hhave > 0 || t->hlen_done ? TT_TTLINK_HELLO_GARBLED
+                                                    : TT_TTLINK_HELLO_SILENCE);
     /* A clean end is a FIN frame; a connection that just stops may have been
      * cut by someone else, and saying "EOF" would hide the truncation. */
     if (!t->fin_rcvd)
@@ -468,8 +479,7 @@ static void report_lower_eof(ttlink *t)
  * own. A frame's room is its largest body, padding included. */
 #define DELIVER_MAX (128 * 1024)
 #define FRAME_ROOM (TT_FRAME_MAX_DATA + TT_FRAME_MAX_PAD)
-static uint8_t g_gather[DELIVER_MAX];
-static bool g_gather_busy;
+TT_SCRATCH_DEFINE(g_gather, DELIVER_MAX);
 
 typedef struct gather {
     uint8_t *buf;
@@ -502,7 +512,6 @@ static int keep_plain(ttlink *t, gather *g)
 static void process(ttlink *t, const uint8_t *data, size_t len)
 {
     gather g = {NULL, 0};
-    bool shared = false;
     size_t off = 0;
     while (off < len) {
         if (t->closing)
@@ -530,14 +539,11 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
             goto out;
         }
         if (g.buf == NULL) {
-            shared = !g_gather_busy;
-            g.buf = shared ? g_gather : malloc(DELIVER_MAX);
+            g.buf = tt_scratch_take(&g_gather, 0, DELIVER_MAX, NULL);
             if (g.buf == NULL) {
                 fail(t, UV_ENOMEM);
                 goto out;
             }
-            if (shared)
-                g_gather_busy = true;
         }
         if (g.len + FRAME_ROOM > DELIVER_MAX)
             deliver(t, &g);
@@ -578,10 +584,7 @@ static void process(ttlink *t, const uint8_t *data, size_t len)
     else if (keep_plain(t, &g) < 0)
         fail(t, UV_ENOMEM);
 out:
-    if (shared)
-        g_gather_busy = false;
-    else
-        free(g.buf);
+    tt_scratch_give(&g_gather, g.buf);
     tt_frame_reader_trim(&t->rx);
 }
 
@@ -775,6 +778,7 @@ static ttlink *ttlink_new(tt_link *lower, const tt_ttlink_params *p, bool client
     if (t->p.hello_pad_max > TT_HELLO_MAX_PAD)
         t->p.hello_pad_max = TT_HELLO_MAX_PAD;
     t->client = client;
+    t->born = uv_now(lower->loop);
     tt_random(&t->rng, sizeof t->rng);
     t->rng |= 1;
     tt_frame_reader_init(&t->rx, TT_FRAME_MAX_DATA);

@@ -32,7 +32,21 @@ typedef struct tt_ttlink_params {
      * refills SPARE then, while the other end works. */
     void (*refill)(void *ud);
     void *refill_ud;
+    /* Client: called (if set) once per connection when it is known how the
+     * server took the first flight (enum tt_ttlink_answer), with the
+     * milliseconds since the link began. A server that refuses a hello
+     * stays silent by design, so this is the only place where the client can
+     * tell that from a slow destination and explain it to the user. */
+    void (*answered)(void *ud, tt_link *link, int answer, uint64_t waited_ms);
+    void *answered_ud;
 } tt_ttlink_params;
+
+/* How a server answered a client's first flight. */
+enum tt_ttlink_answer {
+    TT_TTLINK_HELLO_OK,      /* its hello opened: the key, method and clock were accepted */
+    TT_TTLINK_HELLO_SILENCE, /* it closed the connection without sending a byte: refused */
+    TT_TTLINK_HELLO_GARBLED, /* it sent bytes that are not a hello under this key and method */
+};
 
 /* Client end over LOWER (now owned by the link). NOW_S is the wall-clock
  * time for the hello. Returns NULL (LOWER closed) on failure. */

@@ -15,11 +15,11 @@
 #include "exit/dial.h"
 #include "link/tls.h"
 
-int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_ops *ops,
+int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
                     const tt_carrier_cfg *cfg, bool server, bool tls, const char *info,
                     const char **why)
 {
-    w->base.ops = ops;
+    w->base.type = ops;
     w->base.loop = loop;
     w->cfg = *cfg;
     w->tls = tls;
@@ -101,6 +101,7 @@ int tt_webbase_listen(tt_webbase *w, tt_webbase_conn_cb on_conn, const char **wh
 
 void tt_webbase_free(tt_webbase *w)
 {
+    tt_children_close(&w->children);
     if (w->listener)
         tt_tcp_listener_close(w->listener);
     w->listener = NULL;
@@ -110,10 +111,17 @@ void tt_webbase_free(tt_webbase *w)
     OPENSSL_cleanse(w->auth, sizeof w->auth);
 }
 
+uint64_t tt_webbase_now_ms(const tt_webbase *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ms = ((int64_t)ts.tv_sec + w->cfg.clock_offset_s) * 1000 + ts.tv_nsec / 1000000;
+    return ms > 0 ? (uint64_t)ms : 0;
+}
+
 uint64_t tt_webbase_now(const tt_webbase *w)
 {
-    int64_t t = (int64_t)time(NULL) + w->cfg.clock_offset_s;
-    return t > 0 ? (uint64_t)t : 0;
+    return tt_webbase_now_ms(w) / 1000;
 }
 
 const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len)
@@ -129,13 +137,24 @@ const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len)
 
 typedef struct accept_hs {
     tt_webbase *w;
+    tt_child child; /* in w->children until the handshake ends */
+    tt_link *link;
     char peer[64];
 } accept_hs;
+
+/* The carrier closes: the ready callback will not run after the close. */
+static void accept_hs_close(void *ud)
+{
+    accept_hs *a = ud;
+    tt_link_close(a->link, NULL, NULL);
+    free(a);
+}
 
 static void on_server_ready(void *ud, tt_link *link, int status)
 {
     accept_hs *a = ud;
     tt_webbase *w = a->w;
+    tt_child_remove(&a->child);
     if (status != 0) {
         char why[160];
         tt_debug("c%llu %s: TLS handshake failed: %s", (unsigned long long)link->id, a->peer,
@@ -161,9 +180,12 @@ static void on_tcp_accept(void *ud, tt_link *link)
     }
     a->w = w;
     tt_link_peer(link, a->peer, sizeof a->peer);
-    if (tt_tls_link_server(link, w->ctx, NULL, 0, w->cfg.handshake_timeout_ms, on_server_ready,
-                           a) == NULL)
+    a->link =
+        tt_tls_link_server(link, w->ctx, NULL, 0, w->cfg.handshake_timeout_ms, on_server_ready, a);
+    if (a->link == NULL)
         free(a);
+    else
+        tt_child_add(&w->children, &a->child, accept_hs_close, a);
 }
 
 /* Client: TCP connect, then TLS. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "carrier/carrier.h"
+#include "carrier/children.h"
 #include "core/target.h"
 #include "core/tlsctx.h"
 #include "link/tcp.h"
@@ -35,13 +36,17 @@ struct tt_webbase {
     tt_carrier_accept_cb accept_cb;
     void *accept_ud;
     tt_webbase_conn_cb on_conn;
+    /* Server: what serves a connection before it is handed on (the TLS
+     * handshake here, the carrier's own exchange) and refers to W; closed
+     * with W by tt_webbase_free. */
+    tt_children children;
 };
 
 /* Fills W from CFG for a client or a server: the TLS context (logging the
  * server certificate's fingerprint, or warning about skipped verification)
  * and the authentication key derived from -k with INFO as HKDF's label.
  * Returns 0, or a negative code with *WHY set. */
-int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_ops *ops,
+int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
                     const tt_carrier_cfg *cfg, bool server, bool tls, const char *info,
                     const char **why);
 
@@ -49,11 +54,15 @@ int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_ops *ops,
  * connection. Returns 0, or a negative code with *WHY set. */
 int tt_webbase_listen(tt_webbase *w, tt_webbase_conn_cb on_conn, const char **why);
 
-/* Frees what init and listen made (not W itself). */
+/* Closes W's children and frees what init and listen made (not W
+ * itself). */
 void tt_webbase_free(tt_webbase *w);
 
 /* The wall clock in seconds, with the test-only --clock-offset. */
 uint64_t tt_webbase_now(const tt_webbase *w);
+
+/* The same in milliseconds. */
+uint64_t tt_webbase_now_ms(const tt_webbase *w);
 
 /* "tls://127.0.0.1:443/path" for the start-up line, in BUF. */
 const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len);

@@ -14,17 +14,18 @@
 #include <string.h>
 
 #include "carrier/carrier.h"
-#include "carrier/web.h"
+#include "carrier/children.h"
 #include "carrier/webbase.h"
 #include "codec/http1.h"
 #include "codec/wshs.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/replay.h"
+#include "decoy/decoy.h"
 #include "link/ws.h"
 
-extern const tt_carrier_ops tt_carrier_ws;
-extern const tt_carrier_ops tt_carrier_wss;
+extern const tt_carrier_type tt_carrier_ws;
+extern const tt_carrier_type tt_carrier_wss;
 
 #define REPLAY_CAP (1u << 16)
 #define SERVER_NAME "nginx"
@@ -35,7 +36,7 @@ typedef struct wsc {
     char host_header[300]; /* client */
 } wsc;
 
-static const tt_carrier_ops *ops_for(const tt_carrier_cfg *cfg)
+static const tt_carrier_type *ops_for(const tt_carrier_cfg *cfg)
 {
     return strcmp(cfg->url.scheme, "wss") == 0 ? &tt_carrier_wss : &tt_carrier_ws;
 }
@@ -46,7 +47,7 @@ static int ws_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier 
     wsc *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    const tt_carrier_ops *ops = ops_for(cfg);
+    const tt_carrier_type *ops = ops_for(cfg);
     int rc =
         tt_webbase_init(&c->w, loop, ops, cfg, false, ops == &tt_carrier_wss, "tt-ws1 auth", why);
     if (rc != 0) {
@@ -204,8 +205,10 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     uv_timer_start(&d->timer, on_up_timeout, c->w.cfg.handshake_timeout_ms, 0);
 }
 
-static int ws_dial(tt_carrier *base, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **out)
+static int ws_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                   tt_carrier_dial **out)
 {
+    (void)t; /* the target goes in the stream header */
     tt_carrier_dial *d = calloc(1, sizeof *d);
     if (d == NULL)
         return -ENOMEM;
@@ -243,6 +246,7 @@ static void ws_dial_cancel(tt_carrier_dial *d)
 
 typedef struct up {
     wsc *c;
+    tt_child child; /* in c->w.children until the upgrade ends */
     tt_link *link;
     uv_timer_t timer;
     uint8_t *buf;
@@ -259,6 +263,7 @@ static void up_timer_closed(uv_handle_t *h)
 
 static void up_end(up *u)
 {
+    tt_child_remove(&u->child);
     u->link = NULL;
     uv_close((uv_handle_t *)&u->timer, up_timer_closed);
 }
@@ -268,7 +273,7 @@ static void to_web(up *u, const char *why)
     tt_link *l = u->link;
     tt_link_read_stop(l);
     tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)l->id, u->peer, why);
-    tt_web_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
+    tt_decoy_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
     up_end(u);
 }
 
@@ -291,6 +296,12 @@ static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
         return "wrong token";
     if (rc != 0)
         return why ? why : "bad token";
+    /* As tt/1's first flights (tt.c): the memory begins empty with this
+     * process, so a token made before it started is refused. */
+    uint64_t made;
+    if (tt_ws_token_time(upg->token.p, upg->token.len, &made) != 0 ||
+        !tt_replay_covers(&c->replay, made))
+        return "token made before this server started";
     rc = tt_replay_check(&c->replay, nonce, now);
     if (rc == -EEXIST)
         return "replayed token";
@@ -387,6 +398,14 @@ static void on_srv_timeout(uv_timer_t *t)
     up_end(u);
 }
 
+/* The carrier closes. */
+static void up_close(void *ud)
+{
+    up *u = ud;
+    tt_link_close(u->link, NULL, NULL);
+    up_end(u);
+}
+
 static void on_conn(tt_webbase *w, tt_link *link)
 {
     wsc *c = (wsc *)w;
@@ -402,6 +421,7 @@ static void on_conn(tt_webbase *w, tt_link *link)
     u->link = link;
     u->buf = buf;
     tt_link_peer(link, u->peer, sizeof u->peer);
+    tt_child_add(&w->children, &u->child, up_close, u);
     uv_timer_init(w->base.loop, &u->timer);
     u->timer.data = u;
     uv_timer_start(&u->timer, on_srv_timeout, w->cfg.handshake_timeout_ms, 0);
@@ -418,13 +438,16 @@ static int ws_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier_
     wsc *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
-    const tt_carrier_ops *ops = ops_for(cfg);
+    const tt_carrier_type *ops = ops_for(cfg);
     c->w.accept_cb = cb;
     c->w.accept_ud = ud;
     /* A nonce is remembered as long as its token's time stays acceptable. */
     tt_replay_init(&c->replay, REPLAY_CAP, 2 * (uint64_t)cfg->replay_window_s + 1);
     int rc =
         tt_webbase_init(&c->w, loop, ops, cfg, true, ops == &tt_carrier_wss, "tt-ws1 auth", why);
+    /* Listening begins with the first second the replay memory covers. */
+    if (rc == 0 && c->w.has_key)
+        uv_sleep((unsigned)tt_replay_begin(&c->replay, tt_webbase_now_ms(&c->w)));
     if (rc == 0)
         rc = tt_webbase_listen(&c->w, on_conn, why);
     if (rc != 0) {
@@ -450,9 +473,28 @@ static void ws_close(tt_carrier *base)
     free(c);
 }
 
-const tt_carrier_ops tt_carrier_ws = {
+static const tt_carrier_optgroup *const ws_groups[] = {
+    &tt_carrier_key_opts,
+    &tt_carrier_replay_opts,
+    &tt_carrier_decoy_opts,
+    &tt_carrier_www_opts,
+    NULL,
+};
+
+static const tt_carrier_optgroup *const wss_groups[] = {
+    &tt_carrier_key_opts,        &tt_carrier_replay_opts,
+    &tt_carrier_decoy_opts,      &tt_carrier_www_opts,
+    &tt_carrier_tls_opts,        &tt_carrier_tls_server_opts,
+    &tt_carrier_tls_client_opts, NULL,
+};
+
+const tt_carrier_type tt_carrier_ws = {
     .scheme = "ws",
+    .url_form = "ws://HOST[:PORT]/PATH",
     .summary = "WebSocket on a path (behind a TLS-terminating reverse proxy or CDN)",
+    .default_port = 80,
+    .flags = TT_CARRIER_KEY_GUARDS | TT_CARRIER_PATH,
+    .groups = ws_groups,
     .client_new = ws_client_new,
     .server_new = ws_server_new,
     .dial = ws_dial,
@@ -461,9 +503,13 @@ const tt_carrier_ops tt_carrier_ws = {
     .close = ws_close,
 };
 
-const tt_carrier_ops tt_carrier_wss = {
+const tt_carrier_type tt_carrier_wss = {
     .scheme = "wss",
+    .url_form = "wss://HOST[:PORT]/PATH",
     .summary = "WebSocket inside TLS on a path, as a web site serves it",
+    .default_port = 443,
+    .flags = TT_CARRIER_KEY_GUARDS | TT_CARRIER_PATH,
+    .groups = wss_groups,
     .client_new = ws_client_new,
     .server_new = ws_server_new,
     .dial = ws_dial,

@@ -1,4 +1,6 @@
-/* From the carrier options as typed to a checked tt_carrier_cfg. */
+/* The carrier options of every type, and from them and an endpoint URL a
+ * checked tt_carrier_cfg. Nothing here knows a particular carrier: the types
+ * say which option groups they take (src/carrier/carrier.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,178 +12,201 @@
 #include "core/log.h"
 #include "exit/resolver.h"
 
-void tt_carrier_args_init(tt_carrier_args *a)
+static bool on_side(const tt_carrier_optgroup *g, bool server)
 {
-    memset(a, 0, sizeof *a);
-    a->buffer_size = 4096;
-    a->hop_interval_ms = 60000;
-    a->replay_window_ms = 120000;
-    a->hello_padding = 1024;
-    a->frame_padding = 31;
+    return (g->sides & (server ? TT_SIDE_SERVER : TT_SIDE_CLIENT)) != 0;
 }
 
-static int parse_range(const char *s, uint16_t *lo, uint16_t *hi)
+static bool type_on_side(const tt_carrier_type *t, bool server)
 {
-    unsigned a, b;
-    int n = 0;
-    if (sscanf(s, "%5u-%5u%n", &a, &b, &n) != 2 || s[n] != '\0' || a < 1 || b > 65535 || a > b)
-        return -EINVAL;
-    *lo = (uint16_t)a;
-    *hi = (uint16_t)b;
+    return server ? t->server_new != NULL : t->client_new != NULL;
+}
+
+/* "tls://, wss://": the types of SERVER's side that take G. */
+static void schemes_of(const tt_carrier_optgroup *g, bool server, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; tt_carrier_type_at(i); i++) {
+        const tt_carrier_type *t = tt_carrier_type_at(i);
+        if (type_on_side(t, server) && tt_carrier_type_has(t, g) && n < len)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s://", n ? ", " : "", t->scheme);
+    }
+}
+
+static int add_group(tt_carrier_opts *o, const tt_carrier_optgroup *g)
+{
+    for (size_t i = 1; i < o->n_sets; i++) {
+        if (o->groups[i] == g)
+            return 0;
+    }
+    if (!on_side(g, o->server) || g->n_opts == 0)
+        return 0;
+    if (o->n_sets > TT_CMD_GROUPS_MAX)
+        return -ENOMEM;
+    size_t k = o->n_sets++;
+    void *st = &o->cfg;
+    if (g->size) {
+        st = calloc(1, g->size);
+        if (st == NULL)
+            return -ENOMEM;
+        o->settings[k] = st;
+    }
+    if (g->init)
+        g->init(st);
+    /* The heading: the schemes that take the group. The shared network
+     * options apply to every carrier. */
+    static char titles[2][TT_CMD_GROUPS_MAX + 1][160];
+    char *title = titles[o->server][k];
+    if (g == &tt_carrier_net_opts) {
+        snprintf(title, sizeof titles[0][0], "Options of every carrier");
+    } else {
+        char list[120];
+        schemes_of(g, o->server, list, sizeof list);
+        snprintf(title, sizeof titles[0][0], "Options of %s", list);
+    }
+    o->groups[k] = g;
+    o->sets[k] = (tt_opt_set){.title = title, .opts = g->opts, .n_opts = g->n_opts, .cfg = st};
     return 0;
 }
 
-static int parse_methods(const char *s, tt_carrier_cfg *cfg, bool server)
+int tt_carrier_opts_init(tt_carrier_opts *o, bool server)
 {
-    char buf[64];
-    if (strlen(s) >= sizeof buf)
-        return -EINVAL;
-    strcpy(buf, s);
-    cfg->n_methods = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        int m = tt_aead_parse(tok);
-        if (m < 0 || cfg->n_methods == 2 || (!server && cfg->n_methods == 1))
-            return -EINVAL;
-        if (cfg->n_methods == 1 && cfg->methods[0] == m)
-            return -EINVAL;
-        cfg->methods[cfg->n_methods++] = m;
+    memset(o, 0, sizeof *o);
+    o->server = server;
+    o->n_sets = 1;
+    int rc = add_group(o, &tt_carrier_net_opts);
+    for (size_t i = 0; rc == 0 && tt_carrier_type_at(i); i++) {
+        const tt_carrier_type *t = tt_carrier_type_at(i);
+        if (!type_on_side(t, server))
+            continue;
+        for (size_t j = 0; rc == 0 && t->groups && t->groups[j]; j++)
+            rc = add_group(o, t->groups[j]);
     }
-    return cfg->n_methods > 0 ? 0 : -EINVAL;
+    return rc;
 }
 
-/* The options of the TLS and web carriers: each is refused where it would
- * do nothing, so a user who typed one learns that it is not in effect. */
-static int web_cfg(const tt_cmd_spec *spec, bool server, const tt_carrier_args *a,
-                   tt_carrier_cfg *cfg)
+void tt_carrier_opts_free(tt_carrier_opts *o)
 {
-    const char *scheme = cfg->url.scheme;
-    bool tls = strcmp(scheme, "tls") == 0 || strcmp(scheme, "wss") == 0;
-    bool web = tls || strcmp(scheme, "ws") == 0;
-    const struct {
-        const char *name;
-        bool given, applies;
-    } rules[] = {
-        {"--cert", a->cert != NULL, tls},    {"--key", a->tls_key != NULL, tls},
-        {"-n/--name", a->name != NULL, tls}, {"--ca", a->ca != NULL, tls},
-        {"--pin", a->pin != NULL, tls},      {"--insecure-skip-verify", a->skip_verify, tls},
-        {"--www", a->www != NULL, web},
-    };
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        if (rules[i].given && !rules[i].applies) {
-            if (strcmp(rules[i].name, "--key") == 0)
-                return tt_opts_fail(spec, "--key FILE is a TLS private key (tls://, wss://); the "
-                                          "shared key is -k");
-            return tt_opts_fail(spec, "%s applies to %s only, not %s://", rules[i].name,
-                                strcmp(rules[i].name, "--www") == 0 ? "tls://, ws:// and wss://"
-                                                                    : "tls:// and wss://",
-                                scheme);
-        }
+    for (size_t i = 0; i < o->n_sets; i++) {
+        free(o->settings[i]);
+        o->settings[i] = NULL;
     }
-    if (server && (a->cert == NULL) != (a->tls_key == NULL))
-        return tt_opts_fail(spec, "--cert and --key go together (neither: a self-signed "
-                                  "certificate is made at start)");
-    int verify_modes = (a->ca != NULL) + (a->pin != NULL) + a->skip_verify;
-    if (verify_modes > 1)
-        return tt_opts_fail(spec, "use one of --ca, --pin and --insecure-skip-verify");
-    if (a->www && a->fallback)
-        return tt_opts_fail(spec, "use either --www or --fallback, not both");
-    cfg->cert_file = a->cert;
-    cfg->key_file = a->tls_key;
-    cfg->tls_name = a->name;
-    cfg->ca_file = a->ca;
-    cfg->pin = a->pin;
-    cfg->skip_verify = a->skip_verify;
-    cfg->www_dir = a->www;
-    cfg->fast_open = a->fast_open;
-    return 0;
 }
 
-int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text, bool server,
-                       const tt_carrier_args *a, tt_carrier_cfg *cfg, const tt_carrier_ops **ops)
+const char *tt_carrier_opts_help(const tt_carrier_opts *o)
 {
+    static char buf[2][2048];
+    char *b = buf[o->server];
+    size_t n = (size_t)snprintf(b, sizeof buf[0], "Carriers (%s URL):\n", o->server ? "-l" : "-s");
+    for (size_t i = 0; tt_carrier_type_at(i) && n < sizeof buf[0]; i++) {
+        const tt_carrier_type *t = tt_carrier_type_at(i);
+        if (type_on_side(t, o->server))
+            n +=
+                (size_t)snprintf(b + n, sizeof buf[0] - n, "  %-30s %s\n", t->url_form, t->summary);
+    }
+    return b;
+}
+
+int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text,
+                       tt_carrier_opts *o)
+{
+    tt_carrier_cfg *cfg = &o->cfg;
     const char *why = NULL;
-    /* The tt carrier hops ports when none is given; the web carriers have
-     * their schemes' ports; tcp:// needs one. */
     if (tt_url_parse_ex(url_text, true, &cfg->url, &why) != 0)
         return tt_opts_fail(spec, "invalid %s '%s': %s", opt, url_text, why);
     if (cfg->url.scheme[0] == '\0')
         strcpy(cfg->url.scheme, "tt");
-    const char *sch = cfg->url.scheme;
-    bool web = strcmp(sch, "tls") == 0 || strcmp(sch, "ws") == 0 || strcmp(sch, "wss") == 0;
-    if (cfg->url.hp.port == 0 && !web && strcmp(sch, "tt") != 0)
-        return tt_opts_fail(spec, "invalid %s '%s': missing port", opt, url_text);
-    if (web && cfg->url.hp.port == 0)
-        cfg->url.hp.port = strcmp(cfg->url.scheme, "ws") == 0 ? 80 : 443;
-    if (web && cfg->url.path[0] == '\0')
-        strcpy(cfg->url.path, "/");
-    *ops = tt_carrier_find(cfg->url.scheme);
-    if (*ops == NULL)
+    const tt_carrier_type *t = tt_carrier_find(cfg->url.scheme);
+    if (t == NULL)
         return tt_opts_fail(spec, "unknown scheme '%s://' in %s (known: %s)", cfg->url.scheme, opt,
-                            tt_carrier_schemes());
+                            tt_carrier_schemes(o->server));
+    if (!type_on_side(t, o->server))
+        return tt_opts_fail(spec, "%s:// has no server side (its far end is not tt); %s takes %s",
+                            t->scheme, opt, tt_carrier_schemes(true));
+    cfg->type = t;
+    if (cfg->url.hp.port == 0 && !(t->flags & TT_CARRIER_PORT_OPTIONAL)) {
+        if (t->default_port == 0)
+            return tt_opts_fail(spec, "invalid %s '%s': missing port", opt, url_text);
+        cfg->url.hp.port = t->default_port;
+    }
+    if ((t->flags & TT_CARRIER_PATH) && cfg->url.path[0] == '\0')
+        strcpy(cfg->url.path, "/");
 
-    cfg->key = a->key ? a->key : getenv("TT_KEY");
-    if (cfg->key && *cfg->key == '\0')
-        cfg->key = NULL;
-    if (strcmp(cfg->url.scheme, "tt") == 0 && cfg->key == NULL)
+    /* An option of a group the carrier does not take would do nothing: the
+     * user who typed it learns that it is not in effect. */
+    for (size_t i = 1; i < o->n_sets; i++) {
+        char name[64], list[120];
+        const char *given = tt_opts_first_given(&o->sets[i], name, sizeof name);
+        if (given == NULL || tt_carrier_type_has(t, o->groups[i]))
+            continue;
+        schemes_of(o->groups[i], o->server, list, sizeof list);
+        return tt_opts_fail(spec, "%s applies to %s only, not %s://", given, list, t->scheme);
+    }
+    /* The shared groups first, so that a type's own check can rely on them. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 1; i < o->n_sets; i++) {
+            const tt_carrier_optgroup *g = o->groups[i];
+            if ((g->size != 0) != (pass == 1) || !tt_carrier_type_has(t, g) || g->check == NULL)
+                continue;
+            char msg[400];
+            if (g->check(o->sets[i].cfg, &o->sets[i], o->server, msg, sizeof msg) != 0)
+                return tt_opts_fail(spec, "%s", msg);
+        }
+    }
+    /* The instance finds its groups' settings by the type's own order. */
+    for (size_t j = 0; t->groups && t->groups[j] && j < TT_CARRIER_GROUPS_MAX; j++) {
+        for (size_t i = 1; i < o->n_sets; i++) {
+            if (o->groups[i] == t->groups[j])
+                cfg->settings[j] = o->settings[i];
+        }
+    }
+    if ((t->flags & TT_CARRIER_NEEDS_KEY) && cfg->key == NULL)
         return tt_opts_fail(spec, "missing -k KEY (a password, or a key from 'tt keygen')");
-    if (parse_methods(a->methods ? a->methods : "chacha20-poly1305", cfg, server) != 0)
-        return tt_opts_fail(spec,
-                            server ? "invalid -m '%s': chacha20-poly1305 and/or aes-256-gcm, "
-                                     "comma-separated"
-                                   : "invalid -m '%s': chacha20-poly1305 or aes-256-gcm",
-                            a->methods);
-    cfg->port_lo = 1024;
-    cfg->port_hi = 65535;
-    if (a->range && parse_range(a->range, &cfg->port_lo, &cfg->port_hi) != 0)
-        return tt_opts_fail(spec, "invalid -r '%s': expected LO-HI within 1-65535", a->range);
-    if (a->hop_interval_ms < 1000)
-        return tt_opts_fail(spec, "--hop-interval must be at least 1s");
-    cfg->hop_interval_s = a->hop_interval_ms / 1000;
-    if (a->replay_window_ms < 1000)
-        return tt_opts_fail(spec, "--replay-window must be at least 1s");
-    cfg->replay_window_s = a->replay_window_ms / 1000;
-    cfg->buffer_size = a->buffer_size;
-    if (a->buffer_size < 1400)
-        tt_warn("--buffer-size %u is below 1400: small frames leave a recognisable traffic "
-                "pattern",
-                a->buffer_size);
-    cfg->hello_pad_max = a->hello_padding;
-    cfg->frame_pad_max = a->frame_padding;
-    if (a->clock_offset) {
-        char *end;
-        errno = 0;
-        long v = strtol(a->clock_offset, &end, 10);
-        if (errno || *end || end == a->clock_offset || v < -86400 * 365 || v > 86400 * 365)
-            return tt_opts_fail(spec, "invalid --clock-offset '%s': seconds, e.g. -90",
-                                a->clock_offset);
-        cfg->clock_offset_s = v;
-    }
-    if (a->fallback) {
-        if (tt_hostport_parse(a->fallback, &cfg->fallback, &why) != 0)
-            return tt_opts_fail(spec, "invalid --fallback '%s': %s", a->fallback, why);
-        cfg->has_fallback = true;
-    }
-    return web_cfg(spec, server, a, cfg);
+    return 0;
 }
 
-int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_args *a, uv_loop_t *loop,
+int tt_cmd_main(tt_cmd_spec *spec, const tt_opt *opts, size_t n_opts, void *cfg, bool server,
+                int argc, char **argv, int (*run)(void *cfg, tt_carrier_opts *co))
+{
+    tt_carrier_opts *co = malloc(sizeof *co);
+    if (co == NULL || tt_carrier_opts_init(co, server) != 0) {
+        fprintf(stderr, "tt %s: out of memory\n", spec->name);
+        if (co)
+            tt_carrier_opts_free(co);
+        free(co);
+        return 1;
+    }
+    co->sets[0] = (tt_opt_set){.opts = opts, .n_opts = n_opts, .cfg = cfg};
+    spec->more = tt_carrier_opts_help(co);
+    int rc = tt_opts_parse(spec, argc, argv, co->sets, co->n_sets);
+    if (rc == 1) /* --help, --version */
+        rc = 0;
+    else if (rc == 0)
+        rc = run(cfg, co);
+    tt_carrier_opts_free(co);
+    free(co);
+    return rc;
+}
+
+int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_cfg *cfg, uv_loop_t *loop,
                     tt_resolver **out)
 {
     *out = NULL;
-    if (a->resolver == NULL)
+    const char *text = cfg->resolver_text;
+    if (text == NULL)
         return 0;
     tt_hostport hp;
     const char *why = NULL;
     struct sockaddr_storage ss;
-    if (tt_hostport_parse(a->resolver, &hp, &why) != 0)
-        return tt_opts_fail(spec, "invalid --resolver '%s': %s", a->resolver, why);
+    if (tt_hostport_parse(text, &hp, &why) != 0)
+        return tt_opts_fail(spec, "invalid --resolver '%s': %s", text, why);
     if (uv_ip4_addr(hp.host, hp.port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(hp.host, hp.port, (struct sockaddr_in6 *)&ss) != 0)
         return tt_opts_fail(spec, "invalid --resolver '%s': the DNS server must be an IP address",
-                            a->resolver);
+                            text);
     if (tt_resolver_new(loop, (struct sockaddr *)&ss, NULL, out) != 0)
-        return tt_opts_fail(spec, "cannot set up --resolver '%s'", a->resolver);
+        return tt_opts_fail(spec, "cannot set up --resolver '%s'", text);
     return 0;
 }
 

@@ -27,7 +27,6 @@ typedef struct client_cfg {
     unsigned open_timeout_ms;
     const char *log_level;
     int verbose;
-    tt_carrier_args carrier;
     bool mux;
     unsigned mux_max_streams;
     unsigned mux_keepalive_ms;
@@ -38,17 +37,8 @@ typedef struct client_cfg {
 #define O(field) offsetof(client_cfg, field)
 static const tt_opt client_opts[] = {
     {'s', "server", "URL", TT_OPT_STRING, O(server),
-     "the tt server: HOST (ports hop), HOST:PORT, tt://HOST[:PORT] or tcp://HOST:PORT", 0, 0},
-    TT_CARRIER_OPT_ROWS(client_cfg, carrier),
-    {0, "ca", "FILE", TT_OPT_STRING, O(carrier.ca),
-     "tls://, wss://: trust the CAs in FILE (PEM) instead of the system's", 0, 0},
-    {0, "pin", "SHA256", TT_OPT_STRING, O(carrier.pin),
-     "tls://, wss://: accept exactly the server certificate with this SHA-256 (hex), e.g. a "
-     "self-signed one",
+     "the tt server (or proxy): a carrier URL (below); HOST alone means tt:// with hopping ports",
      0, 0},
-    {0, "insecure-skip-verify", NULL, TT_OPT_FLAG, O(carrier.skip_verify),
-     "tls://, wss://: accept any server certificate (anyone on the path can read the traffic)", 0,
-     0},
     {0, "mux", NULL, TT_OPT_FLAG, O(mux),
      "carry many streams over each connection to the server (any carrier)", 0, 0},
     {0, "mux-max-streams", "N", TT_OPT_UINT, O(mux_max_streams),
@@ -61,8 +51,10 @@ static const tt_opt client_opts[] = {
      "with --mux: close a connection this long after its last stream ended (default 60s)", 0, 0},
     {'l', "listen", "ADDR", TT_OPT_STRING, O(listen),
      "SOCKS5 proxy address, HOST:PORT or PORT (default 127.0.0.1:1080; 'none' for no proxy)", 0, 0},
-    {'L', "forward", "LISTEN=DEST", TT_OPT_LIST, O(forwards),
-     "forward connections to [HOST:]PORT to DEST (HOST:PORT) through the tunnel; repeatable", 0, 0},
+    {'L', "forward", "LISTEN[=DEST]", TT_OPT_LIST, O(forwards),
+     "forward connections to [HOST:]PORT to DEST (HOST:PORT) through the tunnel; without =DEST, "
+     "to the server's fixed destination (its -d); repeatable",
+     0, 0},
     {0, "socks-user", "NAME", TT_OPT_STRING, O(socks_user),
      "require SOCKS5 username/password authentication with this user", 0, 0},
     {0, "socks-pass", "PASSWORD", TT_OPT_STRING, O(socks_pass), "the password for --socks-user", 0,
@@ -87,14 +79,12 @@ static const tt_opt client_opts[] = {
 };
 #undef O
 
-static const tt_cmd_spec client_spec = {
+static tt_cmd_spec client_spec = {
     .name = "client",
-    .usage = "tt client -s SERVER -k KEY [-l ADDR] [-L LISTEN=DEST ...] [options]",
+    .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [options]",
     .about = "Runs a SOCKS5 proxy (and any -L forwards) on this machine and carries every\n"
              "connection through the tt server, which connects to the destination. A SERVER\n"
              "without a port follows the server's hopping ports (same -k, -r, --hop-interval).",
-    .opts = client_opts,
-    .n_opts = sizeof client_opts / sizeof client_opts[0],
 };
 
 typedef struct client {
@@ -170,20 +160,20 @@ static void free_creds(client *c)
     free(c->creds);
 }
 
-static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
+static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loop)
 {
     const char *why = NULL;
     if (cfg->server == NULL)
         return tt_opts_fail(&client_spec, "missing -s/--server SERVER");
     if (cfg->handshake_timeout_ms == 0)
         return tt_opts_fail(&client_spec, "--handshake-timeout must be more than 0");
-    tt_carrier_cfg ccfg = {.connect_timeout_ms = cfg->connect_timeout_ms,
-                           .handshake_timeout_ms = cfg->handshake_timeout_ms};
-    const tt_carrier_ops *ops;
-    int rc = tt_cmd_carrier_cfg(&client_spec, "--server", cfg->server, false, &cfg->carrier, &ccfg,
-                                &ops);
+    int rc = tt_cmd_carrier_cfg(&client_spec, "--server", cfg->server, co);
     if (rc)
         return rc;
+    tt_carrier_cfg *ccfg = &co->cfg;
+    ccfg->connect_timeout_ms = cfg->connect_timeout_ms;
+    ccfg->handshake_timeout_ms = cfg->handshake_timeout_ms;
+    const tt_carrier_type *type = ccfg->type;
 
     /* Validate every option before opening anything. */
     bool socks = cfg->listen == NULL || strcmp(cfg->listen, "none") != 0;
@@ -195,18 +185,28 @@ static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
     for (unsigned i = 0; i < cfg->forwards.n; i++) {
         const char *spec = cfg->forwards.v[i];
         const char *eq = strchr(spec, '=');
+        size_t llen = eq ? (size_t)(eq - spec) : strlen(spec);
         char left[300];
         tt_hostport dhp;
-        if (eq == NULL || (size_t)(eq - spec) >= sizeof left)
-            return tt_opts_fail(&client_spec, "invalid -L '%s': expected LISTEN=DEST", spec);
-        memcpy(left, spec, (size_t)(eq - spec));
-        left[eq - spec] = '\0';
+        if (llen >= sizeof left)
+            return tt_opts_fail(&client_spec, "invalid -L '%s': expected LISTEN[=DEST]", spec);
+        memcpy(left, spec, llen);
+        left[llen] = '\0';
         if (tt_listen_parse(left, "127.0.0.1", true, &fw_hp[i], &why) != 0)
             return tt_opts_fail(&client_spec, "invalid -L '%s': listen address: %s", spec, why);
-        if (tt_hostport_parse(eq + 1, &dhp, &why) != 0 ||
-            tt_target_set(&c->forwards[i].dest, dhp.host, dhp.port) != 0)
+        if (eq == NULL) {
+            /* No destination: the server's -d decides. The stream asks for
+             * none (tt_target_none), which a server without -d refuses. */
+            if (type->opener != NULL)
+                return tt_opts_fail(&client_spec,
+                                    "invalid -L '%s': %s:// needs a destination (LISTEN=DEST)",
+                                    spec, type->scheme);
+            tt_target_none(&c->forwards[i].dest);
+        } else if (tt_hostport_parse(eq + 1, &dhp, &why) != 0 ||
+                   tt_target_set(&c->forwards[i].dest, dhp.host, dhp.port) != 0) {
             return tt_opts_fail(&client_spec, "invalid -L '%s': destination: %s", spec,
                                 why ? why : "bad host");
+        }
     }
     if (!socks && cfg->forwards.n == 0)
         return tt_opts_fail(&client_spec, "nothing to do: --listen none and no -L forward");
@@ -230,15 +230,21 @@ static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
             return rc;
     }
 
-    if (!cfg->mux &&
-        (cfg->mux_max_streams != 4 || cfg->mux_keepalive_ms != 30000 || cfg->mux_idle_ms != 60000))
-        return tt_opts_fail(&client_spec, "--mux-max-streams, --mux-keepalive and --mux-idle "
-                                          "apply with --mux only");
-    rc = tt_cmd_resolver(&client_spec, &cfg->carrier, loop, &c->resolver);
+    static const char *const mux_opts[] = {"mux-max-streams", "mux-keepalive", "mux-idle"};
+    for (size_t i = 0; i < sizeof mux_opts / sizeof mux_opts[0] && !cfg->mux; i++) {
+        if (tt_opts_given(&co->sets[0], mux_opts[i]))
+            return tt_opts_fail(&client_spec, "--%s applies with --mux only", mux_opts[i]);
+    }
+    if (cfg->mux && type->opener != NULL)
+        return tt_opts_fail(&client_spec,
+                            "--mux needs a tt server at the far end; %s:// ends at a proxy that "
+                            "opens one connection per stream",
+                            type->scheme);
+    rc = tt_cmd_resolver(&client_spec, ccfg, loop, &c->resolver);
     if (rc)
         return rc;
-    ccfg.resolver = c->resolver;
-    rc = ops->client_new(loop, &ccfg, &c->carrier, &why);
+    ccfg->resolver = c->resolver;
+    rc = type->client_new(loop, ccfg, &c->carrier, &why);
     if (rc < 0)
         return tt_opts_fail(&client_spec, "--server '%s': %s", cfg->server, why);
     if (cfg->mux) {
@@ -288,12 +294,36 @@ static int setup(client *c, client_cfg *cfg, uv_loop_t *loop)
         }
         c->listeners[c->n_listeners++] = ls;
         char tbuf[TT_TARGET_STRLEN];
+        bool none = tt_target_is_none(&c->forwards[i].dest);
         tt_info("forward listening on %s%s%s:%d -> %s, via %s",
                 strchr(fw_hp[i].host, ':') ? "[" : "", fw_hp[i].host,
                 strchr(fw_hp[i].host, ':') ? "]" : "", tt_tcp_listener_port(ls),
-                tt_target_format(&c->forwards[i].dest, tbuf, sizeof tbuf), cfg->server);
+                none ? "the server's fixed destination (its -d)"
+                     : tt_target_format(&c->forwards[i].dest, tbuf, sizeof tbuf),
+                cfg->server);
     }
     return 0;
+}
+
+static int run(void *opaque, tt_carrier_opts *co)
+{
+    client_cfg *cfg = opaque;
+    int rc = tt_cmd_setup_log(&client_spec, cfg->log_level, cfg->verbose);
+    if (rc)
+        return rc;
+    uv_loop_t *loop = uv_default_loop();
+    client c = {0};
+    rc = setup(&c, cfg, co, loop);
+    if (rc == 0)
+        tt_cmd_run(loop, client_stop, &c);
+    else
+        client_stop(&c);
+    if (c.carrier)
+        c.carrier->type->close(c.carrier);
+    if (c.resolver)
+        tt_resolver_free(c.resolver);
+    free_creds(&c);
+    return rc;
 }
 
 int tt_cmd_client(int argc, char **argv)
@@ -307,24 +337,6 @@ int tt_cmd_client(int argc, char **argv)
         .mux_keepalive_ms = 30000,
         .mux_idle_ms = 60000,
     };
-    tt_carrier_args_init(&cfg.carrier);
-    int rc = tt_opts_parse(&client_spec, argc, argv, &cfg);
-    if (rc)
-        return rc == 1 ? 0 : rc;
-    rc = tt_cmd_setup_log(&client_spec, cfg.log_level, cfg.verbose);
-    if (rc)
-        return rc;
-    uv_loop_t *loop = uv_default_loop();
-    client c = {0};
-    rc = setup(&c, &cfg, loop);
-    if (rc == 0)
-        tt_cmd_run(loop, client_stop, &c);
-    else
-        client_stop(&c);
-    if (c.carrier)
-        c.carrier->ops->close(c.carrier);
-    if (c.resolver)
-        tt_resolver_free(c.resolver);
-    free_creds(&c);
-    return rc;
+    return tt_cmd_main(&client_spec, client_opts, sizeof client_opts / sizeof client_opts[0], &cfg,
+                       false, argc, argv, run);
 }

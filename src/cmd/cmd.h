@@ -5,7 +5,7 @@
 
 #include <uv.h>
 
-#include "cmd/opts.h"
+#include "core/opts.h"
 
 #include "carrier/carrier.h"
 
@@ -14,132 +14,46 @@ int tt_cmd_client(int argc, char **argv);
 int tt_cmd_server(int argc, char **argv);
 int tt_cmd_keygen(int argc, char **argv);
 
-/* The carrier options both commands take, as typed. */
-typedef struct tt_carrier_args {
-    const char *key;
-    const char *methods;
-    const char *range;
-    unsigned buffer_size;
-    unsigned hop_interval_ms;
-    unsigned replay_window_ms;
-    const char *clock_offset;
-    unsigned hello_padding;
-    unsigned frame_padding;
-    const char *fallback;
-    /* TLS and web carriers. */
-    const char *cert;
-    const char *tls_key;
-    const char *name;
-    const char *ca;
-    const char *pin;
-    bool skip_verify;
-    const char *www;
-    bool fast_open;
-    const char *resolver;
-} tt_carrier_args;
+/* The options of every carrier type for one side, parsed together with a
+ * command's own: sets[0] is left for the command's table, sets[1..n] are the
+ * carrier groups. */
+#define TT_CMD_GROUPS_MAX 24
+typedef struct tt_carrier_opts {
+    bool server;
+    tt_carrier_cfg cfg;                                       /* the shared groups store here */
+    const tt_carrier_optgroup *groups[TT_CMD_GROUPS_MAX + 1]; /* [i] belongs to sets[i] */
+    void *settings[TT_CMD_GROUPS_MAX + 1];                    /* NULL for the shared groups */
+    tt_opt_set sets[TT_CMD_GROUPS_MAX + 1];
+    size_t n_sets; /* including sets[0] */
+} tt_carrier_opts;
 
-/* Option rows for the carrier settings of config struct TYPE, whose
- * tt_carrier_args member is FIELD. */
-#define TT_CARRIER_OPT_ROWS(TYPE, FIELD)                                                           \
-    {'k',                                                                                          \
-     "psk",                                                                                        \
-     "KEY",                                                                                        \
-     TT_OPT_STRING,                                                                                \
-     offsetof(TYPE, FIELD.key),                                                                    \
-     "shared key: a password, or a key from 'tt keygen' (also TT_KEY in the environment)",         \
-     0,                                                                                            \
-     0},                                                                                           \
-        {'m',                                                                                      \
-         "methods",                                                                                \
-         "METHODS",                                                                                \
-         TT_OPT_STRING,                                                                            \
-         offsetof(TYPE, FIELD.methods),                                                            \
-         "AEAD: chacha20-poly1305 (default) or aes-256-gcm; a server accepts a comma list",        \
-         0,                                                                                        \
-         0},                                                                                       \
-        {'r',                                                                                      \
-         "range",                                                                                  \
-         "LO-HI",                                                                                  \
-         TT_OPT_STRING,                                                                            \
-         offsetof(TYPE, FIELD.range),                                                              \
-         "tt:// port-hopping range (default 1024-65535)",                                          \
-         0,                                                                                        \
-         0},                                                                                       \
-        {0,                                                                                        \
-         "buffer-size",                                                                            \
-         "N",                                                                                      \
-         TT_OPT_UINT,                                                                              \
-         offsetof(TYPE, FIELD.buffer_size),                                                        \
-         "largest plaintext bytes per frame (default 4096, at most 16384)",                        \
-         1,                                                                                        \
-         16384},                                                                                   \
-        {0,                                                                                        \
-         "hop-interval",                                                                           \
-         "DURATION",                                                                               \
-         TT_OPT_DURATION,                                                                          \
-         offsetof(TYPE, FIELD.hop_interval_ms),                                                    \
-         "length of a port-hopping time slot (default 60s)",                                       \
-         0,                                                                                        \
-         0},                                                                                       \
-        {0,                                                                                        \
-         "hello-padding",                                                                          \
-         "N",                                                                                      \
-         TT_OPT_UINT,                                                                              \
-         offsetof(TYPE, FIELD.hello_padding),                                                      \
-         "random padding of the first flight: 0 to N bytes (default 1024, at most 2048)",          \
-         0,                                                                                        \
-         2048},                                                                                    \
-        {0,                                                                                        \
-         "frame-padding",                                                                          \
-         "N",                                                                                      \
-         TT_OPT_UINT,                                                                              \
-         offsetof(TYPE, FIELD.frame_padding),                                                      \
-         "random padding of each frame: 0 to N bytes (default 31, at most 1024)",                  \
-         0,                                                                                        \
-         1024},                                                                                    \
-        {'n',                                                                                      \
-         "name",                                                                                   \
-         "NAME",                                                                                   \
-         TT_OPT_STRING,                                                                            \
-         offsetof(TYPE, FIELD.name),                                                               \
-         "tls://, wss://: the certificate's name (server) or the name sent and checked (client)",  \
-         0,                                                                                        \
-         0},                                                                                       \
-        {0,                                                                                        \
-         "resolver",                                                                               \
-         "IP:PORT",                                                                                \
-         TT_OPT_STRING,                                                                            \
-         offsetof(TYPE, FIELD.resolver),                                                           \
-         "resolve names with this DNS server instead of the system's (UDP, TCP if truncated)",     \
-         0,                                                                                        \
-         0},                                                                                       \
-        {0,                                                                                        \
-         "fast-open",                                                                              \
-         NULL,                                                                                     \
-         TT_OPT_FLAG,                                                                              \
-         offsetof(TYPE, FIELD.fast_open),                                                          \
-         "TCP Fast Open on connections to the server (data in the SYN of repeat connections)",     \
-         0,                                                                                        \
-         0},                                                                                       \
-    {                                                                                              \
-        0, "clock-offset", "SECONDS", TT_OPT_STRING, offsetof(TYPE, FIELD.clock_offset),           \
-            "for tests: shift this process's clock by SECONDS (may be negative)", 0, 0             \
-    }
+/* Prepares O for SERVER's side or the client's: every group of every type
+ * on that side, with its defaults. Returns 0 or -ENOMEM. */
+int tt_carrier_opts_init(tt_carrier_opts *o, bool server);
+void tt_carrier_opts_free(tt_carrier_opts *o);
 
-/* With --resolver given in A, makes the resolver on LOOP into *OUT (NULL
+/* "Carriers:" and a line per type of O's side, for the end of --help. */
+const char *tt_carrier_opts_help(const tt_carrier_opts *o);
+
+/* After parsing: reads the endpoint URL_TEXT (given as option OPT;
+ * schemeless means tt://), finds its type, refuses options of groups the
+ * type does not take, checks the type's groups and completes O->cfg.
+ * Returns 0, or 2 after printing one error line. */
+int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text,
+                       tt_carrier_opts *o);
+
+/* The frame of the client and server commands: parses ARGV with the
+ * command's own OPTS (into CFG) and every carrier group of its side, prints
+ * --help with the carriers listed, and calls RUN(CFG, carrier options).
+ * Returns the exit status (0 after --help). */
+int tt_cmd_main(tt_cmd_spec *spec, const tt_opt *opts, size_t n_opts, void *cfg, bool server,
+                int argc, char **argv, int (*run)(void *cfg, tt_carrier_opts *co));
+
+/* With --resolver given, makes the resolver on LOOP into *OUT (NULL
  * without one). Returns 0, or 2 after printing an error. */
 struct tt_resolver;
-int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_args *a, uv_loop_t *loop,
+int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_cfg *cfg, uv_loop_t *loop,
                     struct tt_resolver **out);
-
-/* Defaults of tt_carrier_args. */
-void tt_carrier_args_init(tt_carrier_args *a);
-
-/* Parses the endpoint URL_TEXT (given as option OPT; schemeless means tt://)
- * and the carrier arguments into *CFG and finds the carrier. SERVER selects
- * the server's rules. Returns 0, or 2 after printing one error line. */
-int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text, bool server,
-                       const tt_carrier_args *a, tt_carrier_cfg *cfg, const tt_carrier_ops **ops);
 
 /* Applies LOG_LEVEL from the environment, then --log-level, then -v counts
  * (each -v one step more verbose than the level so far). Returns 0 or 2 after

@@ -30,10 +30,18 @@ int tt_cmd_setup_log(const tt_cmd_spec *spec, const char *level, int verbose)
 }
 
 typedef struct runner {
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     void (*stop)(void *ud);
     void *ud;
 } runner;
+
+/* SIGHUP's default action would end the process without a word; until
+ * configuration can be reloaded, it is logged and ignored. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)s, (void)signum;
+    tt_warn("received SIGHUP: reloading is not supported yet; ignored (SIGTERM stops tt)");
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -41,6 +49,7 @@ static void on_signal(uv_signal_t *s, int signum)
     tt_info("received %s, shutting down", signum == SIGINT ? "SIGINT" : "SIGTERM");
     uv_signal_stop(&r->sigint);
     uv_signal_stop(&r->sigterm);
+    uv_signal_stop(&r->sighup);
     r->stop(r->ud);
     tt_relay_close_all();
     tt_mux_close_all();
@@ -56,13 +65,16 @@ void tt_cmd_run(uv_loop_t *loop, void (*stop)(void *ud), void *ud)
     signal(SIGPIPE, SIG_IGN);
     uv_signal_init(loop, &r.sigint);
     uv_signal_init(loop, &r.sigterm);
-    r.sigint.data = r.sigterm.data = &r;
+    uv_signal_init(loop, &r.sighup);
+    r.sigint.data = r.sigterm.data = r.sighup.data = &r;
     uv_signal_start(&r.sigint, on_signal, SIGINT);
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&r.sighup, on_sighup, SIGHUP);
     uv_run(loop, UV_RUN_DEFAULT);
     /* Let the closes started by STOP finish, so their memory is released. */
     uv_close((uv_handle_t *)&r.sigint, NULL);
     uv_close((uv_handle_t *)&r.sigterm, NULL);
+    uv_close((uv_handle_t *)&r.sighup, NULL);
     for (int i = 0; i < 8 && uv_run(loop, UV_RUN_NOWAIT) != 0; i++)
         ;
 }

@@ -23,28 +23,14 @@ typedef struct server_cfg {
     unsigned connect_timeout_ms;
     const char *log_level;
     int verbose;
-    tt_carrier_args carrier;
 } server_cfg;
 
 #define O(field) offsetof(server_cfg, field)
 static const tt_opt server_opts[] = {
     {'l', "listen", "URL", TT_OPT_STRING, O(listen),
-     "where clients connect: HOST (hopping ports), HOST:PORT, tt://HOST[:PORT] or "
-     "tcp://HOST:PORT (default 0.0.0.0, hopping)",
+     "where clients connect: a carrier URL (below); HOST alone means tt:// with hopping ports "
+     "(default 0.0.0.0)",
      0, 0},
-    TT_CARRIER_OPT_ROWS(server_cfg, carrier),
-    {0, "replay-window", "DURATION", TT_OPT_DURATION, O(carrier.replay_window_ms),
-     "accept client clocks this far from ours (default 120s); hellos are remembered as long", 0, 0},
-    {0, "fallback", "HOST:PORT", TT_OPT_STRING, O(carrier.fallback),
-     "hand connections that are not tt clients to this web server, with the bytes they sent", 0, 0},
-    {0, "cert", "FILE", TT_OPT_STRING, O(carrier.cert),
-     "tls://, wss://: certificate chain (PEM); without --cert and --key a self-signed "
-     "certificate for -n NAME is made at start and its SHA-256 logged",
-     0, 0},
-    {0, "key", "FILE", TT_OPT_STRING, O(carrier.tls_key),
-     "tls://, wss://: the certificate's private key (PEM); the shared key is -k", 0, 0},
-    {0, "www", "DIR", TT_OPT_STRING, O(carrier.www),
-     "tls://, ws://, wss://: serve this static site to whatever is not a tunnel client", 0, 0},
     {'d', "destination", "HOST:PORT", TT_OPT_STRING, O(destination),
      "send every stream to HOST:PORT, whatever the client asked for", 0, 0},
     {0, "allow", "CIDR", TT_OPT_LIST, O(allow),
@@ -67,14 +53,12 @@ static const tt_opt server_opts[] = {
 };
 #undef O
 
-static const tt_cmd_spec server_spec = {
+static tt_cmd_spec server_spec = {
     .name = "server",
     .usage = "tt server -k KEY [-l URL] [-d HOST:PORT] [--allow CIDR ...] [options]",
     .about = "Accepts tunnel clients and connects each of their streams to its\n"
              "destination (or to the fixed -d destination). Destinations on loopback, private,\n"
              "link-local and similar ranges are refused unless opened with --allow.",
-    .opts = server_opts,
-    .n_opts = sizeof server_opts / sizeof server_opts[0],
 };
 
 typedef struct server {
@@ -94,38 +78,37 @@ static void server_stop(void *ud)
 {
     server *s = ud;
     if (s->carrier) {
-        s->carrier->ops->close(s->carrier);
+        s->carrier->type->close(s->carrier);
         s->carrier = NULL;
     }
 }
 
-static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
+static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loop)
 {
     const char *why = NULL;
     /* Without a handshake limit a silent client would hold a connection (and
      * a probe would get no close) forever. */
     if (cfg->handshake_timeout_ms == 0)
         return tt_opts_fail(&server_spec, "--handshake-timeout must be more than 0");
-    tt_carrier_cfg ccfg = {.insecure = cfg->insecure,
-                           .connect_timeout_ms = cfg->connect_timeout_ms,
-                           .handshake_timeout_ms = cfg->handshake_timeout_ms,
-                           .idle_timeout_ms = cfg->timeout_ms};
-    const tt_carrier_ops *ops;
-    int rc = tt_cmd_carrier_cfg(&server_spec, "--listen", cfg->listen ? cfg->listen : "0.0.0.0",
-                                true, &cfg->carrier, &ccfg, &ops);
+    int rc =
+        tt_cmd_carrier_cfg(&server_spec, "--listen", cfg->listen ? cfg->listen : "0.0.0.0", co);
     if (rc)
         return rc;
+    tt_carrier_cfg *ccfg = &co->cfg;
+    ccfg->insecure = cfg->insecure;
+    ccfg->connect_timeout_ms = cfg->connect_timeout_ms;
+    ccfg->handshake_timeout_ms = cfg->handshake_timeout_ms;
+    ccfg->idle_timeout_ms = cfg->timeout_ms;
+    const tt_carrier_type *type = ccfg->type;
 
-    bool web = strcmp(ccfg.url.scheme, "tls") == 0 || strcmp(ccfg.url.scheme, "ws") == 0 ||
-               strcmp(ccfg.url.scheme, "wss") == 0;
-    if (web && ccfg.key == NULL) {
+    if ((type->flags & TT_CARRIER_KEY_GUARDS) && ccfg->key == NULL) {
         /* Only tt:// insists on a key for itself; for the web carriers the
          * key is what keeps the server from being an open proxy. */
         if (cfg->destination == NULL)
             return tt_opts_fail(&server_spec,
                                 "missing -k KEY: without it anyone who finds this %s:// server "
                                 "could use it (or give -d HOST:PORT for one fixed destination)",
-                                ccfg.url.scheme);
+                                type->scheme);
         tt_warn("no -k: anyone who can reach this server (and knows its path) reaches %s",
                 cfg->destination);
     }
@@ -151,20 +134,41 @@ static int setup(server *s, server_cfg *cfg, uv_loop_t *loop)
         s->scfg.has_fixed_dest = true;
     }
 
-    rc = tt_cmd_resolver(&server_spec, &cfg->carrier, loop, &s->resolver);
+    rc = tt_cmd_resolver(&server_spec, ccfg, loop, &s->resolver);
     if (rc)
         return rc;
-    ccfg.resolver = s->resolver;
+    ccfg->resolver = s->resolver;
     s->scfg.resolver = s->resolver;
-    rc = ops->server_new(loop, &ccfg, on_stream, s, &s->carrier, &why);
+    rc = type->server_new(loop, ccfg, on_stream, s, &s->carrier, &why);
     if (rc < 0) {
         tt_error("cannot listen on %s: %s", cfg->listen, why);
         return 1;
     }
     char buf[300];
-    tt_info("tt server listening on %s%s%s", s->carrier->ops->describe(s->carrier, buf, sizeof buf),
+    tt_info("tt server listening on %s%s%s",
+            s->carrier->type->describe(s->carrier, buf, sizeof buf),
             cfg->destination ? ", every stream to " : "", cfg->destination ? cfg->destination : "");
     return 0;
+}
+
+static int run(void *opaque, tt_carrier_opts *co)
+{
+    server_cfg *cfg = opaque;
+    int rc = tt_cmd_setup_log(&server_spec, cfg->log_level, cfg->verbose);
+    if (rc)
+        return rc;
+    server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return 1;
+    uv_loop_t *loop = uv_default_loop();
+    rc = setup(s, cfg, co, loop);
+    if (rc == 0)
+        tt_cmd_run(loop, server_stop, s);
+    server_stop(s);
+    if (s->resolver)
+        tt_resolver_free(s->resolver);
+    free(s);
+    return rc;
 }
 
 int tt_cmd_server(int argc, char **argv)
@@ -174,23 +178,6 @@ int tt_cmd_server(int argc, char **argv)
         .handshake_timeout_ms = 10000,
         .connect_timeout_ms = 10000,
     };
-    tt_carrier_args_init(&cfg.carrier);
-    int rc = tt_opts_parse(&server_spec, argc, argv, &cfg);
-    if (rc)
-        return rc == 1 ? 0 : rc;
-    rc = tt_cmd_setup_log(&server_spec, cfg.log_level, cfg.verbose);
-    if (rc)
-        return rc;
-    uv_loop_t *loop = uv_default_loop();
-    server *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return 1;
-    rc = setup(s, &cfg, loop);
-    if (rc == 0)
-        tt_cmd_run(loop, server_stop, s);
-    server_stop(s);
-    if (s->resolver)
-        tt_resolver_free(s->resolver);
-    free(s);
-    return rc;
+    return tt_cmd_main(&server_spec, server_opts, sizeof server_opts / sizeof server_opts[0], &cfg,
+                       true, argc, argv, run);
 }

@@ -339,18 +339,33 @@ int tt_ws_token_make(const uint8_t key[TT_WS_AUTH_KEY_LEN], uint64_t now,
     return 0;
 }
 
+/* Decodes the token TEXT into RAW; *T is its time. */
+static int token_decode(const char *text, size_t len, uint8_t raw[TT_WS_TOKEN_RAW_LEN], uint64_t *t)
+{
+    if (b64_decode_exact(b64_url, false, text, len, raw, TT_WS_TOKEN_RAW_LEN) < 0)
+        return -EINVAL;
+    *t = 0;
+    for (int i = 0; i < 8; i++)
+        *t = *t << 8 | raw[i];
+    return 0;
+}
+
+int tt_ws_token_time(const char *text, size_t len, uint64_t *t)
+{
+    uint8_t raw[TT_WS_TOKEN_RAW_LEN];
+    return token_decode(text, len, raw, t);
+}
+
 int tt_ws_token_check(const uint8_t key[TT_WS_AUTH_KEY_LEN], const char *text, size_t len,
                       const char *path, uint64_t now, uint64_t window_s,
                       uint8_t nonce[TT_WS_NONCE_LEN], const char **why)
 {
     uint8_t raw[TT_WS_TOKEN_RAW_LEN];
-    if (b64_decode_exact(b64_url, false, text, len, raw, sizeof raw) < 0) {
+    uint64_t t;
+    if (token_decode(text, len, raw, &t) < 0) {
         *why = "malformed token";
         return -EINVAL;
     }
-    uint64_t t = 0;
-    for (int i = 0; i < 8; i++)
-        t = t << 8 | raw[i];
     uint64_t diff = t > now ? t - now : now - t;
     if (diff > window_s) {
         *why = "token time outside the window";

@@ -126,4 +126,10 @@ int tt_ws_token_check(const uint8_t key[TT_WS_AUTH_KEY_LEN], const char *text, s
                       const char *path, uint64_t now, uint64_t window_s,
                       uint8_t nonce[TT_WS_NONCE_LEN], const char **why);
 
+/* The time (Unix seconds) a token TEXT of LEN bytes says it was made, in
+ * *T, for the caller's replay memory (tt_replay_covers) once
+ * tt_ws_token_check has accepted it. Returns 0, or -EINVAL for a malformed
+ * token. */
+int tt_ws_token_time(const char *text, size_t len, uint64_t *t);
+
 #endif

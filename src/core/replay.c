@@ -89,6 +89,17 @@ int tt_replay_check(tt_replay *r, const uint8_t *salt, uint64_t now)
     return 0;
 }
 
+uint64_t tt_replay_begin(tt_replay *r, uint64_t now_ms)
+{
+    r->first = now_ms / 1000 + 1;
+    return r->first * 1000 - now_ms;
+}
+
+bool tt_replay_covers(const tt_replay *r, uint64_t stamp)
+{
+    return stamp >= r->first;
+}
+
 void tt_replay_free(tt_replay *r)
 {
     free(r->cur);

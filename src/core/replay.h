@@ -7,6 +7,7 @@
 #ifndef TT_CORE_REPLAY_H
 #define TT_CORE_REPLAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,7 @@ typedef struct tt_replay {
     uint64_t start;      /* private: when the current generation began */
     uint8_t *cur, *old;  /* private: cap * TT_REPLAY_KEY_LEN bytes each, or NULL */
     size_t n_cur, n_old; /* private */
+    uint64_t first;      /* read-only: the first second whose stamps the memory covers */
 } tt_replay;
 
 /* CAP slots per generation (rounded up to a power of two, at least 64);
@@ -29,6 +31,20 @@ void tt_replay_init(tt_replay *r, size_t cap, uint64_t span);
  * current generation is three quarters full (refusing is safer than
  * forgetting), or -ENOMEM. */
 int tt_replay_check(tt_replay *r, const uint8_t *salt, uint64_t now);
+
+/* The memory is empty when its process starts, so it cannot say whether a
+ * message stamped before then was seen by the process before this one. This
+ * marks the start, at NOW_MS (wall clock, milliseconds): from here on, stamps
+ * before the next whole second are refused by tt_replay_covers (a stamp in
+ * the start's own second may have been seen by a process that stopped
+ * earlier in that second). Returns the milliseconds until that second: the
+ * owner takes no connection before then, so that no client whose clock is
+ * right is refused. */
+uint64_t tt_replay_begin(tt_replay *r, uint64_t now_ms);
+
+/* True when a message stamped STAMP (seconds) is one the memory can judge:
+ * stamped no earlier than the first whole second after tt_replay_begin. */
+bool tt_replay_covers(const tt_replay *r, uint64_t stamp);
 
 void tt_replay_free(tt_replay *r);
 

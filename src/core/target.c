@@ -83,3 +83,15 @@ const char *tt_target_format(const tt_target *t, char *buf, size_t len)
     snprintf(buf, len, "(bad target type %u)", (unsigned)t->type);
     return buf;
 }
+
+void tt_target_none(tt_target *t)
+{
+    memset(t, 0, sizeof *t);
+    t->type = TT_TARGET_IPV4;
+}
+
+bool tt_target_is_none(const tt_target *t)
+{
+    static const uint8_t zero[4];
+    return t->type == TT_TARGET_IPV4 && t->port == 0 && memcmp(t->u.v4, zero, 4) == 0;
+}

@@ -5,6 +5,7 @@
 #ifndef TT_CORE_TARGET_H
 #define TT_CORE_TARGET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,12 @@ typedef struct tt_target {
  * when HOST is empty, longer than 255 bytes, or contains a NUL or control
  * byte. */
 int tt_target_set(tt_target *t, const char *host, uint16_t port);
+
+/* "No destination": 0.0.0.0 port 0, which no stream can reach. A client
+ * sends it when the server's fixed destination (-d) is meant; a server
+ * without one refuses it. */
+void tt_target_none(tt_target *t);
+bool tt_target_is_none(const tt_target *t);
 
 /* Writes "1.2.3.4:80", "[::1]:80" or "example.com:80" into BUF (always
  * NUL-terminated when LEN > 0) and returns BUF, so it can sit inside a log

@@ -208,7 +208,7 @@ static void tcp_end(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
     t->close_ud = ud;
     /* A reset (SO_LINGER 0) drops queued data and tells the peer the stream
      * failed; fall back to a plain close if it cannot be set. */
-    if (!abort || uv_tcp_close_reset(t->tcp, on_close) != 0)
+    if (!abort || t->tcp->type != UV_TCP || uv_tcp_close_reset(t->tcp, on_close) != 0)
         uv_close((uv_handle_t *)t->tcp, on_close);
 }
 
@@ -245,6 +245,14 @@ static void on_close_free(uv_handle_t *h)
     free(h);
 }
 
+tt_link *tt_stream_link_wrap(uv_stream_t *stream)
+{
+    /* Every stream handle (a TCP socket, a Unix socket or pipe) reads,
+     * writes and shuts down alike; only the reset and the peer's address are
+     * TCP's, and those check the handle's type. */
+    return tt_tcp_link_wrap((uv_tcp_t *)stream);
+}
+
 tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp)
 {
     tcp_link *t = calloc(1, sizeof *t);
@@ -259,13 +267,16 @@ tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp)
     tcp->data = t;
     /* Interactive traffic (ssh, first bytes of a request) should not wait for
      * Nagle; the relay already writes in large blocks. */
-    uv_tcp_nodelay(tcp, 1);
+    if (tcp->type == UV_TCP)
+        uv_tcp_nodelay(tcp, 1);
     return &t->base;
 }
 
 uv_tcp_t *tt_tcp_link_handle(tt_link *l)
 {
-    return l->ops == &tcp_ops ? ((tcp_link *)l)->tcp : NULL;
+    if (l->ops != &tcp_ops || ((tcp_link *)l)->tcp->type != UV_TCP)
+        return NULL;
+    return ((tcp_link *)l)->tcp;
 }
 
 static const char *tcp_peer(tt_link *l, char *buf, size_t len)

@@ -11,6 +11,10 @@
  * it). Returns NULL on allocation failure, after closing TCP. */
 tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp);
 
+/* As tt_tcp_link_wrap for any stream handle (a Unix socket, a pipe), which
+ * the caller allocated with malloc and initialised. */
+tt_link *tt_stream_link_wrap(uv_stream_t *stream);
+
 /* The uv_tcp_t under a TCP link, for socket options; NULL for other links. */
 uv_tcp_t *tt_tcp_link_handle(tt_link *l);
 

@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 
 #include "core/log.h"
+#include "link/scratch.h"
 
 #define PLAIN_BUF (256 * 1024)
 #define BATCH (240 * 1024) /* plaintext per lower write */
@@ -87,10 +88,8 @@ typedef struct tls_link {
     bool eof_done;
 } tls_link;
 
-static uint8_t g_plain[PLAIN_BUF];
-static bool g_plain_busy;
-static uint8_t g_out[OUT_BUF];
-static bool g_out_busy;
+TT_SCRATCH_DEFINE(g_plain, PLAIN_BUF);
+TT_SCRATCH_DEFINE(g_out, OUT_BUF);
 
 static const tt_link_ops tls_ops;
 
@@ -100,10 +99,7 @@ static const tt_link_ops tls_ops;
 
 static void out_release(tls_link *t)
 {
-    if (t->out == g_out)
-        g_out_busy = false;
-    else
-        free(t->out);
+    tt_scratch_give(&g_out, t->out);
     t->out = NULL;
     t->out_len = t->out_cap = 0;
 }
@@ -111,17 +107,9 @@ static void out_release(tls_link *t)
 static int out_append(tls_link *t, const void *data, size_t len)
 {
     if (t->out == NULL) {
-        if (!g_out_busy && len <= OUT_BUF) {
-            g_out_busy = true;
-            t->out = g_out;
-            t->out_cap = OUT_BUF;
-        } else {
-            size_t cap = len > OUT_HEAP_MIN ? len : OUT_HEAP_MIN;
-            t->out = malloc(cap);
-            if (t->out == NULL)
-                return -1;
-            t->out_cap = cap;
-        }
+        t->out = tt_scratch_take(&g_out, len, len > OUT_HEAP_MIN ? len : OUT_HEAP_MIN, &t->out_cap);
+        if (t->out == NULL)
+            return -1;
     }
     if (len > t->out_cap - t->out_len) {
         size_t cap = t->out_cap * 2 > t->out_len + len ? t->out_cap * 2 : t->out_len + len;
@@ -460,19 +448,13 @@ static void deliver_eof(tls_link *t)
 /* Decrypts what the BIO holds and hands it on while the owner reads. */
 static void read_loop(tls_link *t)
 {
-    uint8_t *buf = g_plain;
-    size_t cap = PLAIN_BUF;
-    bool shared = !g_plain_busy;
-    if (shared) {
-        g_plain_busy = true;
-    } else {
-        /* A TLS link over a TLS link: the outer buffer is being delivered. */
-        cap = 64 * 1024;
-        buf = malloc(cap);
-        if (buf == NULL) {
-            fail(t, TT_TLS_FAIL_LOCAL, NULL, UV_ENOMEM);
-            return;
-        }
+    /* A TLS link over a TLS link finds the buffer busy: the outer one is
+     * being delivered. */
+    size_t cap;
+    uint8_t *buf = tt_scratch_take(&g_plain, 0, 64 * 1024, &cap);
+    if (buf == NULL) {
+        fail(t, TT_TLS_FAIL_LOCAL, NULL, UV_ENOMEM);
+        return;
     }
     while (!t->closing && !t->failed && t->reading && !t->eof_rcvd) {
         size_t off = 0;
@@ -517,10 +499,7 @@ static void read_loop(tls_link *t)
         fail(t, TT_TLS_FAIL_RECORD, NULL, UV_EPROTO);
         break;
     }
-    if (shared)
-        g_plain_busy = false;
-    else
-        free(buf);
+    tt_scratch_give(&g_plain, buf);
 }
 
 /* OpenSSL allocates its record read buffer before it finds the BIO empty,

@@ -31,6 +31,7 @@
 
 #include "core/crypto.h"
 #include "core/log.h"
+#include "link/scratch.h"
 
 enum {
     OP_CONT = 0x0,
@@ -114,14 +115,10 @@ typedef struct ws_link {
     void *close_ud;
 } ws_link;
 
-/* Process-wide scratch, as link/tcp.c's read buffer: the loop is single
- * threaded and each is used only within one call. A busy flag guards against
- * a nested use (a handler that feeds another WebSocket link synchronously),
- * which gets its own heap block instead. */
-static uint8_t g_gather[GATHER_MAX];
-static bool g_gather_busy;
-static uint8_t g_scratch[SCRATCH_MAX];
-static bool g_scratch_busy;
+/* Process-wide scratch (link/scratch.h); a nested use (a handler that
+ * feeds another WebSocket link synchronously) gets its own heap block. */
+TT_SCRATCH_DEFINE(g_gather, GATHER_MAX);
+TT_SCRATCH_DEFINE(g_scratch, SCRATCH_MAX);
 
 /* Masking keys come from a pool refilled from the system's generator, so a
  * frame does not cost a RAND call. */
@@ -440,17 +437,11 @@ static int write_plain(ws_link *t, cursor *c, size_t total)
 /* Client: each frame masked with its own key into one outgoing buffer. */
 static int write_masked(ws_link *t, cursor *c, size_t total)
 {
-    uint8_t *buf = g_scratch;
-    size_t cap = SCRATCH_MAX;
-    if (g_scratch_busy) {
-        size_t want = total + HDR_MAX * (total / t->max_frame + 1);
-        cap = want < SCRATCH_MAX ? want : SCRATCH_MAX;
-        buf = malloc(cap);
-        if (buf == NULL)
-            return UV_ENOMEM;
-    } else {
-        g_scratch_busy = true;
-    }
+    size_t want = total + HDR_MAX * (total / t->max_frame + 1);
+    size_t cap;
+    uint8_t *buf = tt_scratch_take(&g_scratch, 0, want < SCRATCH_MAX ? want : SCRATCH_MAX, &cap);
+    if (buf == NULL)
+        return UV_ENOMEM;
     size_t used = 0;
     int rc = 0;
     while (total > 0 && rc == 0) {
@@ -482,10 +473,7 @@ static int write_masked(ws_link *t, cursor *c, size_t total)
     }
     if (rc == 0 && used > 0)
         rc = tt_link_write1(t->lower, buf, used);
-    if (buf == g_scratch)
-        g_scratch_busy = false;
-    else
-        free(buf);
+    tt_scratch_give(&g_scratch, buf);
     return rc;
 }
 
@@ -595,21 +583,13 @@ static int gather_get(gather *g)
 {
     if (g->buf)
         return 0;
-    if (!g_gather_busy) {
-        g_gather_busy = true;
-        g->buf = g_gather;
-        return 0;
-    }
-    g->buf = malloc(GATHER_MAX);
+    g->buf = tt_scratch_take(&g_gather, 0, GATHER_MAX, NULL);
     return g->buf ? 0 : UV_ENOMEM;
 }
 
 static void gather_put(gather *g)
 {
-    if (g->buf == g_gather)
-        g_gather_busy = false;
-    else
-        free(g->buf);
+    tt_scratch_give(&g_gather, g->buf);
     g->buf = NULL;
 }
 

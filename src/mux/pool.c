@@ -83,7 +83,7 @@ struct tt_mux_pool {
 static void on_kick_closed(uv_handle_t *h)
 {
     tt_mux_pool *p = h->data;
-    p->carrier->ops->close(p->carrier);
+    p->carrier->type->close(p->carrier);
     free(p);
 }
 
@@ -245,7 +245,7 @@ static pdial *dial_new(tt_mux_pool *p, int *rc)
         return NULL;
     }
     d->p = p;
-    *rc = p->carrier->ops->dial(p->carrier, on_dialed, d, &d->req);
+    *rc = p->carrier->type->dial(p->carrier, NULL, on_dialed, d, &d->req);
     if (*rc < 0) {
         free(d);
         return NULL;
@@ -305,7 +305,7 @@ void tt_mux_pool_cancel(tt_mux_pool_req *r)
         if (d->n == 0 && !d->done && !d->cancelled) {
             /* Nobody else waits: the connection is not needed. */
             d->cancelled = true;
-            p->carrier->ops->dial_cancel(d->req);
+            p->carrier->type->dial_cancel(d->req);
         }
     } else {
         LIST_DEL(p->ready, r);
@@ -324,7 +324,7 @@ void tt_mux_pool_close(tt_mux_pool *p, bool abort)
     for (pdial *d = p->dials; d; d = d->next) {
         if (!d->cancelled) {
             d->cancelled = true;
-            p->carrier->ops->dial_cancel(d->req);
+            p->carrier->type->dial_cancel(d->req);
         }
     }
     if (abort) {
@@ -367,8 +367,12 @@ unsigned tt_mux_pool_dials(const tt_mux_pool *p)
 
 /* The carrier view. */
 
-static int pool_dial(tt_carrier *c, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **req)
+/* A pool's connections each carry many streams, so the target goes in each
+ * stream's header, never to the carrier's dial. */
+static int pool_dial(tt_carrier *c, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                     tt_carrier_dial **req)
 {
+    (void)t;
     tt_mux_pool_req *r;
     int rc = tt_mux_pool_open((tt_mux_pool *)c, cb, ud, &r);
     if (rc == 0 && req)
@@ -421,8 +425,8 @@ static void pool_dial_cancel(tt_carrier_dial *req)
 static const char *pool_describe(tt_carrier *c, char *buf, size_t len)
 {
     tt_carrier *inner = ((tt_mux_pool *)c)->carrier;
-    if (inner->ops->describe)
-        return inner->ops->describe(inner, buf, len);
+    if (inner->type->describe)
+        return inner->type->describe(inner, buf, len);
     snprintf(buf, len, "mux");
     return buf;
 }
@@ -432,7 +436,7 @@ static void pool_carrier_close(tt_carrier *c)
     tt_mux_pool_close((tt_mux_pool *)c, false);
 }
 
-static const tt_carrier_ops pool_ops = {
+static const tt_carrier_type pool_type = {
     .scheme = "mux",
     .summary = "streams multiplexed over the connections of another carrier",
     .client_new = NULL,
@@ -453,10 +457,10 @@ tt_mux_pool *tt_mux_pool_new(uv_loop_t *loop, tt_carrier *carrier, const tt_mux_
 {
     tt_mux_pool *p = calloc(1, sizeof *p);
     if (p == NULL) {
-        carrier->ops->close(carrier);
+        carrier->type->close(carrier);
         return NULL;
     }
-    p->base.ops = &pool_ops;
+    p->base.type = &pool_type;
     p->base.loop = loop;
     p->carrier = carrier;
     if (cfg)

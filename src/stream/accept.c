@@ -199,8 +199,15 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         }
         memcpy(s->early, data + used, s->early_len);
     }
-    if (s->cfg->has_fixed_dest)
+    if (s->cfg->has_fixed_dest) {
         s->target = s->cfg->fixed_dest;
+    } else if (tt_target_is_none(&s->target)) {
+        tt_info("c%llu %s: the stream names no destination (a client's -L without =DEST), and "
+                "this server has no -d",
+                (unsigned long long)l->id, s->peer);
+        ss_end(s, TT_S5_REP_NOT_ALLOWED);
+        return;
+    }
     tt_dial_opts opts = {
         .acl = s->cfg->acl, .timeout_ms = s->cfg->connect_timeout_ms, .resolver = s->cfg->resolver};
     if (tt_dial_start(l->loop, &s->target, &opts, on_dialed, s, &s->dial) < 0) {

@@ -539,14 +539,14 @@ def _start_socks5_far_end(pm, args, netns, name, carrier):
 
 
 def start_client(pm, server_url, args=(), socks=True, forwards=(), netns=None, name="tt-client",
-                 prefix=()):
+                 prefix=(), env=None):
     """Starts a client whose SOCKS5 proxy (unless SOCKS is false) and -L
     forwards listen on kernel-chosen loopback ports, read back from its log.
     FORWARDS are DEST strings; each gets its own listener."""
     argv = ["client", "-s", server_url, "-l", "127.0.0.1:0" if socks else "none"]
     for dest in forwards:
         argv += ["-L", "127.0.0.1:0=%s" % dest]
-    p = pm.tt(argv + list(args), name=name, netns=netns, prefix=prefix)
+    p = pm.tt(argv + list(args), name=name, netns=netns, prefix=prefix, env=env)
     socks_port = None
     if socks:
         socks_port = int(p.wait_log(r"SOCKS5 proxy listening on 127\.0\.0\.1:(\d+)").group(1))

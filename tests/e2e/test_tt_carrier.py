@@ -114,18 +114,37 @@ def test_wrong_key_fails_with_general_failure_and_no_dial(procs, echo):
     assert count(s, r"connected to") == 0
 
 
-@pytest.mark.parametrize("offset,ok", [(20, True), (-20, True), (45, False), (-45, False)])
+@pytest.mark.parametrize("offset,ok", [(3, True), (-3, True), (9, False), (-9, False)])
 def test_clock_skew_inside_and_outside_the_window(procs, echo, offset, ok):
-    _, _, socks, _ = fixed_pair(procs, ("--replay-window", "30s", "--handshake-timeout", "1s"),
+    """A client clock within --replay-window of the server's is accepted,
+    one outside it never is. A client whose clock is behind is refused
+    until the server is older than its lag: the server refuses first
+    flights stamped before its start (the replay memory cannot judge
+    them), so such a client waits for the server's clock to pass its
+    start, and then connects."""
+    _, _, socks, _ = fixed_pair(procs, ("--replay-window", "5s", "--handshake-timeout", "1s"),
                                 ("--clock-offset", str(offset)))
-    sock, rep = socks_connect(socks, "127.0.0.1", echo)
+
+    def attempt():
+        sock, rep = socks_connect(socks, "127.0.0.1", echo, timeout=15)
+        if rep_code(rep) != 0:
+            sock.close()
+            return None, rep_code(rep)
+        return sock, 0
+
+    sock, code = attempt()
+    if not ok:
+        assert code == 0x01
+        return
+    # A lagging client is refused (each time after the server's 1-2 s of
+    # silence) for at most its lag after the server's start.
+    deadline = time.monotonic() + abs(offset) + 3
+    while sock is None and offset < 0 and time.monotonic() < deadline:
+        sock, code = attempt()
+    assert sock is not None, "a clock %+d s from the server's was refused: 0x%02x" % (offset, code)
     try:
-        if ok:
-            assert rep_code(rep) == 0
-            sock.sendall(b"ping")
-            assert sock.recv(4) == b"ping"
-        else:
-            assert rep_code(rep) == 0x01
+        sock.sendall(b"ping")
+        assert sock.recv(4) == b"ping"
     finally:
         sock.close()
 
@@ -318,6 +337,175 @@ def test_probes_and_replays_get_the_same_silence(procs, echo):
         assert 0.9 <= secs <= 3.0, "%s: closed after %.2fs, not within 1-2 s" % (name, secs)
     s.wait_log(r"not a tt client \(replayed hello\)")
     assert count(s, r"connected to") == dials, "a probe or replay made the server dial"
+
+
+class CountingEcho:
+    """A destination that counts the connections made to it and echoes:
+    whether a server dialled is read here, not from the server's log."""
+
+    def __init__(self):
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.count = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _echo(self, c):
+        with c:
+            try:
+                while True:
+                    data = c.recv(65536)
+                    if not data:
+                        break
+                    c.sendall(data)
+            except OSError:
+                pass
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.count += 1
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.lsock.close()
+
+
+def test_replay_after_a_restart_gets_a_probes_silence_and_no_dial(procs):
+    """A real client's first flight, recorded through a tap, replayed to the
+    server restarted on the same port within the replay window: the new
+    process has an empty replay memory, yet it refuses the flight, because
+    it is stamped before the process started. Its reaction is a probe's
+    (no byte, a close 1-2 handshake timeouts after connecting, like random
+    bytes sent beside it), and the destination sees no connection. A real
+    client still gets through the restarted server."""
+    dest = CountingEcho()
+    try:
+        port = free_port(("127.0.0.1",))
+        args = ("-l", "127.0.0.1:%d" % port, "--handshake-timeout", "1s", "-v")
+        s = tt_server(procs, *args)
+        flight = first_flight(procs, port, dest.port)
+        assert dest.count == 1
+        assert s.terminate_and_wait() == 0
+        s2 = tt_server(procs, *args, name="tt-server-restarted")
+        results = {}
+
+        def run(name, payload):
+            try:
+                results[name] = probe(port, payload)
+            except BaseException as e:  # pytest.fail in a thread: reported below
+                results[name] = e
+
+        threads = [threading.Thread(target=run, args=(n, p))
+                   for n, p in (("replay", flight), ("random", os.urandom(len(flight))))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for name in ("replay", "random"):
+            assert not isinstance(results[name], BaseException), "%s: %s" % (name, results[name])
+            got, secs = results[name]
+            assert got == b"", "%s: the restarted server answered %r" % (name, got[:40])
+            assert 0.9 <= secs <= 3.0, "%s: closed after %.2fs, not within 1-2 s" % (name, secs)
+        s2.wait_log(r"not a tt client \(stamped before this server started\)")
+        assert dest.count == 1, "the replay made the restarted server dial the destination"
+        c, socks = tt_client(procs, "127.0.0.1:%d" % port, name="client-after-restart")
+        sock = socks_open(socks, "127.0.0.1", dest.port)
+        sock.sendall(b"y")
+        assert sock.recv(1) == b"y"
+        sock.close()
+        assert dest.count == 2
+        assert "Likely causes" not in c.log()
+    finally:
+        dest.close()
+
+
+def test_replay_on_another_hopping_port_of_the_server_is_refused(procs):
+    """One server process on hopping ports is one replay memory: a first
+    flight recorded on one of its ports, replayed on another port it
+    listens on, meets a probe's silence and the destination sees nothing.
+    (Hour-long slots keep the listeners still during the test.)"""
+    dest = CountingEcho()
+    try:
+        s = tt_server(procs, "-l", "127.0.0.1", "-r", "20000-29999", "--hop-interval", "1h",
+                      "--handshake-timeout", "1s", "-v")
+        # The listeners are open before the server says it listens.
+        ports = sorted(set(int(p) for p in re.findall(r"hopping: listening on port (\d+)",
+                                                       s.log())))
+        assert len(ports) >= 2, "the slots' ports coincide: %r" % ports
+        flight = first_flight(procs, ports[0], dest.port)
+        assert dest.count == 1
+        got, secs = probe(ports[1], flight)
+        assert got == b"", "the replay on another port was answered: %r" % got[:40]
+        assert 0.9 <= secs <= 3.0, "closed after %.2fs, not within 1-2 s" % secs
+        s.wait_log(r"not a tt client \(replayed hello\)")
+        assert dest.count == 1, "the replay made the server dial the destination"
+    finally:
+        dest.close()
+
+
+def test_wrong_key_is_explained_once_naming_the_server(procs, echo):
+    """A server refuses a wrong key with a probe's silence, so only the
+    client can say what that means: when the server closes, it names the
+    server and the likely causes once, however many streams met the same
+    refusal, and before the streams' own errors."""
+    port = free_port(("127.0.0.1",))
+    tt_server(procs, "-l", "127.0.0.1:%d" % port, "--handshake-timeout", "1s")
+    c, socks = tt_client(procs, "127.0.0.1:%d" % port, key="not the key")
+    codes = []
+
+    def stream():
+        sock, rep = socks_connect(socks, "127.0.0.1", echo, timeout=15)
+        sock.close()
+        codes.append(rep_code(rep))
+
+    threads = [threading.Thread(target=stream) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    stream()
+    assert codes == [0x01] * 4
+    log = c.log()
+    said = re.findall(r"tt server 127\.0\.0\.1 \(127\.0\.0\.1:%d\) closed the connection "
+                      r"[\d.]+ s after this client's first message without answering.*" % port, log)
+    assert len(said) == 1, log
+    for cause in ("-k", "-m", "--replay-window", "restarted"):
+        assert cause in said[0], (cause, said[0])
+    assert log.index(said[0]) < log.index("failed before its answer"), log
+
+
+def test_wrong_key_with_a_fallback_site_is_explained_once(procs, nginx, echo):
+    """With --fallback the wrong key meets the web site instead of silence:
+    the client says the answer was not a tt/1 hello, once."""
+    port = free_port(("127.0.0.1",))
+    tt_server(procs, "-l", "127.0.0.1:%d" % port, "--fallback", "127.0.0.1:%d" % nginx.port)
+    c, socks = tt_client(procs, "127.0.0.1:%d" % port, key="not the key")
+    for _ in range(2):
+        sock, rep = socks_connect(socks, "127.0.0.1", echo, timeout=15)
+        sock.close()
+        assert rep_code(rep) == 0x01
+    said = re.findall(r"tt server 127\.0\.0\.1 \(127\.0\.0\.1:%d\) answered with bytes that "
+                      r"are not a tt/1 hello.*" % port, c.log())
+    assert len(said) == 1, c.log()
+    assert "--fallback" in said[0] and "-k" in said[0]
+
+
+def test_hopping_mismatch_is_explained_once_naming_the_ports(procs, echo):
+    """A client whose hop settings differ from the server's finds nothing
+    on the ports it computes: it says so once, naming the ports and the
+    settings they come from."""
+    tt_server(procs, "-l", "127.0.0.1", "-r", "20000-29999")
+    c, socks = tt_client(procs, "127.0.0.1", "-r", "30000-30999")
+    for _ in range(2):
+        sock, rep = socks_connect(socks, "127.0.0.1", echo, timeout=30)
+        sock.close()
+        assert rep_code(rep) == 0x01
+    said = re.findall(r"tt server 127\.0\.0\.1: no connection on ports (3\d{4}), (3\d{4}) or "
+                      r"(3\d{4}), this moment's hopping ports.*", c.log())
+    assert len(said) == 1, c.log()
 
 
 def test_fallback_makes_the_port_look_like_the_web_site(procs, nginx, echo):

@@ -26,8 +26,9 @@ import types
 import pytest
 
 from helpers import (NGINX_PRELUDE, PIN_RE, carrier_named, connections_to, curl, free_port,
-                     port_accepts, recv_exact, recv_until_eof, rep_code, run_tt, socks_connect,
-                     socks_open, start_client, start_client_of, start_server, wait_until)
+                     port_accepts, recv_exact, recv_until_eof, rep_code, run_tt, sanitizer_report,
+                     socks_connect, socks_open, start_client, start_client_of, start_server,
+                     wait_until)
 
 # A `tt keygen`-style key (standard base64 of 32 bytes) is used as the PSK
 # as is, without scrypt, so the test can derive the WebSocket token key.
@@ -290,7 +291,7 @@ def test_wrong_pin_fails_the_stream_and_dials_nothing(procs, echo, scheme):
 
 @pytest.mark.parametrize("scheme", ["tls", "wss"])
 def test_ca_and_name_verification(procs, echo, pki, scheme):
-    srv = web_server(procs, scheme, "--cert", pki.cert, "--key", pki.key, "-v")
+    srv = web_server(procs, scheme, "--cert", pki.cert, "--tls-key", pki.key, "-v")
     srv.proc.wait_log(r"certificate %s, SHA-256 %s" % (re.escape(pki.cert), pki.fingerprint))
     assert "self-signed" not in srv.proc.log()
     ok = web_client(procs, srv.url, "--ca", pki.ca, "-n", pki.name, name="ca-and-name")
@@ -317,7 +318,7 @@ def test_ca_and_name_verification(procs, echo, pki, scheme):
 
 
 def test_insecure_skip_verify_warns_and_connects(procs, echo, pki):
-    srv = web_server(procs, "tls", "--cert", pki.cert, "--key", pki.key)
+    srv = web_server(procs, "tls", "--cert", pki.cert, "--tls-key", pki.key)
     c = web_client(procs, srv.url, "--insecure-skip-verify")
     assert re.search(r"warn: .*--insecure-skip-verify", c.proc.log()), c.proc.log()
     with socks_open(c.socks, "127.0.0.1", echo) as s:
@@ -541,6 +542,28 @@ def test_ws_fallback_answers_as_the_web_site(procs, nginx, scheme):
     assert fetch(c.socks, "http://127.0.0.1:%d/" % nginx.port).decode() == nginx.index
 
 
+def test_ws_upgrade_replayed_after_a_restart_gets_the_web_site(procs, nginx):
+    """A valid upgrade, accepted once, replayed to the server restarted on
+    the same port within the window: the new process's nonce memory is
+    empty, but the token was made before it started, so the replay gets
+    nginx's own answer and nothing is dialled."""
+    srv = web_server(procs, "ws", "--fallback", "127.0.0.1:%d" % nginx.port, "-v")
+    req, _ = ws_upgrade(PATH, ws_token(KEY, PATH))
+    with web_connect(srv.port, False) as s:
+        s.sendall(req)
+        status, _, _ = read_response(s)
+        assert status.startswith("HTTP/1.1 101"), status
+    assert srv.proc.terminate_and_wait() == 0
+    again = procs.tt(["server", "-l", srv.url, "-k", KEY, "--fallback",
+                      "127.0.0.1:%d" % nginx.port, "-v"] + LOOPBACK, name="tt-server-restarted")
+    again.wait_log(r"tt server listening on ", timeout=60)
+    got = ask(srv.port, req, False)
+    assert not got[0].startswith("HTTP/1.1 101"), got[0]
+    assert comparable(got) == comparable(ask(nginx.port, req, False))
+    again.wait_log(r"not a tt client \(token made before this server started\)")
+    assert count(again, r"connected to") == 0
+
+
 def test_tls_fallback_answers_as_the_web_site(procs, nginx):
     srv = web_server(procs, "tls", "--fallback", "127.0.0.1:%d" % nginx.port, "-v")
     for path in ("/", "/nope.html"):
@@ -631,16 +654,86 @@ def test_request_cut_short_closes_without_an_answer_like_nginx(procs, nginx, sch
     assert count(srv.proc, r"connected to") == 0
 
 
+def tls_until_finished(port):
+    """A TLS client over memory BIOs, stopped with its handshake done on its
+    side but its last flight (the client Finished) unsent, so that the
+    server's TLS handshake is still pending. Returns (socket, last flight)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out)
+    while True:
+        try:
+            obj.do_handshake()
+            return sock, out.read()
+        except ssl.SSLWantReadError:
+            sock.sendall(out.read())
+            data = sock.recv(65536)
+            if not data:
+                pytest.fail("the server closed during the TLS handshake")
+            inc.write(data)
+
+
+def half_way(port, scheme, stage):
+    """A connection to a web carrier stopped half way through STAGE, as
+    (socket, the bytes that complete the stage): the TLS handshake (its
+    last flight), tls://'s token (a browser's request, which is not one), or
+    the upgrade head (its second half)."""
+    if stage == "handshake":
+        return tls_until_finished(port)
+    s = web_connect(port, scheme != "ws")
+    if stage == "token":
+        return s, get("/")
+    req = ws_upgrade(PATH, ws_token(KEY, PATH))[0]
+    s.sendall(req[:len(req) // 2])
+    return s, req[len(req) // 2:]
+
+
+@pytest.mark.parametrize("scheme,stage", [("tls", "handshake"), ("tls", "token"), ("ws", "head"),
+                                          ("wss", "handshake"), ("wss", "head")])
+def test_stopping_with_handshakes_pending_exits_cleanly(procs, scheme, stage):
+    """SIGTERM while 100 connections are half way through a handshake of
+    the carrier's, then the rest of each: the server closes those
+    handshakes with its carrier and exits 0 with no sanitizer report. They
+    once outlived the carrier and read its freed memory when the rest came.
+    (That needed the rest to arrive during the few loop turns of the stop:
+    on the old code each case failed about every other run, so that the
+    five together failed every time.)"""
+    srv = web_server(procs, scheme)
+    fd_dir = "/proc/%d/fd" % srv.proc.pid
+    before = len(os.listdir(fd_dir))
+    conns = []
+    try:
+        for _ in range(100):
+            conns.append(half_way(srv.port, scheme, stage))
+        wait_until(lambda: len(os.listdir(fd_dir)) >= before + 100, 20,
+                   "the server to accept the 100 connections")
+        srv.proc.popen.send_signal(signal.SIGTERM)
+        for s, rest in conns:
+            try:
+                s.sendall(rest)
+            except OSError:
+                pass  # closed by the server already: what the fix does
+    finally:
+        for s, _ in conns:
+            s.close()
+    rc = srv.proc.popen.wait(timeout=30)
+    assert rc == 0, srv.proc.log()
+    assert sanitizer_report(srv.proc.log()) is None, srv.proc.log()
+
+
 # ---------------------------------------------------------------------------
 # 7. Option errors
 
 
 @pytest.mark.parametrize("args,msg", [
-    (["server", "-l", "tt://127.0.0.1:1", "-k", "x", "--cert", "{cert}", "--key", "{key}"],
+    (["server", "-l", "tt://127.0.0.1:1", "-k", "x", "--cert", "{cert}", "--tls-key", "{key}"],
      r"--cert .*tls://"),
-    (["server", "-l", "tcp://127.0.0.1:1", "--cert", "{cert}", "--key", "{key}"], r"--cert"),
-    (["server", "-l", "tls://127.0.0.1:1", "-k", "x", "--cert", "{cert}"], r"--cert and --key"),
-    (["server", "-l", "tls://127.0.0.1:1", "-k", "x", "--key", "{key}"], r"--cert and --key"),
+    (["server", "-l", "tcp://127.0.0.1:1", "--cert", "{cert}", "--tls-key", "{key}"], r"--cert"),
+    (["server", "-l", "tls://127.0.0.1:1", "-k", "x", "--cert", "{cert}"], r"--cert and --tls-key"),
+    (["server", "-l", "tls://127.0.0.1:1", "-k", "x", "--tls-key", "{key}"], r"--cert and --tls-key"),
     (["client", "-s", "tls://127.0.0.1:1", "-k", "x", "--pin", "{pin}", "--ca", "{ca}"],
      r"--ca.*--pin|--pin.*--ca"),
     (["client", "-s", "wss://127.0.0.1:1/tun", "-k", "x", "--pin", "{pin}",
@@ -649,7 +742,7 @@ def test_request_cut_short_closes_without_an_answer_like_nginx(procs, nginx, sch
     (["client", "-s", "tt://127.0.0.1:1", "-k", "x", "--pin", "{pin}"], r"--pin"),
     (["server", "-l", "wss://127.0.0.1:1/tun", "-k", "x", "--www", "{dir}", "--fallback",
       "127.0.0.1:1"], r"--www.*--fallback|--fallback.*--www"),
-    (["server", "-l", "127.0.0.1:1", "-k", "x", "--key", "{key}"], r"--key.*shared key is -k"),
+    (["server", "-l", "127.0.0.1:1", "--key", "{key}"], r"--key is the shared key.*--tls-key"),
     (["server", "-l", "tt://127.0.0.1:1", "-k", "x", "--www", "{dir}"], r"--www"),
     (["server", "-l", "ws://127.0.0.1:1/tun"], r"-k"),
     (["server", "-l", "wss://127.0.0.1:1/tun"], r"-k"),
@@ -665,15 +758,14 @@ def test_web_option_errors_exit_2_with_one_line(pki, www, args, msg):
     r = run_tt(args)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.splitlines()
-    # One line saying what is wrong; the usual pointer to --help may follow.
-    assert lines and re.match(r"tt (server|client): ", lines[0]), r.stderr
+    # One line saying what is wrong, with the pointer to --help.
+    assert len(lines) == 1 and re.match(r"tt (server|client): ", lines[0]), r.stderr
     assert re.search(msg, lines[0]), r.stderr
-    assert lines[1:] in ([], ["Try 'tt %s --help'." % args[0]]), r.stderr
 
 
 def test_unreadable_certificate_fails_at_start(www):
     r = run_tt(["server", "-l", "tls://127.0.0.1:%d" % free_port(("127.0.0.1",)), "-k", "x",
-                "--cert", os.path.join(www.root, "index.html"), "--key",
+                "--cert", os.path.join(www.root, "index.html"), "--tls-key",
                 os.path.join(www.root, "index.html")])
     assert r.returncode not in (0, None)
     assert "certificate" in r.stderr, r.stderr

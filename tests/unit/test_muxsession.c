@@ -1324,8 +1324,10 @@ static void fdial_fire(uv_timer_t *t)
     d->cb(d->ud, 0, &a->base);
 }
 
-static int fake_dial(tt_carrier *c, tt_carrier_dial_cb cb, void *ud, tt_carrier_dial **req)
+static int fake_dial(tt_carrier *c, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
+                     tt_carrier_dial **req)
 {
+    (void)t;
     fake_carrier *fc = (fake_carrier *)c;
     fdial *d = calloc(1, sizeof *d);
     d->fc = fc;
@@ -1354,7 +1356,7 @@ static void fake_close(tt_carrier *c)
     free(c);
 }
 
-static const tt_carrier_ops fake_ops = {
+static const tt_carrier_type fake_ops = {
     .scheme = "fake",
     .dial = fake_dial,
     .dial_cancel = fake_dial_cancel,
@@ -1364,7 +1366,7 @@ static const tt_carrier_ops fake_ops = {
 static fake_carrier *fake_new(void)
 {
     fake_carrier *fc = calloc(1, sizeof *fc);
-    fc->base.ops = &fake_ops;
+    fc->base.type = &fake_ops;
     fc->base.loop = &loop;
     return fc;
 }
@@ -1546,7 +1548,7 @@ Test(mux_pool, close_cuts_or_drains_sessions_and_frees_the_carrier)
     settle();
     /* The carrier view: a dial through it is a pool request. */
     tt_carrier *view = tt_mux_pool_carrier(g_pool);
-    cr_assert_eq(view->ops->dial(view, on_pool_stream, &waiting, NULL), 0);
+    cr_assert_eq(view->type->dial(view, NULL, on_pool_stream, &waiting, NULL), 0);
     cr_assert_not(waiting.done);
     tt_mux_pool_close(g_pool, true);
     g_pool = NULL;

@@ -155,33 +155,35 @@ Test(relay, idle_timeout_closes_an_idle_pair)
 
 static void on_tick(uv_timer_t *t)
 {
-    /* Traffic every 10 ms keeps a 30 ms idle timer from firing. */
+    /* Traffic every 20 ms keeps a 200 ms idle timer from firing for 400 ms.
+     * The margins are wide so that a loaded machine (a loop turn late by
+     * tens of milliseconds) cannot fire the idle timer between ticks. */
     int *n = t->data;
     if (a.closing) {
         uv_timer_stop(t);
         return;
     }
     memlink_deliver(&a, "k", 1);
-    if (++*n == 10)
+    if (++*n == 20)
         uv_timer_stop(t);
 }
 
 Test(relay, activity_defers_the_idle_timeout)
 {
-    start(30, 0);
+    start(200, 0);
     uv_timer_t tick;
     int n = 0;
     uv_timer_init(&loop, &tick);
     tick.data = &n;
-    uv_timer_start(&tick, on_tick, 10, 10);
+    uv_timer_start(&tick, on_tick, 20, 20);
     uint64_t t0 = uv_now(&loop);
-    while (n < 10 && !a.closing)
+    while (n < 20 && !a.closing)
         uv_run(&loop, UV_RUN_ONCE);
-    cr_assert_eq(n, 10);
-    cr_assert_not(a.closing, "closed although data moved every 10 ms");
+    cr_assert_eq(n, 20);
+    cr_assert_not(a.closing, "closed although data moved every 20 ms");
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert(a.closed);
-    cr_assert_geq(uv_now(&loop) - t0, 100 + 30 - 10);
+    cr_assert_geq(uv_now(&loop) - t0, 400 + 200 - 20);
     /* The timer lives on this stack frame: finish closing it here. */
     uv_close((uv_handle_t *)&tick, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);

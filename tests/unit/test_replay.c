@@ -333,3 +333,30 @@ Test(replay, free_is_safe_before_use_and_twice)
     cr_assert_null(r.cur);
     cr_assert_null(r.old);
 }
+
+Test(replay, stamps_before_the_first_whole_second_after_start_are_not_covered)
+{
+    tt_replay r;
+    tt_replay_init(&r, 64, SPAN);
+    /* Started 300 ms into second T0: a stamp of T0 may belong to a message
+     * that a process stopped earlier in that second accepted. */
+    cr_assert_eq(tt_replay_begin(&r, (uint64_t)T0 * 1000 + 300), 700);
+    cr_assert(!tt_replay_covers(&r, T0 - 100));
+    cr_assert(!tt_replay_covers(&r, T0));
+    cr_assert(tt_replay_covers(&r, T0 + 1));
+    cr_assert(tt_replay_covers(&r, T0 + 1000));
+    /* Started exactly on a second: the wait is the whole next second, as
+     * the stamp of that second may already have been used. */
+    cr_assert_eq(tt_replay_begin(&r, (uint64_t)T0 * 1000), 1000);
+    cr_assert(!tt_replay_covers(&r, T0));
+    cr_assert(tt_replay_covers(&r, T0 + 1));
+    tt_replay_free(&r);
+}
+
+Test(replay, a_memory_never_begun_covers_every_stamp)
+{
+    tt_replay r;
+    tt_replay_init(&r, 64, SPAN);
+    cr_assert(tt_replay_covers(&r, 0));
+    cr_assert(tt_replay_covers(&r, T0));
+}

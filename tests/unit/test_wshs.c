@@ -415,3 +415,16 @@ Test(wshs, token_refusals, .init = token_setup)
         tt_ws_token_check(test_key, t, TT_WS_TOKEN_LEN, "/ws", 1700000000, 60, nonce, &why),
         -EINVAL);
 }
+
+Test(wshs, token_time_is_the_time_it_was_made)
+{
+    char tok[TT_WS_TOKEN_LEN + 1];
+    cr_assert_eq(tt_ws_token_make(test_key, 1700000123, test_nonce, "/ws", tok), 0);
+    uint64_t t = 0;
+    cr_assert_eq(tt_ws_token_time(tok, TT_WS_TOKEN_LEN, &t), 0);
+    cr_assert_eq(t, 1700000123);
+    cr_assert_eq(tt_ws_token_time(golden_token, strlen(golden_token), &t), 0);
+    cr_assert_eq(t, 1700000000);
+    cr_assert_eq(tt_ws_token_time(tok, TT_WS_TOKEN_LEN - 1, &t), -EINVAL);
+    cr_assert_eq(tt_ws_token_time("", 0, &t), -EINVAL);
+}

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "carrier/www.h"
-#include "codec/http1.h"
+#include "decoy/www.h"
+#include "decoy/nginx.h"
 #include "memlink.h"
 
 #define SERVER "nginx/1.22.1"

@@ -1,14 +1,11 @@
-#include "carrier/web.h"
+#include "decoy/decoy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "carrier/www.h"
-#include "core/log.h"
-#include "core/target.h"
-#include "exit/dial.h"
-#include "link/relay.h"
+#include "decoy/fallback.h"
+#include "decoy/www.h"
 
 /* What a stock nginx says in its Server header with server_tokens off. */
 #define WEB_SERVER_NAME "nginx"
@@ -42,27 +39,17 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
     fallback *f = ud;
     (void)rep;
     if (fb == NULL) {
-        /* No web server to pass it to: the connection ends as if the site
-         * had gone away. */
-        tt_info("c%llu %s: fallback unreachable: %s", (unsigned long long)f->l->id, f->peer,
-                uv_strerror(err));
-        tt_link_close(f->l, NULL, NULL);
-    } else if (f->len > 0 && tt_link_write1(fb, f->bytes, f->len) < 0) {
-        tt_link_close(fb, NULL, NULL);
+        tt_fallback_unreachable(f->l, f->peer, err);
         tt_link_close(f->l, NULL, NULL);
     } else {
-        char label[TT_RELAY_LABEL_MAX];
-        snprintf(label, sizeof label, "c%llu %s -> fallback", (unsigned long long)f->l->id,
-                 f->peer);
-        tt_relay_opts ro = {.idle_timeout_ms = f->idle_ms, .label = label};
-        tt_relay_start(f->l, fb, &ro);
+        tt_fallback_relay(f->l, fb, f->bytes, f->len, f->idle_ms, f->peer);
     }
     free(f->bytes);
     free(f);
 }
 
-void tt_web_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
-                   const char *peer)
+void tt_decoy_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
+                     const char *peer)
 {
     if (!cfg->has_fallback) {
         /* nginx drops a client that stops sending after 60 s by default
@@ -92,11 +79,7 @@ void tt_web_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, 
     f->len = len;
     f->idle_ms = cfg->idle_timeout_ms;
     snprintf(f->peer, sizeof f->peer, "%s", peer);
-    tt_target t;
-    tt_target_set(&t, cfg->fallback.host, cfg->fallback.port);
-    tt_dial_opts opts = {
-        .acl = NULL, .timeout_ms = cfg->connect_timeout_ms, .resolver = cfg->resolver};
-    if (tt_dial_start(l->loop, &t, &opts, on_fallback, f, NULL) != 0) {
+    if (tt_fallback_dial(l->loop, cfg, on_fallback, f) != 0) {
         free(f->bytes);
         free(f);
         tt_link_close(l, NULL, NULL);

@@ -15,7 +15,7 @@
  * Ordering of checks follows nginx's: request line and header errors, then
  * Host, then body framing (Transfer-Encoding, Content-Length, the 1 MiB
  * limit), then the path, then the method. */
-#include "carrier/www.h"
+#include "decoy/www.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "codec/http1.h"
+#include "decoy/nginx.h"
 #include "link/linger.h"
 
 #define WWW_CHUNK (64 * 1024)        /* file read size */

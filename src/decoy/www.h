@@ -30,8 +30,8 @@
  * (nginx answers multipart/byteranges; this sends the whole file),
  * If-Match/If-Unmodified-Since (412), HTTP/0.9 requests (this waits for a
  * version and times out), MSIE padding of error pages. */
-#ifndef TT_CARRIER_WWW_H
-#define TT_CARRIER_WWW_H
+#ifndef TT_DECOY_WWW_H
+#define TT_DECOY_WWW_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "cmd/opts.h"
+#include "core/opts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,7 +13,9 @@ int tt_opts_fail(const tt_cmd_spec *spec, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "tt %s: %s\nTry 'tt %s --help'.\n", spec->name, msg, spec->name);
+    /* One line, as the README promises: scripts and log collectors keep the
+     * first line of an error. */
+    fprintf(stderr, "tt %s: %s (see 'tt %s --help')\n", spec->name, msg, spec->name);
     return 2;
 }
 
@@ -44,38 +46,71 @@ int tt_parse_duration(const char *s, unsigned *ms)
     return 0;
 }
 
-static const tt_opt *find_long(const tt_cmd_spec *spec, const char *name, size_t len)
+/* A row found by name, with the set it belongs to. */
+typedef struct found {
+    tt_opt_set *set;
+    size_t row;
+} found;
+
+static bool find_long(tt_opt_set *sets, size_t n_sets, const char *name, size_t len, found *f)
 {
-    for (size_t i = 0; i < spec->n_opts; i++) {
-        const char *ln = spec->opts[i].long_name;
-        if (ln && strlen(ln) == len && strncmp(ln, name, len) == 0)
-            return &spec->opts[i];
+    for (size_t s = 0; s < n_sets; s++) {
+        for (size_t i = 0; i < sets[s].n_opts; i++) {
+            const char *ln = sets[s].opts[i].long_name;
+            if (ln && strlen(ln) == len && strncmp(ln, name, len) == 0) {
+                *f = (found){&sets[s], i};
+                return true;
+            }
+        }
     }
-    return NULL;
+    return false;
 }
 
-static const tt_opt *find_short(const tt_cmd_spec *spec, char c)
+static bool find_short(tt_opt_set *sets, size_t n_sets, char c, found *f)
 {
-    for (size_t i = 0; i < spec->n_opts; i++) {
-        if (spec->opts[i].short_name == c)
-            return &spec->opts[i];
+    for (size_t s = 0; s < n_sets; s++) {
+        for (size_t i = 0; i < sets[s].n_opts; i++) {
+            if (sets[s].opts[i].short_name == c) {
+                *f = (found){&sets[s], i};
+                return true;
+            }
+        }
     }
-    return NULL;
+    return false;
 }
 
 static const char *opt_name(const tt_opt *o, char *buf, size_t len)
 {
-    if (o->long_name)
+    if (o->long_name && o->short_name)
+        snprintf(buf, len, "-%c/--%s", o->short_name, o->long_name);
+    else if (o->long_name)
         snprintf(buf, len, "--%s", o->long_name);
     else
         snprintf(buf, len, "-%c", o->short_name);
     return buf;
 }
 
-static int store(const tt_cmd_spec *spec, const tt_opt *o, const char *val, void *cfg)
+/* True when a row of SET that stores into the same field as row ROW (the
+ * row itself, or an alias such as --psk for --key) was given before. */
+static bool field_given(const tt_opt_set *set, size_t row)
 {
-    char *field = (char *)cfg + o->offset;
+    for (size_t i = 0; i < set->n_opts; i++) {
+        if ((set->given >> i & 1) && set->opts[i].offset == set->opts[row].offset)
+            return true;
+    }
+    return false;
+}
+
+static int store(const tt_cmd_spec *spec, found f, const char *val)
+{
+    const tt_opt *o = &f.set->opts[f.row];
+    char *field = (char *)f.set->cfg + o->offset;
     char nb[64];
+    /* A second -s or -l would silently replace the first; where several
+     * values make sense the option is a list. */
+    if (o->kind != TT_OPT_LIST && o->kind != TT_OPT_COUNT && field_given(f.set, f.row))
+        return tt_opts_fail(spec, "%s given twice", opt_name(o, nb, sizeof nb));
+    f.set->given |= (uint64_t)1 << f.row;
     switch (o->kind) {
     case TT_OPT_FLAG:
         *(bool *)field = true;
@@ -124,25 +159,31 @@ static bool takes_arg(const tt_opt *o)
     return o->kind != TT_OPT_FLAG && o->kind != TT_OPT_COUNT;
 }
 
-int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg)
+int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, tt_opt_set *sets, size_t n_sets)
 {
+    for (size_t s = 0; s < n_sets; s++) {
+        sets[s].given = 0;
+        if (sets[s].n_opts > TT_OPT_SET_MAX)
+            return tt_opts_fail(spec, "internal: an option table is too long");
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            tt_opts_help(spec, stdout);
+            tt_opts_help(spec, sets, n_sets, stdout);
             return 1;
         }
         if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
             printf("tt %s\n", TT_VERSION);
             return 1;
         }
+        found f;
         if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
             const char *name = a + 2;
             const char *eq = strchr(name, '=');
             size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-            const tt_opt *o = find_long(spec, name, nlen);
-            if (o == NULL)
+            if (!find_long(sets, n_sets, name, nlen, &f))
                 return tt_opts_fail(spec, "unknown option '--%.*s'", (int)nlen, name);
+            const tt_opt *o = &f.set->opts[f.row];
             const char *val = NULL;
             if (takes_arg(o)) {
                 if (eq)
@@ -154,7 +195,7 @@ int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg)
             } else if (eq) {
                 return tt_opts_fail(spec, "option '--%s' takes no value", o->long_name);
             }
-            int rc = store(spec, o, val, cfg);
+            int rc = store(spec, f, val);
             if (rc)
                 return rc;
             continue;
@@ -162,11 +203,11 @@ int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg)
         if (a[0] == '-' && a[1] != '\0' && a[1] != '-') {
             /* A cluster of short options: "-vv", "-s URL", "-sURL". */
             for (const char *p = a + 1; *p; p++) {
-                const tt_opt *o = find_short(spec, *p);
-                if (o == NULL)
+                if (!find_short(sets, n_sets, *p, &f))
                     return tt_opts_fail(spec, "unknown option '-%c'", *p);
+                const tt_opt *o = &f.set->opts[f.row];
                 if (!takes_arg(o)) {
-                    int rc = store(spec, o, NULL, cfg);
+                    int rc = store(spec, f, NULL);
                     if (rc)
                         return rc;
                     continue;
@@ -178,7 +219,7 @@ int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg)
                     val = argv[++i];
                 else
                     return tt_opts_fail(spec, "option '-%c' needs %s", *p, o->arg);
-                int rc = store(spec, o, val, cfg);
+                int rc = store(spec, f, val);
                 if (rc)
                     return rc;
                 break;
@@ -190,11 +231,31 @@ int tt_opts_parse(const tt_cmd_spec *spec, int argc, char **argv, void *cfg)
     return 0;
 }
 
-void tt_opts_help(const tt_cmd_spec *spec, FILE *out)
+bool tt_opts_given(const tt_opt_set *set, const char *long_name)
 {
-    fprintf(out, "Usage: %s\n\n%s\n\nOptions:\n", spec->usage, spec->about);
-    for (size_t i = 0; i < spec->n_opts; i++) {
-        const tt_opt *o = &spec->opts[i];
+    for (size_t i = 0; i < set->n_opts; i++) {
+        const char *ln = set->opts[i].long_name;
+        if (ln && strcmp(ln, long_name) == 0 && (set->given >> i & 1))
+            return true;
+    }
+    return false;
+}
+
+const char *tt_opts_first_given(const tt_opt_set *set, char *buf, size_t len)
+{
+    for (size_t i = 0; i < set->n_opts; i++) {
+        if (set->given >> i & 1)
+            return opt_name(&set->opts[i], buf, len);
+    }
+    return NULL;
+}
+
+static void help_rows(const tt_opt_set *set, FILE *out)
+{
+    for (size_t i = 0; i < set->n_opts; i++) {
+        const tt_opt *o = &set->opts[i];
+        if (o->help == NULL) /* an alias kept for compatibility */
+            continue;
         char left[64];
         int n = 0;
         if (o->short_name)
@@ -207,6 +268,29 @@ void tt_opts_help(const tt_cmd_spec *spec, FILE *out)
             snprintf(left + n, sizeof left - (size_t)n, " %s", o->arg);
         fprintf(out, "  %-30s %s\n", left, o->help);
     }
+}
+
+void tt_opts_help(const tt_cmd_spec *spec, const tt_opt_set *sets, size_t n_sets, FILE *out)
+{
+    fprintf(out, "Usage: %s\n\n%s\n\nOptions:\n", spec->usage, spec->about);
+    for (size_t s = 0; s < n_sets; s++) {
+        if (sets[s].title == NULL)
+            help_rows(&sets[s], out);
+    }
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help and exit");
     fprintf(out, "  %-30s %s\n", "-V, --version", "print the version and exit");
+    /* Sets with the same title (a carrier's client and server halves, say)
+     * appear under one heading. */
+    const char *last = NULL;
+    for (size_t s = 0; s < n_sets; s++) {
+        const char *t = sets[s].title;
+        if (t == NULL || sets[s].n_opts == 0)
+            continue;
+        if (last == NULL || strcmp(last, t) != 0)
+            fprintf(out, "\n%s:\n", t);
+        last = t;
+        help_rows(&sets[s], out);
+    }
+    if (spec->more)
+        fprintf(out, "\n%s", spec->more);
 }

@@ -5,8 +5,8 @@
  * either the real one named by --fallback (the bytes are replayed to it and
  * the two are relayed), or tt's own static site (--www DIR, or nginx's 404
  * page without a DIR). */
-#ifndef TT_CARRIER_WEB_H
-#define TT_CARRIER_WEB_H
+#ifndef TT_DECOY_DECOY_H
+#define TT_DECOY_DECOY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,7 +17,7 @@
 /* Takes ownership of L, whose reading must be stopped. BYTES (LEN) are what
  * the peer sent so far, in the clear (after TLS); they are copied. CFG must
  * outlive the connection (it is the carrier's). PEER is for log lines. */
-void tt_web_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
-                   const char *peer);
+void tt_decoy_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
+                     const char *peer);
 
 #endif
