@@ -400,13 +400,16 @@ class Carrier:
     tls       the server makes a self-signed certificate and logs its
               fingerprint; the client gets `--pin` with it
     mux       the client may add `--mux`
-    far_end   "tt": a tt server. "socks5": a plain SOCKS5 proxy (microsocks)
-              for a client-only carrier that opens each stream as a SOCKS5
-              CONNECT: no tt server options (--allow, --resolver ...), and
-              the proxy decides the reply codes. Tests ask `tt_far_end`
-              before using what only a tt server has.
-    half_close the far end passes a half-close on (microsocks does not: it
-              closes both ways at the first EOF)
+    far_end   "tt": a tt server. "socks5": a SOCKS5 proxy (`ssh -D` to a
+              private sshd) for a client-only carrier that opens each stream
+              as a SOCKS5 CONNECT: no tt server options (--allow,
+              --resolver ...). Tests ask `tt_far_end` before using what only
+              a tt server has.
+    half_close the far end passes a half-close on (ssh -D does; microsocks
+              does not: it closes both ways at the first EOF, and with
+              its blocking writes a full-duplex bulk echo stalls it)
+    reply_codes the far end answers a CONNECT with its outcome (ssh -D
+              answers success before it connects, then closes on failure)
     """
 
     scheme: str
@@ -416,6 +419,7 @@ class Carrier:
     mux: bool = True
     far_end: str = "tt"
     half_close: bool = True
+    reply_codes: bool = True
 
     @property
     def name(self):
@@ -441,16 +445,16 @@ class Carrier:
 
 
 # Every carrier, one entry each. A new carrier gets the common tests
-# (test_every_carrier.py) with one more line here. A client-only carrier
-# whose far end is an existing SOCKS5 proxy is written as
-#   Carrier("socks5", mux=False, far_end="socks5", half_close=False)
-# (start_server then starts microsocks in place of a tt server).
+# (test_every_carrier.py) with one more line here. socks5:// is client-only:
+# its far end is an existing SOCKS5 proxy, for which start_server starts
+# ssh -D.
 CARRIERS = [
     Carrier("tcp"),
     Carrier("tt", key=True),
     Carrier("tls", key=True, tls=True),
     Carrier("ws", path="/tun", key=True),
     Carrier("wss", path="/tun", key=True, tls=True),
+    Carrier("socks5", mux=False, far_end="socks5", reply_codes=False),
 ]
 TCP = CARRIERS[0]
 
@@ -518,24 +522,63 @@ def start_server(pm, args=(), netns=None, name="tt-server", carrier=TCP):
 
 
 def _start_socks5_far_end(pm, args, netns, name, carrier):
-    """microsocks on 127.0.0.1, the far end of a carrier that speaks SOCKS5
-    to an existing proxy. It reaches every destination, so --allow is
+    """`ssh -D` to a private sshd, the far end of a carrier that speaks
+    SOCKS5 to an existing proxy. It reaches every destination, so --allow is
     implied; other tt server options have no meaning for it."""
     rest = list(args)
     while "--allow" in rest:
         i = rest.index("--allow")
         del rest[i:i + 2]
-    if rest:
-        pytest.fail("%s:// has a SOCKS5 proxy as far end: no tt server options %s"
+    if rest or netns is not None:
+        pytest.fail("%s:// has a SOCKS5 proxy as far end: no tt server options %s, no namespace"
                     % (carrier.scheme, rest))
-    for attempt in range(3):
-        port = free_port(("127.0.0.1",))
-        p = pm.start(["microsocks", "-i", "127.0.0.1", "-p", str(port)], name=name, netns=netns)
-        if wait_until(lambda: not p.alive() or port_accepts("127.0.0.1", port, netns), 15,
-                      "microsocks to accept on 127.0.0.1:%d" % port) and p.alive():
-            return TTServer(p, "127.0.0.1", port, carrier)
-        pm.discard(p)
-    pytest.fail("could not start microsocks on a free port")
+    n = len(pm.procs)
+    proc, port = start_ssh_d(pm, os.path.join(pm.workdir, "ssh-d-%d" % n))
+    return TTServer(proc, "127.0.0.1", port, carrier)
+
+
+def start_ssh_d(pm, workdir):
+    """A private sshd on 127.0.0.1 (keys and configuration in WORKDIR) and
+    `ssh -N -D` logged in to it: a SOCKS5 proxy whose connections leave from
+    the sshd's side. Returns the ssh process and its SOCKS port."""
+    assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    d = str(workdir)
+    os.makedirs(d)
+    for k in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, k)],
+                       check=True)
+    shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
+    port, socks = free_port(("127.0.0.1",)), free_port(("127.0.0.1",))
+    with open(os.path.join(d, "sshd_config"), "w") as f:
+        f.write("\n".join([
+            "ListenAddress 127.0.0.1:%d" % port,
+            "HostKey %s" % os.path.join(d, "host_key"),
+            "AuthorizedKeysFile %s" % os.path.join(d, "authorized_keys"),
+            "PidFile %s" % os.path.join(d, "sshd.pid"),
+            "UsePAM no",
+            "StrictModes no",
+            "PermitRootLogin prohibit-password",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "AllowTcpForwarding yes",
+        ]) + "\n")
+    sshd = pm.start(["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(d, "sshd_config")],
+                    name="sshd", env=dict(os.environ))
+    wait_until(lambda: sshd.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
+               "sshd to listen")
+    assert sshd.popen.poll() is None, sshd.log()
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    c = pm.start(["ssh", "-F", "/dev/null", "-N", "-D", "127.0.0.1:%d" % socks, "-i",
+                  os.path.join(d, "client_key"), "-o", "IdentitiesOnly=yes", "-o",
+                  "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
+                  "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", str(port), "root@127.0.0.1"],
+                 name="ssh-D", env=env)
+    # ssh opens its -D port once it has logged in.
+    wait_until(lambda: c.popen.poll() is not None or port_accepts("127.0.0.1", socks), 30,
+               "ssh -D to listen")
+    assert c.popen.poll() is None, c.log() + sshd.log()
+    return c, socks
 
 
 def start_client(pm, server_url, args=(), socks=True, forwards=(), netns=None, name="tt-client",

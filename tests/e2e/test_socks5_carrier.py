@@ -1,11 +1,12 @@
 """The socks5:// carrier against real SOCKS5 proxies (microsocks, and ssh -D
 with a private sshd), and the command-line behaviours that came with the
-carrier types: -L without a destination, SIGHUP."""
+carrier types: -L without a destination, SIGHUP. The cases common to every
+carrier (bulk, 200 streams, half-close, SIGTERM ...) run over socks5:// with
+ssh -D as its far end in test_every_carrier.py."""
 
 import hashlib
 import os
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from helpers import (
     socks_open,
     start_client,
     start_server,
+    start_ssh_d,
     wait_until,
 )
 
@@ -44,43 +46,7 @@ def start_microsocks(procs, user=None, password=None):
 def ssh_d(procs, tmp_path):
     """A private sshd on loopback and 'ssh -N -D': a SOCKS5 proxy whose
     connections leave from the sshd's side. Its SOCKS port."""
-    assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    d = tmp_path / "ssh"
-    d.mkdir()
-    for k in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)],
-                       check=True)
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port, socks = free_port(("127.0.0.1",)), free_port(("127.0.0.1",))
-    (d / "sshd_config").write_text("\n".join([
-        "ListenAddress 127.0.0.1:%d" % port,
-        "HostKey %s" % (d / "host_key"),
-        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
-        "PidFile %s" % (d / "sshd.pid"),
-        "UsePAM no",
-        "StrictModes no",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "AllowTcpForwarding yes",
-    ]) + "\n")
-    sshd = procs.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], name="sshd",
-                       env=dict(os.environ))
-    wait_until(lambda: sshd.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
-               "sshd to listen")
-    assert sshd.popen.poll() is None, sshd.log()
-    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    c = procs.start(["ssh", "-F", "/dev/null", "-N", "-D", "127.0.0.1:%d" % socks, "-i",
-                     str(d / "client_key"), "-o", "IdentitiesOnly=yes", "-o",
-                     "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-                     "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", str(port), "root@127.0.0.1"],
-                    name="ssh-D", env=env)
-    # ssh opens its -D port once it has logged in.
-    wait_until(lambda: c.popen.poll() is not None or port_accepts("127.0.0.1", socks), 30,
-               "ssh -D to listen")
-    assert c.popen.poll() is None, c.log() + sshd.log()
-    return socks
+    return start_ssh_d(procs, tmp_path / "ssh")[1]
 
 
 def bulk_echo(socks, echo_port, size=4 << 20):
@@ -175,19 +141,6 @@ def test_ssh_d_carries_http_and_half_close(procs, nginx, ssh_d):
     digest, n, blen, bdigest = head.decode().split()
     assert (digest, int(n)) == (hashlib.sha256(body).hexdigest(), len(body))
     assert int(blen) == len(rest) == 100000 and hashlib.sha256(rest).hexdigest() == bdigest
-
-
-def test_ssh_d_many_streams(procs, echo, ssh_d):
-    c = start_client(procs, "socks5://127.0.0.1:%d" % ssh_d)
-    socks = [socks_open(c.socks, "127.0.0.1", echo) for _ in range(20)]
-    try:
-        for i, s in enumerate(socks):
-            s.sendall(b"stream %02d" % i)
-        for i, s in enumerate(socks):
-            assert recv_exact(s, 9) == b"stream %02d" % i
-    finally:
-        for s in socks:
-            s.close()
 
 
 def test_unreachable_proxy_is_named(procs):
