@@ -408,8 +408,8 @@ class Carrier:
     half_close the far end passes a half-close on (ssh -D does; microsocks
               does not: it closes both ways at the first EOF, and with
               its blocking writes a full-duplex bulk echo stalls it)
-    reply_codes the far end answers a CONNECT with its outcome (ssh -D
-              answers success before it connects, then closes on failure)
+    reply_codes the far end answers a failed CONNECT with its reply code
+              (ssh -D closes the connection without a reply)
     """
 
     scheme: str
