@@ -76,7 +76,7 @@ WEB_SYSTEMS = [
 GROUPS = {"default": ALL_SYSTEMS, "web": WEB_SYSTEMS,
           "all": ALL_SYSTEMS + [s for s in WEB_SYSTEMS if s not in ALL_SYSTEMS]}
 # Known but in no group: --systems tt-aes-256-gcm-16k,...
-EXTRA_SYSTEMS = ["tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
+EXTRA_SYSTEMS = ["tt-ssh-chacha20", "tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
 KNOWN_SYSTEMS = GROUPS["all"] + EXTRA_SYSTEMS
 ALIASES = {"tt": "tt-tcp"}
 # tt's web carriers: (scheme, forward mode, --mux). The WebSocket ones listen
@@ -117,7 +117,9 @@ STUNNEL_SUITES = {
     "stunnel-aes-256-gcm": "TLS_AES_256_GCM_SHA384",
     "stunnel-chacha20": "TLS_CHACHA20_POLY1305_SHA256",
 }
-SSH_CIPHERS = {"ssh-chacha20": None, "ssh-aes256-gcm": "aes256-gcm@openssh.com"}  # None: default
+# None: the default cipher. tt-ssh-*: through tt client's ssh:// carrier.
+SSH_CIPHERS = {"ssh-chacha20": None, "ssh-aes256-gcm": "aes256-gcm@openssh.com",
+               "tt-ssh-chacha20": None}
 SSHD = "/usr/sbin/sshd"
 # The idle-connection section's default systems: one per kind of peer (opening
 # 1,000 channels through ssh takes about 7 s, through stunnel 3 s).
@@ -311,6 +313,18 @@ def wait_listening(procs, port, watch, timeout=10.0):
             raise BenchError(f"nothing listens on {HOST}:{port} after {timeout:.0f} s")
         time.sleep(delay)  # polling interval, not synchronisation
         delay = min(delay * 2, 0.05)
+
+
+def wait_log(procs, proc, text, watch, timeout=10.0):
+    """Returns once PROC's log holds TEXT; fails early if a process in WATCH
+    exits."""
+    log = next(lg for _, q, lg in procs.procs if q is proc)
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        procs.check_alive(watch)
+        if time.monotonic() > deadline:
+            raise BenchError(f"no '{text}' in {log} after {timeout:.0f} s")
+        time.sleep(0.02)  # polling interval, not synchronisation
 
 
 def cpu_ticks(pids):
@@ -734,10 +748,10 @@ def start_stunnel(name, ctx):
     return System(name, "forward", [c, s], fwd=fwd, server=[s], client=[c])
 
 
-def start_ssh(name, ctx):
+def start_sshd(name, ctx):
     """A private sshd on a free loopback port (its own host key, authorized
-    key, pid file; run as root) and 'ssh -N -D': a SOCKS5 proxy whose
-    connections travel as channels of one SSH connection."""
+    key, pid file; run as root). Returns it, its port and the ssh command
+    line (a list, without -N -D and destination) that logs in to it."""
     procs, wd = ctx.procs, ctx.workdir
     if os.geteuid() != 0:
         raise BenchError(f"{name}: a private sshd needs root (run as root, or leave out ssh-*)")
@@ -747,7 +761,7 @@ def start_ssh(name, ctx):
     run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
     run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client_key")])
     shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port, socks = free_port(), free_port()
+    port = free_port()
     (d / "sshd_config").write_text("\n".join([
         f"ListenAddress {HOST}:{port}",
         f"HostKey {d / 'host_key'}",
@@ -762,13 +776,33 @@ def start_ssh(name, ctx):
     ]) + "\n")
     sshd = procs.start(f"{name}-sshd", [SSHD, "-D", "-e", "-f", str(d / "sshd_config")])
     wait_listening(procs, port, [sshd])
-    argv = ["ssh", "-F", "/dev/null", "-N", "-D", f"{HOST}:{socks}", "-i", str(d / "client_key"),
+    argv = ["ssh", "-F", "/dev/null", "-i", str(d / "client_key"),
             "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
             "-p", str(port)]
     if SSH_CIPHERS[name]:
         argv += ["-c", SSH_CIPHERS[name]]
+    return sshd, argv
+
+
+def start_ssh(name, ctx):
+    """'ssh -N -D' to a private sshd: a SOCKS5 proxy whose connections
+    travel as channels of one SSH connection. tt-ssh-*: the same ssh started
+    by tt's ssh:// carrier, with tt client's SOCKS5 proxy in front (one more
+    hop on the client machine); its CPU is tt's and its ssh child's."""
+    procs = ctx.procs
+    sshd, argv = start_sshd(name, ctx)
+    socks = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    if name.startswith("tt-"):
+        tt = [ctx.binaries["tt"], "client", "-s", f"ssh://root@{HOST}", "-l", f"{HOST}:{socks}"]
+        c = procs.start(f"{name}-client", tt + ["--ssh-command", " ".join(argv)], env=env)
+        wait_listening(procs, socks, [sshd, c])
+        # Its ssh child logs in after tt listens; tt says when it is up.
+        wait_log(procs, c, " is up (ssh pid ", [sshd, c], timeout=20)
+        return System(name, "socks", [c], port=socks, client=[c], server_desc=sshd,
+                      with_children=True)
+    argv += ["-N", "-D", f"{HOST}:{socks}"]
     c = procs.start(f"{name}-client", argv + [f"root@{HOST}"], env=env)
     # ssh opens its -D port once authenticated.
     wait_listening(procs, socks, [sshd, c], timeout=20)

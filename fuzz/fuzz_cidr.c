@@ -95,9 +95,11 @@ static bool ref_embedded(const uint8_t *a, uint8_t *v4)
 {
     static const uint8_t zero[12];
     static const uint8_t mapped[12] = {[10] = 0xff, 0xff};
+    static const uint8_t translated[12] = {[8] = 0xff, 0xff};
     static const uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b};
     static const uint8_t nat64_local[6] = {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01};
-    if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0 || memcmp(a, nat64_local, 6) == 0) {
+    if (memcmp(a, mapped, 12) == 0 || memcmp(a, translated, 12) == 0 || memcmp(a, nat64, 12) == 0 ||
+        memcmp(a, nat64_local, 6) == 0) {
         memcpy(v4, a + 12, 4);
         return true;
     }

@@ -200,15 +200,26 @@ static void fuzz_url(const char *s)
         CHECK(c > 0x20 && c < 0x7f);
     }
 
+    CHECK(terminated(u.user, sizeof u.user));
+    size_t un = strlen(u.user);
+    CHECK(un == 0 || u.user[0] != '-');
+    for (size_t i = 0; i < un; i++) {
+        char c = u.user[i];
+        CHECK((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-');
+    }
+
     /* Formatting the pieces back must give the same URL. */
     char auth[TT_HOST_MAX + 16];
     format_hostport(&u.hp, auth, sizeof auth);
-    char text[TT_SCHEME_MAX + sizeof auth + TT_PATH_MAX + 8];
-    int n = snprintf(text, sizeof text, "%s%s%s%s", u.scheme, sn > 0 ? "://" : "", auth, u.path);
+    char text[TT_SCHEME_MAX + TT_USER_MAX + sizeof auth + TT_PATH_MAX + 8];
+    int n = snprintf(text, sizeof text, "%s%s%s%s%s%s", u.scheme, sn > 0 ? "://" : "", u.user,
+                     un > 0 ? "@" : "", auth, u.path);
     CHECK(n > 0 && (size_t)n < sizeof text);
     tt_url back;
     CHECK(tt_url_parse(text, &back, &why) == 0);
     CHECK(strcmp(back.scheme, u.scheme) == 0);
+    CHECK(strcmp(back.user, u.user) == 0);
     CHECK(same_hostport(&back.hp, &u.hp));
     CHECK(strcmp(back.path, u.path) == 0);
 

@@ -19,14 +19,27 @@ extern const tt_carrier_type tt_carrier_tls;
 extern const tt_carrier_type tt_carrier_ws;
 extern const tt_carrier_type tt_carrier_wss;
 extern const tt_carrier_type tt_carrier_socks5;
+extern const tt_carrier_type tt_carrier_ssh;
 
 /* The order is the order of --help. */
 static const tt_carrier_type *const g_types[] = {
-    &tt_carrier_tt, &tt_carrier_tcp, &tt_carrier_tls,
-    &tt_carrier_ws, &tt_carrier_wss, &tt_carrier_socks5,
+    &tt_carrier_tt,  &tt_carrier_tcp,    &tt_carrier_tls, &tt_carrier_ws,
+    &tt_carrier_wss, &tt_carrier_socks5, &tt_carrier_ssh,
 };
 
 #define N_TYPES (sizeof g_types / sizeof g_types[0])
+
+static unsigned g_closing;
+
+void tt_carrier_closing_add(int delta)
+{
+    g_closing = (unsigned)((int)g_closing + delta);
+}
+
+unsigned tt_carrier_closing(void)
+{
+    return g_closing;
+}
 
 const tt_carrier_type *tt_carrier_find(const char *scheme)
 {

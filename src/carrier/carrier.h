@@ -138,6 +138,10 @@ typedef struct tt_carrier_opener {
                     uint8_t *out, size_t *out_len, const char **why);
 } tt_carrier_opener;
 
+/* The SOCKS5 exchange of socks5:// without a login (socks5.c), for a
+ * carrier whose far end is a SOCKS5 proxy of its own making (ssh -D). */
+extern const tt_carrier_opener tt_carrier_socks5_opener;
+
 /* STATUS is 0 with LINK set (now owned by the callee), or a negative code
  * with LINK NULL. UV_ECANCELED after tt_carrier_dial_cancel. */
 typedef void (*tt_carrier_dial_cb)(void *ud, int status, tt_link *link);
@@ -156,6 +160,8 @@ enum tt_carrier_flags {
     /* A URL without a port is valid and means something other than
      * default_port (tt://: the hopping ports). */
     TT_CARRIER_PORT_OPTIONAL = 1u << 3,
+    /* The URL may name a user ("ssh://USER@HOST"); others refuse one. */
+    TT_CARRIER_USER = 1u << 4,
 };
 
 struct tt_carrier_type {
@@ -188,6 +194,10 @@ struct tt_carrier_type {
     /* The address text for log lines: where a server listens, where a
      * client connects. */
     const char *(*describe)(tt_carrier *c, char *buf, size_t len);
+    /* Optional: why a dial failed with STATUS, in words for "cannot reach
+     * X: ..." (the carrier may know more than the code, such as the error
+     * a helper process printed). NULL: the code's own text. */
+    const char *(*dial_error)(tt_carrier *c, int status, char *buf, size_t len);
     /* Stops listening (server) and frees the carrier. Established links live on. */
     void (*close)(tt_carrier *c);
 };
@@ -201,6 +211,13 @@ struct tt_carrier {
  * carrier opened; a kernel that refuses is logged once, not an error. */
 struct tt_tcp_listener;
 void tt_carrier_listener_setup(const tt_carrier_cfg *cfg, struct tt_tcp_listener *ls);
+
+/* A carrier whose close finishes later (a child process to end and reap)
+ * counts itself here from its close until it has finished; before the
+ * program exits, the commands run the loop until the count is back at 0
+ * (tt_carrier_closing). */
+void tt_carrier_closing_add(int delta);
+unsigned tt_carrier_closing(void);
 
 /* The carrier type for SCHEME, or NULL. */
 const tt_carrier_type *tt_carrier_find(const char *scheme);

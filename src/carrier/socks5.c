@@ -83,16 +83,30 @@ static void s5_close(tt_carrier *base)
 
 /* The opener: the SOCKS5 exchange, one message per round trip. */
 
-static int s5_begin(void *st, const tt_carrier *base, const tt_target *t, uint8_t *out,
+static int s5_start(void *st, const tt_target *t, const char *user, const char *pass, uint8_t *out,
                     const char **why)
 {
-    const socks5_carrier *c = (const socks5_carrier *)base;
-    size_t n = tt_socks5c_start(st, t, c->o.user, c->o.pass, out);
+    size_t n = tt_socks5c_start(st, t, user, pass, out);
     if (n == 0) {
         *why = "the destination cannot be sent to a SOCKS5 proxy";
         return -EINVAL;
     }
     return (int)n;
+}
+
+static int s5_begin(void *st, const tt_carrier *base, const tt_target *t, uint8_t *out,
+                    const char **why)
+{
+    const socks5_carrier *c = (const socks5_carrier *)base;
+    return s5_start(st, t, c->o.user, c->o.pass, out, why);
+}
+
+/* Without a login: the proxy is one the carrier started itself. */
+static int s5_begin_anon(void *st, const tt_carrier *c, const tt_target *t, uint8_t *out,
+                         const char **why)
+{
+    (void)c;
+    return s5_start(st, t, NULL, NULL, out, why);
 }
 
 static size_t s5_input(void *st, const tt_carrier *c, const uint8_t *in, size_t n, int *rep,
@@ -113,6 +127,13 @@ static const tt_carrier_opener s5_opener = {
     .state_size = sizeof(tt_socks5c),
     .early_with_request = false,
     .begin = s5_begin,
+    .input = s5_input,
+};
+
+const tt_carrier_opener tt_carrier_socks5_opener = {
+    .state_size = sizeof(tt_socks5c),
+    .early_with_request = false,
+    .begin = s5_begin_anon,
     .input = s5_input,
 };
 

@@ -186,8 +186,10 @@ static void auth_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     tt_webbase *w = a->w;
     auth_end(a);
     tt_link *s = tt_prefix_link(l, data + take, len - take);
-    if (s != NULL)
+    if (s != NULL) {
+        tt_tcp_link_trust(s); /* never shed when descriptors run short */
         w->accept_cb(w->accept_ud, s);
+    }
 }
 
 static void auth_eof(tt_link *l, void *ud)
@@ -232,6 +234,7 @@ static void auth_close(void *ud)
 static void on_conn(tt_webbase *w, tt_link *link)
 {
     if (!w->has_key) {
+        tt_tcp_link_trust(link);
         w->accept_cb(w->accept_ud, link);
         return;
     }

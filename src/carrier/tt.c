@@ -501,8 +501,10 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
     tt_link *l = tt_ttlink_server(lower, &c->lp[h->method], h->buf, ch->cpub, ch->early, ch->elen,
                                   extra, xlen);
     hs_close(h);
-    if (l != NULL)
+    if (l != NULL) {
+        tt_tcp_link_trust(l); /* never shed when descriptors run short */
         c->accept_cb(c->accept_ud, l);
+    }
 }
 
 static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
@@ -675,6 +677,7 @@ static void hop_update(ttc *c)
             } else {
                 c->hops[i].port = want[w];
                 tt_carrier_listener_setup(&c->cfg, c->hops[i].ls);
+                tt_tcp_listener_shed(c->hops[i].ls);
                 tt_debug("hopping: listening on port %u", want[w]);
             }
             break;
@@ -713,6 +716,8 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
             *why = rc == UV_EINVAL ? "the listen address must be an IP address" : uv_strerror(rc);
         else
             tt_carrier_listener_setup(cfg, c->fixed);
+        if (rc == 0) /* unauthenticated connections go first when descriptors run short */
+            tt_tcp_listener_shed(c->fixed);
     } else if (rc == 0) {
         struct sockaddr_storage ss;
         if (uv_ip4_addr(c->host, 0, (struct sockaddr_in *)&ss) != 0 &&

@@ -96,6 +96,9 @@ int tt_webbase_listen(tt_webbase *w, tt_webbase_conn_cb on_conn, const char **wh
         return rc;
     }
     tt_carrier_listener_setup(&w->cfg, w->listener);
+    /* Connections not yet through TLS and the carrier's check go first
+     * when descriptors run short. */
+    tt_tcp_listener_shed(w->listener);
     return 0;
 }
 

@@ -360,8 +360,10 @@ static void srv_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     }
     tt_link *ws = tt_ws_link_new(l, false, u->buf + h.head_len, u->have - h.head_len, NULL);
     up_end(u);
-    if (ws != NULL)
+    if (ws != NULL) {
+        tt_tcp_link_trust(ws); /* never shed when descriptors run short */
         c->w.accept_cb(c->w.accept_ud, ws);
+    }
 }
 
 static void srv_eof(tt_link *l, void *ud)

@@ -125,6 +125,9 @@ int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url
         return tt_opts_fail(spec, "%s:// has no server side (its far end is not tt); %s takes %s",
                             t->scheme, opt, tt_carrier_schemes(true));
     cfg->type = t;
+    if (cfg->url.user[0] && !(t->flags & TT_CARRIER_USER))
+        return tt_opts_fail(spec, "invalid %s '%s': %s:// takes no USER@", opt, url_text,
+                            t->scheme);
     if (cfg->url.hp.port == 0 && !(t->flags & TT_CARRIER_PORT_OPTIONAL)) {
         if (t->default_port == 0)
             return tt_opts_fail(spec, "invalid %s '%s': missing port", opt, url_text);

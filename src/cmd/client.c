@@ -320,6 +320,7 @@ static int run(void *opaque, tt_carrier_opts *co)
         client_stop(&c);
     if (c.carrier)
         c.carrier->type->close(c.carrier);
+    tt_cmd_wait_closes(loop);
     if (c.resolver)
         tt_resolver_free(c.resolver);
     free_creds(&c);

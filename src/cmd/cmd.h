@@ -64,4 +64,8 @@ int tt_cmd_setup_log(const tt_cmd_spec *spec, const char *level, int verbose);
  * close its listeners, and returns. */
 void tt_cmd_run(uv_loop_t *loop, void (*stop)(void *ud), void *ud);
 
+/* Runs LOOP until the carriers closed so far have finished closing (a child
+ * process reaped); bounded by their own timers. */
+void tt_cmd_wait_closes(uv_loop_t *loop);
+
 #endif

@@ -78,3 +78,9 @@ void tt_cmd_run(uv_loop_t *loop, void (*stop)(void *ud), void *ud)
     for (int i = 0; i < 8 && uv_run(loop, UV_RUN_NOWAIT) != 0; i++)
         ;
 }
+
+void tt_cmd_wait_closes(uv_loop_t *loop)
+{
+    while (tt_carrier_closing() > 0 && uv_run(loop, UV_RUN_ONCE) != 0)
+        ;
+}

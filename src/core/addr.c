@@ -314,6 +314,32 @@ static int parse_scheme(const char *s, size_t n, char out[TT_SCHEME_MAX + 1], co
     return 0;
 }
 
+/* Checks N bytes at S as the user of "USER@HOST" and copies it to OUT. The
+ * characters are those of user names on Unix systems; a leading '-' is
+ * refused so that the name can never pass for an option of a program it is
+ * handed to (ssh -l USER). */
+static int parse_user(const char *s, size_t n, char out[TT_USER_MAX + 1], const char **why)
+{
+    if (n == 0)
+        return fail(why, "empty user before '@'");
+    if (memchr(s, ':', n) != NULL)
+        return fail(why, "a password in the URL is not supported");
+    if (memchr(s, '@', n) != NULL)
+        return fail(why, "more than one '@'");
+    if (n > TT_USER_MAX)
+        return fail(why, "user too long");
+    if (s[0] == '-')
+        return fail(why, "user must not start with '-'");
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!is_alpha(c) && !is_digit(c) && c != '.' && c != '_' && c != '-')
+            return fail(why, "bad character in user");
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
 int tt_url_parse_ex(const char *s, bool port_optional, tt_url *out, const char **why)
 {
     size_t n;
@@ -340,6 +366,20 @@ int tt_url_parse_ex(const char *s, bool port_optional, tt_url *out, const char *
 
     const char *path = strchr(auth, '/');
     size_t auth_len = path != NULL ? (size_t)(path - auth) : strlen(auth);
+    /* The last '@' ends the user, so that "a@b@host" is reported as a user
+     * with two '@' rather than as a strange host. */
+    const char *at = NULL;
+    for (size_t i = auth_len; i > 0 && at == NULL; i--) {
+        if (auth[i - 1] == '@')
+            at = auth + i - 1;
+    }
+    if (at != NULL) {
+        rc = parse_user(auth, (size_t)(at - auth), tmp.user, why);
+        if (rc != 0)
+            return rc;
+        auth_len -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
     if (auth_len == 0)
         return fail(why, "missing host");
     rc = split_hostport(auth, auth_len, false, port_optional, &tmp.hp, why);
@@ -467,6 +507,13 @@ bool tt_addr_embedded_v4(const uint8_t v6[16], uint8_t v4[4])
 
     /* IPv4-mapped ::ffff:a.b.c.d: what a dual-stack socket sends as IPv4. */
     if (all_zero(v6, 10) && v6[10] == 0xff && v6[11] == 0xff) {
+        memcpy(v4, v6 + 12, 4);
+        return true;
+    }
+    /* IPv4-translated ::ffff:0:a.b.c.d (SIIT, RFC 2765): a translator on the
+     * path turns it into a.b.c.d, as NAT64 does its prefix below. RFC 6145
+     * dropped the form, but nothing stops a translator from still using it. */
+    if (all_zero(v6, 8) && v6[8] == 0xff && v6[9] == 0xff && v6[10] == 0 && v6[11] == 0) {
         memcpy(v4, v6 + 12, 4);
         return true;
     }

@@ -12,6 +12,7 @@
 #define TT_HOST_MAX 255
 #define TT_SCHEME_MAX 15
 #define TT_PATH_MAX 255
+#define TT_USER_MAX 64
 
 typedef struct tt_hostport {
     char host[TT_HOST_MAX + 1]; /* without IPv6 brackets; NUL-terminated */
@@ -29,13 +30,17 @@ int tt_listen_parse(const char *s, const char *default_host, bool allow_zero, tt
 
 typedef struct tt_url {
     char scheme[TT_SCHEME_MAX + 1]; /* lower case; "" when the text had no "scheme://" */
+    char user[TT_USER_MAX + 1];     /* "" or the USER of "USER@HOST" (no password part) */
     tt_hostport hp;
     char path[TT_PATH_MAX + 1]; /* "" or starting with '/' */
 } tt_url;
 
-/* Parses "SCHEME://HOST:PORT[/PATH]" or, without a scheme, "HOST:PORT[/PATH]"
- * (scheme left empty for the caller to default). A scheme is letters, digits,
- * '+', '-', '.', starting with a letter, at most 15 bytes. */
+/* Parses "SCHEME://[USER@]HOST:PORT[/PATH]" or, without a scheme,
+ * "[USER@]HOST:PORT[/PATH]" (scheme left empty for the caller to default). A
+ * scheme is letters, digits, '+', '-', '.', starting with a letter, at most
+ * 15 bytes. A USER is 1 to 64 letters, digits, '.', '_', '-', not starting
+ * with '-'; "USER:PASSWORD@" is refused (a password does not belong on a
+ * command line). Which carriers take a USER is the caller's business. */
 int tt_url_parse(const char *s, tt_url *out, const char **why);
 
 /* As tt_url_parse; with PORT_OPTIONAL a missing ":PORT" leaves hp.port 0
@@ -59,7 +64,8 @@ bool tt_cidr_contains(const tt_cidr *c, int family, const uint8_t *addr);
 
 /* Returns true and fills V4 when a 16-byte IPv6 address carries an IPv4
  * address that a packet to it would reach: IPv4-mapped ::ffff:0:0/96,
- * IPv4-compatible ::/96 (except :: and ::1), NAT64 64:ff9b::/96 and
+ * IPv4-translated ::ffff:0:0:0/96 (SIIT), IPv4-compatible ::/96 (except ::
+ * and ::1), NAT64 64:ff9b::/96 and
  * 64:ff9b:1::/48, 6to4 2002::/16, and Teredo 2001::/32 (client address). */
 bool tt_addr_embedded_v4(const uint8_t v6[16], uint8_t v4[4]);
 

@@ -13,11 +13,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/lines.h"
 #include "core/log.h"
 #include "link/tcp.h"
 
 #define KILL_AFTER_MS 2000
-#define LINE_MAX_BYTES 512
 
 typedef struct proc_link {
     tt_link base;
@@ -31,8 +31,7 @@ typedef struct proc_link {
     int handles; /* open libuv handles and the lower link: freed at 0 */
     tt_link_close_cb close_cb;
     void *close_ud;
-    size_t line_len;
-    char line[LINE_MAX_BYTES];
+    tt_lines lines; /* the child's stderr */
 } proc_link;
 
 static void release(proc_link *p)
@@ -91,21 +90,22 @@ static const tt_link_handler low_handler = {
     .on_drained = low_drained,
 };
 
-static void emit_line(proc_link *p)
+static void emit_line(void *ud, const char *line)
 {
-    p->line[p->line_len] = '\0';
+    proc_link *p = ud;
     if (p->opts.on_stderr)
-        p->opts.on_stderr(p->opts.ud, p->line);
+        p->opts.on_stderr(p->opts.ud, line);
     else
-        tt_warn("child %d: %s", p->proc.pid, p->line);
-    p->line_len = 0;
+        tt_warn("child %d: %s", p->proc.pid, line);
 }
 
 static void err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     proc_link *p = h->data;
+    size_t n;
     (void)suggested;
-    *buf = uv_buf_init(p->line + p->line_len, (unsigned)(LINE_MAX_BYTES - 1 - p->line_len));
+    char *space = tt_lines_space(&p->lines, &n);
+    *buf = uv_buf_init(space, (unsigned)n);
 }
 
 static void err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -113,28 +113,11 @@ static void err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     proc_link *p = s->data;
     (void)buf;
     if (n < 0) {
-        if (p->line_len > 0)
-            emit_line(p);
+        tt_lines_flush(&p->lines, emit_line, p);
         uv_read_stop(s);
         return;
     }
-    size_t end = p->line_len + (size_t)n;
-    size_t start = 0;
-    for (size_t i = p->line_len; i < end; i++) {
-        if (p->line[i] != '\n')
-            continue;
-        memmove(p->line, p->line + start, i - start);
-        p->line_len = i - start;
-        if (p->line_len > 0 && p->line[p->line_len - 1] == '\r')
-            p->line_len--;
-        emit_line(p);
-        start = i + 1;
-    }
-    memmove(p->line, p->line + start, end - start);
-    p->line_len = end - start;
-    /* A line that fills the buffer is handed over in pieces. */
-    if (p->line_len == LINE_MAX_BYTES - 1)
-        emit_line(p);
+    tt_lines_commit(&p->lines, (size_t)n, emit_line, p);
 }
 
 static void on_exit_cb(uv_process_t *h, int64_t status, int sig)

@@ -17,6 +17,8 @@
 
 #include "core/addr.h"
 #include "core/log.h"
+#include "link/fdlimit.h"
+#include "link/trim.h"
 
 #define TT_TCP_READ_BUF (256 * 1024)
 
@@ -27,9 +29,58 @@ typedef struct tcp_link {
     bool closing;
     bool reading;
     bool shut;
+    bool provisional; /* in the shedding list (see shed_one) */
+    uint8_t src_len;  /* while provisional: the peer's source (see source_of) */
+    uint8_t src[8];
+    struct tcp_link *prev, *next;
     tt_link_close_cb close_cb;
     void *close_ud;
 } tcp_link;
+
+/* Sockets of TCP links and of connects in progress: with the descriptors
+ * open at start, how many the process holds. The number of a new descriptor
+ * alone says too little: descriptors are allocated lowest first, so one
+ * freed by shedding is reused by the next accept, which looks harmless. */
+static int g_sockets;
+
+/* G_SOCKETS changes by DELTA; the trimmer (link/trim.h) watches it. */
+static void sockets_add(uv_loop_t *loop, int delta)
+{
+    g_sockets += delta;
+    tt_trim_note(loop, g_sockets);
+}
+
+/* Accepted connections not yet authenticated, oldest first, from listeners
+ * with shedding on: the first to go when descriptors run short. */
+static tcp_link *g_prov_head, *g_prov_tail;
+
+static void prov_remove(tcp_link *t)
+{
+    if (!t->provisional)
+        return;
+    t->provisional = false;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        g_prov_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        g_prov_tail = t->prev;
+    t->prev = t->next = NULL;
+}
+
+static void prov_append(tcp_link *t)
+{
+    t->provisional = true;
+    t->prev = g_prov_tail;
+    t->next = NULL;
+    if (g_prov_tail)
+        g_prov_tail->next = t;
+    else
+        g_prov_head = t;
+    g_prov_tail = t;
+}
 
 typedef struct tcp_wreq {
     uv_write_t req;
@@ -204,6 +255,8 @@ static void tcp_end(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
     if (t->closing)
         return;
     t->closing = true;
+    prov_remove(t);
+    sockets_add(t->base.loop, -1); /* uv_close closes the socket at once */
     t->close_cb = cb;
     t->close_ud = ud;
     /* A reset (SO_LINGER 0) drops queued data and tells the peer the stream
@@ -264,6 +317,7 @@ tt_link *tt_tcp_link_wrap(uv_tcp_t *tcp)
     t->base.loop = tcp->loop;
     t->base.id = tt_link_next_id();
     t->tcp = tcp;
+    sockets_add(tcp->loop, 1);
     tcp->data = t;
     /* Interactive traffic (ssh, first bytes of a request) should not wait for
      * Nagle; the relay already writes in large blocks. */
@@ -297,7 +351,86 @@ struct tt_tcp_listener {
     uv_tcp_t tcp;
     tt_tcp_accept_cb cb;
     void *ud;
+    bool shed; /* accepted links are provisional until tt_tcp_link_trust */
 };
+
+/* The source a connection is counted against: its IPv4 address (also when
+ * IPv4-mapped), or the /64 of its IPv6 address, since one host holds a whole
+ * /64. Returns the length in OUT, 0 if unknown. */
+static uint8_t source_of(uv_tcp_t *tcp, uint8_t out[8])
+{
+    struct sockaddr_storage ss;
+    int n = sizeof ss;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &n) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET) {
+        memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss.ss_family != AF_INET6)
+        return 0;
+    const uint8_t *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+    static const uint8_t mapped[12] = {[10] = 0xff, 0xff};
+    if (memcmp(a, mapped, sizeof mapped) == 0) {
+        memcpy(out, a + 12, 4);
+        return 4;
+    }
+    memcpy(out, a, 8);
+    return 8;
+}
+
+/* How far from the oldest shed_one looks for a connection of the new one's
+ * source: a bound on the work per accept whatever the flood. */
+#define SHED_LOOK 64
+
+/* Closes a connection not yet authenticated, at once: the oldest one from
+ * the source SRC (SRC_LEN bytes) of the connection that needs the room,
+ * among the SHED_LOOK oldest, else the oldest of all. A flood from one
+ * source thus displaces itself, and a real client from elsewhere that has
+ * not yet authenticated is not closed however fast the flood comes. The
+ * owner hears UV_ECONNABORTED and closes the link, which frees the
+ * descriptor inside that call (uv_close closes the socket synchronously).
+ * Returns whether there was one. */
+static bool shed_one(const uint8_t *src, uint8_t src_len)
+{
+    /* An owner that cannot close at once (one waiting for a fallback dial
+     * ignores errors until then) leaves the list without freeing anything;
+     * then another goes, a few times at most. */
+    for (int tries = 0; tries < 4; tries++) {
+        tcp_link *t = g_prov_head;
+        if (t == NULL)
+            return false;
+        int look = 0;
+        for (tcp_link *u = g_prov_head; u != NULL && look < SHED_LOOK && src_len > 0;
+             u = u->next, look++) {
+            if (u->src_len == src_len && memcmp(u->src, src, src_len) == 0) {
+                t = u;
+                break;
+            }
+        }
+        prov_remove(t);
+        if (t->reading) {
+            uv_read_stop((uv_stream_t *)t->tcp);
+            t->reading = false;
+        }
+        t->base.handler->on_error(&t->base, t->base.ud, UV_ECONNABORTED);
+        if (t->closing)
+            return true;
+    }
+    return false;
+}
+
+void tt_tcp_link_trust(tt_link *l)
+{
+    /* Wrappers keep their lower link's id. An authenticating connection is
+     * nearly always among the newest, so the walk starts there. */
+    for (tcp_link *t = g_prov_tail; t != NULL; t = t->prev) {
+        if (t->base.id == l->id) {
+            prov_remove(t);
+            return;
+        }
+    }
+}
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -314,9 +447,37 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)c, on_close_free);
         return;
     }
+    /* Short of descriptors, an unauthenticated connection makes room for
+     * this one, or this one goes: the reserve stays for the connects of the
+     * clients being served, and the process never meets EMFILE at accept,
+     * where libuv closes the waiting connections silently. */
+    uv_os_fd_t fd;
+    uint8_t src[8];
+    uint8_t src_len = ls->shed ? source_of(c, src) : 0;
+    if (uv_fileno((uv_handle_t *)c, &fd) == 0 && tt_fd_short(fd, g_sockets)) {
+        if (shed_one(src, src_len)) {
+            tt_fd_report(server->loop, TT_FD_SHED);
+        } else {
+            tt_fd_report(server->loop, TT_FD_REFUSED);
+            uv_close((uv_handle_t *)c, on_close_free);
+            return;
+        }
+    }
     tt_link *l = tt_tcp_link_wrap(c);
-    if (l != NULL)
-        ls->cb(ls->ud, l);
+    if (l == NULL)
+        return;
+    if (ls->shed) {
+        tcp_link *t = (tcp_link *)l;
+        t->src_len = src_len;
+        memcpy(t->src, src, src_len);
+        prov_append(t);
+    }
+    ls->cb(ls->ud, l);
+}
+
+void tt_tcp_listener_shed(tt_tcp_listener *ls)
+{
+    ls->shed = true;
 }
 
 int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb cb, void *ud,
@@ -335,6 +496,7 @@ int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb 
     ls->tcp.data = ls;
     ls->cb = cb;
     ls->ud = ud;
+    tt_fd_baseline();
     rc = uv_tcp_bind(&ls->tcp, (struct sockaddr *)&ss, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&ls->tcp, 1024, on_connection);
@@ -389,6 +551,7 @@ struct tt_tcp_connect {
     bool connected;
     bool in_api;   /* inside tt_tcp_connect_start or _cancel */
     bool reported; /* the callback has run */
+    bool counted;  /* the socket exists and is in g_sockets */
 };
 
 /* Reports the outcome once. The socket goes to the caller as a link; the
@@ -401,6 +564,9 @@ static void connect_report(tt_tcp_connect *c)
     tt_link *l = NULL;
     int status = c->result;
     if (c->connected && status == 0) {
+        if (c->counted)
+            sockets_add(c->tcp->loop, -1); /* the link counts it now */
+        c->counted = false;
         l = tt_tcp_link_wrap(c->tcp);
         if (l == NULL)
             status = UV_ENOMEM;
@@ -433,9 +599,12 @@ static void connect_finish(tt_tcp_connect *c, int status)
     c->finished = true;
     c->result = status;
     uv_close((uv_handle_t *)&c->timer, on_connect_handle_closed);
-    if (status != 0)
+    if (status != 0) {
+        if (c->counted)
+            sockets_add(c->tcp->loop, -1);
+        c->counted = false;
         uv_close((uv_handle_t *)c->tcp, on_connect_handle_closed);
-    else
+    } else
         c->open--; /* the socket lives on as the link */
     /* From a libuv callback the outcome goes out at once; from inside this
      * module's own API calls it waits for the handles to close, so a caller
@@ -501,6 +670,13 @@ int tt_tcp_connect_start_ex(uv_loop_t *loop, const struct sockaddr *sa, unsigned
     c->open = 2;
     c->in_api = true;
     int rc = uv_tcp_connect(&c->req, c->tcp, sa, on_connected);
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0) {
+        c->counted = true;
+        sockets_add(loop, 1);
+    }
+    if (rc == UV_EMFILE || rc == UV_ENFILE)
+        tt_fd_report(loop, TT_FD_CONNECT);
     if (rc != 0) {
         /* Report asynchronously, as promised, through the normal path. */
         connect_finish(c, rc);

@@ -33,6 +33,20 @@ int tt_tcp_listen(uv_loop_t *loop, const char *host, int port, tt_tcp_accept_cb 
  * Returns 0 or a negative errno. */
 int tt_tcp_listener_fast_open(tt_tcp_listener *ls, int qlen);
 
+/* Turns shedding on: connections accepted from LS are provisional until
+ * their owner calls tt_tcp_link_trust. When descriptors run short
+ * (link/fdlimit.h), each new connection first closes a provisional one of
+ * the process (the oldest from its own source, else the oldest), whose owner
+ * gets on_error UV_ECONNABORTED and must close it; with none left the new
+ * connection is refused. Listeners without
+ * shedding (the client's) only refuse. */
+void tt_tcp_listener_shed(tt_tcp_listener *ls);
+
+/* The connection under L (L itself, or the accepted TCP link that L wraps:
+ * wrappers keep its id) has authenticated: it is never shed. Anything else
+ * is ignored. */
+void tt_tcp_link_trust(tt_link *l);
+
 /* The port actually bound (useful with port 0). */
 int tt_tcp_listener_port(const tt_tcp_listener *ls);
 

@@ -214,8 +214,11 @@ static void on_dialed(void *ud, int status, tt_link *link)
     o->outstanding--;
     if (status < 0) {
         char buf[300];
+        char ebuf[300];
+        const tt_carrier_type *t = o->carrier->type;
         tt_warn("cannot reach %s: %s", carrier_text(o->carrier, buf, sizeof buf),
-                uv_strerror(status));
+                t->dial_error ? t->dial_error(o->carrier, status, ebuf, sizeof ebuf)
+                              : uv_strerror(status));
         open_finish(o, TT_S5_REP_GENERAL, NULL, 0);
         return;
     }

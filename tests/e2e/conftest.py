@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
 from helpers import (HeldDns, NetNs, ProcessManager, free_port, start_client_of,  # noqa: E402
-                     start_server, wait_until)
+                     start_server, start_sshd, wait_until)
 
 BIG_SIZE = 100 * 1024 * 1024
 
@@ -196,3 +196,13 @@ def nginx(procs, www, tmp_path):
         if "Address already in use" not in err + p.log():
             pytest.fail("nginx exited with %s:\n%s\n%s" % (p.popen.returncode, p.log(), err))
     pytest.fail("could not find a free port for nginx")
+
+
+# ---------------------------------------------------------------------------
+# sshd
+
+
+@pytest.fixture
+def sshd(procs, tmp_path):
+    """A private sshd on 127.0.0.1 (helpers.start_sshd)."""
+    return start_sshd(procs, tmp_path / "ssh")

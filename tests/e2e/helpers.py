@@ -10,9 +10,12 @@ import base64
 import contextlib
 import ctypes
 import dataclasses
+import hashlib
 import os
+import pathlib
 import random
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -20,6 +23,7 @@ import struct
 import subprocess
 import threading
 import time
+import types
 import uuid
 
 import pytest
@@ -532,52 +536,63 @@ def _start_socks5_far_end(pm, args, netns, name, carrier):
     if rest or netns is not None:
         pytest.fail("%s:// has a SOCKS5 proxy as far end: no tt server options %s, no namespace"
                     % (carrier.scheme, rest))
-    n = len(pm.procs)
-    proc, port = start_ssh_d(pm, os.path.join(pm.workdir, "ssh-d-%d" % n))
+    sshd = start_sshd(pm, os.path.join(pm.workdir, "sshd-%d" % len(pm.procs)))
+    proc, port = start_ssh_d(pm, sshd)
     return TTServer(proc, "127.0.0.1", port, carrier)
 
 
-def start_ssh_d(pm, workdir):
-    """A private sshd on 127.0.0.1 (keys and configuration in WORKDIR) and
-    `ssh -N -D` logged in to it: a SOCKS5 proxy whose connections leave from
-    the sshd's side. Returns the ssh process and its SOCKS port."""
+def start_sshd(pm, workdir):
+    """A private sshd on 127.0.0.1 with its own host key (files in the new
+    directory WORKDIR), accepting root with its own client key (public key
+    only). Returns its `port`, `proc`, `key` (the client key), `command` (an
+    ssh command line, a list, for it without a destination) and `env` (an
+    environment without an ssh agent)."""
     assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    d = str(workdir)
-    os.makedirs(d)
+    d = pathlib.Path(workdir)
+    d.mkdir()
     for k in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, k)],
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)],
                        check=True)
-    shutil.copy(os.path.join(d, "client_key.pub"), os.path.join(d, "authorized_keys"))
-    port, socks = free_port(("127.0.0.1",)), free_port(("127.0.0.1",))
-    with open(os.path.join(d, "sshd_config"), "w") as f:
-        f.write("\n".join([
-            "ListenAddress 127.0.0.1:%d" % port,
-            "HostKey %s" % os.path.join(d, "host_key"),
-            "AuthorizedKeysFile %s" % os.path.join(d, "authorized_keys"),
-            "PidFile %s" % os.path.join(d, "sshd.pid"),
-            "UsePAM no",
-            "StrictModes no",
-            "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "AllowTcpForwarding yes",
-        ]) + "\n")
-    sshd = pm.start(["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(d, "sshd_config")],
-                    name="sshd", env=dict(os.environ))
-    wait_until(lambda: sshd.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    port = free_port(("127.0.0.1",))
+    (d / "sshd_config").write_text("\n".join([
+        "ListenAddress 127.0.0.1:%d" % port,
+        "HostKey %s" % (d / "host_key"),
+        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
+        "PidFile %s" % (d / "sshd.pid"),
+        "UsePAM no",
+        "StrictModes no",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "AllowTcpForwarding yes",
+    ]) + "\n")
+    p = pm.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], name="sshd",
+                 env=dict(os.environ))
+    wait_until(lambda: p.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
                "sshd to listen")
-    assert sshd.popen.poll() is None, sshd.log()
+    assert p.popen.poll() is None, p.log()
+    command = ["ssh", "-F", "/dev/null", "-i", str(d / "client_key"), "-o", "IdentitiesOnly=yes",
+               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-p", str(port)]
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    c = pm.start(["ssh", "-F", "/dev/null", "-N", "-D", "127.0.0.1:%d" % socks, "-i",
-                  os.path.join(d, "client_key"), "-o", "IdentitiesOnly=yes", "-o",
-                  "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-                  "BatchMode=yes", "-o", "LogLevel=ERROR", "-p", str(port), "root@127.0.0.1"],
-                 name="ssh-D", env=env)
+    return types.SimpleNamespace(port=port, dir=d, key=str(d / "client_key"), command=command,
+                                 env=env, proc=p)
+
+
+def start_ssh_d(pm, sshd):
+    """`ssh -N -D` logged in to SSHD (start_sshd): a SOCKS5 proxy whose
+    connections leave from the sshd's side. Returns the ssh process and its
+    SOCKS port."""
+    socks = free_port(("127.0.0.1",))
+    c = pm.start(sshd.command + ["-N", "-D", "127.0.0.1:%d" % socks, "-o", "BatchMode=yes",
+                                 "-o", "LogLevel=ERROR", "root@127.0.0.1"],
+                 name="ssh-D", env=sshd.env)
     # ssh opens its -D port once it has logged in.
     wait_until(lambda: c.popen.poll() is not None or port_accepts("127.0.0.1", socks), 30,
                "ssh -D to listen")
-    assert c.popen.poll() is None, c.log() + sshd.log()
+    assert c.popen.poll() is None, c.log() + sshd.proc.log()
     return c, socks
 
 
@@ -779,6 +794,49 @@ def socks_open(proxy, host, port, **kw):
 
 def rep_code(reply):
     return reply[1]
+
+
+def bulk_echo(socks, echo_port, size=4 << 20):
+    """SIZE random bytes through the echo server, both ways at once,
+    byte-compared."""
+    payload = os.urandom(size)
+    with socks_open(socks, "127.0.0.1", echo_port) as s:
+        s.settimeout(30)
+        got = bytearray()
+        sent = 0
+        s.setblocking(False)
+        sel = selectors.DefaultSelector()
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while len(got) < size:
+            events = sel.select(timeout=30)
+            assert events, "transfer stalled at %d/%d sent, %d received" % (sent, size, len(got))
+            for _, mask in events:
+                if mask & selectors.EVENT_WRITE and sent < size:
+                    sent += s.send(payload[sent:sent + 65536])
+                    if sent == size:
+                        sel.modify(s, selectors.EVENT_READ)
+                if mask & selectors.EVENT_READ:
+                    chunk = s.recv(1 << 16)
+                    assert chunk, "EOF after %d bytes" % len(got)
+                    got += chunk
+        sel.close()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+
+
+def halfclose_exchange(s, body_size=100000):
+    """Over S, connected to a `halfclose` peer started with --body-size
+    BODY_SIZE: sends 300000 random bytes and a FIN, then checks that the
+    peer's answer (its digest of them, and its own body) arrives after the
+    FIN, to the end."""
+    body = os.urandom(300000)
+    s.sendall(body)
+    s.shutdown(socket.SHUT_WR)
+    data, how = recv_until_eof(s, 30)
+    assert how == "eof"
+    head, _, rest = data.partition(b"\n")
+    digest, n, blen, bdigest = head.decode().split()
+    assert (digest, int(n)) == (hashlib.sha256(body).hexdigest(), len(body))
+    assert int(blen) == len(rest) == body_size and hashlib.sha256(rest).hexdigest() == bdigest
 
 
 # ---------------------------------------------------------------------------

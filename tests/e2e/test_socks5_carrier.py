@@ -4,18 +4,17 @@ carrier types: -L without a destination, SIGHUP. The cases common to every
 carrier (bulk, 200 streams, half-close, SIGTERM ...) run over socks5:// with
 ssh -D as its far end in test_every_carrier.py."""
 
-import hashlib
 import os
-import selectors
 import signal
-import socket
 import subprocess
 
 import pytest
 
 from helpers import (
+    bulk_echo,
     connect,
     free_port,
+    halfclose_exchange,
     port_accepts,
     recv_exact,
     recv_until_eof,
@@ -43,37 +42,10 @@ def start_microsocks(procs, user=None, password=None):
 
 
 @pytest.fixture
-def ssh_d(procs, tmp_path):
-    """A private sshd on loopback and 'ssh -N -D': a SOCKS5 proxy whose
-    connections leave from the sshd's side. Its SOCKS port."""
-    return start_ssh_d(procs, tmp_path / "ssh")[1]
-
-
-def bulk_echo(socks, echo_port, size=4 << 20):
-    """SIZE random bytes through the echo server, both ways at once,
-    byte-compared."""
-    payload = os.urandom(size)
-    with socks_open(socks, "127.0.0.1", echo_port) as s:
-        s.settimeout(30)
-        got = bytearray()
-        sent = 0
-        s.setblocking(False)
-        sel = selectors.DefaultSelector()
-        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        while len(got) < size:
-            events = sel.select(timeout=30)
-            assert events, "transfer stalled at %d/%d sent, %d received" % (sent, size, len(got))
-            for _, mask in events:
-                if mask & selectors.EVENT_WRITE and sent < size:
-                    sent += s.send(payload[sent:sent + 65536])
-                    if sent == size:
-                        sel.modify(s, selectors.EVENT_READ)
-                if mask & selectors.EVENT_READ:
-                    chunk = s.recv(1 << 16)
-                    assert chunk, "EOF after %d bytes" % len(got)
-                    got += chunk
-        sel.close()
-    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+def ssh_d(procs, sshd):
+    """'ssh -N -D' to the private sshd: a SOCKS5 proxy whose connections
+    leave from the sshd's side. Its SOCKS port."""
+    return start_ssh_d(procs, sshd)[1]
 
 
 def test_microsocks_carries_bulk_both_ways(procs, echo):
@@ -132,15 +104,7 @@ def test_ssh_d_carries_http_and_half_close(procs, nginx, ssh_d):
     # ssh passes a half-close on: the answer comes after our FIN.
     _, port = procs.peer("halfclose", "--body-size", 100000)
     with socks_open(c.socks, "127.0.0.1", port) as s:
-        body = os.urandom(300000)
-        s.sendall(body)
-        s.shutdown(socket.SHUT_WR)
-        data, how = recv_until_eof(s, 30)
-    assert how == "eof"
-    head, _, rest = data.partition(b"\n")
-    digest, n, blen, bdigest = head.decode().split()
-    assert (digest, int(n)) == (hashlib.sha256(body).hexdigest(), len(body))
-    assert int(blen) == len(rest) == 100000 and hashlib.sha256(rest).hexdigest() == bdigest
+        halfclose_exchange(s)
 
 
 def test_unreachable_proxy_is_named(procs):

@@ -147,6 +147,8 @@ Test(acl_defaults, embedded_ipv4)
         "::ffff:0.0.0.0",
         "::127.0.0.1",
         "::2",
+        "::ffff:0:7f00:1", /* IPv4-translated (SIIT), 127.0.0.1 */
+        "::ffff:0:a9fe:a9fe",
         "64:ff9b::a00:1",
         "64:ff9b::7f00:1",
         "64:ff9b:1::a9fe:a9fe",
@@ -170,6 +172,7 @@ Test(acl_defaults, public_addresses)
         "2606:4700::1",
         "2a00:1450:4001:80b::200e",
         "::ffff:93.184.216.34",
+        "::ffff:0:5db8:d822",
         "64:ff9b::5db8:d822",
         "2002:5db8:d822::1",
         "2001:0:4136:e378:8000:63bf:a247:27dd", /* Teredo, client 93.184.216.34 */
@@ -182,8 +185,9 @@ Test(acl_allow, opens_loopback_in_both_forms)
     tt_acl acl;
     tt_acl_init(&acl);
     add(&acl, true, "127.0.0.0/8");
-    static const char *const permitted[] = {"127.0.0.1", "127.255.255.254", "::ffff:127.0.0.1",
-                                            "64:ff9b::7f00:1", "2002:7f00:1::1"};
+    static const char *const permitted[] = {"127.0.0.1",        "127.255.255.254",
+                                            "::ffff:127.0.0.1", "::ffff:0:7f00:1",
+                                            "64:ff9b::7f00:1",  "2002:7f00:1::1"};
     static const char *const refused[] = {"::1", "10.0.0.1", "::ffff:10.0.0.1", "169.254.169.254"};
     expect_permitted(&acl, permitted, N(permitted));
     expect_refused(&acl, refused, N(refused));
@@ -261,11 +265,8 @@ Test(acl_deny, public_range_in_every_form)
     tt_acl_init(&acl);
     add(&acl, false, "93.184.216.0/24");
     static const char *const refused[] = {
-        "93.184.216.34",
-        "::ffff:93.184.216.34",
-        "64:ff9b::5db8:d822",
-        "2002:5db8:d822::1",
-        "2001:0:4136:e378:8000:63bf:a247:27dd",
+        "93.184.216.34",      "::ffff:93.184.216.34", "::ffff:0:5db8:d822",
+        "64:ff9b::5db8:d822", "2002:5db8:d822::1",    "2001:0:4136:e378:8000:63bf:a247:27dd",
     };
     expect_refused(&acl, refused, N(refused));
     cr_expect(permits(&acl, "93.184.217.1"));

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -391,10 +392,43 @@ Test(url, bad_authority)
     url_bad("tcp://h:080x", "port is not a number");
     url_bad("tcp://::1:443/x", "IPv6 address must be in brackets");
     url_bad("tcp://[::1/x]:443", "missing ']'");
-    url_bad("tcp://u@h:1", "bad character in host");
     url_bad("tcp://h:1?q", "port is not a number");
     url_bad(repeat('a', 1100, ""), "too long");
     cr_expect_eq(tt_url_parse("h:1", NULL, NULL), -EINVAL);
+}
+
+Test(url, user)
+{
+    tt_url u;
+    cr_assert_eq(tt_url_parse("ssh://alice@example.com:22", &u, NULL), 0);
+    cr_expect_str_eq(u.user, "alice");
+    cr_expect_str_eq(u.hp.host, "example.com");
+    cr_expect_eq(u.hp.port, 22);
+    cr_assert_eq(tt_url_parse_ex("ssh://a.b_c-d9@[::1]/p", true, &u, NULL), 0);
+    cr_expect_str_eq(u.user, "a.b_c-d9");
+    cr_expect_str_eq(u.hp.host, "::1");
+    cr_expect_eq(u.hp.port, 0);
+    cr_expect_str_eq(u.path, "/p");
+    cr_assert_eq(tt_url_parse_ex("ssh://myalias", true, &u, NULL), 0);
+    cr_expect_str_eq(u.user, "");
+    cr_expect_str_eq(u.hp.host, "myalias");
+    /* The path may contain '@': only the authority has a user. */
+    url_ok("wss://h:1/a@b", "wss", "h", 1, "/a@b");
+    url_ok("u@h:1", "", "h", 1, "");
+
+    url_bad("ssh://@h:1", "empty user before '@'");
+    url_bad("ssh://u:pw@h:1", "a password in the URL is not supported");
+    url_bad("ssh://a@b@h:1", "more than one '@'");
+    url_bad("ssh://-oProxyCommand@h:1", "user must not start with '-'");
+    url_bad("ssh://u%20@h:1", "bad character in user");
+    url_bad("ssh://u@:1", "missing host");
+    url_bad("ssh://u@", "missing host");
+    char s[200];
+    snprintf(s, sizeof s, "ssh://%s@h:1", repeat('u', 64, ""));
+    cr_expect_eq(tt_url_parse(s, &u, NULL), 0);
+    cr_expect_eq(strlen(u.user), 64);
+    snprintf(s, sizeof s, "ssh://%s@h:1", repeat('u', 65, ""));
+    url_bad(s, "user too long");
 }
 
 Test(url, host_length)
@@ -679,10 +713,20 @@ Test(embedded_v4, mapped_and_compatible)
     embeds("::1:0", "0.1.0.0");
     embeds("::", NULL);
     embeds("::1", NULL);
-    /* SIIT's ::ffff:0:a.b.c.d is not one of the listed forms. */
-    embeds("::ffff:0:1.2.3.4", NULL);
     embeds("::fffe:1.2.3.4", NULL);
     embeds("1::ffff:1.2.3.4", NULL);
+}
+
+Test(embedded_v4, translated)
+{
+    /* SIIT's IPv4-translated form, ::ffff:0:a.b.c.d (RFC 2765). */
+    embeds("::ffff:0:7f00:1", "127.0.0.1");
+    embeds("::ffff:0:1.2.3.4", "1.2.3.4");
+    embeds("::ffff:0:0.0.0.0", "0.0.0.0");
+    embeds("::ffff:1:7f00:1", NULL);
+    embeds("::fffe:0:7f00:1", NULL);
+    embeds("::1:ffff:0:7f00:1", NULL);
+    embeds("1::ffff:0:7f00:1", NULL);
 }
 
 Test(embedded_v4, nat64)
