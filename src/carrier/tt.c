@@ -43,8 +43,12 @@ static const tt_carrier_optgroup tt_opts;
 
 #define HOP_LISTENERS 3
 #define REPLAY_CAP (1u << 17)
-/* A partial hello that stops arriving for this long is treated as a probe
- * (only with --fallback, which should answer as promptly as a web server). */
+/* With --fallback, a first flight whose head authenticated (fresh, salt
+ * unseen) but whose body stops arriving for this long is handed to the web
+ * server. Everything else that is not a client is handed over at once; only
+ * the key's holder, or someone replaying a real flight that never reached
+ * this server within the replay window, can make the server wait this long
+ * (docs/PROTOCOL.md, Probes). */
 #define STALL_MS 1000
 #define EXPLAIN_EVERY_MS (10 * 60 * 1000)
 
@@ -100,7 +104,7 @@ static uint64_t wall_ms(const ttc *c)
 
 static uint64_t slot_of(const ttc *c, uint64_t ms)
 {
-    return ms / ((uint64_t)c->o.hop_interval_s * 1000);
+    return tt_proto_hop_slot(c->port_key, ms, (uint64_t)c->o.hop_interval_s * 1000);
 }
 
 static uint16_t port_of(const ttc *c, uint64_t slot)
@@ -344,15 +348,19 @@ typedef struct hs {
     ttc *c;
     tt_child child; /* in c->handshakes while not closed */
     tt_link *lower;
+    tt_link *fb; /* --fallback: the web server's connection, parked until judged */
     uv_timer_t timer;
     uint64_t deadline; /* loop time at which an unauthenticated connection closes */
     uint8_t *buf;
     size_t have, need;
     size_t body; /* 0 until the length is known */
+    uint64_t ts; /* the flight's time stamp, once the length is known */
     int method;
     tt_aead hello_rx;
-    bool failed; /* not authenticated: draining or handed to the fallback */
-    bool done;
+    bool read_any;   /* a first read arrived */
+    bool failed;     /* not authenticated: draining or handed to the fallback */
+    bool fb_dialing; /* the fallback dial is in flight */
+    int fb_err;      /* why the fallback could not be reached, told at the failure */
     bool closed;
     int outstanding; /* link close, timer close, fallback dial */
     char peer[64];
@@ -377,7 +385,7 @@ static void hs_timer_closed(uv_handle_t *t)
     hs_release(t->data);
 }
 
-/* After this, nothing of the handshake uses its carrier: its link and timer
+/* After this, nothing of the handshake uses its carrier: its links and timer
  * are closed (no more callbacks) and a fallback dial still in flight finds it
  * closed. So the carrier may go away with handshakes still releasing. */
 static void hs_close(hs *h)
@@ -386,6 +394,9 @@ static void hs_close(hs *h)
         return;
     h->closed = true;
     tt_child_remove(&h->child);
+    if (h->fb)
+        tt_link_close(h->fb, NULL, NULL);
+    h->fb = NULL;
     if (h->lower)
         tt_link_close(h->lower, hs_release, h);
     else
@@ -403,19 +414,76 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
 static void on_deadline(uv_timer_t *t)
 {
     hs *h = t->data;
-    /* With a fallback, a partial hello that stalled is handed over like any
-     * other failure; the deadline itself (or no fallback) ends it. */
-    if (!h->failed && h->c->cfg.has_fallback && uv_now(t->loop) < h->deadline) {
-        hs_fail(h, "stalled during the hello", NULL, 0);
+    /* Without a fallback, or when it cannot be reached, the deadline ends
+     * every connection that did not authenticate. With one, a hello that
+     * stalled (or never began) is handed over like any other failure. */
+    if (!h->failed && h->c->cfg.has_fallback) {
+        hs_fail(h, uv_now(t->loop) < h->deadline ? "stalled during the hello" : "no first flight",
+                NULL, 0);
         return;
     }
     hs_close(h);
 }
 
+/* The peer's connection, with every byte it sent, now belongs to the web
+ * server: from here on what the peer sees is the web server's doing,
+ * including when and how the connection ends. */
+static void hs_hand_over(hs *h)
+{
+    tt_link *lower = h->lower, *fb = h->fb;
+    h->lower = NULL;
+    h->fb = NULL;
+    tt_link_read_stop(lower);
+    tt_link_read_stop(fb);
+    tt_fallback_relay(lower, fb, h->buf, h->have, h->c->cfg.idle_timeout_ms, h->peer);
+    hs_close(h);
+}
+
+/* The parked web server connection: a web server does not speak first, so
+ * its bytes or its end mean it gave up waiting (its own idle timeout) or
+ * is not a web server; either way the peer meets it now. */
+static void parked_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    hs *h = ud;
+    (void)l;
+    if (tt_link_write1(h->lower, data, len) < 0) {
+        hs_close(h);
+        return;
+    }
+    hs_fail(h, "the fallback spoke first", NULL, 0);
+}
+
+static void parked_end(hs *h)
+{
+    /* Its end reaches the peer as the web server's close would. */
+    hs_close(h);
+}
+
+static void parked_eof(tt_link *l, void *ud)
+{
+    (void)l;
+    parked_end(ud);
+}
+
+static void parked_error(tt_link *l, void *ud, int err)
+{
+    (void)l;
+    (void)err;
+    parked_end(ud);
+}
+
+static const tt_link_handler parked_handler = {
+    .on_data = parked_data,
+    .on_eof = parked_eof,
+    .on_error = parked_error,
+    .on_drained = NULL,
+};
+
 static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
 {
     hs *h = ud;
     h->outstanding--;
+    h->fb_dialing = false;
     (void)rep;
     if (h->closed) {
         if (fb)
@@ -423,28 +491,47 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
         return;
     }
     if (fb == NULL) {
-        tt_fallback_unreachable(h->lower, h->peer, err);
-        /* Keep draining until the deadline. */
-        if (tt_link_read_start(h->lower) < 0)
+        /* Told only for a connection that needed it: a real client's
+         * handshake does not log the web server's absence. */
+        h->fb_err = err != 0 ? err : UV_ECONNREFUSED;
+        if (h->failed)
+            tt_fallback_unreachable(h->lower, h->peer, h->fb_err);
+        /* Keep draining until the deadline, as without a fallback. */
+        uint64_t now = uv_now(h->c->base.loop);
+        uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
+        if (h->failed && tt_link_read_start(h->lower) < 0)
             hs_close(h);
         return;
     }
-    tt_link *lower = h->lower;
-    h->lower = NULL;
-    tt_fallback_relay(lower, fb, h->buf, h->have, h->c->cfg.idle_timeout_ms, h->peer);
-    hs_close(h);
+    h->fb = fb;
+    if (h->failed) {
+        hs_hand_over(h);
+        return;
+    }
+    tt_link_set_handler(fb, &parked_handler, h);
+    if (tt_link_read_start(fb) < 0)
+        hs_close(h);
 }
 
 /* Not a client that knows the key (or a replay, or a stale clock): from
  * here on the connection behaves the same whatever the reason. REST is what
  * the current read held beyond the bytes already kept: the fallback must get
- * every byte the peer sent. */
+ * every byte the peer sent.
+ *
+ * Without a fallback nothing changes for the peer: the connection is read
+ * and discarded until the deadline drawn when it was accepted, whatever it
+ * sends, a FIN included. With one, the bytes go to the web server at once
+ * (its connection was opened at accept, so no dial is waited for). */
 static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len)
 {
     if (h->failed)
         return;
     h->failed = true;
-    if (h->c->cfg.has_fallback && rest_len > 0) {
+    ttc *c = h->c;
+    tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)h->lower->id, h->peer, why);
+    if (!c->cfg.has_fallback)
+        return;
+    if (rest_len > 0) {
         uint8_t *b = realloc(h->buf, h->have + rest_len);
         if (b != NULL) {
             memcpy(b + h->have, rest, rest_len);
@@ -452,36 +539,53 @@ static void hs_fail(hs *h, const char *why, const uint8_t *rest, size_t rest_len
             h->have += rest_len;
         }
     }
-    tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)h->lower->id, h->peer, why);
-    ttc *c = h->c;
+    if (h->fb) {
+        hs_hand_over(h);
+        return;
+    }
+    if (h->fb_dialing) {
+        tt_link_read_stop(h->lower);
+        return;
+    }
+    /* The fallback was unreachable: drain until the deadline. */
+    tt_fallback_unreachable(h->lower, h->peer, h->fb_err);
     uint64_t now = uv_now(c->base.loop);
     uv_timer_start(&h->timer, on_deadline, h->deadline > now ? h->deadline - now : 0, 0);
-    if (!c->cfg.has_fallback)
-        return;
-    tt_link_read_stop(h->lower);
-    if (tt_fallback_dial(c->base.loop, &c->cfg, on_fallback, h) == 0)
-        h->outstanding++;
-    else
-        tt_link_read_start(h->lower);
 }
 
-static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, size_t xlen)
+/* The sealed head is open: why a flight with this stamp and salt cannot
+ * be accepted, or NULL. Judged before the body arrives, so that a recorded
+ * flight's beginning (stale, or with a salt already seen) is refused at
+ * once rather than waited for. */
+static const char *hs_refusal(hs *h)
 {
     ttc *c = h->c;
     uint64_t now = wall_ms(c) / 1000;
-    uint64_t skew = ch->ts > now ? ch->ts - now : now - ch->ts;
-    if (skew > c->cfg.replay_window_s) {
-        hs_fail(h, "clock outside the window", extra, xlen);
-        return;
-    }
+    uint64_t skew = h->ts > now ? h->ts - now : now - h->ts;
+    if (skew > c->cfg.replay_window_s)
+        return "clock outside the window";
     /* The replay memory begins empty with this process, so a first flight
      * that a process before it accepted (a restart) would find no trace of
      * itself here. Flights stamped before the start are refused: a real
      * client's stamp is its clock, so only a client whose clock is behind
      * the server's pays, for as long as it is behind, once after each start
      * (docs/PROTOCOL.md). */
-    if (!tt_replay_covers(&c->replay, ch->ts)) {
-        hs_fail(h, "stamped before this server started", extra, xlen);
+    if (!tt_replay_covers(&c->replay, h->ts))
+        return "stamped before this server started";
+    if (tt_replay_seen(&c->replay, h->buf))
+        return "replayed hello";
+    return NULL;
+}
+
+static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, size_t xlen)
+{
+    ttc *c = h->c;
+    uint64_t now = wall_ms(c) / 1000;
+    /* Checked again with the body in: the clock moved, and the same flight
+     * may have been accepted on another connection meanwhile. */
+    const char *why = hs_refusal(h);
+    if (why != NULL) {
+        hs_fail(h, why, extra, xlen);
         return;
     }
     int rc = tt_replay_check(&c->replay, h->buf, now);
@@ -497,14 +601,32 @@ static void hs_accepted(hs *h, const tt_client_hello *ch, const uint8_t *extra, 
     tt_link *lower = h->lower;
     tt_link_read_stop(lower);
     h->lower = NULL;
-    h->done = true;
     tt_link *l = tt_ttlink_server(lower, &c->lp[h->method], h->buf, ch->cpub, ch->early, ch->elen,
                                   extra, xlen);
-    hs_close(h);
+    hs_close(h); /* also closes the parked fallback connection */
     if (l != NULL) {
         tt_tcp_link_trust(l); /* never shed when descriptors run short */
         c->accept_cb(c->accept_ud, l);
     }
+}
+
+/* The salt and sealed head are in: which method, if any, opens it. */
+static int hs_open_len(hs *h, size_t *body)
+{
+    ttc *c = h->c;
+    uint8_t hc2s[32], hs2c[32];
+    if (tt_proto_hello_keys(c->psk, h->buf, hc2s, hs2c) != 0)
+        return -1;
+    OPENSSL_cleanse(hs2c, sizeof hs2c);
+    int found = -1;
+    for (unsigned i = 0; i < c->o.n_methods && found < 0; i++) {
+        tt_aead_free(&h->hello_rx);
+        if (tt_aead_init(&h->hello_rx, c->o.methods[i], hc2s, false) == 0 &&
+            tt_hello_open_len(&h->hello_rx, h->buf + TT_SALT_LEN, true, body, &h->ts) == 0)
+            found = (int)i;
+    }
+    OPENSSL_cleanse(hc2s, sizeof hc2s);
+    return found;
 }
 
 static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
@@ -512,15 +634,27 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     hs *h = ud;
     (void)l;
     if (h->failed)
-        return; /* drained: read and dropped */
+        return; /* drained: read and dropped, however much arrives */
     ttc *c = h->c;
+    bool first = !h->read_any;
+    h->read_any = true;
     size_t take = h->need - h->have;
     if (take > len)
         take = len;
     memcpy(h->buf + h->have, data, take);
     h->have += take;
+    /* A client writes its whole first flight at once, so its first read
+     * holds at least the salt and sealed head (58 bytes, in one TCP
+     * segment). Anything shorter is judged at once, so that a short request
+     * reaches the fallback web server without waiting for bytes that will
+     * not come. */
+    if (first && h->have < TT_CLIENT_PREFIX_LEN && c->cfg.has_fallback) {
+        hs_fail(h, "first read too short for a first flight", NULL, 0);
+        return;
+    }
     if (h->have < h->need) {
-        if (c->cfg.has_fallback) {
+        if (c->cfg.has_fallback && h->body != 0) {
+            /* An authenticated length whose body stops arriving. */
             uint64_t now = uv_now(c->base.loop);
             uint64_t t = now + STALL_MS < h->deadline ? STALL_MS : h->deadline - now;
             uv_timer_start(&h->timer, on_deadline, t, 0);
@@ -528,27 +662,18 @@ static void hs_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         return;
     }
     if (h->body == 0) {
-        /* Salt and sealed length: try each accepted method. */
-        uint8_t hc2s[32], hs2c[32];
-        if (tt_proto_hello_keys(c->psk, h->buf, hc2s, hs2c) != 0) {
-            hs_fail(h, "key derivation", data + take, len - take);
-            return;
-        }
-        OPENSSL_cleanse(hs2c, sizeof hs2c);
-        int found = -1;
         size_t body = 0;
-        for (unsigned i = 0; i < c->o.n_methods && found < 0; i++) {
-            tt_aead_free(&h->hello_rx);
-            if (tt_aead_init(&h->hello_rx, c->o.methods[i], hc2s, false) == 0 &&
-                tt_hello_open_len(&h->hello_rx, h->buf + TT_SALT_LEN, true, &body) == 0)
-                found = (int)i;
-        }
-        OPENSSL_cleanse(hc2s, sizeof hc2s);
+        int found = hs_open_len(h, &body);
         if (found < 0) {
             hs_fail(h, "authentication failed", data + take, len - take);
             return;
         }
         h->method = found;
+        const char *why = hs_refusal(h);
+        if (why != NULL) {
+            hs_fail(h, why, data + take, len - take);
+            return;
+        }
         h->body = body;
         h->need = TT_CLIENT_PREFIX_LEN + body;
         hs_data(l, ud, data + take, len - take);
@@ -575,13 +700,12 @@ static void hs_eof(tt_link *l, void *ud)
 {
     (void)l;
     hs *h = ud;
-    if (h->failed) {
-        hs_close(h);
-        return;
-    }
-    /* Closing at once would tell a prober where the handshake ended; act
-     * as if the bytes so far were not a tt client. */
-    hs_fail(h, "closed during the hello", NULL, 0);
+    /* A FIN changes nothing a prober can see: without a fallback the
+     * connection still ends at its deadline (closing at the FIN would tell
+     * where the server stopped waiting); with one, the web server gets the
+     * bytes now, since no more can come. */
+    if (!h->failed)
+        hs_fail(h, "closed during the hello", NULL, 0);
 }
 
 static void hs_error(tt_link *l, void *ud, int err)
@@ -624,6 +748,20 @@ static void on_accept(void *ud, tt_link *lower)
     h->deadline = uv_now(c->base.loop) + tt_random_range(t, 2 * t);
     uv_timer_start(&h->timer, on_deadline, h->deadline - uv_now(c->base.loop), 0);
     tt_link_set_handler(lower, &hs_handler, h);
+    /* With a fallback the web server is connected now, beside the
+     * handshake: what is not a tt client reaches it without waiting for a
+     * dial, and a peer that sends nothing meets the web server's own idle
+     * close, timed from its connect as it would be. A real client's
+     * connection to it is closed unused. */
+    if (c->cfg.has_fallback) {
+        int rc = tt_fallback_dial(c->base.loop, &c->cfg, on_fallback, h);
+        if (rc == 0) {
+            h->outstanding++;
+            h->fb_dialing = true;
+        } else {
+            h->fb_err = rc;
+        }
+    }
     if (tt_link_read_start(lower) < 0)
         hs_close(h);
 }
@@ -683,8 +821,8 @@ static void hop_update(ttc *c)
             break;
         }
     }
-    uint64_t len = (uint64_t)c->o.hop_interval_s * 1000;
-    uv_timer_start(&c->hop_timer, on_hop_timer, (slot + 1) * len - now + 1, 0);
+    uint64_t next = tt_proto_hop_start(c->port_key, slot + 1, (uint64_t)c->o.hop_interval_s * 1000);
+    uv_timer_start(&c->hop_timer, on_hop_timer, next > now ? next - now + 1 : 1, 0);
 }
 
 static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier_accept_cb cb,
@@ -804,7 +942,7 @@ static const tt_opt tt_rows[] = {
     /* The name this option had before TT's own --port-range. */
     {0, "range", "LO-HI", TT_OPT_STRING, O(range_text), NULL, 0, 0},
     {0, "hop-interval", "DURATION", TT_OPT_DURATION, O(hop_interval_ms),
-     "length of a port-hopping time slot (default 60s)", 0, 0},
+     "average length of a port-hopping slot (default 60s; its start derives from the key)", 0, 0},
     {0, "buffer-size", "N", TT_OPT_UINT, O(buffer_size),
      "largest plaintext bytes per frame (default 4096, at most 16384)", 1, 16384},
     {0, "hello-padding", "N", TT_OPT_UINT, O(hello_pad_max),

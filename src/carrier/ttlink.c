@@ -415,7 +415,7 @@ static long take_server_hello(ttlink *t, const uint8_t *data, size_t len)
         return (long)take;
     if (!t->hlen_done) {
         size_t body;
-        if (tt_hello_open_len(&t->hello_rx, t->hbuf, false, &body) != 0) {
+        if (tt_hello_open_len(&t->hello_rx, t->hbuf, false, &body, NULL) != 0) {
             tell_answer(t, TT_TTLINK_HELLO_GARBLED);
             return UV_EPROTO;
         }

@@ -96,6 +96,22 @@ uint16_t tt_proto_hop_port(const uint8_t key[32], uint64_t slot, uint16_t lo, ui
     return (uint16_t)(lo + tt_hotp(key, 32, slot) % span);
 }
 
+uint64_t tt_proto_hop_start(const uint8_t key[32], uint64_t slot, uint64_t interval_ms)
+{
+    /* The top bit keeps these HOTP counters apart from the ports' (a slot
+     * never reaches 2^63). */
+    uint64_t jitter = tt_hotp(key, 32, slot ^ (UINT64_C(1) << 63)) % (interval_ms / 2);
+    return slot * interval_ms + jitter;
+}
+
+uint64_t tt_proto_hop_slot(const uint8_t key[32], uint64_t ms, uint64_t interval_ms)
+{
+    /* Boundary k lies in [k * I, k * I + I / 2), so MS belongs to slot
+     * floor(MS / I) or, before that slot's boundary, to the one before. */
+    uint64_t slot = ms / interval_ms;
+    return ms < tt_proto_hop_start(key, slot, interval_ms) ? slot - 1 : slot;
+}
+
 int tt_proto_hello_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_SALT_LEN],
                         uint8_t c2s[32], uint8_t s2c[32])
 {
@@ -128,7 +144,7 @@ int tt_proto_session_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_S
 
 size_t tt_client_hello_size(size_t elen, size_t pad)
 {
-    return TT_SALT_LEN + TT_HELLO_HDR_LEN + TT_CLIENT_HELLO_FIXED + elen + pad + TT_AEAD_TAG_LEN;
+    return TT_SALT_LEN + TT_CLIENT_HDR_LEN + TT_CLIENT_HELLO_FIXED + elen + pad + TT_AEAD_TAG_LEN;
 }
 
 size_t tt_server_hello_size(size_t dlen, size_t pad)
@@ -136,13 +152,14 @@ size_t tt_server_hello_size(size_t dlen, size_t pad)
     return TT_HELLO_HDR_LEN + TT_SERVER_HELLO_FIXED + dlen + pad + TT_AEAD_TAG_LEN;
 }
 
-/* Seals the 2-byte length and then BODY (built in place at OUT + 18). */
-static int seal_hello(tt_aead *k, size_t body_len, uint8_t *out)
+/* Seals the head (the 2-byte length, then HEAD_EXTRA bytes already at
+ * OUT + 2) and then BODY, built in place after the sealed head. */
+static int seal_hello(tt_aead *k, size_t head_extra, size_t body_len, uint8_t *out)
 {
     put16(out, body_len);
-    if (tt_aead_seal(k, out, 2, out) != 0)
+    if (tt_aead_seal(k, out, 2 + head_extra, out) != 0)
         return -EIO;
-    uint8_t *body = out + TT_HELLO_HDR_LEN;
+    uint8_t *body = out + 2 + head_extra + TT_AEAD_TAG_LEN;
     return tt_aead_seal(k, body, body_len, body) == 0 ? 0 : -EIO;
 }
 
@@ -153,15 +170,15 @@ int tt_client_hello_seal(tt_aead *k, const uint8_t salt[TT_SALT_LEN], uint64_t t
     if (elen > TT_HELLO_MAX_DATA || pad > TT_HELLO_MAX_PAD)
         return -EINVAL;
     memcpy(out, salt, TT_SALT_LEN);
-    uint8_t *b = out + TT_SALT_LEN + TT_HELLO_HDR_LEN;
+    put64(out + TT_SALT_LEN + 2, ts);
+    uint8_t *b = out + TT_SALT_LEN + TT_CLIENT_HDR_LEN;
     b[0] = TT_PROTO_VERSION;
-    put64(b + 1, ts);
-    memcpy(b + 9, cpub, TT_PUB_LEN);
-    put16(b + 9 + TT_PUB_LEN, elen);
+    memcpy(b + 1, cpub, TT_PUB_LEN);
+    put16(b + 1 + TT_PUB_LEN, elen);
     if (elen)
         memcpy(b + TT_CLIENT_HELLO_FIXED, early, elen);
     memset(b + TT_CLIENT_HELLO_FIXED + elen, 0, pad);
-    return seal_hello(k, TT_CLIENT_HELLO_FIXED + elen + pad, out + TT_SALT_LEN);
+    return seal_hello(k, 8, TT_CLIENT_HELLO_FIXED + elen + pad, out + TT_SALT_LEN);
 }
 
 int tt_server_hello_seal(tt_aead *k, const uint8_t spub[TT_PUB_LEN], const uint8_t *data,
@@ -176,16 +193,18 @@ int tt_server_hello_seal(tt_aead *k, const uint8_t spub[TT_PUB_LEN], const uint8
     if (dlen)
         memcpy(b + TT_SERVER_HELLO_FIXED, data, dlen);
     memset(b + TT_SERVER_HELLO_FIXED + dlen, 0, pad);
-    return seal_hello(k, TT_SERVER_HELLO_FIXED + dlen + pad, out);
+    return seal_hello(k, 0, TT_SERVER_HELLO_FIXED + dlen + pad, out);
 }
 
-int tt_hello_open_len(tt_aead *k, const uint8_t in[TT_HELLO_HDR_LEN], bool is_client, size_t *body)
+int tt_hello_open_len(tt_aead *k, const uint8_t *in, bool is_client, size_t *body, uint64_t *ts)
 {
-    uint8_t len[2];
-    if (tt_aead_open(k, in, TT_HELLO_HDR_LEN, len) != 0)
+    uint8_t head[TT_CLIENT_HDR_LEN - TT_AEAD_TAG_LEN];
+    if (tt_aead_open(k, in, is_client ? TT_CLIENT_HDR_LEN : TT_HELLO_HDR_LEN, head) != 0)
         return -EBADMSG;
+    if (is_client && ts != NULL)
+        *ts = get64(head + 2);
     size_t fixed = is_client ? TT_CLIENT_HELLO_FIXED : TT_SERVER_HELLO_FIXED;
-    size_t n = get16(len);
+    size_t n = get16(head);
     if (n < fixed || n > fixed + TT_HELLO_MAX_DATA + TT_HELLO_MAX_PAD)
         return -EPROTO;
     *body = n + TT_AEAD_TAG_LEN;
@@ -209,9 +228,8 @@ int tt_client_hello_open(tt_aead *k, uint8_t *in, size_t len, tt_client_hello *o
     int rc = open_hello_body(k, in, len, TT_CLIENT_HELLO_FIXED, &n);
     if (rc != 0)
         return rc;
-    out->ts = get64(in + 1);
-    memcpy(out->cpub, in + 9, TT_PUB_LEN);
-    out->elen = get16(in + 9 + TT_PUB_LEN);
+    memcpy(out->cpub, in + 1, TT_PUB_LEN);
+    out->elen = get16(in + 1 + TT_PUB_LEN);
     if (out->elen > TT_HELLO_MAX_DATA || out->elen > n - TT_CLIENT_HELLO_FIXED)
         return -EPROTO;
     out->early = in + TT_CLIENT_HELLO_FIXED;

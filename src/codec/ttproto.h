@@ -5,8 +5,8 @@
  * On the wire, everything after the client's 32-byte random salt is AEAD
  * output, so a connection is indistinguishable from random bytes:
  *
- *   client: SALT(32) | seal_h(LEN(2)) | seal_h(VER TS(8) CPUB(32) ELEN(2) EARLY PAD) | frames...
- *   server:            seal_h(LEN(2)) | seal_h(VER SPUB(32) DLEN(2) DATA PAD)           | frames...
+ *   client: SALT(32) | seal_h(LEN(2) TS(8)) | seal_h(VER CPUB(32) ELEN(2) EARLY PAD) | frames...
+ *   server:            seal_h(LEN(2))       | seal_h(VER SPUB(32) DLEN(2) DATA PAD)   | frames...
  *   frame:  HDR(5) ^ MASK_i | seal_i(ad = HDR, DATA(LEN) ZEROS(PAD))   HDR = TYPE(1) LEN(2) PAD(2)
  *
  * seal_h uses keys from the pre-shared key and the salt; frames use keys from
@@ -28,11 +28,15 @@
 #define TT_PSK_LEN 32
 #define TT_SALT_LEN 32
 #define TT_PUB_LEN 32
+/* The sealed head of a hello: the server's holds its body's length, the
+ * client's the length and its time stamp, so that a server judges a first
+ * flight's key, freshness and salt before its body arrives. */
 #define TT_HELLO_HDR_LEN (2 + TT_AEAD_TAG_LEN)
-#define TT_CLIENT_HELLO_FIXED (1 + 8 + TT_PUB_LEN + 2)
+#define TT_CLIENT_HDR_LEN (2 + 8 + TT_AEAD_TAG_LEN)
+#define TT_CLIENT_HELLO_FIXED (1 + TT_PUB_LEN + 2)
 #define TT_SERVER_HELLO_FIXED (1 + TT_PUB_LEN + 2)
 /* Bytes a server reads before it can tell whether a client knows the key. */
-#define TT_CLIENT_PREFIX_LEN (TT_SALT_LEN + TT_HELLO_HDR_LEN)
+#define TT_CLIENT_PREFIX_LEN (TT_SALT_LEN + TT_CLIENT_HDR_LEN)
 #define TT_HELLO_MAX_DATA 8192
 #define TT_HELLO_MAX_PAD 2048
 #define TT_FRAME_HDR_LEN 5
@@ -64,6 +68,19 @@ int tt_proto_port_key(const uint8_t psk[TT_PSK_LEN], uint8_t out[32]);
  * range's size (RFC 4226's truncated value before its decimal step). */
 uint16_t tt_proto_hop_port(const uint8_t key[32], uint64_t slot, uint16_t lo, uint16_t hi);
 
+/* Port-hopping slots are INTERVAL_MS long on average but do not begin on
+ * multiples of it (a scanner would see the ports change at every whole
+ * minute): slot SLOT begins SLOT * INTERVAL_MS + J(SLOT) milliseconds after
+ * the Unix epoch, where J(SLOT) = HOTP(KEY, SLOT ^ 2^63) mod
+ * (INTERVAL_MS / 2), so each boundary falls at its own key-dependent moment
+ * and slots last between half and one and a half intervals. INTERVAL_MS is
+ * at least 2. */
+uint64_t tt_proto_hop_start(const uint8_t key[32], uint64_t slot, uint64_t interval_ms);
+
+/* The slot that holds MS (milliseconds of Unix time), by the boundaries of
+ * tt_proto_hop_start; slot arithmetic wraps modulo 2^64. */
+uint64_t tt_proto_hop_slot(const uint8_t key[32], uint64_t ms, uint64_t interval_ms);
+
 /* The hello keys, from the PSK and the client's salt. */
 int tt_proto_hello_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_SALT_LEN],
                         uint8_t c2s[32], uint8_t s2c[32]);
@@ -78,8 +95,8 @@ int tt_proto_session_keys(const uint8_t psk[TT_PSK_LEN], const uint8_t salt[TT_S
 size_t tt_client_hello_size(size_t elen, size_t pad);
 
 /* Writes the client's first flight prefix: SALT, then the sealed length and
- * body, using K (keyed with the hello c2s key, counter 0). EARLY is at most
- * TT_HELLO_MAX_DATA and PAD at most TT_HELLO_MAX_PAD bytes. OUT holds
+ * time stamp TS, then the sealed body, using K (keyed with the hello c2s key, counter 0). EARLY is
+ * at most TT_HELLO_MAX_DATA and PAD at most TT_HELLO_MAX_PAD bytes. OUT holds
  * tt_client_hello_size(ELEN, PAD) bytes. Returns 0 or a negative code. */
 int tt_client_hello_seal(tt_aead *k, const uint8_t salt[TT_SALT_LEN], uint64_t ts,
                          const uint8_t cpub[TT_PUB_LEN], const uint8_t *early, size_t elen,
@@ -92,14 +109,15 @@ size_t tt_server_hello_size(size_t dlen, size_t pad);
 int tt_server_hello_seal(tt_aead *k, const uint8_t spub[TT_PUB_LEN], const uint8_t *data,
                          size_t dlen, size_t pad, uint8_t *out);
 
-/* Opens a hello's sealed length (TT_HELLO_HDR_LEN bytes) with K and returns
- * the size of the sealed body that follows (tag included) in *BODY, checked
- * against the limits for a client (IS_CLIENT) or server hello. Returns 0,
- * -EBADMSG (wrong key or not tt) or -EPROTO (length out of range). */
-int tt_hello_open_len(tt_aead *k, const uint8_t in[TT_HELLO_HDR_LEN], bool is_client, size_t *body);
+/* Opens a hello's sealed head with K: for a client hello (IS_CLIENT)
+ * TT_CLIENT_HDR_LEN bytes, whose time stamp goes to *TS (when TS is not
+ * NULL); for a server hello TT_HELLO_HDR_LEN bytes (TS unused). Returns the
+ * size of the sealed body that follows (tag included) in *BODY, checked
+ * against the limits of that hello. Returns 0, -EBADMSG (wrong key or not
+ * tt) or -EPROTO (length out of range). */
+int tt_hello_open_len(tt_aead *k, const uint8_t *in, bool is_client, size_t *body, uint64_t *ts);
 
 typedef struct tt_client_hello {
-    uint64_t ts;
     uint8_t cpub[TT_PUB_LEN];
     const uint8_t *early; /* points into the opened buffer */
     size_t elen;

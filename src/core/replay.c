@@ -63,14 +63,27 @@ static void rotate(tt_replay *r, uint64_t now)
     r->n_cur = 0;
 }
 
+/* The all-zero key marks an empty slot; a salt that starts with 16 zero
+ * bytes (probability 2^-128) shares a key with another. */
+static void key_of(const uint8_t *salt, uint8_t key[TT_REPLAY_KEY_LEN])
+{
+    memcpy(key, salt, TT_REPLAY_KEY_LEN);
+    if (is_empty(key))
+        key[0] = 1;
+}
+
+bool tt_replay_seen(const tt_replay *r, const uint8_t *salt)
+{
+    uint8_t key[TT_REPLAY_KEY_LEN];
+    key_of(salt, key);
+    return (r->old && !is_empty(find(r, r->old, key))) ||
+           (r->cur && !is_empty(find(r, r->cur, key)));
+}
+
 int tt_replay_check(tt_replay *r, const uint8_t *salt, uint64_t now)
 {
     uint8_t key[TT_REPLAY_KEY_LEN];
-    memcpy(key, salt, sizeof key);
-    /* The all-zero key marks an empty slot; a salt that starts with 16 zero
-     * bytes (probability 2^-128) shares a key with another. */
-    if (is_empty(key))
-        key[0] = 1;
+    key_of(salt, key);
     rotate(r, now);
     if (r->old && !is_empty(find(r, r->old, key)))
         return -EEXIST;

@@ -32,6 +32,12 @@ void tt_replay_init(tt_replay *r, size_t cap, uint64_t span);
  * forgetting), or -ENOMEM. */
 int tt_replay_check(tt_replay *r, const uint8_t *salt, uint64_t now);
 
+/* Whether SALT is remembered, without remembering it: for judging a first
+ * flight before it is complete. May say "seen" of a salt that a lookup with
+ * tt_replay_check would have forgotten by now (the generations rotate only
+ * there), never the reverse. */
+bool tt_replay_seen(const tt_replay *r, const uint8_t *salt);
+
 /* The memory is empty when its process starts, so it cannot say whether a
  * message stamped before then was seen by the process before this one. This
  * marks the start, at NOW_MS (wall clock, milliseconds): from here on, stamps

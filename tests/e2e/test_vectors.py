@@ -35,6 +35,11 @@ def test_vector_document_matches_the_independent_implementation():
         assert v in known, f"{v[:32]}... is not in docs/tt1-vectors.md"
     hotp = re.search(r"HOTP\(port key, 0\) = (\d+); port of slot 0 in 1024-65535 = (\d+)", out)
     assert hotp and hotp.group(1) in doc and f"**{hotp.group(2)}**" in doc
+    slots = re.search(r"60 s slots: TS is in slot (\d+), which begins at (\d+) ms \(jitter (\d+) ms\); "
+                      r"its port in 1024-65535 is (\d+)", out)
+    assert slots, out
+    for v in slots.groups():
+        assert v in doc, f"slot value {v} is not in docs/tt1-vectors.md"
 
 
 def test_frame_seeds_are_current(tmp_path):

@@ -39,6 +39,22 @@ Test(replay, unseen_then_seen)
     tt_replay_free(&r);
 }
 
+Test(replay, seen_looks_without_remembering)
+{
+    /* A server judges a first flight's salt before the flight is complete:
+     * the look must not make a later check of the same salt fail. */
+    tt_replay r;
+    tt_replay_init(&r, 1000, SPAN);
+    uint8_t a[32];
+    tt_random(a, 32);
+    cr_assert_not(tt_replay_seen(&r, a), "an empty memory saw a salt");
+    cr_assert_not(tt_replay_seen(&r, a), "looking remembered the salt");
+    cr_assert_eq(tt_replay_check(&r, a, T0), 0);
+    cr_assert(tt_replay_seen(&r, a));
+    cr_assert(tt_replay_seen(&r, a), "looking forgot the salt");
+    tt_replay_free(&r);
+}
+
 Test(replay, key_is_the_first_16_bytes)
 {
     /* As documented: bytes 16..31 do not take part. */

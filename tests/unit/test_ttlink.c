@@ -102,7 +102,7 @@ static tt_link *accept_flight(const uint8_t *flight, size_t len, size_t *hello_l
     tt_aead rx;
     cr_assert_eq(tt_aead_init(&rx, params.alg, c2s, false), 0);
     size_t body;
-    cr_assert_eq(tt_hello_open_len(&rx, flight + TT_SALT_LEN, true, &body), 0);
+    cr_assert_eq(tt_hello_open_len(&rx, flight + TT_SALT_LEN, true, &body, NULL), 0);
     cr_assert_geq(len, TT_CLIENT_PREFIX_LEN + body);
     uint8_t *b = malloc(body);
     memcpy(b, flight + TT_CLIENT_PREFIX_LEN, body);

@@ -285,6 +285,39 @@ Test(ttproto, hop_port_within_range_and_by_formula)
     cr_assert_gt(differ, 40);
 }
 
+Test(ttproto, hop_slots_begin_off_the_interval_grid)
+{
+    uint8_t key[32];
+    tt_random(key, sizeof key);
+    const uint64_t iv = 60000, t0 = UINT64_C(1700000000000);
+    uint64_t first = tt_proto_hop_slot(key, t0, iv);
+    int on_grid = 0;
+    uint64_t shortest = UINT64_MAX, longest = 0;
+    for (uint64_t s = first; s < first + 500; s++) {
+        uint64_t b = tt_proto_hop_start(key, s, iv), e = tt_proto_hop_start(key, s + 1, iv);
+        cr_assert(b >= s * iv && b < s * iv + iv / 2, "boundary %llu off its half interval",
+                  (unsigned long long)s);
+        cr_assert_eq(b, s * iv + tt_hotp(key, 32, s ^ (UINT64_C(1) << 63)) % (iv / 2));
+        /* The slot of each boundary's millisecond, and of the one before. */
+        cr_assert_eq(tt_proto_hop_slot(key, b, iv), s);
+        cr_assert_eq(tt_proto_hop_slot(key, b - 1, iv), s - 1);
+        cr_assert_eq(tt_proto_hop_slot(key, e - 1, iv), s);
+        on_grid += b % 1000 == 0;
+        shortest = e - b < shortest ? e - b : shortest;
+        longest = e - b > longest ? e - b : longest;
+    }
+    /* Not on whole seconds (let alone minutes), and of uneven lengths. */
+    cr_assert_lt(on_grid, 5);
+    cr_assert(shortest < iv * 3 / 4 && longest > iv * 5 / 4, "%llu..%llu",
+              (unsigned long long)shortest, (unsigned long long)longest);
+    /* The smallest interval. */
+    for (uint64_t ms = 0; ms < 5000; ms++) {
+        uint64_t s = tt_proto_hop_slot(key, ms + 10000, 1000);
+        cr_assert(tt_proto_hop_start(key, s, 1000) <= ms + 10000 &&
+                  ms + 10000 < tt_proto_hop_start(key, s + 1, 1000));
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Frames: helpers */
 
@@ -501,7 +534,7 @@ static void handshake(enum tt_aead_alg alg, session *out)
     const size_t elen = sizeof early, cpad = 37;
     const uint64_t ts = 1700000123;
     size_t fsz = tt_client_hello_size(elen, cpad);
-    cr_assert_eq(fsz, 32 + 18 + 43 + elen + cpad + 16);
+    cr_assert_eq(fsz, 32 + 26 + 35 + elen + cpad + 16);
     uint8_t *flight = malloc(fsz);
     cr_assert_not_null(flight);
     cr_assert_eq(tt_client_hello_seal(&c_htx, salt, ts, cpub, early, elen, cpad, flight), 0);
@@ -517,8 +550,10 @@ static void handshake(enum tt_aead_alg alg, session *out)
     cr_assert_eq(tt_aead_init(&s_hrx, alg, shc2s, false), 0);
     cr_assert_eq(tt_aead_init(&s_htx, alg, shs2c, true), 0);
     size_t body = 0;
-    cr_assert_eq(tt_hello_open_len(&s_hrx, flight + TT_SALT_LEN, true, &body), 0);
-    cr_assert_eq(body, 43 + elen + cpad + 16);
+    uint64_t hts = 0;
+    cr_assert_eq(tt_hello_open_len(&s_hrx, flight + TT_SALT_LEN, true, &body, &hts), 0);
+    cr_assert_eq(hts, ts);
+    cr_assert_eq(body, 35 + elen + cpad + 16);
     cr_assert_eq(TT_CLIENT_PREFIX_LEN + body, fsz);
     uint8_t *cb = malloc(body);
     cr_assert_not_null(cb);
@@ -526,7 +561,6 @@ static void handshake(enum tt_aead_alg alg, session *out)
     tt_client_hello ch;
     memset(&ch, 0, sizeof ch);
     cr_assert_eq(tt_client_hello_open(&s_hrx, cb, body, &ch), 0);
-    cr_assert_eq(ch.ts, ts);
     cr_assert_arr_eq(ch.cpub, cpub, 32);
     cr_assert_eq(ch.elen, elen);
     cr_assert_eq(ch.early, cb + TT_CLIENT_HELLO_FIXED);
@@ -544,7 +578,7 @@ static void handshake(enum tt_aead_alg alg, session *out)
 
     /* Client opens it. */
     size_t sbody = 0;
-    cr_assert_eq(tt_hello_open_len(&c_hrx, sh, false, &sbody), 0);
+    cr_assert_eq(tt_hello_open_len(&c_hrx, sh, false, &sbody, NULL), 0);
     cr_assert_eq(TT_HELLO_HDR_LEN + sbody, ssz);
     uint8_t *sb = malloc(sbody);
     cr_assert_not_null(sb);
@@ -676,17 +710,18 @@ Test(ttproto, hello_limits_round_trip)
             cr_assert_eq(tt_aead_init(&tx, both_algs[a], key, true), 0);
             cr_assert_eq(tt_aead_init(&rx, both_algs[a], key, false), 0);
             cr_assert_eq(tt_client_hello_seal(&tx, salt, UINT64_MAX, pub, data, dl, pad, buf), 0);
-            cr_assert_eq(tt_hello_open_len(&rx, buf + 32, true, &body), 0);
-            cr_assert_eq(body, 43 + dl + pad + 16);
+            uint64_t hts = 0;
+            cr_assert_eq(tt_hello_open_len(&rx, buf + 32, true, &body, &hts), 0);
+            cr_assert_eq(hts, UINT64_MAX);
+            cr_assert_eq(body, 35 + dl + pad + 16);
             cr_assert_eq(tt_client_hello_open(&rx, buf + TT_CLIENT_PREFIX_LEN, body, &ch), 0);
-            cr_assert_eq(ch.ts, UINT64_MAX);
             cr_assert_eq(ch.elen, dl);
             cr_assert_arr_eq(ch.cpub, pub, 32);
             if (dl)
                 cr_assert_arr_eq(ch.early, data, dl);
 
             cr_assert_eq(tt_server_hello_seal(&tx, pub, data, dl, pad, buf), 0);
-            cr_assert_eq(tt_hello_open_len(&rx, buf, false, &body), 0);
+            cr_assert_eq(tt_hello_open_len(&rx, buf, false, &body, NULL), 0);
             cr_assert_eq(body, 35 + dl + pad + 16);
             cr_assert_eq(tt_server_hello_open(&rx, buf + TT_HELLO_HDR_LEN, body, &sh), 0);
             cr_assert_eq(sh.dlen, dl);
@@ -804,7 +839,7 @@ static int server_open(enum tt_aead_alg alg, const uint8_t psk[32], const uint8_
     tt_aead rx;
     cr_assert_eq(tt_aead_init(&rx, alg, c2s, false), 0);
     size_t body = 0;
-    int rc = tt_hello_open_len(&rx, f + TT_SALT_LEN, true, &body);
+    int rc = tt_hello_open_len(&rx, f + TT_SALT_LEN, true, &body, NULL);
     if (rc == 0) {
         cr_assert_eq(TT_CLIENT_PREFIX_LEN + body, size, "a flipped bit changed the length");
         uint8_t *b = malloc(body);
@@ -834,14 +869,14 @@ Test(ttproto, wrong_psk_fails_at_the_length)
         tt_aead rx;
         cr_assert_eq(tt_aead_init(&rx, both_algs[a], c2s, false), 0);
         size_t body = 12345;
-        cr_assert_eq(tt_hello_open_len(&rx, f + TT_SALT_LEN, true, &body), -EBADMSG);
+        cr_assert_eq(tt_hello_open_len(&rx, f + TT_SALT_LEN, true, &body, NULL), -EBADMSG);
         cr_assert_eq(body, 12345, "*body written on failure");
         tt_aead_free(&rx);
         /* The other cipher with the right key fails there too (a server
          * trying its methods in turn). */
         cr_assert_eq(tt_proto_hello_keys(psk, f, c2s, s2c), 0);
         cr_assert_eq(tt_aead_init(&rx, both_algs[1 - a], c2s, false), 0);
-        cr_assert_eq(tt_hello_open_len(&rx, f + TT_SALT_LEN, true, &body), -EBADMSG);
+        cr_assert_eq(tt_hello_open_len(&rx, f + TT_SALT_LEN, true, &body, NULL), -EBADMSG);
         tt_aead_free(&rx);
         free(f);
     }
@@ -889,7 +924,7 @@ Test(ttproto, flipped_bit_in_server_hello_rejected)
             cr_assert_eq(tt_aead_init(&rx, both_algs[a], key, false), 0);
             size_t body = 0;
             tt_server_hello sh;
-            int rc = tt_hello_open_len(&rx, h, false, &body);
+            int rc = tt_hello_open_len(&rx, h, false, &body, NULL);
             if (rc == 0) {
                 cr_assert_eq(body, size - TT_HELLO_HDR_LEN);
                 memcpy(b, h + TT_HELLO_HDR_LEN, body);
@@ -906,26 +941,32 @@ Test(ttproto, flipped_bit_in_server_hello_rejected)
     }
 }
 
-/* Seals a 2-byte length field LEN and a body of plaintext BODY (BLEN bytes)
- * as a hello would, so the opener sees fields the sealers never write.
- * OUT holds TT_HELLO_HDR_LEN + BLEN + 16 bytes. */
-static void seal_raw_hello(tt_aead *tx, size_t len, const uint8_t *body, size_t blen, uint8_t *out)
+/* Seals a hello head (a 2-byte length field LEN; for a client, IS_CLIENT,
+ * then the time stamp 1) and a body of plaintext BODY (BLEN bytes) as a
+ * hello would, so the opener sees fields the sealers never write. OUT
+ * holds TT_CLIENT_HDR_LEN + BLEN + 16 bytes; returns the head's size. */
+static size_t seal_raw_hello(tt_aead *tx, bool is_client, size_t len, const uint8_t *body,
+                             size_t blen, uint8_t *out)
 {
-    uint8_t l[2] = {(uint8_t)(len >> 8), (uint8_t)len};
-    cr_assert_eq(tt_aead_seal(tx, l, 2, out), 0);
-    cr_assert_eq(tt_aead_seal(tx, body, blen, out + TT_HELLO_HDR_LEN), 0);
+    uint8_t h[10] = {(uint8_t)(len >> 8), (uint8_t)len, 0, 0, 0, 0, 0, 0, 0, 1};
+    size_t hn = is_client ? 10 : 2;
+    cr_assert_eq(tt_aead_seal(tx, h, hn, out), 0);
+    cr_assert_eq(tt_aead_seal(tx, body, blen, out + hn + TT_AEAD_TAG_LEN), 0);
+    return hn + TT_AEAD_TAG_LEN;
 }
 
 /* Opens a sealed length field of value LEN with IS_CLIENT's limits. */
 static int open_len_of(size_t len, bool is_client, size_t *body)
 {
-    uint8_t key[32] = {9}, hdr[TT_HELLO_HDR_LEN];
+    uint8_t key[32] = {9}, hdr[TT_CLIENT_HDR_LEN + TT_AEAD_TAG_LEN];
     tt_aead tx, rx;
     cr_assert_eq(tt_aead_init(&tx, TT_AEAD_CHACHA20_POLY1305, key, true), 0);
     cr_assert_eq(tt_aead_init(&rx, TT_AEAD_CHACHA20_POLY1305, key, false), 0);
-    uint8_t l[2] = {(uint8_t)(len >> 8), (uint8_t)len};
-    cr_assert_eq(tt_aead_seal(&tx, l, 2, hdr), 0);
-    int rc = tt_hello_open_len(&rx, hdr, is_client, body);
+    seal_raw_hello(&tx, is_client, len, NULL, 0, hdr);
+    uint64_t ts = 0;
+    int rc = tt_hello_open_len(&rx, hdr, is_client, body, &ts);
+    if (rc == 0 && is_client)
+        cr_assert_eq(ts, 1);
     tt_aead_free(&tx);
     tt_aead_free(&rx);
     return rc;
@@ -943,7 +984,6 @@ Test(ttproto, hello_length_field_range)
         {0, true, -EPROTO},       {cmin - 1, true, -EPROTO},          {cmin, true, 0},
         {cmin + extra, true, 0},  {cmin + extra + 1, true, -EPROTO},  {0xffff, true, -EPROTO},
         {0, false, -EPROTO},      {smin - 1, false, -EPROTO},         {smin, false, 0},
-        {cmin - 1, false, 0}, /* short for a client, fine for a server */
         {smin + extra, false, 0}, {smin + extra + 1, false, -EPROTO}, {0xffff, false, -EPROTO},
     };
     for (size_t i = 0; i < LEN(cases); i++) {
@@ -956,35 +996,35 @@ Test(ttproto, hello_length_field_range)
     }
 }
 
-/* A client hello body in plaintext: VER TS CPUB ELEN, then TAIL bytes. */
+/* A client hello body in plaintext: VER CPUB ELEN, then TAIL bytes. */
 static size_t client_body(uint8_t *b, uint8_t ver, size_t elen_field, size_t tail)
 {
     b[0] = ver;
-    memset(b + 1, 0, 8);
-    b[8] = 1;
-    memset(b + 9, 0x33, 32);
-    b[41] = (uint8_t)(elen_field >> 8);
-    b[42] = (uint8_t)elen_field;
+    memset(b + 1, 0x33, 32);
+    b[33] = (uint8_t)(elen_field >> 8);
+    b[34] = (uint8_t)elen_field;
     for (size_t i = 0; i < tail; i++)
-        b[43 + i] = (uint8_t)i;
-    return 43 + tail;
+        b[35 + i] = (uint8_t)i;
+    return 35 + tail;
 }
 
 /* Seals BODY (N bytes) as a client hello and opens it as a server would. */
 static int open_client_body(const uint8_t *body, size_t n, tt_client_hello *ch)
 {
     uint8_t key[32] = {7};
-    uint8_t *wire = malloc(TT_HELLO_HDR_LEN + n + 16);
+    uint8_t *wire = malloc(TT_CLIENT_HDR_LEN + n + 16);
     cr_assert_not_null(wire);
     tt_aead tx, rx;
     cr_assert_eq(tt_aead_init(&tx, TT_AEAD_AES_256_GCM, key, true), 0);
     cr_assert_eq(tt_aead_init(&rx, TT_AEAD_AES_256_GCM, key, false), 0);
-    seal_raw_hello(&tx, n, body, n, wire);
+    size_t hn = seal_raw_hello(&tx, true, n, body, n, wire);
     size_t blen = 0;
-    int rc = tt_hello_open_len(&rx, wire, true, &blen);
+    uint64_t ts = 0;
+    int rc = tt_hello_open_len(&rx, wire, true, &blen, &ts);
     if (rc == 0) {
         cr_assert_eq(blen, n + 16);
-        rc = tt_client_hello_open(&rx, wire + TT_HELLO_HDR_LEN, blen, ch);
+        cr_assert_eq(ts, 1);
+        rc = tt_client_hello_open(&rx, wire + hn, blen, ch);
     }
     tt_aead_free(&tx);
     tt_aead_free(&rx);
@@ -994,7 +1034,7 @@ static int open_client_body(const uint8_t *body, size_t n, tt_client_hello *ch)
 
 Test(ttproto, client_hello_version_and_elen_checked)
 {
-    uint8_t *b = malloc(43 + 10240);
+    uint8_t *b = malloc(35 + 10240);
     cr_assert_not_null(b);
     tt_client_hello ch;
     size_t n;
@@ -1002,7 +1042,6 @@ Test(ttproto, client_hello_version_and_elen_checked)
     n = client_body(b, 1, 5, 5);
     cr_assert_eq(open_client_body(b, n, &ch), 0);
     cr_assert_eq(ch.elen, 5);
-    cr_assert_eq(ch.ts, 1);
     n = client_body(b, 1, 0, 5); /* all padding */
     cr_assert_eq(open_client_body(b, n, &ch), 0);
     cr_assert_eq(ch.elen, 0);
@@ -1046,9 +1085,9 @@ static int open_server_body(const uint8_t *body, size_t n, tt_server_hello *sh)
     tt_aead tx, rx;
     cr_assert_eq(tt_aead_init(&tx, TT_AEAD_CHACHA20_POLY1305, key, true), 0);
     cr_assert_eq(tt_aead_init(&rx, TT_AEAD_CHACHA20_POLY1305, key, false), 0);
-    seal_raw_hello(&tx, n, body, n, wire);
+    seal_raw_hello(&tx, false, n, body, n, wire);
     size_t blen = 0;
-    int rc = tt_hello_open_len(&rx, wire, false, &blen);
+    int rc = tt_hello_open_len(&rx, wire, false, &blen, NULL);
     if (rc == 0)
         rc = tt_server_hello_open(&rx, wire + TT_HELLO_HDR_LEN, blen, sh);
     tt_aead_free(&tx);
@@ -1483,20 +1522,24 @@ static const char v_hs2c[] = "fddca19fa2409c00880e78277d905a556af2b5730af2281400
 static const char v_sc2s[] = "49b006d7c4abd61679c5424380a03198a4bc885dc46032ffcd1a9e962ab63fd0";
 static const char v_ss2c[] = "aaa7c928b57abcc175a761157e178086c510c77c1546e9bc12f21751de13fae4";
 static const char v_port_key[] = "2210c4053dca4ea58d0d231c7e1cd5c7f076699b5f508b95c3580bc73c717be7";
+static const char v_client_head[] = "002c000000006553f100";
 static const char v_client_body[] =
-    "01000000006553f10079a631eede1bf9c98f12032cdeadd0e7a079398fc786b8"
-    "8cc846ec89af85a51a00090100017f0000010050";
+    "0179a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a5"
+    "1a00090100017f0000010050";
 static const char v_server_body[] =
     "01675dd574ed7789310b3d2e7681f3790b466c773b1521fecf36577958371ea5"
     "2f00020100";
 static const uint32_t v_hotp0 = 621472461;
 static const uint16_t v_port0 = 29389; /* slot 0 in 1024-65535 */
+/* 60 s slots: the slot of TS and when it begins (off the minute). */
+static const uint64_t v_slot_ts = 28333333, v_slot_start = UINT64_C(1699999984131);
+static const uint16_t v_port_ts = 47671;
 
 static const vectors v_chacha = {
     .client_flight = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-                     "aaa58348bc613d8f68435dceb63b8d39087149fa57686f68dfaec1ca39798193"
-                     "2a8b74b9e4cc5466f130fa74ec25aaf1aea8366284b28766a12df5e1e38affaf"
-                     "7ee13143af36c111d74ac8d6046654e40666fc005ed0",
+                     "aabdb45e139f974daffa363be9c6c80274c5341b6740dcbb72414983f15981d3"
+                     "97a6083c8d4b43939ca25a968ff6f77fda58911cd3f0ac99adb5a0aacb5f0ec8"
+                     "5b88efe0eadb6d4837facdd48d429387d6db69517691",
     .server_hello = "96e3fb27afa5087cffd4550b8bc4a7f30f45347e4f4016d9cd8bbff624e1b5e1"
                     "6a4748222e2813627434b5b011186e1b0405f63c93f9d17971e8da534c6ac1b5"
                     "fe179e21bec8c7",
@@ -1509,9 +1552,9 @@ static const vectors v_chacha = {
 
 static const vectors v_aes = {
     .client_flight = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-                     "85e1bf39ccbd58f09fb06faaa97ca8a4c517c1804aef0879ddbff1e33e3f2e54"
-                     "95558653d5137f64b561b9362ba7e288cf0a09a511089e2134425251f02c00a1"
-                     "ac395c6dbb4bef97832b65fd92e4af4b9762fca4a475",
+                     "85f9078d9f1232a38e74f47976257635ce1e70799cd449b97c76c1f9ecdee6c2"
+                     "95b738158a0dec54237ca87cbe29dc7d9e09d25e1472e4e0cc179f6d5ee5178f"
+                     "cee74850f97df127a0361e3b51c506836a0490ec515d",
     .server_hello = "1716f6414b747c5c186a3cfa206a355a398c7193f3f77770bbad2dd7bb83c329"
                     "5705593cef15bb9db92c04711335078cc7417954385d9bcfd3281feb5159f903"
                     "4a1185d7220620",
@@ -1618,6 +1661,9 @@ static void check_vectors(enum tt_aead_alg alg, const vectors *v)
     expect_hex(pk, 32, v_port_key, "port key");
     cr_assert_eq(tt_hotp(pk, 32, 0), v_hotp0);
     cr_assert_eq(tt_proto_hop_port(pk, 0, 1024, 65535), v_port0);
+    cr_assert_eq(tt_proto_hop_slot(pk, UINT64_C(1700000000) * 1000, 60000), v_slot_ts);
+    cr_assert_eq(tt_proto_hop_start(pk, v_slot_ts, 60000), v_slot_start);
+    cr_assert_eq(tt_proto_hop_port(pk, v_slot_ts, 1024, 65535), v_port_ts);
 
     uint8_t hc2s[32], hs2c[32];
     cr_assert_eq(tt_proto_hello_keys(psk, salt, hc2s, hs2c), 0);
@@ -1627,7 +1673,7 @@ static void check_vectors(enum tt_aead_alg alg, const vectors *v)
     /* Client first flight. */
     tt_aead tx;
     cr_assert_eq(tt_aead_init(&tx, alg, hc2s, true), 0);
-    uint8_t flight[32 + 18 + 43 + 9 + 16];
+    uint8_t flight[32 + 26 + 35 + 9 + 16];
     cr_assert_eq(tt_client_hello_size(9, 0), sizeof flight);
     cr_assert_eq(tt_client_hello_seal(&tx, salt, 1700000000, cpub, open_127_80, 9, 0, flight), 0);
     expect_hex(flight, sizeof flight, v->client_flight, "client first flight");
@@ -1646,11 +1692,17 @@ static void check_vectors(enum tt_aead_alg alg, const vectors *v)
     tt_aead rx;
     size_t body;
     tt_client_hello ch;
+    uint8_t head[10];
     cr_assert_eq(tt_aead_init(&rx, alg, hc2s, false), 0);
-    cr_assert_eq(tt_hello_open_len(&rx, flight + 32, true, &body), 0);
-    cr_assert_eq(body, 43 + 9 + 16);
+    cr_assert_eq(tt_aead_open(&rx, flight + 32, TT_CLIENT_HDR_LEN, head), 0);
+    expect_hex(head, sizeof head, v_client_head, "client hello head plaintext");
+    tt_aead_free(&rx);
+    cr_assert_eq(tt_aead_init(&rx, alg, hc2s, false), 0);
+    uint64_t ts = 0;
+    cr_assert_eq(tt_hello_open_len(&rx, flight + 32, true, &body, &ts), 0);
+    cr_assert_eq(ts, 1700000000);
+    cr_assert_eq(body, 35 + 9 + 16);
     cr_assert_eq(tt_client_hello_open(&rx, flight + TT_CLIENT_PREFIX_LEN, body, &ch), 0);
-    cr_assert_eq(ch.ts, 1700000000);
     cr_assert_eq(ch.elen, 9);
     cr_assert_arr_eq(ch.early, open_127_80, 9);
     cr_assert_arr_eq(ch.cpub, cpub, 32);
@@ -1658,7 +1710,7 @@ static void check_vectors(enum tt_aead_alg alg, const vectors *v)
     tt_aead_free(&rx);
     tt_server_hello shv;
     cr_assert_eq(tt_aead_init(&rx, alg, hs2c, false), 0);
-    cr_assert_eq(tt_hello_open_len(&rx, sh, false, &body), 0);
+    cr_assert_eq(tt_hello_open_len(&rx, sh, false, &body, NULL), 0);
     cr_assert_eq(body, 35 + 2 + 16);
     cr_assert_eq(tt_server_hello_open(&rx, sh + TT_HELLO_HDR_LEN, body, &shv), 0);
     cr_assert_arr_eq(shv.spub, spub, 32);

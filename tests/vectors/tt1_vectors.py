@@ -27,6 +27,18 @@ def hkdf(ikm, salt, info):
     return HKDF(hashes.SHA256(), 32, salt, info).derive(ikm)
 
 
+def hotp31(key, counter):
+    """RFC 4226's dynamically truncated 31-bit value (HMAC-SHA1)."""
+    mac = hmac.new(key, counter.to_bytes(8, "big"), hashlib.sha1).digest()
+    off = mac[19] & 0x0F
+    return int.from_bytes(mac[off:off + 4], "big") & 0x7FFFFFFF
+
+
+def slot_start(port_key, slot, interval_ms):
+    """Hopping slot SLOT begins at SLOT * I + HOTP(port key, SLOT ^ 2^63) mod (I / 2) ms."""
+    return slot * interval_ms + hotp31(port_key, slot ^ (1 << 63)) % (interval_ms // 2)
+
+
 def pub(priv):
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
     return X25519PrivateKey.from_private_bytes(priv).public_key().public_bytes(*raw)
@@ -82,9 +94,7 @@ def main():
     sc2s = hkdf(shared + PSK, SALT, b"tt/1 session c2s" + cpub + spub)
     ss2c = hkdf(shared + PSK, SALT, b"tt/1 session s2c" + cpub + spub)
     port_key = hkdf(PSK, None, b"tt/1 port hopping")
-    mac = hmac.new(port_key, (0).to_bytes(8, "big"), hashlib.sha1).digest()
-    off = mac[19] & 0x0F
-    hotp = int.from_bytes(mac[off:off + 4], "big") & 0x7FFFFFFF
+    hotp = hotp31(port_key, 0)
     password = hashlib.scrypt(b"correct horse battery staple", salt=b"tt/1 password", n=2**15, r=8, p=1,
                               maxmem=64 * 1024 * 1024, dklen=32)
     for name, v in [("CPUB", cpub), ("SPUB", spub), ("shared", shared), ("hello c2s", hc2s),
@@ -92,15 +102,25 @@ def main():
                     ("port key", port_key), ("password PSK", password)]:
         show(name, v)
     print(f"HOTP(port key, 0) = {hotp}; port of slot 0 in 1024-65535 = {1024 + hotp % 64512}")
+    # The slot of TS (in milliseconds) with 60 s slots, and where it begins.
+    interval = 60000
+    slot = TS * 1000 // interval
+    if TS * 1000 < slot_start(port_key, slot, interval):
+        slot -= 1
+    jitter = slot_start(port_key, slot, interval) - slot * interval
+    print(f"60 s slots: TS is in slot {slot}, which begins at {slot_start(port_key, slot, interval)} "
+          f"ms (jitter {jitter} ms); its port in 1024-65535 is {1024 + hotp31(port_key, slot) % 64512}")
 
-    cbody = bytes([1]) + TS.to_bytes(8, "big") + cpub + len(EARLY).to_bytes(2, "big") + EARLY
+    cbody = bytes([1]) + cpub + len(EARLY).to_bytes(2, "big") + EARLY
+    chead = len(cbody).to_bytes(2, "big") + TS.to_bytes(8, "big")
     sbody = bytes([1]) + spub + len(REPLY).to_bytes(2, "big") + REPLY
+    show("client hello head", chead)
     show("client hello body", cbody)
     show("server hello body", sbody)
     for alg in ("chacha20-poly1305", "aes-256-gcm"):
         print(f"\n## {alg}\n")
         h = Sealer(alg, hc2s)
-        show("client first flight", SALT + h.seal(len(cbody).to_bytes(2, "big")) + h.seal(cbody))
+        show("client first flight", SALT + h.seal(chead) + h.seal(cbody))
         h = Sealer(alg, hs2c)
         show("server hello", h.seal(len(sbody).to_bytes(2, "big")) + h.seal(sbody))
         for name, key in (("c2s", sc2s), ("s2c", ss2c)):
