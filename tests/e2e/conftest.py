@@ -8,9 +8,7 @@ on SIGTERM or left a sanitizer report in its stderr.
 import hashlib
 import os
 import secrets
-import shutil
 import socket
-import subprocess
 import sys
 import types
 
@@ -19,15 +17,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import helpers  # noqa: E402
-from helpers import (  # noqa: E402
-    NetNs,
-    ProcessManager,
-    free_port,
-    port_accepts,
-    start_client,
-    start_server,
-    wait_until,
-)
+from helpers import (HeldDns, NetNs, ProcessManager, free_port, start_client_of,  # noqa: E402
+                     start_server, start_sshd, wait_until)
 
 BIG_SIZE = 100 * 1024 * 1024
 
@@ -58,15 +49,31 @@ def netns(procs):
         ns.delete()
 
 
+def pytest_generate_tests(metafunc):
+    """A test that takes `carrier` runs once per entry of helpers.CARRIERS;
+    one that also takes `mux` runs over each with and without --mux (where
+    the carrier allows it)."""
+    if "carrier" not in metafunc.fixturenames:
+        return
+    if "mux" in metafunc.fixturenames:
+        cases = [(c, m) for c in helpers.CARRIERS for m in (False, True) if c.mux or not m]
+        metafunc.parametrize("carrier,mux", cases,
+                             ids=[c.name + ("-mux" if m else "") for c, m in cases])
+    else:
+        metafunc.parametrize("carrier", helpers.CARRIERS, ids=[c.name for c in helpers.CARRIERS])
+
+
 @pytest.fixture
 def tunnel(procs):
-    """tunnel(server_args, client_args, ...) starts a tt server and a client
-    connected to it; returns (server, client)."""
+    """tunnel(server_args, client_args, ...) starts a far end for CARRIER
+    (default tcp://) and a client connected to it, with --mux if MUX;
+    returns (server, client)."""
 
-    def make(server_args=(), client_args=(), socks=True, forwards=(), netns=None):
-        server = start_server(procs, server_args, netns=netns)
-        client = start_client(procs, server.url, client_args, socks=socks, forwards=forwards,
-                              netns=netns)
+    def make(server_args=(), client_args=(), socks=True, forwards=(), netns=None,
+             carrier=helpers.TCP, mux=False):
+        server = start_server(procs, server_args, netns=netns, carrier=carrier)
+        client = start_client_of(procs, server, client_args, mux=mux, socks=socks,
+                                 forwards=forwards, netns=netns)
         return server, client
 
     return make
@@ -77,6 +84,13 @@ def echo(procs):
     """An echo server on 127.0.0.1; its port."""
     _, port = procs.peer("echo")
     return port
+
+
+@pytest.fixture
+def held_dns():
+    d = HeldDns()
+    yield d
+    d.close()
 
 
 @pytest.fixture
@@ -190,39 +204,5 @@ def nginx(procs, www, tmp_path):
 
 @pytest.fixture
 def sshd(procs, tmp_path):
-    """A private sshd on 127.0.0.1 with its own host key, accepting root
-    with its own client key (public key only). `command` is an ssh command
-    line (a list) for it without a destination; `key` the client key, `env`
-    an environment without an ssh agent."""
-    assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    d = tmp_path / "ssh"
-    d.mkdir()
-    for k in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)],
-                       check=True)
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
-    port = free_port(("127.0.0.1",))
-    (d / "sshd_config").write_text("\n".join([
-        "ListenAddress 127.0.0.1:%d" % port,
-        "HostKey %s" % (d / "host_key"),
-        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
-        "PidFile %s" % (d / "sshd.pid"),
-        "UsePAM no",
-        "StrictModes no",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "AllowTcpForwarding yes",
-    ]) + "\n")
-    p = procs.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], name="sshd",
-                    env=dict(os.environ))
-    wait_until(lambda: p.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
-               "sshd to listen")
-    assert p.popen.poll() is None, p.log()
-    command = ["ssh", "-F", "/dev/null", "-i", str(d / "client_key"), "-o", "IdentitiesOnly=yes",
-               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-               "-p", str(port)]
-    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    return types.SimpleNamespace(port=port, dir=d, key=str(d / "client_key"), command=command,
-                                 env=env, proc=p)
+    """A private sshd on 127.0.0.1 (helpers.start_sshd)."""
+    return start_sshd(procs, tmp_path / "ssh")

@@ -6,10 +6,13 @@ line, a port accepting, a process ending) against a deadline and fails
 with a message that says what it was waiting for.
 """
 
+import base64
 import contextlib
 import ctypes
+import dataclasses
 import hashlib
 import os
+import pathlib
 import random
 import re
 import selectors
@@ -18,7 +21,9 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
+import types
 import uuid
 
 import pytest
@@ -133,6 +138,14 @@ def port_accepts(host, port, netns=None):
         return False
     finally:
         s.close()
+
+
+def connections_to(port, state="established"):
+    """How many TCP sockets on this host in STATE (an ss state: established,
+    syn-sent ...) have 127.0.0.1:PORT as their peer."""
+    out = subprocess.run(["ss", "-Htn", "state", state, "dst", "127.0.0.1:%d" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return len(out.splitlines())
 
 
 def recv_exact(sock, n, what="data"):
@@ -369,19 +382,113 @@ def curl(*args, timeout=60):
 
 
 # ---------------------------------------------------------------------------
+# Carriers
+
+# The key of every carrier that needs one: a `tt keygen`-style key (base64 of
+# 32 bytes) is used as is, so no process spends its start-up on scrypt.
+CARRIER_KEY = base64.b64encode(os.urandom(32)).decode()
+
+# The certificate fingerprint a tls:// or wss:// server logs at start.
+PIN_RE = r"SHA-256 ([0-9A-F]{2}(?::[0-9A-F]{2}){31})\b"
+
+
+@dataclasses.dataclass(frozen=True)
+class Carrier:
+    """How the tests reach a far end over one carrier: the URLs, the options
+    both ends need, and what the far end is. CARRIERS holds one per carrier;
+    every test that takes the `carrier` fixture runs over each of them.
+
+    scheme    the URL scheme (`-l` of the server, `-s` of the client)
+    path      appended to both URLs (ws://, wss://)
+    key       both ends get `-k CARRIER_KEY`
+    tls       the server makes a self-signed certificate and logs its
+              fingerprint; the client gets `--pin` with it
+    mux       the client may add `--mux`
+    far_end   "tt": a tt server. "socks5": a SOCKS5 proxy (`ssh -D` to a
+              private sshd) for a client-only carrier that opens each stream
+              as a SOCKS5 CONNECT: no tt server options (--allow,
+              --resolver ...). Tests ask `tt_far_end` before using what only
+              a tt server has.
+    half_close the far end passes a half-close on (ssh -D does; microsocks
+              does not: it closes both ways at the first EOF, and with
+              its blocking writes a full-duplex bulk echo stalls it)
+    reply_codes the far end answers a failed CONNECT with its reply code
+              (ssh -D closes the connection without a reply)
+    """
+
+    scheme: str
+    path: str = ""
+    key: bool = False
+    tls: bool = False
+    mux: bool = True
+    far_end: str = "tt"
+    half_close: bool = True
+    reply_codes: bool = True
+
+    @property
+    def name(self):
+        return self.scheme
+
+    @property
+    def tt_far_end(self):
+        return self.far_end == "tt"
+
+    def url(self, host, port):
+        h = "[%s]" % host if ":" in host else host
+        return "%s://%s:%d%s" % (self.scheme, h, port, self.path)
+
+    def server_args(self):
+        return ["-k", CARRIER_KEY] if self.key else []
+
+    def client_args(self, pin=None):
+        args = ["-k", CARRIER_KEY] if self.key else []
+        if self.tls:
+            assert pin, "a %s:// client needs the server's certificate fingerprint" % self.scheme
+            args += ["--pin", pin]
+        return args
+
+
+# Every carrier, one entry each. A new carrier gets the common tests
+# (test_every_carrier.py) with one more line here. socks5:// is client-only:
+# its far end is an existing SOCKS5 proxy, for which start_server starts
+# ssh -D.
+CARRIERS = [
+    Carrier("tcp"),
+    Carrier("tt", key=True),
+    Carrier("tls", key=True, tls=True),
+    Carrier("ws", path="/tun", key=True),
+    Carrier("wss", path="/tun", key=True, tls=True),
+    Carrier("socks5", mux=False, far_end="socks5", reply_codes=False),
+]
+TCP = CARRIERS[0]
+
+
+def carrier_named(name):
+    return next(c for c in CARRIERS if c.name == name)
+
+
+# ---------------------------------------------------------------------------
 # tt server and client
 
 
 class TTServer:
-    def __init__(self, proc, host, port):
+    """A running far end: its process, address, the URL a client gives as
+    -s, and the options a client needs for it (key, pin)."""
+
+    def __init__(self, proc, host, port, carrier=TCP, pin=None):
         self.proc = proc
         self.host = host
         self.port = port
+        self.carrier = carrier
+        self.pin = pin
 
     @property
     def url(self):
-        h = "[%s]" % self.host if ":" in self.host else self.host
-        return "tcp://%s:%d" % (h, self.port)
+        return self.carrier.url(self.host, self.port)
+
+    @property
+    def client_args(self):
+        return self.carrier.client_args(self.pin)
 
 
 class TTClient:
@@ -395,19 +502,98 @@ class TTClient:
         return ("127.0.0.1", self.socks_port)
 
 
-def start_server(pm, args=(), netns=None, name="tt-server"):
+def start_server(pm, args=(), netns=None, name="tt-server", carrier=TCP):
+    """Starts the far end of CARRIER on 127.0.0.1 with the tt server options
+    ARGS (and the carrier's own), once it listens."""
+    if not carrier.tt_far_end:
+        return _start_socks5_far_end(pm, args, netns, name, carrier)
     # Another test run on this machine may take the port between the check
     # and tt's bind; then try another port.
     for attempt in range(3):
         port = free_port()
-        p = pm.tt(["server", "-l", "tcp://127.0.0.1:%d" % port] + list(args), name=name,
+        url = carrier.url("127.0.0.1", port)
+        p = pm.tt(["server", "-l", url] + carrier.server_args() + list(args), name=name,
                   netns=netns)
-        m = p.wait_log(r"tt server listening on tcp://127\.0\.0\.1:%d\b|(address already in use)"
-                       % port)
+        m = p.wait_log(r"tt server listening on %s(?![^\s(,])|(address already in use)"
+                       % re.escape(url))
         if not m.group(1):
-            return TTServer(p, "127.0.0.1", port)
+            pin = None
+            if carrier.tls:
+                pin = re.search(PIN_RE, p.log()).group(1)
+            return TTServer(p, "127.0.0.1", port, carrier, pin)
         pm.discard(p)
     pytest.fail("could not find a free port for the tt server")
+
+
+def _start_socks5_far_end(pm, args, netns, name, carrier):
+    """`ssh -D` to a private sshd, the far end of a carrier that speaks
+    SOCKS5 to an existing proxy. It reaches every destination, so --allow is
+    implied; other tt server options have no meaning for it."""
+    rest = list(args)
+    while "--allow" in rest:
+        i = rest.index("--allow")
+        del rest[i:i + 2]
+    if rest or netns is not None:
+        pytest.fail("%s:// has a SOCKS5 proxy as far end: no tt server options %s, no namespace"
+                    % (carrier.scheme, rest))
+    sshd = start_sshd(pm, os.path.join(pm.workdir, "sshd-%d" % len(pm.procs)))
+    proc, port = start_ssh_d(pm, sshd)
+    return TTServer(proc, "127.0.0.1", port, carrier)
+
+
+def start_sshd(pm, workdir):
+    """A private sshd on 127.0.0.1 with its own host key (files in the new
+    directory WORKDIR), accepting root with its own client key (public key
+    only). Returns its `port`, `proc`, `key` (the client key), `command` (an
+    ssh command line, a list, for it without a destination) and `env` (an
+    environment without an ssh agent)."""
+    assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    d = pathlib.Path(workdir)
+    d.mkdir()
+    for k in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)],
+                       check=True)
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    port = free_port(("127.0.0.1",))
+    (d / "sshd_config").write_text("\n".join([
+        "ListenAddress 127.0.0.1:%d" % port,
+        "HostKey %s" % (d / "host_key"),
+        "AuthorizedKeysFile %s" % (d / "authorized_keys"),
+        "PidFile %s" % (d / "sshd.pid"),
+        "UsePAM no",
+        "StrictModes no",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "AllowTcpForwarding yes",
+    ]) + "\n")
+    p = pm.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], name="sshd",
+                 env=dict(os.environ))
+    wait_until(lambda: p.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
+               "sshd to listen")
+    assert p.popen.poll() is None, p.log()
+    command = ["ssh", "-F", "/dev/null", "-i", str(d / "client_key"), "-o", "IdentitiesOnly=yes",
+               "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-p", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    return types.SimpleNamespace(port=port, dir=d, key=str(d / "client_key"), command=command,
+                                 env=env, proc=p)
+
+
+def start_ssh_d(pm, sshd):
+    """`ssh -N -D` logged in to SSHD (start_sshd): a SOCKS5 proxy whose
+    connections leave from the sshd's side. Returns the ssh process and its
+    SOCKS port."""
+    socks = free_port(("127.0.0.1",))
+    c = pm.start(sshd.command + ["-N", "-D", "127.0.0.1:%d" % socks, "-o", "BatchMode=yes",
+                                 "-o", "LogLevel=ERROR", "root@127.0.0.1"],
+                 name="ssh-D", env=sshd.env)
+    # ssh opens its -D port once it has logged in.
+    wait_until(lambda: c.popen.poll() is not None or port_accepts("127.0.0.1", socks), 30,
+               "ssh -D to listen")
+    assert c.popen.poll() is None, c.log() + sshd.proc.log()
+    return c, socks
 
 
 def start_client(pm, server_url, args=(), socks=True, forwards=(), netns=None, name="tt-client",
@@ -427,6 +613,14 @@ def start_client(pm, server_url, args=(), socks=True, forwards=(), netns=None, n
         m = p.wait_log(r"forward listening on 127\.0\.0\.1:(\d+) -> %s\b" % re.escape(dest))
         fports.append(int(m.group(1)))
     return TTClient(p, socks_port, fports)
+
+
+def start_client_of(pm, server, args=(), mux=False, url=None, **kw):
+    """start_client for the far end SERVER: its URL (or URL, another address
+    for the same carrier) and the options its carrier needs (key, pin),
+    --mux if MUX, then ARGS."""
+    return start_client(pm, url or server.url,
+                        server.client_args + (["--mux"] if mux else []) + list(args), **kw)
 
 
 # ---------------------------------------------------------------------------
@@ -493,6 +687,9 @@ class NetNs:
 
 ATYP_V4, ATYP_NAME, ATYP_V6 = 1, 3, 4
 CMD_CONNECT, CMD_BIND, CMD_UDP = 1, 2, 3
+# Reply codes (RFC 1928 6).
+GENERAL, NOT_ALLOWED, NET_UNREACH, HOST_UNREACH, REFUSED, TTL_EXPIRED, CMD_UNSUPPORTED, \
+    ATYP_UNSUPPORTED = range(1, 9)
 
 
 def connect(addr, netns=None, timeout=10):
@@ -564,6 +761,27 @@ def socks_connect(proxy, host, port, netns=None, user=None, password=None, timeo
     return s, read_reply(s)
 
 
+def socks_request(proxy, host, port, netns=None):
+    """Opens a raw socket to PROXY and sends a CONNECT to HOST:PORT without
+    reading the reply."""
+    s = connect(proxy, netns=netns)
+    assert greet(s) == b"\x05\x00"
+    s.sendall(request(CMD_CONNECT, host, port))
+    return s
+
+
+def expect_reply(proxy, host, port, rep, netns=None):
+    """CONNECT HOST:PORT through PROXY; the reply must carry REP, and the
+    proxy must then close the connection."""
+    s, reply = socks_connect(proxy, host, port, netns=netns)
+    with s:
+        assert reply[:3] == bytes([5, rep, 0]), \
+            "CONNECT %s:%d: expected reply code 0x%02x, got %r" % (host, port, rep, reply)
+        rest, _ = recv_until_eof(s, 10)
+        assert rest == b"", "data after a failure reply: %r" % rest
+    return reply
+
+
 def socks_open(proxy, host, port, **kw):
     """A socket carrying a successful CONNECT through PROXY."""
     s, rep = socks_connect(proxy, host, port, **kw)
@@ -619,3 +837,64 @@ def halfclose_exchange(s, body_size=100000):
     digest, n, blen, bdigest = head.decode().split()
     assert (digest, int(n)) == (hashlib.sha256(body).hexdigest(), len(body))
     assert int(blen) == len(rest) == body_size and hashlib.sha256(rest).hexdigest() == bdigest
+
+
+# ---------------------------------------------------------------------------
+# A DNS server that holds its answers
+
+
+class HeldDns:
+    """A DNS server on 127.0.0.1 that answers nothing until release(): then
+    every A query with 127.0.0.1 and every other query with no records."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        self.asked = threading.Event()
+        self.released = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        held = []
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except OSError:
+                return
+            self.queries += 1
+            self.asked.set()
+            held.append((data, addr))
+            if not self.released.is_set():
+                continue
+            for q, a in held:
+                self.sock.sendto(self._answer(q), a)
+            held = []
+
+    def release(self):
+        # The thread answers what it holds at its next query; a query to
+        # ourselves wakes it.
+        self.released.set()
+        poke = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        poke.sendto(b"\0" * 12, ("127.0.0.1", self.port))
+        poke.close()
+
+    @staticmethod
+    def _answer(q):
+        if len(q) < 17:
+            return q[:2] + b"\x81\x81" + b"\0" * 8  # FORMERR for the poke
+        i = 12
+        while q[i] != 0:
+            i += 1 + q[i]
+        qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+        question = q[12:i + 5]
+        header = q[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, 1 if qtype == 1 else 0, 0, 0)
+        answer = b""
+        if qtype == 1:
+            answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("127.0.0.1")
+        return header + question + answer
+
+    def close(self):
+        self.sock.close()

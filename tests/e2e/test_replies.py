@@ -1,6 +1,8 @@
 """Every SOCKS5 reply code tt gives, each provoked for real and read off a
 raw socket. Cases that would send packets off the machine (unroutable
-addresses, DNS) run in a network namespace of the test's own."""
+addresses, DNS) run in a network namespace of the test's own. General
+failure (no server), refused, not allowed and the connect timeout, over
+every carrier, are in test_every_carrier.py."""
 
 import socket
 import struct
@@ -8,31 +10,11 @@ import time
 
 import pytest
 
-from helpers import (CMD_BIND, CMD_UDP, connect, free_port, greet, read_reply,
-                     recv_until_eof, request, socks_connect, start_client)
+from helpers import (ATYP_UNSUPPORTED, CMD_BIND, CMD_UDP, CMD_UNSUPPORTED, GENERAL, HOST_UNREACH,
+                     NET_UNREACH, NOT_ALLOWED, TTL_EXPIRED, connect, expect_reply, free_port,
+                     greet, read_reply, recv_until_eof, request, socks_connect, start_client)
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
-
-GENERAL, NOT_ALLOWED, NET_UNREACH, HOST_UNREACH, REFUSED, TTL_EXPIRED, CMD_UNSUPPORTED, \
-    ATYP_UNSUPPORTED = range(1, 9)
-
-
-def expect_reply(proxy, host, port, rep, netns=None):
-    """CONNECT HOST:PORT through PROXY; the reply must carry REP, and the
-    proxy must then close the connection."""
-    s, reply = socks_connect(proxy, host, port, netns=netns)
-    with s:
-        assert reply[:3] == bytes([5, rep, 0]), \
-            "CONNECT %s:%d: expected reply code 0x%02x, got %r" % (host, port, rep, reply)
-        rest, _ = recv_until_eof(s, 10)
-        assert rest == b"", "data after a failure reply: %r" % rest
-    return reply
-
-
-def test_01_general_failure_when_tunnel_server_absent(procs):
-    # Nothing listens on the server port: the client cannot open the stream.
-    client = start_client(procs, "tcp://127.0.0.1:%d" % free_port())
-    expect_reply(client.socks, "127.0.0.1", 80, GENERAL)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.9.9.9", "localhost", "::1",
@@ -117,19 +99,6 @@ def test_04_name_does_not_resolve(netns, tunnel):
     # The namespace's resolver is 127.0.0.1, where nothing answers.
     _, client = tunnel(netns=netns)
     expect_reply(client.socks, "no-such-host.invalid", 80, HOST_UNREACH, netns=netns)
-
-
-def test_05_connection_refused(tunnel):
-    _, client = tunnel(server_args=LOOPBACK)
-    expect_reply(client.socks, "127.0.0.1", free_port(), REFUSED)
-
-
-def test_06_connect_timeout(tunnel, black_hole):
-    _, client = tunnel(server_args=LOOPBACK + ["--connect-timeout", "1s"])
-    start = time.monotonic()
-    expect_reply(client.socks, "127.0.0.1", black_hole, TTL_EXPIRED)
-    took = time.monotonic() - start
-    assert 0.9 <= took < 5, "the 1s connect timeout took %.2fs" % took
 
 
 @pytest.mark.parametrize("cmd", [CMD_BIND, CMD_UDP, 0x7F], ids=["BIND", "UDP-ASSOCIATE", "unknown"])

@@ -1,6 +1,8 @@
 """The socks5:// carrier against real SOCKS5 proxies (microsocks, and ssh -D
 with a private sshd), and the command-line behaviours that came with the
-carrier types: -L without a destination, SIGHUP."""
+carrier types: -L without a destination, SIGHUP. The cases common to every
+carrier (bulk, 200 streams, half-close, SIGTERM ...) run over socks5:// with
+ssh -D as its far end in test_every_carrier.py."""
 
 import os
 import signal
@@ -20,6 +22,7 @@ from helpers import (
     socks_open,
     start_client,
     start_server,
+    start_ssh_d,
     wait_until,
 )
 
@@ -42,15 +45,7 @@ def start_microsocks(procs, user=None, password=None):
 def ssh_d(procs, sshd):
     """'ssh -N -D' to the private sshd: a SOCKS5 proxy whose connections
     leave from the sshd's side. Its SOCKS port."""
-    socks = free_port(("127.0.0.1",))
-    c = procs.start(sshd.command + ["-N", "-D", "127.0.0.1:%d" % socks, "-o", "BatchMode=yes",
-                                    "-o", "LogLevel=ERROR", "root@127.0.0.1"],
-                    name="ssh-D", env=sshd.env)
-    # ssh opens its -D port once it has logged in.
-    wait_until(lambda: c.popen.poll() is not None or port_accepts("127.0.0.1", socks), 30,
-               "ssh -D to listen")
-    assert c.popen.poll() is None, c.log() + sshd.proc.log()
-    return socks
+    return start_ssh_d(procs, sshd)[1]
 
 
 def test_microsocks_carries_bulk_both_ways(procs, echo):
@@ -110,19 +105,6 @@ def test_ssh_d_carries_http_and_half_close(procs, nginx, ssh_d):
     _, port = procs.peer("halfclose", "--body-size", 100000)
     with socks_open(c.socks, "127.0.0.1", port) as s:
         halfclose_exchange(s)
-
-
-def test_ssh_d_many_streams(procs, echo, ssh_d):
-    c = start_client(procs, "socks5://127.0.0.1:%d" % ssh_d)
-    socks = [socks_open(c.socks, "127.0.0.1", echo) for _ in range(20)]
-    try:
-        for i, s in enumerate(socks):
-            s.sendall(b"stream %02d" % i)
-        for i, s in enumerate(socks):
-            assert recv_exact(s, 9) == b"stream %02d" % i
-    finally:
-        for s in socks:
-            s.close()
 
 
 def test_unreachable_proxy_is_named(procs):

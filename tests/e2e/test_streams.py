@@ -1,5 +1,6 @@
-"""How a stream behaves over its life: half-close, a destination that
-speaks first, idle timeouts, and the tunnel server vanishing."""
+"""How a stream behaves over its life: a destination that speaks first, idle
+timeouts, and the tunnel server vanishing. (Half-close over every carrier
+is in test_every_carrier.py.)"""
 
 import hashlib
 import os
@@ -9,38 +10,9 @@ import time
 
 import pytest
 
-from helpers import (connect, recv_exact, recv_until_eof, socks_connect, socks_open,
-                     start_client)
+from helpers import recv_exact, recv_until_eof, socks_connect, socks_open, start_client
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
-
-
-@pytest.mark.parametrize("entry", ["socks", "forward"])
-def test_half_close(procs, tunnel, entry):
-    # The responder answers only after it reads EOF: the answer can arrive
-    # only if tt carries our SHUT_WR to it and still carries its data back.
-    body_size = 4 << 20
-    _, port = procs.peer("halfclose", "--body-size", body_size)
-    dest = "127.0.0.1:%d" % port
-    if entry == "socks":
-        _, client = tunnel(server_args=LOOPBACK)
-        s = socks_open(client.socks, "127.0.0.1", port)
-    else:
-        _, client = tunnel(server_args=LOOPBACK, socks=False, forwards=[dest])
-        s = connect(("127.0.0.1", client.forward_ports[0]))
-    sent = os.urandom(1 << 20)
-    with s:
-        s.sendall(sent)
-        s.shutdown(socket.SHUT_WR)
-        answer, how = recv_until_eof(s, 30)
-    assert how == "eof", "the stream was reset instead of ending cleanly"
-    head, _, body = answer.partition(b"\n")
-    digest, n, body_len, body_digest = head.decode().split()
-    assert (digest, int(n)) == (hashlib.sha256(sent).hexdigest(), len(sent)), \
-        "the responder read something else than was sent"
-    assert int(body_len) == body_size
-    assert len(body) == body_size, "got %d of %d body bytes after SHUT_WR" % (len(body), body_size)
-    assert hashlib.sha256(body).hexdigest() == body_digest
 
 
 def test_destination_speaks_first(procs, tunnel):

@@ -5,15 +5,14 @@ probe resistance, and the --fallback web site (a real nginx)."""
 import hashlib
 import os
 import re
-import signal
 import socket
 import threading
 import time
 
 import pytest
 
-from helpers import (curl, free_port, port_accepts, recv_until_eof, rep_code, run_tt,
-                     sanitizer_report, socks_connect, socks_open, wait_until)
+from helpers import (curl, free_port, recv_until_eof, rep_code, run_tt, socks_connect, socks_open,
+                     wait_until)
 
 # A password (stretched with scrypt) unless a test uses a `tt keygen` key.
 KEY = "correct horse battery staple"
@@ -507,30 +506,6 @@ def test_hopping_mismatch_is_explained_once_naming_the_ports(procs, echo):
     said = re.findall(r"tt server 127\.0\.0\.1: no connection on ports (3\d{4}), (3\d{4}) or "
                       r"(3\d{4}), this moment's hopping ports.*", c.log())
     assert len(said) == 1, c.log()
-
-
-def test_stopping_with_handshakes_pending_exits_cleanly(procs):
-    """SIGTERM while 200 connections are in the middle of their first
-    flight, which then close as the server stops: the server closes those
-    handshakes with its carrier and exits 0 with no sanitizer report (they
-    once outlived the carrier and read its freed memory on their EOF)."""
-    port = free_port(("127.0.0.1",))
-    s = tt_server(procs, "-l", "127.0.0.1:%d" % port)
-    fd_dir = "/proc/%d/fd" % s.pid
-    before = len(os.listdir(fd_dir))
-    socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
-    try:
-        for c in socks:
-            c.sendall(os.urandom(10))
-        wait_until(lambda: len(os.listdir(fd_dir)) >= before + 200, 20,
-                   "the server to accept the 200 connections")
-        s.popen.send_signal(signal.SIGTERM)
-    finally:
-        for c in socks:
-            c.close()
-    rc = s.popen.wait(timeout=30)
-    assert rc == 0, s.log()
-    assert sanitizer_report(s.log()) is None, s.log()
 
 
 def test_fallback_makes_the_port_look_like_the_web_site(procs, nginx, echo):

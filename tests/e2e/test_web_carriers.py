@@ -25,8 +25,9 @@ import types
 
 import pytest
 
-from helpers import (NGINX_PRELUDE, curl, free_port, port_accepts, recv_exact, recv_until_eof,
-                     rep_code, run_tt, sanitizer_report, socks_connect, socks_open, start_client,
+from helpers import (NGINX_PRELUDE, PIN_RE, carrier_named, connections_to, curl, free_port,
+                     port_accepts, recv_exact, recv_until_eof, rep_code, run_tt, sanitizer_report,
+                     socks_connect, socks_open, start_client, start_client_of, start_server,
                      wait_until)
 
 # A `tt keygen`-style key (standard base64 of 32 bytes) is used as the PSK
@@ -54,7 +55,7 @@ def web_server(procs, scheme, *args, path=None, key=KEY, name="tt-server", netns
         m = p.wait_log(r"tt server listening on ([^\s,]+)|(address already in use)", timeout=60)
         if not m.group(2):
             assert m.group(1) == url, "listening line shows %s, not %s" % (m.group(1), url)
-            fp = re.search(r"SHA-256 ([0-9A-F]{2}(?::[0-9A-F]{2}){31})\b", p.log())
+            fp = re.search(PIN_RE, p.log())
             return types.SimpleNamespace(proc=p, port=port, url=url,
                                          pin=fp.group(1) if fp else None)
         procs.discard(p)
@@ -774,32 +775,17 @@ def test_unreadable_certificate_fails_at_start(www):
 # 8. The mux
 
 
-def mux_pair(procs, carrier, *client_args):
-    """A server on CARRIER (tls, tt or tcp) at -v and a --mux client."""
-    if carrier == "tcp":
-        srv = web_server(procs, "tcp", "-v", key=None)
-        c = web_client(procs, srv.url, "--mux", *client_args, key=None)
-    elif carrier == "tt":
-        srv = web_server(procs, "tt", "-v")
-        c = web_client(procs, srv.url, "--mux", *client_args)
-    else:
-        srv = web_server(procs, carrier, "-v")
-        c = web_client(procs, srv.url, "--mux", "--pin", srv.pin, *client_args)
-    return srv, c
+def mux_pair(procs, scheme, *client_args):
+    """A server for SCHEME at -v and a --mux client."""
+    srv = start_server(procs, LOOPBACK + ["-v"], carrier=carrier_named(scheme))
+    return srv, start_client_of(procs, srv, client_args, mux=True)
 
 
-def carrier_connections(port):
-    """Established TCP connections to 127.0.0.1:PORT, counted with ss."""
-    out = subprocess.run(["ss", "-Htn", "state", "established", "dst", "127.0.0.1:%d" % port],
-                         capture_output=True, text=True, check=True).stdout
-    return len(out.splitlines())
-
-
-@pytest.mark.parametrize("carrier", ["tls", "tt", "tcp"])
-def test_mux_many_concurrent_streams(procs, echo, carrier):
+@pytest.mark.parametrize("scheme", ["tls", "tt", "tcp"])
+def test_mux_many_concurrent_streams(procs, echo, scheme):
     """50 streams open at once, each echoing 256 KiB of its own random
     bytes, on ceil(50 / 16) carrier connections."""
-    srv, c = mux_pair(procs, carrier, "--mux-max-streams", "16")
+    srv, c = mux_pair(procs, scheme, "--mux-max-streams", "16")
     n, size = 50, 256 * 1024
     barrier = threading.Barrier(n + 1, timeout=120)
     errors = []
@@ -825,7 +811,7 @@ def test_mux_many_concurrent_streams(procs, echo, carrier):
         t.start()
     try:
         barrier.wait()
-        conns = carrier_connections(srv.port)
+        conns = connections_to(srv.port)
         barrier.wait()
     except threading.BrokenBarrierError:
         conns = None
@@ -885,9 +871,9 @@ def test_mux_interactive_latency_beside_a_bulk_stream(procs, nginx, big_file, ec
     assert med < 0.2, "median echo round trip %.3fs beside a bulk stream (max %.3fs)" % (med, max(rtts))
 
 
-@pytest.mark.parametrize("carrier", ["tls", "tt"])
-def test_mux_dead_peer_ends_the_session(procs, echo, carrier):
-    srv, c = mux_pair(procs, carrier, "--mux-keepalive", "1s")
+@pytest.mark.parametrize("scheme", ["tls", "tt"])
+def test_mux_dead_peer_ends_the_session(procs, echo, scheme):
+    srv, c = mux_pair(procs, scheme, "--mux-keepalive", "1s")
     s = socks_open(c.socks, "127.0.0.1", echo, timeout=30)
     echo_once(s, b"alive")
     os.kill(srv.proc.pid, signal.SIGSTOP)
@@ -919,11 +905,11 @@ def test_mux_more_streams_than_max_open_another_connection(procs, echo):
         echo_once(a, b"a")
         echo_once(b, b"b")
         assert len(carrier_peers(srv.proc)) == 1
-        assert carrier_connections(srv.port) == 1
+        assert connections_to(srv.port) == 1
         with socks_open(c.socks, "127.0.0.1", echo) as third:
             echo_once(third, b"c")
             assert len(carrier_peers(srv.proc)) == 2
-            assert carrier_connections(srv.port) == 2
+            assert connections_to(srv.port) == 2
     finally:
         a.close()
         b.close()
@@ -933,8 +919,8 @@ def test_mux_idle_connection_closes(procs, echo):
     srv, c = mux_pair(procs, "tls", "--mux-idle", "1s")
     with socks_open(c.socks, "127.0.0.1", echo) as s:
         echo_once(s, b"x")
-        assert carrier_connections(srv.port) == 1
-    wait_until(lambda: carrier_connections(srv.port) == 0, 10,
+        assert connections_to(srv.port) == 1
+    wait_until(lambda: connections_to(srv.port) == 0, 10,
                "the idle muxed connection to close after --mux-idle 1s")
     with socks_open(c.socks, "127.0.0.1", echo) as s:
         echo_once(s, b"again")
@@ -961,14 +947,14 @@ def fast_open_counts(before, after):
     return {k[len("TCPFastOpen"):]: after[k] - before[k] for k in after if k.startswith("TCPFastOpen")}
 
 
-@pytest.mark.parametrize("carrier", ["tls", "tt", "ws"])
-def test_fast_open_server_takes_data_in_the_syn(procs, netns, carrier):
+@pytest.mark.parametrize("scheme", ["tls", "tt", "ws"])
+def test_fast_open_server_takes_data_in_the_syn(procs, netns, scheme):
     """In a namespace of the test's own with Fast Open on for both roles
     (but not forced on every listener): a Fast Open client (the kernel's,
     from Python) gets a cookie from the first SYN, and its next SYN's data
     is accepted: the listener has the option."""
     fast_open_netns(netns)
-    srv = web_server(procs, carrier, "--fast-open", netns=netns)
+    srv = web_server(procs, scheme, "--fast-open", netns=netns)
     before = tcp_ext(netns)
     for i in range(3):
         with netns.socket() as s:
@@ -981,13 +967,13 @@ def test_fast_open_server_takes_data_in_the_syn(procs, netns, carrier):
     assert n["Passive"] >= 2 and n["CookieReqd"] >= 1, n
 
 
-@pytest.mark.parametrize("carrier", ["tls", "tt", "wss"])
-def test_fast_open_client_puts_its_first_flight_in_the_syn(procs, netns, carrier):
+@pytest.mark.parametrize("scheme", ["tls", "tt", "wss"])
+def test_fast_open_client_puts_its_first_flight_in_the_syn(procs, netns, scheme):
     """Both ends with --fast-open: the first carrier connection fetches a
     cookie, the next ones carry their first flight in the SYN."""
     fast_open_netns(netns)
     _, echo_port = procs.peer("echo", netns=netns)
-    srv = web_server(procs, carrier, "--fast-open", netns=netns)
+    srv = web_server(procs, scheme, "--fast-open", netns=netns)
     args = ("--pin", srv.pin) if srv.pin else ()
     c = web_client(procs, srv.url, "--fast-open", *args, netns=netns)
     before = tcp_ext(netns)

@@ -1,15 +1,13 @@
 /* The WebSocket link. Two kinds of test:
  * - A client and a server end back to back over real TCP on 127.0.0.1 in one
  *   loop: bulk data both ways with backpressure, half-closes, close versus
- *   abort, and a throughput figure.
+ *   abort. (bench/wsbench.c measures the link's throughput.)
  * - One end over an in-memory lower link (memlink.c), the test playing the
  *   peer byte by byte: the exact frames written, every protocol error, ping,
  *   fragmentation, early bytes, stopping mid-read, closing inside on_data. */
 #include <criterion/criterion.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "link/tcp.h"
 #include "link/ws.h"
@@ -20,7 +18,6 @@ static uv_loop_t loop;
 /* What one end's owner saw. */
 typedef struct sink {
     tt_link *l;
-    bool store; /* keep the bytes (else only count them) */
     uint8_t *buf;
     size_t len, cap;
     int calls;
@@ -67,13 +64,11 @@ static void on_data(tt_link *l, void *ud, const uint8_t *d, size_t n)
     if (s->in_api)
         s->reentered = true;
     cr_assert_gt(n, 0, "empty delivery");
-    if (s->store) {
-        if (s->len + n > s->cap) {
-            s->cap = (s->len + n) * 2;
-            s->buf = realloc(s->buf, s->cap);
-        }
-        memcpy(s->buf + s->len, d, n);
+    if (s->len + n > s->cap) {
+        s->cap = (s->len + n) * 2;
+        s->buf = realloc(s->buf, s->cap);
     }
+    memcpy(s->buf + s->len, d, n);
     s->len += n;
     s->calls++;
     if (s->close_in_data) {
@@ -116,9 +111,8 @@ static void pump(sink *s)
 {
     while (s->pump_left > 0 && tt_link_pending(s->l) < 1024 * 1024) {
         size_t n = s->pump_left < sizeof g_chunk ? s->pump_left : sizeof g_chunk;
-        if (s->salt != 0xFF)
-            for (size_t i = 0; i < n; i++)
-                g_chunk[i] = pat(s->pump_off + i, s->salt);
+        for (size_t i = 0; i < n; i++)
+            g_chunk[i] = pat(s->pump_off + i, s->salt);
         cr_assert_eq(tt_link_write1(s->l, g_chunk, n), 0);
         s->pump_left -= n;
         s->pump_off += n;
@@ -142,7 +136,6 @@ static void sink_reset(sink *s)
     uv_timer_t *t = s->restart;
     free(s->buf);
     memset(s, 0, sizeof *s);
-    s->store = true;
     s->restart = t;
     t->data = s;
 }
@@ -1252,67 +1245,4 @@ Test(ws, tcp_peer_without_websocket_ends_without_close)
     tt_link_close(cs.l, on_closed, &cs);
     tt_link_close(p.s, NULL, NULL);
     RUN_UNTIL(cs.closed);
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-typedef struct rate {
-    double mb_s;     /* 10^6 bytes per second */
-    double cpu_s_gb; /* CPU seconds (both ends, one thread) per 10^9 bytes */
-} rate;
-
-static rate transfer(sink *w, sink *r, size_t total)
-{
-    r->store = false;
-    r->len = 0;
-    w->pump_left = total;
-    w->pump_off = 0;
-    w->salt = 0xFF; /* the chunk as it is: measure the link, not the pattern */
-    uint64_t t0 = uv_hrtime();
-    double c0 = cpu_s();
-    pump(w);
-    RUN_UNTIL(r->len == total);
-    double secs = (double)(uv_hrtime() - t0) / 1e9;
-    return (rate){(double)total / secs / 1e6, (cpu_s() - c0) / ((double)total / 1e9)};
-}
-
-/* Not asserted: a figure to show whether the link could be the bottleneck.
- * Both ends run in this one thread, so it is their sum; bare TCP links
- * between the same loop give the baseline in the same run. */
-Test(ws, tcp_throughput, .timeout = 120)
-{
-    for (size_t i = 0; i < sizeof g_chunk; i++)
-        g_chunk[i] = pat(i, 0x44);
-    size_t total = 256u * 1024 * 1024;
-#ifndef WS_BENCH_FRAME
-#define WS_BENCH_FRAME 0 /* the default */
-#endif
-    tt_ws_opts o = {.max_frame = WS_BENCH_FRAME};
-    ws_pair(&o);
-    rate up = transfer(&cs, &ss, total);
-    rate down = transfer(&ss, &cs, total);
-    tt_link_abort(cs.l, on_closed, &cs);
-    tt_link_abort(ss.l, on_closed, &ss);
-    RUN_UNTIL(cs.closed && ss.closed);
-
-    sink_reset(&cs);
-    sink_reset(&ss);
-    tcp_pair p = {NULL, NULL};
-    tcp_pair_make(&p);
-    attach(p.c, p.s);
-    rate raw = transfer(&cs, &ss, total);
-    tt_link_close(cs.l, on_closed, &cs);
-    tt_link_close(ss.l, on_closed, &ss);
-    RUN_UNTIL(cs.closed && ss.closed);
-    fprintf(stderr,
-            "256 MB over loopback, both ends in one thread: ws client->server (masked) %.0f MB/s "
-            "(%.2f CPU s/GB), ws server->client %.0f MB/s (%.2f), bare TCP links %.0f MB/s "
-            "(%.2f)\n",
-            up.mb_s, up.cpu_s_gb, down.mb_s, down.cpu_s_gb, raw.mb_s, raw.cpu_s_gb);
 }
