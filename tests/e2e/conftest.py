@@ -49,18 +49,28 @@ def netns(procs):
         ns.delete()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "carriers_with(*attrs): run only over the carriers whose entry in "
+        "helpers.CARRIERS has every one of these attributes true")
+
+
 def pytest_generate_tests(metafunc):
-    """A test that takes `carrier` runs once per entry of helpers.CARRIERS;
-    one that also takes `mux` runs over each with and without --mux (where
-    the carrier allows it)."""
+    """A test that takes `carrier` runs once per entry of helpers.CARRIERS
+    (those its carriers_with marker asks for: a case that cannot apply to a
+    carrier is not generated, rather than skipped); one that also takes `mux`
+    runs over each with and without --mux (where the carrier allows it)."""
     if "carrier" not in metafunc.fixturenames:
         return
+    marker = metafunc.definition.get_closest_marker("carriers_with")
+    needs = marker.args if marker else ()
+    carriers = [c for c in helpers.CARRIERS if all(getattr(c, a) for a in needs)]
     if "mux" in metafunc.fixturenames:
-        cases = [(c, m) for c in helpers.CARRIERS for m in (False, True) if c.mux or not m]
+        cases = [(c, m) for c in carriers for m in (False, True) if c.mux or not m]
         metafunc.parametrize("carrier,mux", cases,
                              ids=[c.name + ("-mux" if m else "") for c, m in cases])
     else:
-        metafunc.parametrize("carrier", helpers.CARRIERS, ids=[c.name for c in helpers.CARRIERS])
+        metafunc.parametrize("carrier", carriers, ids=[c.name for c in carriers])
 
 
 @pytest.fixture

@@ -146,13 +146,12 @@ def test_reply_codes(procs, tunnel, echo, black_hole, carrier, mux):
 # Early data
 
 
+@pytest.mark.carriers_with("tt_far_end")  # holding the open needs a tt server's --resolver
 def test_early_data_and_half_close_during_the_open(procs, echo, held_dns, carrier, mux):
     """A SOCKS5 application answered early (--early-reply) and a forward's
     application both send their request and half-close while the server
     still waits for DNS; once it answers, each gets exactly its echo and a
     clean end."""
-    if not carrier.tt_far_end:
-        pytest.skip("holding the open needs a tt server's --resolver")
     server = start_server(procs, LOOPBACK + ["--resolver", "127.0.0.1:%d" % held_dns.port],
                           carrier=carrier)
     client = start_client_of(procs, server, ["-v", "--early-reply"], mux=mux,
@@ -178,13 +177,12 @@ def test_early_data_and_half_close_during_the_open(procs, echo, held_dns, carrie
 # Half-close
 
 
+@pytest.mark.carriers_with("half_close")
 def test_half_close(procs, tunnel, carrier, mux):
     """Through SOCKS5 and through a forward: the application sends 1 MiB and
     its FIN, and only then does the destination answer (its digest and a
     2 MiB body), so the answer arrives only if the FIN crossed and the
     other direction stayed open."""
-    if not carrier.half_close:
-        pytest.skip("the far end closes both ways at the first EOF")
     body_size = 2 * MB
     _, port = procs.peer("halfclose", "--body-size", body_size)
     _, client = tunnel(LOOPBACK, forwards=["127.0.0.1:%d" % port], carrier=carrier, mux=mux)
@@ -332,6 +330,7 @@ def accept_queue(port):
     return int(lines[0][1])
 
 
+@pytest.mark.carriers_with("tt_far_end")  # a proxy far end is not ours to stop
 def test_sigterm_with_handshakes_pending(procs, carrier):
     """SIGTERM while 200 connections are in the carrier's handshake (half
     silent, half with 10 random bytes sent, which some carriers refuse at
@@ -339,8 +338,6 @@ def test_sigterm_with_handshakes_pending(procs, carrier):
     sanitizer report. (A tt:// server once freed its carrier while such
     handshakes kept a pointer to it, and one that saw its EOF during the
     shutdown read freed memory.)"""
-    if not carrier.tt_far_end:
-        pytest.skip("the far end is not a tt server")
     server = start_server(procs, LOOPBACK, carrier=carrier)
     conns = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(200)]
     try:
