@@ -175,10 +175,12 @@ def assert_closed_at_once(ns, host, port):
     with ns.socket(socket.AF_INET) as s:
         s.settimeout(10)
         s.connect((host, port))
-        s.sendall(b"x")
+        # tt may close before our byte goes out: the write then meets the
+        # reset, which is the same verdict as reading it.
         try:
+            s.sendall(b"x")
             got = s.recv(1)
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             got = b""
         assert got == b""
 
