@@ -76,7 +76,7 @@ WEB_SYSTEMS = [
 GROUPS = {"default": ALL_SYSTEMS, "web": WEB_SYSTEMS,
           "all": ALL_SYSTEMS + [s for s in WEB_SYSTEMS if s not in ALL_SYSTEMS]}
 # Known but in no group: --systems tt-aes-256-gcm-16k,...
-EXTRA_SYSTEMS = ["tt-ssh-chacha20", "tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
+EXTRA_SYSTEMS = ["tt-socks5", "tt-ssh-chacha20", "tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
 KNOWN_SYSTEMS = GROUPS["all"] + EXTRA_SYSTEMS
 ALIASES = {"tt": "tt-tcp"}
 # tt's web carriers: (scheme, forward mode, --mux). The WebSocket ones listen
@@ -523,6 +523,14 @@ def start_system(name, ctx):
         return start_v2ray(name, ctx)
     if name == "ss-v2ray-plugin":
         return start_ss_plugin(name, ctx)
+    if name == "tt-socks5":
+        # tt client's socks5:// carrier in front of microsocks: what tt's
+        # hop and the SOCKS5 exchange with an upstream proxy cost.
+        up, socks = free_port(), free_port()
+        m = procs.start("tt-socks5-microsocks", ["microsocks", "-i", HOST, "-p", str(up)])
+        wait_listening(procs, up, [m])
+        argv = [binaries["tt"], "client", "-s", f"socks5://{HOST}:{up}"]
+        return start_tt_client(name, ctx, argv, False, m)
     if name == "microsocks":
         socks = free_port()
         # microsocks 1.0.3 has no quiet switch: it logs one line per
