@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/replay.h"
 #include "decoy/decoy.h"
+#include "link/tls.h"
 #include "link/ws.h"
 
 extern const tt_carrier_type tt_carrier_ws;
@@ -178,6 +179,16 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     }
     wsc *c = d->c;
     d->link = link;
+    char alpn[16];
+    if (c->w.tls && strcmp(tt_tls_link_alpn(link, alpn, sizeof alpn), "h2") == 0) {
+        /* The client offers h2 as curl does; a front end that takes it
+         * (nginx with http2 on this listener) cannot pass on an HTTP/1.1
+         * upgrade. */
+        dial_fail(d, UV_EPROTO,
+                  "the server chose HTTP/2 (ALPN h2), which cannot carry the WebSocket upgrade: "
+                  "turn http2 off on the front end's listener for this site");
+        return;
+    }
     char token[TT_WS_TOKEN_LEN + 1];
     if (c->w.has_key) {
         uint8_t nonce[TT_WS_NONCE_LEN];
