@@ -310,3 +310,69 @@ def test_self_signed_certificate_for_another_name_is_replaced(procs, tmp_path):
     srv2.wait_log(r"warn: self-signed certificate for tunnel\.test, .*new; cannot keep it in "
                   r"%s/selfsigned-tunnel\.test\.pem \(.+\), so it changes at each start"
                   % re.escape(str(blocked)))
+
+
+# ---------------------------------------------------------------------------
+# The WebSocket upgrade request
+
+# What a desktop Chrome sends when a page opens a WebSocket, in its order.
+CHROME_HEADERS = ["Host", "Connection", "Pragma", "Cache-Control", "User-Agent", "Upgrade",
+                  "Origin", "Sec-WebSocket-Version", "Accept-Encoding", "Accept-Language", "Cookie",
+                  "Sec-WebSocket-Key", "Sec-WebSocket-Extensions"]
+
+
+def read_head(conn):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = conn.recv(4096)
+        assert d, "EOF inside the request head: %r" % buf
+        buf += d
+    return buf[:buf.index(b"\r\n\r\n") + 4]
+
+
+def test_upgrade_request_varies_and_looks_like_chromes(procs):
+    """Twenty upgrade requests of one client, caught by a listener posing as
+    the server: each carries Chrome's headers in Chrome's order, with its
+    User-Agent and the page's origin; the token is a session cookie whose
+    value shares no prefix across connections (no 'AAAAA') and whose length
+    varies, so the requests' lengths vary; nothing says Authorization."""
+    lst = socket.create_server(("127.0.0.1", 0))
+    lst.settimeout(30)
+    port = lst.getsockname()[1]
+    url = "ws://127.0.0.1:%d/tun" % port
+    c = start_client(procs, url, ["-k", KEY], socks=False, forwards=["127.0.0.1:9"])
+    heads = []
+    try:
+        for _ in range(20):
+            app = socket.create_connection(("127.0.0.1", c.forward_ports[0]))
+            conn, _ = lst.accept()
+            with conn:
+                conn.settimeout(10)
+                heads.append(read_head(conn))
+            app.close()
+    finally:
+        lst.close()
+    cookies, lengths = [], set()
+    for head in heads:
+        lines = head.decode("latin-1").split("\r\n")[:-2]
+        assert lines[0] == "GET /tun HTTP/1.1", lines[0]
+        fields = [tuple(x.split(": ", 1)) for x in lines[1:]]
+        assert [n for n, _ in fields] == CHROME_HEADERS, fields
+        f = dict(fields)
+        assert f["Host"] == "127.0.0.1:%d" % port
+        assert f["Origin"] == "http://127.0.0.1:%d" % port
+        assert re.match(r"Mozilla/5\.0 \(Windows NT 10\.0; Win64; x64\) AppleWebKit/537\.36 "
+                        r"\(KHTML, like Gecko\) Chrome/\d+\.0\.0\.0 Safari/537\.36$",
+                        f["User-Agent"])
+        assert len(base64.b64decode(f["Sec-WebSocket-Key"], validate=True)) == 16
+        name, _, value = f["Cookie"].partition("=")
+        assert re.fullmatch(r"[A-Za-z0-9_-]{54,118}", value), f["Cookie"]
+        cookies.append((name, value))
+        lengths.add(len(head))
+    assert len({n for n, _ in cookies}) == 1, "one session cookie name per key"
+    values = [v for _, v in cookies]
+    for i in range(8):
+        assert len({v[i] for v in values}) > 1, "every token has %r at %d" % (values[0][i], i)
+    assert len({len(v) for v in values}) > 5, "token lengths: %r" % sorted(len(v) for v in values)
+    assert len(lengths) > 5, "request lengths: %r" % sorted(lengths)
+    assert len({h for h in heads}) == len(heads)

@@ -220,18 +220,25 @@ def ws_auth_key(key):
     return hmac.new(prk, b"tt-ws1 auth" + b"\x01", hashlib.sha256).digest()
 
 
-def ws_token(key, path, now=None, nonce=None):
-    """The tt-ws1 token of src/codec/wshs.h: base64url(TIME || NONCE || MAC)."""
+def ws_token(key, path, now=None, nonce=None, pad=None):
+    """The tt-ws2 token of src/codec/wshs.h: base64url(NONCE || TIME ^ MASK
+    || MAC || PAD)."""
+    k = ws_auth_key(key)
     t = struct.pack(">Q", int(time.time()) if now is None else now)
     nonce = os.urandom(16) if nonce is None else nonce
-    mac = hmac.new(ws_auth_key(key), b"tt-ws1" + t + nonce + path.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(t + nonce + mac[:16]).rstrip(b"=").decode()
+    pad = os.urandom(os.urandom(1)[0] % 49) if pad is None else pad
+    mask = hmac.new(k, b"tt-ws2 time" + nonce, hashlib.sha256).digest()[:8]
+    mac = hmac.new(k, b"tt-ws2" + nonce + t + bytes([len(pad)]) + pad + path.encode(),
+                   hashlib.sha256).digest()
+    masked = bytes(a ^ b for a, b in zip(t, mask))
+    return base64.urlsafe_b64encode(nonce + masked + mac[:16] + pad).rstrip(b"=").decode()
 
 
 def ws_upgrade(path, token=None, host="tunnel.test"):
-    """An RFC 6455 upgrade request; returns (request bytes, expected accept)."""
+    """An RFC 6455 upgrade request, the token (if any) in a cookie among
+    others; returns (request bytes, expected accept)."""
     k = base64.b64encode(os.urandom(16)).decode()
-    auth = "Authorization: Bearer %s\r\n" % token if token is not None else ""
+    auth = "Cookie: theme=dark; sid=%s; lang=en\r\n" % token if token is not None else ""
     req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % (path, host, k, auth))
     accept = base64.b64encode(hashlib.sha1((k + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
