@@ -433,6 +433,14 @@ int tt_tls_client_ctx_new(const tt_tls_client_opts *o, tt_tls_ctx **out, const c
     return 0;
 }
 
+int tt_tls_ctx_set_alpn(tt_tls_ctx *c, const char *list)
+{
+    if (c->server || alpn_parse(list, c->alpn, sizeof c->alpn, &c->alpn_len) < 0 ||
+        SSL_CTX_set_alpn_protos(c->ssl, c->alpn, (unsigned)c->alpn_len) != 0)
+        return -EINVAL;
+    return 0;
+}
+
 /* Client: checks NAME (an address or a host name) and sends it as SNI. */
 static int client_setup(tt_tls_ctx *c, SSL *ssl, const char *name, const char **why)
 {

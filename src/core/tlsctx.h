@@ -62,6 +62,10 @@ int tt_tls_server_ctx_new(const tt_tls_server_opts *o, tt_tls_ctx **out, const c
  * the same name. Returns 0 with *OUT set, or -EINVAL/-ENOMEM with *WHY set. */
 int tt_tls_client_ctx_new(const tt_tls_client_opts *o, tt_tls_ctx **out, const char **why);
 
+/* Client: offer the protocols LIST (as in tt_tls_client_opts.alpn) to
+ * connections made from now on. Returns 0 or -EINVAL. */
+int tt_tls_ctx_set_alpn(tt_tls_ctx *c, const char *list);
+
 /* Drops the caller's reference. Links made from C hold their own, so C may
  * be freed while they live; the memory goes with the last of them. */
 void tt_tls_ctx_free(tt_tls_ctx *c);

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from helpers import free_port, recv_exact, socks_open, start_client
+from test_web_carriers import nginx_wss, pki  # noqa: F401 (fixtures)
 
 KEY = base64.b64encode(os.urandom(32)).decode()
 LOOPBACK = ["--allow", "127.0.0.0/8"]
@@ -376,3 +377,20 @@ def test_upgrade_request_varies_and_looks_like_chromes(procs):
     assert len({len(v) for v in values}) > 5, "token lengths: %r" % sorted(len(v) for v in values)
     assert len(lengths) > 5, "request lengths: %r" % sorted(lengths)
     assert len({h for h in heads}) == len(heads)
+
+
+def test_wss_through_nginx_with_http2_falls_back_to_http11(procs, echo, pki, nginx_wss):
+    """nginx with http2 on its TLS listener picks h2 from curl's offer,
+    and HTTP/2 cannot carry the upgrade: the client says so once, offers
+    http/1.1 alone from then on (as a browser does for a WebSocket) and the
+    stream goes through."""
+    from test_web_carriers import web_client, web_server
+    srv = web_server(procs, "ws", "-v")
+    port = nginx_wss(srv.port, http2=True)
+    c = web_client(procs, "wss://127.0.0.1:%d/tun" % port, "--ca", pki.ca, "-n", pki.name)
+    for i in range(2):
+        with socks_open(c.socks, "127.0.0.1", echo) as s:
+            s.sendall(b"through h2 nginx")
+            assert recv_exact(s, 16) == b"through h2 nginx"
+    c.proc.wait_log(r"warn: the wss:// server 127\.0\.0\.1 chose HTTP/2 \(ALPN h2\)")
+    assert len(re.findall(r"chose HTTP/2", c.proc.log())) == 1

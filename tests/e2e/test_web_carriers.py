@@ -390,7 +390,7 @@ def test_mtt_reproduction_fixed_destination_without_key(procs, nginx, echo, sche
 
 NGINX_WS_CONF = NGINX_PRELUDE + """\
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl{http2};
         server_name tunnel.test;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -414,16 +414,17 @@ NGINX_WS_CONF = NGINX_PRELUDE + """\
 def nginx_wss(procs, pki, www, tmp_path):
     """Returns start(upstream_port): an nginx serving `www` over TLS (the
     tunnel.test certificate) on 127.0.0.1 and proxying WebSocket upgrades
-    on /tun to UPSTREAM; its port."""
+    on /tun to UPSTREAM, with HTTP/2 on its listener when HTTP2; its port."""
 
-    def start(upstream):
+    def start(upstream, http2=False):
         for attempt in range(3):
             tmp = tmp_path / ("nginx-wss%d" % attempt)
             tmp.mkdir()
             port = free_port(("127.0.0.1",))
             conf = tmp / "nginx.conf"
             conf.write_text(NGINX_WS_CONF.format(tmp=tmp, port=port, root=www.root, cert=pki.cert,
-                                                 key=pki.key, upstream=upstream))
+                                                 key=pki.key, upstream=upstream,
+                                                 http2=" http2" if http2 else ""))
             p = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
                             name="nginx-wss")
 
