@@ -248,6 +248,10 @@ static tt_tls_ctx *ctx_alloc(bool server)
         SSL_CTX_set_min_proto_version(c->ssl, TLS1_VERSION);
         SSL_CTX_set_options(c->ssl, SSL_OP_ALL | SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION |
                                         SSL_OP_NO_RENEGOTIATION);
+        /* As curl does unless told to allow BEAST: the empty fragments
+         * that protect TLS 1.0's CBC suites stay on (no effect on the
+         * hello). */
+        SSL_CTX_clear_options(c->ssl, SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS);
         SSL_CTX_set_post_handshake_auth(c->ssl, 1);
     }
     return c;

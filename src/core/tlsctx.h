@@ -3,8 +3,10 @@
  * every connection (src/link/tls.h). All policy lives here (versions, suites,
  * verification, pinning, ALPN, session tickets); the link only moves bytes.
  *
- * Policy: TLS 1.3 preferred, TLS 1.2 accepted with ECDHE AEAD suites only,
- * renegotiation off, session tickets on. A client verifies the server against
+ * Policy: a server takes TLS 1.3, or TLS 1.2 with ECDHE AEAD suites only,
+ * renegotiation off, session tickets on. A client is set up as curl sets
+ * up the same OpenSSL, so that its ClientHello is curl's (OpenSSL's default
+ * versions and suites: the server chooses). A client verifies the server against
  * the system CAs (or --ca FILE) and the name it was given, or accepts exactly
  * one certificate by its SHA-256 fingerprint (--pin), or, only when asked,
  * anything (--insecure-skip-verify). Failures return -EINVAL (or -ENOMEM) and
