@@ -1,14 +1,17 @@
-/* Fuzz harness for the WebSocket upgrade exchange and the tt-ws1 token.
+/* Fuzz harness for the WebSocket upgrade exchange and the tt-ws2 token.
  *
  * Input layout: byte 0 picks what the rest is:
  *   0  a request head for the server's check (path "/ws");
  *   1  a response head for the client's check (fixed key);
  *   2  token text for the token check (fixed key, path, time);
  *   3  fields for a token made and checked here: 8 bytes of time, 8 bytes
- *      of clock offset, 16 bytes of nonce, 1 byte of window, 2 bytes naming
- *      a character to change (0xffff: none), then the path.
- * Invariants: an accepted upgrade has a 24-character key and a token inside
- * the input, and the server's own answer to it passes the client's check;
+ *      of clock offset, 16 bytes of nonce, 1 byte of window, 1 byte of
+ *      padding length (modulo TT_WS_PAD_MAX + 1; the padding repeats the
+ *      nonce), 2 bytes naming a character to change (0xffff: none), then
+ *      the path.
+ * Invariants: an accepted upgrade has a 24-character key and cookie values
+ * inside the input, and the server's own answer to it passes the client's
+ * check;
  * an accepted response carries exactly the accept value of the key; token
  * text from outside is never accepted (the harness's key is not in any
  * input), and a token made with the key is accepted exactly when its time
@@ -74,9 +77,10 @@ static void server_side(const uint8_t *in, size_t len)
     CHECK(h.method.len == 3 && memcmp(h.method.p, "GET", 3) == 0 && h.minor == 1);
     CHECK(up.key.len == TT_WS_KEY_TEXT_LEN);
     CHECK(up.key.p >= (const char *)in && up.key.p + up.key.len <= (const char *)in + len);
-    if (up.token.len > 0)
-        CHECK(up.token.p >= (const char *)in &&
-              up.token.p + up.token.len <= (const char *)in + len);
+    CHECK(up.ncookies <= TT_WS_COOKIES_MAX);
+    for (size_t i = 0; i < up.ncookies; i++)
+        CHECK(up.cookies[i].p >= (const char *)in &&
+              up.cookies[i].p + up.cookies[i].len <= (const char *)in + len);
 
     /* The server's answer passes the client's check for that key. */
     char resp[512];
@@ -88,10 +92,12 @@ static void server_side(const uint8_t *in, size_t len)
     decode_key(up.key, raw);
     CHECK(tt_ws_client_check(&r, raw, &why) == 0);
 
-    /* The token is just text to the token check: never accepted. */
+    /* A cookie is just text to the token check: never accepted. */
     uint8_t nonce[TT_WS_NONCE_LEN];
-    CHECK(tt_ws_token_check(auth_key, up.token.p, up.token.len, "/ws", 1700000000, 1u << 30, nonce,
-                            &why) != 0);
+    uint64_t made;
+    for (size_t i = 0; i < up.ncookies; i++)
+        CHECK(tt_ws_token_check(auth_key, up.cookies[i].p, up.cookies[i].len, "/ws", 1700000000,
+                                1u << 30, nonce, &made, &why) != 0);
 }
 
 static void client_side(const uint8_t *in, size_t len)
@@ -116,17 +122,15 @@ static void client_side(const uint8_t *in, size_t len)
 static void token_text(const uint8_t *in, size_t len)
 {
     uint8_t nonce[TT_WS_NONCE_LEN];
+    uint64_t made;
     const char *why = NULL;
     /* The widest window: only the MAC can refuse. */
     int rc = tt_ws_token_check(auth_key, (const char *)in, len, "/ws", 1700000000, UINT64_MAX,
-                               nonce, &why);
+                               nonce, &made, &why);
     CHECK(rc == -EINVAL || rc == -EACCES);
     CHECK(why != NULL && why[0] != '\0');
-    if (len != TT_WS_TOKEN_LEN)
+    if (len < TT_WS_TOKEN_MIN || len > TT_WS_TOKEN_MAX)
         CHECK(rc == -EINVAL);
-    /* Its time can be read exactly when it is well formed. */
-    uint64_t made;
-    CHECK((tt_ws_token_time((const char *)in, len, &made) == 0) == (rc != -EINVAL));
 }
 
 static void token_made(const uint8_t *in, size_t len)
@@ -138,6 +142,7 @@ static void token_made(const uint8_t *in, size_t len)
     for (size_t i = 0; i < sizeof nonce; i++)
         nonce[i] = u8(&c);
     uint64_t window = u8(&c);
+    size_t pad_len = u8(&c) % (TT_WS_PAD_MAX + 1);
     size_t change = u16(&c);
     char path[256];
     size_t plen = c.off < len ? len - c.off : 0;
@@ -146,10 +151,14 @@ static void token_made(const uint8_t *in, size_t len)
     memcpy(path, in + (c.off < len ? c.off : len), plen);
     path[plen] = '\0';
     /* A NUL ends the path early, as it would for the C string callers pass. */
+    uint8_t pad[TT_WS_PAD_MAX];
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] = nonce[i % TT_WS_NONCE_LEN];
 
-    char tok[TT_WS_TOKEN_LEN + 1];
-    CHECK(tt_ws_token_make(auth_key, t, nonce, path, tok) == 0);
-    CHECK(strlen(tok) == TT_WS_TOKEN_LEN);
+    char tok[TT_WS_TOKEN_MAX + 1];
+    int n = tt_ws_token_make(auth_key, t, nonce, pad, pad_len, path, tok);
+    CHECK(n >= TT_WS_TOKEN_MIN && n <= TT_WS_TOKEN_MAX && (size_t)n == strlen(tok));
+    size_t tlen = (size_t)n;
 
     uint64_t now = t + offset;
     uint64_t diff = now >= t ? now - t : t - now;
@@ -157,21 +166,21 @@ static void token_made(const uint8_t *in, size_t len)
     if (changed) {
         static const char alphabet[] =
             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        size_t pos = change % TT_WS_TOKEN_LEN;
+        size_t pos = change % tlen;
         char orig = tok[pos];
         tok[pos] = alphabet[(change >> 6) % 64];
         changed = tok[pos] != orig;
     }
     uint8_t got[TT_WS_NONCE_LEN];
+    uint64_t made = 0;
     const char *why = NULL;
-    int rc = tt_ws_token_check(auth_key, tok, TT_WS_TOKEN_LEN, path, now, window, got, &why);
+    int rc = tt_ws_token_check(auth_key, tok, tlen, path, now, window, got, &made, &why);
     if (rc == 0) {
         CHECK(!changed);
         CHECK(diff <= window);
         CHECK(memcmp(got, nonce, sizeof got) == 0);
         /* An accepted token tells the time it was made. */
-        uint64_t made = 0;
-        CHECK(tt_ws_token_time(tok, TT_WS_TOKEN_LEN, &made) == 0 && made == t);
+        CHECK(made == t);
     } else {
         CHECK(changed || diff > window);
         if (!changed)
@@ -181,7 +190,7 @@ static void token_made(const uint8_t *in, size_t len)
     char other[sizeof path + 1];
     snprintf(other, sizeof other, "%sx", path);
     if (!changed && diff <= window)
-        CHECK(tt_ws_token_check(auth_key, tok, TT_WS_TOKEN_LEN, other, now, window, got, &why) ==
+        CHECK(tt_ws_token_check(auth_key, tok, tlen, other, now, window, got, &made, &why) ==
               -EACCES);
 }
 

@@ -301,7 +301,8 @@ const tt_carrier_optgroup tt_carrier_tls_opts = {
 static const tt_opt tls_server_rows[] = {
     {0, "cert", "FILE", TT_OPT_STRING, O(cert_file),
      "certificate chain (PEM); without --cert and --tls-key a self-signed certificate for -n "
-     "NAME is made at start and its SHA-256 logged",
+     "NAME (default: the host name) is made once, kept in $TT_STATE_DIR (default "
+     "/var/lib/tt for root, else ~/.local/state/tt) and its SHA-256 logged",
      0, 0},
     {0, "tls-key", "FILE", TT_OPT_STRING, O(key_file),
      "the certificate's private key (PEM); the shared key is -k", 0, 0},
@@ -314,7 +315,7 @@ static int tls_server_check(void *s, const tt_opt_set *set, bool server, char *w
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
         snprintf(why, len,
                  "--cert and --tls-key go together (neither: a self-signed "
-                 "certificate is made at start)");
+                 "certificate is used)");
         return -EINVAL;
     }
     if (cfg->cert_file && check_readable("--cert", cfg->cert_file, false, why, len) != 0)

@@ -2,18 +2,49 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "codec/ttproto.h"
 #include "core/crypto.h"
+#include "core/selfsigned.h"
 #include "core/log.h"
 #include "exit/dial.h"
 #include "link/tls.h"
+
+/* Says where a self-signed certificate came from, so that a user who
+ * pinned it knows whether the pin still holds. */
+static void log_self_signed(tt_tls_ctx *ctx, const char *name)
+{
+    const char *path, *save_why;
+    int origin = tt_tls_ctx_self_signed_origin(ctx, &path, &save_why);
+    const char *fp = tt_tls_ctx_fingerprint(ctx);
+    if (origin == TT_SELFSIGNED_LOADED)
+        tt_info("self-signed certificate for %s, SHA-256 %s (clients: --pin with this), from %s",
+                name, fp, path);
+    else if (origin == TT_SELFSIGNED_NEW)
+        tt_info("self-signed certificate for %s, SHA-256 %s (clients: --pin with this), new, "
+                "kept in %s",
+                name, fp, path);
+    else if (origin == TT_SELFSIGNED_RENEWED)
+        tt_warn("self-signed certificate for %s, SHA-256 %s (clients: --pin with this), new: the "
+                "one in %s had expired or was for another name, and is replaced",
+                name, fp, path);
+    else if (save_why)
+        tt_warn("self-signed certificate for %s, SHA-256 %s (clients: --pin with this), new; "
+                "cannot keep it in %s (%s), so it changes at each start",
+                name, fp, *path ? path : "the state directory", save_why);
+    else
+        tt_warn("self-signed certificate for %s, SHA-256 %s (clients: --pin with this), new; no "
+                "state directory (set TT_STATE_DIR), so it changes at each start",
+                name, fp);
+}
 
 int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
                     const tt_carrier_cfg *cfg, bool server, bool tls, const char *info,
@@ -48,27 +79,38 @@ int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
     }
     if (!tls)
         return 0;
-    /* WebSocket clients and servers speak HTTP/1.1 inside TLS, and say so
-     * with ALPN as browsers do; tls:// offers the same, so that it looks no
-     * different. */
+    /* The client offers what curl offers, h2 and then http/1.1 (its whole
+     * hello is curl's, src/core/tlsctx.c); tt's server picks http/1.1, the
+     * protocol a WebSocket upgrade needs, as a web server without HTTP/2
+     * does. tls:// offers and picks the same, so that it looks no
+     * different. A front end that picks h2 cannot carry the upgrade: ws.c
+     * says so. */
     int rc;
     if (server) {
+        /* Without -n the certificate names the machine, as a certificate
+         * made by hand with `openssl req` usually does; a fixed name would
+         * mark every tt server. */
+        char host[256] = "", dir[PATH_MAX];
+        const char *name = cfg->tls_name;
+        if (name == NULL && (gethostname(host, sizeof host) != 0 || host[0] == '\0'))
+            snprintf(host, sizeof host, "%s", TT_TLS_DEFAULT_NAME);
+        if (name == NULL)
+            name = host;
         tt_tls_server_opts o = {.cert_file = cfg->cert_file,
                                 .key_file = cfg->key_file,
-                                .name = cfg->tls_name,
+                                .state_dir = tt_selfsigned_dir(dir, sizeof dir),
+                                .name = name,
                                 .alpn = "http/1.1"};
         rc = tt_tls_server_ctx_new(&o, &w->ctx, why);
         if (rc == 0 && tt_tls_ctx_self_signed(w->ctx))
-            tt_info("self-signed certificate for %s, SHA-256 %s (clients: --pin with this)",
-                    cfg->tls_name ? cfg->tls_name : TT_TLS_DEFAULT_NAME,
-                    tt_tls_ctx_fingerprint(w->ctx));
+            log_self_signed(w->ctx, name);
         else if (rc == 0)
             tt_info("certificate %s, SHA-256 %s", cfg->cert_file, tt_tls_ctx_fingerprint(w->ctx));
     } else {
         tt_tls_client_opts o = {.ca_file = cfg->ca_file,
                                 .pin = cfg->pin,
                                 .insecure_skip_verify = cfg->skip_verify,
-                                .alpn = "http/1.1"};
+                                .alpn = "h2,http/1.1"};
         rc = tt_tls_client_ctx_new(&o, &w->ctx, why);
         if (rc == 0 && cfg->skip_verify)
             tt_warn("--insecure-skip-verify: the server's certificate is NOT checked; anyone on "

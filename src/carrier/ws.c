@@ -2,9 +2,10 @@
  * in WebSocket binary messages after an HTTP/1.1 upgrade on the URL's path,
  * so that they pass through nginx, Apache or a CDN as mos-tls-tunnel's do.
  *
- * With -k the upgrade request carries a token (codec/wshs.h: time, nonce and
- * an HMAC under a key derived from -k) that the server checks against its
- * clock window and a memory of seen nonces. A request that is not a valid
+ * The client's upgrade is a browser's (codec/wshs.h). With -k it carries a
+ * token in a session cookie (a nonce, the masked time and an HMAC under a
+ * key derived from -k, padded to a random length) that the server checks
+ * against its clock window and a memory of seen nonces. A request that is not a valid
  * upgrade for us (another path, no upgrade, a missing, wrong or replayed
  * token) gets what the web site answers (--fallback or --www), so knowing
  * the path alone gets nothing but a web page. */
@@ -22,6 +23,7 @@
 #include "core/log.h"
 #include "core/replay.h"
 #include "decoy/decoy.h"
+#include "link/tls.h"
 #include "link/ws.h"
 
 extern const tt_carrier_type tt_carrier_ws;
@@ -34,6 +36,8 @@ typedef struct wsc {
     tt_webbase w; /* first: the carrier is a tt_webbase */
     tt_replay replay;
     char host_header[300]; /* client */
+    char origin[310];      /* client: the page the upgrade claims to come from */
+    bool h1_only;          /* client: the server chose h2 once; offer http/1.1 alone */
 } wsc;
 
 static const tt_carrier_type *ops_for(const tt_carrier_cfg *cfg)
@@ -66,6 +70,9 @@ static int ws_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier 
     else
         snprintf(c->host_header, sizeof c->host_header, v6 ? "[%s]:%u" : "%s:%u", host,
                  cfg->url.hp.port);
+    /* A browser's WebSocket carries its page's origin: the same site. */
+    snprintf(c->origin, sizeof c->origin, "%s://%s", ops == &tt_carrier_wss ? "https" : "http",
+             c->host_header);
     *out = &c->w.base;
     return 0;
 }
@@ -178,20 +185,50 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     }
     wsc *c = d->c;
     d->link = link;
-    char token[TT_WS_TOKEN_LEN + 1];
+    char alpn[16];
+    if (c->w.tls && strcmp(tt_tls_link_alpn(link, alpn, sizeof alpn), "h2") == 0) {
+        /* The client offers h2 as curl does; a front end that takes it
+         * (nginx with http2 on this listener) cannot pass on an HTTP/1.1
+         * upgrade. From then on this carrier offers http/1.1 alone, as a
+         * browser does for a WebSocket's connection, and dials again. */
+        d->link = NULL;
+        tt_link_close(link, NULL, NULL);
+        if (c->h1_only || tt_tls_ctx_set_alpn(c->w.ctx, "http/1.1") != 0) {
+            dial_done(d, UV_EPROTO, NULL,
+                      "the server chose HTTP/2 (ALPN h2), which cannot carry the WebSocket "
+                      "upgrade");
+            return;
+        }
+        c->h1_only = true;
+        tt_warn("the %s:// server %s chose HTTP/2 (ALPN h2), which cannot carry the WebSocket "
+                "upgrade: offering only http/1.1 from now on (better: turn http2 off on the "
+                "front end's listener for this site, so that the first connection works too)",
+                c->w.cfg.url.scheme, c->w.cfg.url.hp.host);
+        int rc = tt_webbase_connect_start(&c->w, on_connected, d, &d->conn);
+        if (rc != 0)
+            dial_done(d, rc, NULL, "cannot connect again");
+        return;
+    }
+    /* The token is a session cookie's value; its length varies with the
+     * padding, as session values of different sites and frameworks do. */
+    char cookie[32 + TT_WS_TOKEN_MAX + 1];
     if (c->w.has_key) {
-        uint8_t nonce[TT_WS_NONCE_LEN];
-        tt_random(nonce, sizeof nonce);
-        if (tt_ws_token_make(c->w.auth, tt_webbase_now(&c->w), nonce, c->w.cfg.url.path, token) !=
-            0) {
+        uint8_t rnd[TT_WS_NONCE_LEN + 1 + TT_WS_PAD_MAX];
+        tt_random(rnd, sizeof rnd);
+        const char *name = tt_ws_cookie_name(c->w.auth);
+        size_t off = strlen(name) + 1;
+        snprintf(cookie, sizeof cookie, "%s=", name);
+        if (tt_ws_token_make(c->w.auth, tt_webbase_now(&c->w), rnd, rnd + TT_WS_NONCE_LEN + 1,
+                             rnd[TT_WS_NONCE_LEN] % (TT_WS_PAD_MAX + 1), c->w.cfg.url.path,
+                             cookie + off) < 0) {
             dial_fail(d, UV_EIO, "cannot make the token");
             return;
         }
     }
     tt_random(d->key, sizeof d->key);
-    char req[1024];
-    size_t n = tt_ws_client_request(req, sizeof req, c->host_header, c->w.cfg.url.path, d->key,
-                                    NULL, c->w.has_key ? token : NULL);
+    char req[2048];
+    size_t n = tt_ws_client_request(req, sizeof req, c->host_header, c->origin, c->w.cfg.url.path,
+                                    d->key, c->w.has_key ? cookie : NULL);
     d->buf = malloc(TT_HTTP_HEAD_MAX);
     if (n == 0 || d->buf == NULL) {
         dial_fail(d, UV_ENOMEM, "cannot build the upgrade request");
@@ -277,19 +314,14 @@ static void to_web(up *u, const char *why)
     up_end(u);
 }
 
-/* Checks the token of an upgrade for our path. Returns NULL when it passes,
- * else why not. */
-static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
+/* Checks one token text. Returns NULL when it passes, else why not. */
+static const char *check_one(wsc *c, tt_http_str text, uint64_t now)
 {
-    if (!c->w.has_key)
-        return NULL;
-    if (upg->token.len == 0)
-        return "no token";
     uint8_t nonce[TT_WS_NONCE_LEN];
+    uint64_t made;
     const char *why = NULL;
-    uint64_t now = tt_webbase_now(&c->w);
-    int rc = tt_ws_token_check(c->w.auth, upg->token.p, upg->token.len, c->w.cfg.url.path, now,
-                               c->w.cfg.replay_window_s, nonce, &why);
+    int rc = tt_ws_token_check(c->w.auth, text.p, text.len, c->w.cfg.url.path, now,
+                               c->w.cfg.replay_window_s, nonce, &made, &why);
     if (rc == -ETIMEDOUT)
         return "token time outside the window";
     if (rc == -EACCES)
@@ -298,9 +330,7 @@ static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
         return why ? why : "bad token";
     /* As tt/1's first flights (tt.c): the memory begins empty with this
      * process, so a token made before it started is refused. */
-    uint64_t made;
-    if (tt_ws_token_time(upg->token.p, upg->token.len, &made) != 0 ||
-        !tt_replay_covers(&c->replay, made))
+    if (!tt_replay_covers(&c->replay, made))
         return "token made before this server started";
     rc = tt_replay_check(&c->replay, nonce, now);
     if (rc == -EEXIST)
@@ -310,6 +340,25 @@ static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
         return "token memory full";
     }
     return NULL;
+}
+
+/* Checks the cookies of an upgrade for our path: one must hold a token.
+ * Returns NULL when one does, else why not (for the most telling cookie:
+ * one that decoded as a token says more than the site's own cookies). */
+static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
+{
+    if (!c->w.has_key)
+        return NULL;
+    const char *why = "no token";
+    uint64_t now = tt_webbase_now(&c->w);
+    for (size_t i = 0; i < upg->ncookies; i++) {
+        const char *w = check_one(c, upg->cookies[i], now);
+        if (w == NULL)
+            return NULL;
+        if (strcmp(why, "no token") == 0 || strcmp(w, "malformed token") != 0)
+            why = w;
+    }
+    return why;
 }
 
 static void srv_data(tt_link *l, void *ud, const uint8_t *data, size_t len)

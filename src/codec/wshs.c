@@ -1,4 +1,4 @@
-/* WebSocket opening handshake and the tt-ws1 token.
+/* WebSocket opening handshake and the tt-ws2 token.
  *
  * Base64 is done here rather than with EVP_EncodeBlock/EVP_DecodeBlock:
  * decoding must be strict (canonical text only, no whitespace, no padding
@@ -19,7 +19,19 @@ static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-static const char token_label[] = "tt-ws1";
+static const char token_label[] = "tt-ws2";
+static const char mask_label[] = "tt-ws2 time";
+static const char name_label[] = "tt-ws2 cookie";
+
+/* Chrome 120 on Windows 10, the most common desktop browser of its day. */
+const char tt_ws_user_agent[] = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+                                "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+/* Session cookie names common across web frameworks; none implies a format
+ * for its value. */
+static const char *const cookie_names[] = {
+    "session", "sid", "sessionid", "_session", "session_id", "auth_session", "user_session", "_sid",
+};
 
 /* Encodes LEN bytes with ALPHABET, with '=' padding when PAD. Returns the
  * text length; OUT gets a NUL after it. */
@@ -120,31 +132,33 @@ int tt_ws_accept(const char *key, size_t key_len, char out[TT_WS_ACCEPT_LEN + 1]
     return 0;
 }
 
-size_t tt_ws_client_request(char *out, size_t cap, const char *host, const char *path,
-                            const uint8_t key[TT_WS_KEY_LEN], const char *user_agent,
-                            const char *token)
+size_t tt_ws_client_request(char *out, size_t cap, const char *host, const char *origin,
+                            const char *path, const uint8_t key[TT_WS_KEY_LEN], const char *cookie)
 {
     /* A space in the path would end the target early; in other values it
      * is harmless. */
-    if (!tt_http_printable(host, 1024) || !tt_http_printable(path, 2048) || path[0] != '/' ||
-        strchr(path, ' ') != NULL || (user_agent && !tt_http_printable(user_agent, 1024)) ||
-        (token && !tt_http_printable(token, 1024)))
+    if (!tt_http_printable(host, 1024) || !tt_http_printable(origin, 1024) ||
+        !tt_http_printable(path, 2048) || path[0] != '/' || strchr(path, ' ') != NULL ||
+        (cookie && !tt_http_printable(cookie, 1024)))
         return 0;
     char k[TT_WS_KEY_TEXT_LEN + 1];
     b64_encode(b64_std, true, key, TT_WS_KEY_LEN, k);
 
+    /* Chrome's headers, in Chrome's order. */
     size_t n = 0;
     bool ok = cap > 0;
-    tt_http_put(out, cap, &n, &ok, "GET %s HTTP/1.1\r\nHost: %s\r\n", path, host);
-    if (user_agent)
-        tt_http_put(out, cap, &n, &ok, "User-Agent: %s\r\n", user_agent);
     tt_http_put(out, cap, &n, &ok,
-                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                "Sec-WebSocket-Version: 13\r\n",
+                "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nPragma: no-cache\r\n"
+                "Cache-Control: no-cache\r\nUser-Agent: %s\r\nUpgrade: websocket\r\n"
+                "Origin: %s\r\nSec-WebSocket-Version: 13\r\n"
+                "Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\n",
+                path, host, tt_ws_user_agent, origin);
+    if (cookie)
+        tt_http_put(out, cap, &n, &ok, "Cookie: %s\r\n", cookie);
+    tt_http_put(out, cap, &n, &ok,
+                "Sec-WebSocket-Key: %s\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
                 k);
-    if (token)
-        tt_http_put(out, cap, &n, &ok, "Authorization: Bearer %s\r\n", token);
-    tt_http_put(out, cap, &n, &ok, "\r\n");
     return ok ? n : 0;
 }
 
@@ -197,28 +211,30 @@ static tt_http_str target_path(tt_http_str t)
     return (tt_http_str){t.p, q ? (size_t)(q - t.p) : t.len};
 }
 
-/* Extracts the token of an Authorization value "Bearer TOKEN" (scheme in any
- * case, one or more spaces). Returns false for another scheme or no token. */
-static bool bearer(tt_http_str v, tt_http_str *token)
+/* Adds the values of the cookies in one Cookie header's value V ("a=1;
+ * b=2", RFC 6265 section 4.2.1) to UP, as many as fit. Pairs without '='
+ * are skipped. */
+static void add_cookies(tt_http_str v, tt_ws_upgrade *up)
 {
-    static const char scheme[] = "Bearer";
-    size_t n = sizeof scheme - 1;
-    if (v.len <= n || !tt_http_str_ieq((tt_http_str){v.p, n}, scheme) || v.p[n] != ' ')
-        return false;
-    size_t i = n;
-    while (i < v.len && v.p[i] == ' ')
-        i++;
-    if (i == v.len)
-        return false;
-    *token = (tt_http_str){v.p + i, v.len - i};
-    return true;
+    size_t i = 0;
+    while (i < v.len && up->ncookies < TT_WS_COOKIES_MAX) {
+        const char *semi = memchr(v.p + i, ';', v.len - i);
+        size_t end = semi ? (size_t)(semi - v.p) : v.len;
+        const char *eq = memchr(v.p + i, '=', end - i);
+        if (eq != NULL) {
+            size_t a = (size_t)(eq - v.p) + 1, b = end;
+            while (b > a && (v.p[b - 1] == ' ' || v.p[b - 1] == '\t'))
+                b--;
+            up->cookies[up->ncookies++] = (tt_http_str){v.p + a, b - a};
+        }
+        i = end + 1;
+    }
 }
 
 int tt_ws_server_check(const tt_http_head *req, const char *path, tt_ws_upgrade *up,
                        const char **why)
 {
     memset(up, 0, sizeof *up);
-    up->token.p = "";
     tt_http_str p = target_path(req->target);
     if (p.len != strlen(path) || memcmp(p.p, path, p.len) != 0) {
         *why = "not the WebSocket path";
@@ -257,13 +273,10 @@ int tt_ws_server_check(const tt_http_head *req, const char *path, tt_ws_upgrade 
         *why = "Sec-WebSocket-Key is not base64 of 16 bytes";
         return -EINVAL;
     }
-    const tt_http_header *auth = tt_http_find(req, "Authorization");
-    if (auth != NULL && tt_http_count(req, "Authorization") > 1) {
-        *why = "more than one Authorization";
-        return -EINVAL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (tt_http_str_ieq(req->headers[i].name, "Cookie"))
+            add_cookies(req->headers[i].value, up);
     }
-    if (auth != NULL && !bearer(auth->value, &up->token))
-        up->token = (tt_http_str){"", 0};
     up->key = key;
     return 0;
 }
@@ -298,10 +311,9 @@ static EVP_MAC *hmac_impl(void)
     return mac;
 }
 
-/* MAC = HMAC-SHA256(KEY, "tt-ws1" || TIME8 || NONCE || PATH)[0..16). */
-static int token_mac(const uint8_t key[TT_WS_AUTH_KEY_LEN], const uint8_t time8[8],
-                     const uint8_t nonce[TT_WS_NONCE_LEN], const char *path,
-                     uint8_t mac[TT_WS_MAC_LEN])
+/* HMAC-SHA256 under KEY of the N pieces P[i] (L[i] bytes) into OUT. */
+static int hmac_parts(const uint8_t key[TT_WS_AUTH_KEY_LEN], const void *const *p, const size_t *l,
+                      size_t n, uint8_t out[32])
 {
     static char digest[] = "SHA256";
     EVP_MAC *impl = hmac_impl();
@@ -310,76 +322,110 @@ static int token_mac(const uint8_t key[TT_WS_AUTH_KEY_LEN], const uint8_t time8[
         OSSL_PARAM_construct_utf8_string("digest", digest, 0),
         OSSL_PARAM_construct_end(),
     };
-    uint8_t full[32];
     size_t out_len = 0;
-    bool ok = c != NULL && EVP_MAC_init(c, key, TT_WS_AUTH_KEY_LEN, params) == 1 &&
-              EVP_MAC_update(c, (const uint8_t *)token_label, sizeof token_label - 1) == 1 &&
-              EVP_MAC_update(c, time8, 8) == 1 && EVP_MAC_update(c, nonce, TT_WS_NONCE_LEN) == 1 &&
-              EVP_MAC_update(c, (const uint8_t *)path, strlen(path)) == 1 &&
-              EVP_MAC_final(c, full, &out_len, sizeof full) == 1 && out_len == sizeof full;
+    bool ok = c != NULL && EVP_MAC_init(c, key, TT_WS_AUTH_KEY_LEN, params) == 1;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = EVP_MAC_update(c, p[i], l[i]) == 1;
+    ok = ok && EVP_MAC_final(c, out, &out_len, 32) == 1 && out_len == 32;
     EVP_MAC_CTX_free(c);
-    if (!ok)
-        return -EIO;
-    memcpy(mac, full, TT_WS_MAC_LEN);
+    return ok ? 0 : -EIO;
+}
+
+/* MASK = HMAC-SHA256(KEY, "tt-ws2 time" || NONCE)[0..8) and, when TIME8 is
+ * given, MAC = HMAC-SHA256(KEY, "tt-ws2" || NONCE || TIME8 || PAD_LEN (one
+ * byte) || PAD || PATH)[0..16). */
+static int token_macs(const uint8_t key[TT_WS_AUTH_KEY_LEN], const uint8_t nonce[TT_WS_NONCE_LEN],
+                      const uint8_t time8[8], const uint8_t *pad, size_t pad_len, const char *path,
+                      uint8_t mask[8], uint8_t mac[TT_WS_MAC_LEN])
+{
+    uint8_t full[32];
+    const void *mp[] = {mask_label, nonce};
+    const size_t ml[] = {sizeof mask_label - 1, TT_WS_NONCE_LEN};
+    int rc = hmac_parts(key, mp, ml, 2, full);
+    if (rc == 0)
+        memcpy(mask, full, 8);
+    if (rc == 0 && time8 != NULL) {
+        uint8_t plen = (uint8_t)pad_len;
+        const void *p[] = {token_label, nonce, time8, &plen, pad, path};
+        const size_t l[] = {sizeof token_label - 1, TT_WS_NONCE_LEN, 8, 1, pad_len, strlen(path)};
+        rc = hmac_parts(key, p, l, 6, full);
+        if (rc == 0)
+            memcpy(mac, full, TT_WS_MAC_LEN);
+    }
     OPENSSL_cleanse(full, sizeof full);
-    return 0;
+    return rc;
+}
+
+const char *tt_ws_cookie_name(const uint8_t key[TT_WS_AUTH_KEY_LEN])
+{
+    uint8_t full[32];
+    const void *p[] = {name_label};
+    const size_t l[] = {sizeof name_label - 1};
+    if (hmac_parts(key, p, l, 1, full) != 0)
+        return cookie_names[0];
+    return cookie_names[full[0] % (sizeof cookie_names / sizeof cookie_names[0])];
 }
 
 int tt_ws_token_make(const uint8_t key[TT_WS_AUTH_KEY_LEN], uint64_t now,
-                     const uint8_t nonce[TT_WS_NONCE_LEN], const char *path,
-                     char out[TT_WS_TOKEN_LEN + 1])
+                     const uint8_t nonce[TT_WS_NONCE_LEN], const uint8_t *pad, size_t pad_len,
+                     const char *path, char out[TT_WS_TOKEN_MAX + 1])
 {
-    uint8_t raw[TT_WS_TOKEN_RAW_LEN];
-    for (int i = 0; i < 8; i++)
-        raw[i] = (uint8_t)(now >> (56 - 8 * i));
-    memcpy(raw + 8, nonce, TT_WS_NONCE_LEN);
-    if (token_mac(key, raw, nonce, path, raw + 8 + TT_WS_NONCE_LEN) < 0)
-        return -EIO;
-    b64_encode(b64_url, false, raw, sizeof raw, out);
-    return 0;
-}
-
-/* Decodes the token TEXT into RAW; *T is its time. */
-static int token_decode(const char *text, size_t len, uint8_t raw[TT_WS_TOKEN_RAW_LEN], uint64_t *t)
-{
-    if (b64_decode_exact(b64_url, false, text, len, raw, TT_WS_TOKEN_RAW_LEN) < 0)
+    if (pad_len > TT_WS_PAD_MAX)
         return -EINVAL;
-    *t = 0;
+    uint8_t raw[TT_WS_TOKEN_RAW_MAX], time8[8], mask[8];
     for (int i = 0; i < 8; i++)
-        *t = *t << 8 | raw[i];
-    return 0;
-}
-
-int tt_ws_token_time(const char *text, size_t len, uint64_t *t)
-{
-    uint8_t raw[TT_WS_TOKEN_RAW_LEN];
-    return token_decode(text, len, raw, t);
+        time8[i] = (uint8_t)(now >> (56 - 8 * i));
+    memcpy(raw, nonce, TT_WS_NONCE_LEN);
+    if (token_macs(key, nonce, time8, pad, pad_len, path, mask, raw + TT_WS_NONCE_LEN + 8) < 0)
+        return -EIO;
+    for (int i = 0; i < 8; i++)
+        raw[TT_WS_NONCE_LEN + i] = time8[i] ^ mask[i];
+    if (pad_len > 0)
+        memcpy(raw + TT_WS_TOKEN_RAW_MIN, pad, pad_len);
+    return (int)b64_encode(b64_url, false, raw, TT_WS_TOKEN_RAW_MIN + pad_len, out);
 }
 
 int tt_ws_token_check(const uint8_t key[TT_WS_AUTH_KEY_LEN], const char *text, size_t len,
                       const char *path, uint64_t now, uint64_t window_s,
-                      uint8_t nonce[TT_WS_NONCE_LEN], const char **why)
+                      uint8_t nonce[TT_WS_NONCE_LEN], uint64_t *made, const char **why)
 {
-    uint8_t raw[TT_WS_TOKEN_RAW_LEN];
-    uint64_t t;
-    if (token_decode(text, len, raw, &t) < 0) {
+    /* The raw length is what the text's length says (the unpadded base64url
+     * of N bytes has N * 4 / 3 characters, rounded up); one length of text
+     * matches no byte count and is refused by the decoder. */
+    size_t raw_len = len * 3 / 4;
+    uint8_t raw[TT_WS_TOKEN_RAW_MAX];
+    if (len < TT_WS_TOKEN_MIN || len > TT_WS_TOKEN_MAX ||
+        b64_decode_exact(b64_url, false, text, len, raw, raw_len) < 0) {
         *why = "malformed token";
         return -EINVAL;
+    }
+    uint8_t mask[8], time8[8], mac[TT_WS_MAC_LEN];
+    if (token_macs(key, raw, NULL, NULL, 0, path, mask, NULL) < 0) {
+        *why = "HMAC-SHA256 unavailable";
+        return -EIO;
+    }
+    uint64_t t = 0;
+    for (int i = 0; i < 8; i++) {
+        time8[i] = raw[TT_WS_NONCE_LEN + i] ^ mask[i];
+        t = t << 8 | time8[i];
+    }
+    /* The MAC first: with another key the time unmasks to noise, which
+     * would otherwise be reported as a clock difference. */
+    if (token_macs(key, raw, time8, raw + TT_WS_TOKEN_RAW_MIN, raw_len - TT_WS_TOKEN_RAW_MIN, path,
+                   mask, mac) < 0) {
+        *why = "HMAC-SHA256 unavailable";
+        return -EIO;
+    }
+    if (CRYPTO_memcmp(mac, raw + TT_WS_NONCE_LEN + 8, TT_WS_MAC_LEN) != 0) {
+        *why = "bad token";
+        return -EACCES;
     }
     uint64_t diff = t > now ? t - now : now - t;
     if (diff > window_s) {
         *why = "token time outside the window";
         return -ETIMEDOUT;
     }
-    uint8_t mac[TT_WS_MAC_LEN];
-    if (token_mac(key, raw, raw + 8, path, mac) < 0) {
-        *why = "HMAC-SHA256 unavailable";
-        return -EIO;
-    }
-    if (CRYPTO_memcmp(mac, raw + 8 + TT_WS_NONCE_LEN, TT_WS_MAC_LEN) != 0) {
-        *why = "bad token";
-        return -EACCES;
-    }
-    memcpy(nonce, raw + 8, TT_WS_NONCE_LEN);
+    memcpy(nonce, raw, TT_WS_NONCE_LEN);
+    *made = t;
     return 0;
 }

@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -14,6 +16,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/selfsigned.h"
+
 /* TLS 1.2 suites: forward-secret key exchange and AEAD ciphers only (TLS
  * 1.3's own list is all AEAD and stays OpenSSL's default). */
 #define TLS12_SUITES                                                                               \
@@ -21,7 +25,8 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-#define ALPN_MAX 512 /* bytes of an ALPN list in wire format */
+#define ALPN_MAX 512           /* bytes of an ALPN list in wire format */
+#define SESSION_CACHE_MAX 1024 /* server: TLS 1.2 sessions kept for resumption by ID */
 
 typedef struct cached_session {
     SSL_SESSION *sess;
@@ -35,6 +40,10 @@ struct tt_tls_ctx {
     bool insecure;
     bool pinned;
     bool self_signed;
+    /* Server, self-signed: where the certificate came from. */
+    enum tt_selfsigned_origin origin;
+    char cert_path[PATH_MAX];
+    const char *save_why;
     uint8_t pin[TT_TLS_FP_LEN];
     char fingerprint[TT_TLS_FP_TEXT];
     uint8_t alpn[ALPN_MAX]; /* wire format: length-prefixed names */
@@ -89,8 +98,7 @@ bool tt_tls_is_ip_literal(const char *name)
     return inet_pton(AF_INET, buf, a) == 1 || inet_pton(AF_INET6, buf, a) == 1;
 }
 
-/* Copies NAME without IPv6 brackets into BUF (at least 64 bytes). */
-static const char *strip_brackets(const char *name, char *buf, size_t len)
+const char *tt_tls_bare_name(const char *name, char *buf, size_t len)
 {
     size_t n = strlen(name);
     if (n >= 2 && name[0] == '[' && name[n - 1] == ']' && n - 2 < len) {
@@ -212,15 +220,39 @@ static tt_tls_ctx *ctx_alloc(bool server)
         return NULL;
     }
     SSL_CTX_set_app_data(c->ssl, c);
-    /* Shared policy. RELEASE_BUFFERS frees the record buffers of a
-     * connection whenever they are empty, so an idle link holds none. */
-    SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
-    SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* RELEASE_BUFFERS frees the record buffers of a connection whenever
+     * they are empty, so an idle link holds none. */
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_set_cipher_list(c->ssl, TLS12_SUITES) != 1) {
-        SSL_CTX_free(c->ssl);
-        free(c);
-        return NULL;
+    if (server) {
+        /* The server decides what a connection gets: TLS 1.2 at least,
+         * forward-secret AEAD suites only, its own order. */
+        SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
+        SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+        if (SSL_CTX_set_cipher_list(c->ssl, TLS12_SUITES) != 1) {
+            SSL_CTX_free(c->ssl);
+            free(c);
+            return NULL;
+        }
+    } else {
+        /* The client's hello is all an observer sees of it, so it is made
+         * the one curl 7.88 sends with the same OpenSSL (Debian 12): curl's
+         * options (SSL_OP_ALL, which pads the hello to 512 bytes; no TLS 1.2
+         * session ticket extension; no compression), OpenSSL's default
+         * suites, versions from TLS 1.0 and post-handshake authentication
+         * offered. Any setting of tt's own would show in the hello (it did:
+         * 284 bytes and 10 suites, like no common client). A tt server
+         * still gets TLS 1.3 or a TLS 1.2 AEAD suite, since it chooses;
+         * another server is only reached after its certificate is
+         * verified, so the older versions and suites offered only matter
+         * to a server that holds the certificate's key. */
+        SSL_CTX_set_min_proto_version(c->ssl, TLS1_VERSION);
+        SSL_CTX_set_options(c->ssl, SSL_OP_ALL | SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION |
+                                        SSL_OP_NO_RENEGOTIATION);
+        /* As curl does unless told to allow BEAST: the empty fragments
+         * that protect TLS 1.0's CBC suites stay on (no effect on the
+         * hello). */
+        SSL_CTX_clear_options(c->ssl, SSL_OP_DONT_INSERT_EMPTY_FRAGMENTS);
+        SSL_CTX_set_post_handshake_auth(c->ssl, 1);
     }
     return c;
 }
@@ -254,81 +286,6 @@ static int no_password(char *buf, int size, int rwflag, void *u)
     return 0;
 }
 
-static int add_san(X509 *x, const char *name)
-{
-    char buf[64];
-    const char *bare = strip_brackets(name, buf, sizeof buf);
-    GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-    GENERAL_NAME *g = GENERAL_NAME_new();
-    int rc = -1;
-    if (gens == NULL || g == NULL)
-        goto out;
-    if (tt_tls_is_ip_literal(name)) {
-        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(bare);
-        if (ip == NULL)
-            goto out;
-        GENERAL_NAME_set0_value(g, GEN_IPADD, ip);
-    } else {
-        ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
-        if (dns == NULL || ASN1_STRING_set(dns, name, -1) != 1) {
-            ASN1_IA5STRING_free(dns);
-            goto out;
-        }
-        GENERAL_NAME_set0_value(g, GEN_DNS, dns);
-    }
-    if (sk_GENERAL_NAME_push(gens, g) <= 0)
-        goto out;
-    g = NULL;
-    rc = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) == 1 ? 0 : -1;
-out:
-    GENERAL_NAME_free(g);
-    GENERAL_NAMES_free(gens);
-    return rc;
-}
-
-/* A fresh self-signed certificate for NAME into *CERT and *KEY. */
-static int self_signed(const char *name, X509 **cert, EVP_PKEY **key)
-{
-    EVP_PKEY *k = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    BIGNUM *bn = NULL;
-    int rc = -1;
-    if (k == NULL || x == NULL || X509_set_version(x, X509_VERSION_3) != 1)
-        goto out;
-    /* A random positive serial: two certificates made for the same name
-     * must never look like one to a client's cache. */
-    uint8_t serial[16];
-    RAND_bytes(serial, sizeof serial);
-    serial[0] = (uint8_t)((serial[0] & 0x7f) | 0x01);
-    bn = BN_bin2bn(serial, sizeof serial, NULL);
-    if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
-        goto out;
-    /* An hour of slack for clients whose clock is behind. */
-    if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
-        X509_gmtime_adj(X509_getm_notAfter(x), 365L * 24 * 3600) == NULL)
-        goto out;
-    X509_NAME *subj = X509_get_subject_name(x);
-    size_t n = strlen(name);
-    /* The common name is limited to 64 bytes; the SAN is what counts. */
-    if (n <= 64 && X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)name,
-                                              -1, -1, 0) != 1)
-        goto out;
-    if (X509_set_issuer_name(x, subj) != 1 || X509_set_pubkey(x, k) != 1 || add_san(x, name) < 0)
-        goto out;
-    if (X509_sign(x, k, EVP_sha256()) <= 0)
-        goto out;
-    *cert = x;
-    *key = k;
-    x = NULL;
-    k = NULL;
-    rc = 0;
-out:
-    BN_free(bn);
-    X509_free(x);
-    EVP_PKEY_free(k);
-    return rc;
-}
-
 static int server_cert(tt_tls_ctx *c, const tt_tls_server_opts *o, const char **why)
 {
     if ((o->cert_file == NULL) != (o->key_file == NULL))
@@ -347,7 +304,8 @@ static int server_cert(tt_tls_ctx *c, const tt_tls_server_opts *o, const char **
             return set_why(why, "the certificate name is too long", -EINVAL);
         X509 *x = NULL;
         EVP_PKEY *k = NULL;
-        if (self_signed(name, &x, &k) < 0)
+        if (tt_selfsigned_get(name, o->state_dir, (int64_t)time(NULL), &x, &k, &c->origin,
+                              c->cert_path, sizeof c->cert_path, &c->save_why) < 0)
             return set_why(why, "cannot generate a self-signed certificate", -ENOMEM);
         int ok = SSL_CTX_use_certificate(c->ssl, x) == 1 && SSL_CTX_use_PrivateKey(c->ssl, k) == 1;
         X509_free(x);
@@ -376,10 +334,13 @@ int tt_tls_server_ctx_new(const tt_tls_server_opts *o, tt_tls_ctx **out, const c
     }
     SSL_CTX_set_options(c->ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
-    /* Resumption by stateless tickets (keyed per context, so per process):
-     * the server keeps no per-session state, and its session cache, which
-     * would only grow, stays off. */
-    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_OFF);
+    /* TLS 1.3 resumes by stateless tickets (keyed per context, so per
+     * process). A TLS 1.2 client that offers no ticket extension, as curl
+     * and tt's client do not, resumes by session ID, which needs the
+     * server's cache: it is kept, bounded (OpenSSL drops the oldest), for
+     * those. */
+    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_sess_set_cache_size(c->ssl, SESSION_CACHE_MAX);
     SSL_CTX_set_session_id_context(c->ssl, (const unsigned char *)"tt", 2);
     *out = c;
     return 0;
@@ -476,6 +437,14 @@ int tt_tls_client_ctx_new(const tt_tls_client_opts *o, tt_tls_ctx **out, const c
     return 0;
 }
 
+int tt_tls_ctx_set_alpn(tt_tls_ctx *c, const char *list)
+{
+    if (c->server || alpn_parse(list, c->alpn, sizeof c->alpn, &c->alpn_len) < 0 ||
+        SSL_CTX_set_alpn_protos(c->ssl, c->alpn, (unsigned)c->alpn_len) != 0)
+        return -EINVAL;
+    return 0;
+}
+
 /* Client: checks NAME (an address or a host name) and sends it as SNI. */
 static int client_setup(tt_tls_ctx *c, SSL *ssl, const char *name, const char **why)
 {
@@ -498,8 +467,8 @@ static int client_setup(tt_tls_ctx *c, SSL *ssl, const char *name, const char **
     } else if (tt_tls_is_ip_literal(name)) {
         /* RFC 6066 forbids addresses in SNI. */
         char buf[64];
-        if (verify &&
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), strip_brackets(name, buf, 64)) != 1)
+        if (verify && X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+                                                    tt_tls_bare_name(name, buf, sizeof buf)) != 1)
             return set_why(why, "cannot set the address to verify", -EINVAL);
     } else {
         /* The macro casts the name to void *, so it gets the mutable copy. */
@@ -582,6 +551,13 @@ bool tt_tls_ctx_pinned(const tt_tls_ctx *c)
 bool tt_tls_ctx_self_signed(const tt_tls_ctx *c)
 {
     return c->self_signed;
+}
+
+int tt_tls_ctx_self_signed_origin(const tt_tls_ctx *c, const char **path, const char **why)
+{
+    *path = c->cert_path;
+    *why = c->save_why;
+    return c->self_signed ? (int)c->origin : 0;
 }
 
 const char *tt_tls_ctx_fingerprint(const tt_tls_ctx *c)

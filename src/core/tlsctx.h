@@ -3,8 +3,10 @@
  * every connection (src/link/tls.h). All policy lives here (versions, suites,
  * verification, pinning, ALPN, session tickets); the link only moves bytes.
  *
- * Policy: TLS 1.3 preferred, TLS 1.2 accepted with ECDHE AEAD suites only,
- * renegotiation off, session tickets on. A client verifies the server against
+ * Policy: a server takes TLS 1.3, or TLS 1.2 with ECDHE AEAD suites only,
+ * renegotiation off, session tickets on. A client is set up as curl sets
+ * up the same OpenSSL, so that its ClientHello is curl's (OpenSSL's default
+ * versions and suites: the server chooses). A client verifies the server against
  * the system CAs (or --ca FILE) and the name it was given, or accepts exactly
  * one certificate by its SHA-256 fingerprint (--pin), or, only when asked,
  * anything (--insecure-skip-verify). Failures return -EINVAL (or -ENOMEM) and
@@ -26,9 +28,10 @@
 typedef struct tt_tls_server_opts {
     /* PEM files: the certificate (followed by its chain, if any) and its
      * unencrypted private key. Both NULL: a self-signed certificate for NAME
-     * is made at start (EC P-256, SHA-256, valid from an hour ago for a year). */
+     * (src/core/selfsigned.h), kept in STATE_DIR (NULL: made anew). */
     const char *cert_file;
     const char *key_file;
+    const char *state_dir;
     /* The self-signed certificate's subjectAltName (a dNSName, or an
      * iPAddress for an IP literal); NULL: TT_TLS_DEFAULT_NAME. */
     const char *name;
@@ -61,6 +64,10 @@ int tt_tls_server_ctx_new(const tt_tls_server_opts *o, tt_tls_ctx **out, const c
  * the same name. Returns 0 with *OUT set, or -EINVAL/-ENOMEM with *WHY set. */
 int tt_tls_client_ctx_new(const tt_tls_client_opts *o, tt_tls_ctx **out, const char **why);
 
+/* Client: offer the protocols LIST (as in tt_tls_client_opts.alpn) to
+ * connections made from now on. Returns 0 or -EINVAL. */
+int tt_tls_ctx_set_alpn(tt_tls_ctx *c, const char *list);
+
 /* Drops the caller's reference. Links made from C hold their own, so C may
  * be freed while they live; the memory goes with the last of them. */
 void tt_tls_ctx_free(tt_tls_ctx *c);
@@ -74,8 +81,14 @@ bool tt_tls_ctx_is_server(const tt_tls_ctx *c);
 bool tt_tls_ctx_insecure(const tt_tls_ctx *c);
 /* Client: the server is checked by fingerprint (--pin). */
 bool tt_tls_ctx_pinned(const tt_tls_ctx *c);
-/* Server: the certificate was generated at start. */
+/* Server: the certificate is self-signed, made by tt. */
 bool tt_tls_ctx_self_signed(const tt_tls_ctx *c);
+
+/* Server with a self-signed certificate: where it came from (an enum
+ * tt_selfsigned_origin), with *PATH the file it is kept in ("" when none)
+ * and *WHY, when it could not be saved there, why (else NULL). 0 for a
+ * certificate from --cert. */
+int tt_tls_ctx_self_signed_origin(const tt_tls_ctx *c, const char **path, const char **why);
 
 /* Server: the SHA-256 fingerprint text of its certificate (the value for a
  * client's --pin); client: "". */
@@ -96,6 +109,10 @@ int tt_tls_cert_fingerprint(X509 *cert, uint8_t raw[TT_TLS_FP_LEN], char text[TT
 /* The fingerprint text of the first certificate in the PEM file PATH.
  * Returns 0, or -EINVAL with *WHY set. */
 int tt_tls_fingerprint_file(const char *path, char out[TT_TLS_FP_TEXT], const char **why);
+
+/* NAME without IPv6 brackets: BUF (LEN bytes) holds the copy when there
+ * were brackets; otherwise NAME itself is returned. */
+const char *tt_tls_bare_name(const char *name, char *buf, size_t len);
 
 /* True when NAME is an IPv4 or IPv6 literal (brackets allowed): verified as
  * an address, and never sent as SNI. */

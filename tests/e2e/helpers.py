@@ -282,8 +282,12 @@ class ProcessManager:
     def tt(self, args, name, netns=None, env=None, prefix=()):
         """Starts tt with ARGS. PREFIX is a command that execs tt in its own
         process (e.g. prlimit), so the pid stays tt's."""
+        env = sanitizer_env(env)
+        # A self-signed certificate is kept in the state directory: one of
+        # the test's own, so that tests neither share one nor leave one.
+        env.setdefault("TT_STATE_DIR", self.workdir)
         return self.start(list(prefix) + [tt_bin()] + list(args), name=name, netns=netns,
-                          env=sanitizer_env(env), is_tt=True)
+                          env=env, is_tt=True)
 
     def peer(self, mode, *args, host="127.0.0.1", netns=None, name=None):
         """Starts a helper server from peers.py on HOST, port chosen by the

@@ -221,18 +221,25 @@ def ws_auth_key(key):
     return hmac.new(prk, b"tt-ws1 auth" + b"\x01", hashlib.sha256).digest()
 
 
-def ws_token(key, path, now=None, nonce=None):
-    """The tt-ws1 token of src/codec/wshs.h: base64url(TIME || NONCE || MAC)."""
+def ws_token(key, path, now=None, nonce=None, pad=None):
+    """The tt-ws2 token of src/codec/wshs.h: base64url(NONCE || TIME ^ MASK
+    || MAC || PAD)."""
+    k = ws_auth_key(key)
     t = struct.pack(">Q", int(time.time()) if now is None else now)
     nonce = os.urandom(16) if nonce is None else nonce
-    mac = hmac.new(ws_auth_key(key), b"tt-ws1" + t + nonce + path.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(t + nonce + mac[:16]).rstrip(b"=").decode()
+    pad = os.urandom(os.urandom(1)[0] % 49) if pad is None else pad
+    mask = hmac.new(k, b"tt-ws2 time" + nonce, hashlib.sha256).digest()[:8]
+    mac = hmac.new(k, b"tt-ws2" + nonce + t + bytes([len(pad)]) + pad + path.encode(),
+                   hashlib.sha256).digest()
+    masked = bytes(a ^ b for a, b in zip(t, mask))
+    return base64.urlsafe_b64encode(nonce + masked + mac[:16] + pad).rstrip(b"=").decode()
 
 
 def ws_upgrade(path, token=None, host="tunnel.test"):
-    """An RFC 6455 upgrade request; returns (request bytes, expected accept)."""
+    """An RFC 6455 upgrade request, the token (if any) in a cookie among
+    others; returns (request bytes, expected accept)."""
     k = base64.b64encode(os.urandom(16)).decode()
-    auth = "Authorization: Bearer %s\r\n" % token if token is not None else ""
+    auth = "Cookie: theme=dark; sid=%s; lang=en\r\n" % token if token is not None else ""
     req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % (path, host, k, auth))
     accept = base64.b64encode(hashlib.sha1((k + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
@@ -248,7 +255,7 @@ def ws_upgrade(path, token=None, host="tunnel.test"):
 def test_self_signed_pin_carries_curl_and_100mb(procs, nginx, big_file, scheme):
     srv = web_server(procs, scheme)
     assert srv.pin, "no certificate fingerprint in the server's log:\n" + srv.proc.log()
-    assert re.search(r"self-signed certificate for localhost, SHA-256 %s \(clients: --pin with this\)"
+    assert re.search(r"self-signed certificate for \S+, SHA-256 %s \(clients: --pin with this\)"
                      % srv.pin, srv.proc.log())
     # The pin in both spellings: colons as logged, and bare lower-case hex.
     pin = srv.pin if scheme == "tls" else srv.pin.replace(":", "").lower()
@@ -384,7 +391,7 @@ def test_mtt_reproduction_fixed_destination_without_key(procs, nginx, echo, sche
 
 NGINX_WS_CONF = NGINX_PRELUDE + """\
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl{http2};
         server_name tunnel.test;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -408,16 +415,17 @@ NGINX_WS_CONF = NGINX_PRELUDE + """\
 def nginx_wss(procs, pki, www, tmp_path):
     """Returns start(upstream_port): an nginx serving `www` over TLS (the
     tunnel.test certificate) on 127.0.0.1 and proxying WebSocket upgrades
-    on /tun to UPSTREAM; its port."""
+    on /tun to UPSTREAM, with HTTP/2 on its listener when HTTP2; its port."""
 
-    def start(upstream):
+    def start(upstream, http2=False):
         for attempt in range(3):
             tmp = tmp_path / ("nginx-wss%d" % attempt)
             tmp.mkdir()
             port = free_port(("127.0.0.1",))
             conf = tmp / "nginx.conf"
             conf.write_text(NGINX_WS_CONF.format(tmp=tmp, port=port, root=www.root, cert=pki.cert,
-                                                 key=pki.key, upstream=upstream))
+                                                 key=pki.key, upstream=upstream,
+                                                 http2=" http2" if http2 else ""))
             p = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
                             name="nginx-wss")
 

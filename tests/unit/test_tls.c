@@ -1106,8 +1106,18 @@ Test(tls, the_self_signed_certificate)
     cr_assert_str_eq(group, "prime256v1");
     cr_assert_neq(ASN1_INTEGER_cmp(X509_get0_serialNumber(x), X509_get0_serialNumber(y)), 0,
                   "serials are random");
-    time_t now = time(NULL), hour_ago = now - 3500, in_a_year = now + 364L * 24 * 3600;
-    cr_assert_lt(X509_cmp_time(X509_get0_notBefore(x), &hour_ago), 0);
-    cr_assert_gt(X509_cmp_time(X509_get0_notAfter(x), &in_a_year), 0);
+    /* Valid from the moment it was made (openssl req sets no margin, and a
+     * round hour before the start would mark tt) for 365 days. */
+    time_t now = time(NULL), before = now - 5, after = now + 1;
+    cr_assert_gt(X509_cmp_time(X509_get0_notBefore(x), &before), 0);
+    cr_assert_lt(X509_cmp_time(X509_get0_notBefore(x), &after), 0);
+    int days = -1, secs = -1;
+    cr_assert(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)));
+    cr_assert_eq(days, 365);
+    cr_assert_eq(secs, 0);
+    cr_assert_eq(X509_get_ext_by_NID(x, NID_subject_key_identifier, -1), 0);
+    cr_assert_eq(X509_get_ext_by_NID(x, NID_authority_key_identifier, -1), 1);
+    cr_assert_eq(X509_get_ext_by_NID(x, NID_basic_constraints, -1), 2);
+    cr_assert_eq(X509_get_ext_by_NID(x, NID_subject_alt_name, -1), 3);
     cr_assert_str_neq(tt_tls_ctx_fingerprint(a), tt_tls_ctx_fingerprint(b));
 }

@@ -1,7 +1,8 @@
-/* Tests of the WebSocket opening handshake and the tt-ws1 token: the RFC
- * 6455 example, golden request and answer bytes, every way an upgrade can be
- * wrong on either side, and the token's round trip against a vector computed
- * independently (Python's hmac), with every kind of tampering refused. */
+/* Tests of the WebSocket opening handshake and the tt-ws2 token: the RFC
+ * 6455 example, golden request (a browser's) and answer bytes, every way an
+ * upgrade can be wrong on either side, the cookies the server reads, and
+ * the token's round trip against vectors computed independently (Python's
+ * hmac), with every kind of tampering refused. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -54,30 +55,40 @@ Test(wshs, rfc6455_example)
     }
 }
 
-static const char golden_request[] = "GET /ws?x=1 HTTP/1.1\r\n"
-                                     "Host: example.com:8443\r\n"
-                                     "User-Agent: Mozilla/5.0\r\n"
-                                     "Upgrade: websocket\r\n"
-                                     "Connection: Upgrade\r\n"
-                                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                     "Sec-WebSocket-Version: 13\r\n"
-                                     "Authorization: Bearer TOKEN-TEXT\r\n"
-                                     "\r\n";
+static const char golden_request[] =
+    "GET /ws?x=1 HTTP/1.1\r\n"
+    "Host: example.com:8443\r\n"
+    "Connection: Upgrade\r\n"
+    "Pragma: no-cache\r\n"
+    "Cache-Control: no-cache\r\n"
+    "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/120.0.0.0 Safari/537.36\r\n"
+    "Upgrade: websocket\r\n"
+    "Origin: https://example.com:8443\r\n"
+    "Sec-WebSocket-Version: 13\r\n"
+    "Accept-Encoding: gzip, deflate, br\r\n"
+    "Accept-Language: en-US,en;q=0.9\r\n"
+    "Cookie: sid=TOKEN-TEXT\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    "\r\n";
+
+/* Line numbers in it, for variant(). */
+enum { L_CONNECTION = 2, L_UPGRADE = 6, L_VERSION = 8, L_COOKIE = 11, L_KEY = 12 };
 
 Test(wshs, client_request_golden_and_accepted_in_every_split)
 {
-    char out[1024];
-    size_t n = tt_ws_client_request(out, sizeof out, "example.com:8443", "/ws?x=1", sample_key,
-                                    "Mozilla/5.0", "TOKEN-TEXT");
+    char out[2048];
+    size_t n = tt_ws_client_request(out, sizeof out, "example.com:8443", "https://example.com:8443",
+                                    "/ws?x=1", sample_key, "sid=TOKEN-TEXT");
     cr_assert_eq(n, strlen(golden_request));
     cr_assert_eq(memcmp(out, golden_request, n), 0, "%.*s", (int)n, out);
 
-    /* Without the optional headers. */
-    n = tt_ws_client_request(out, sizeof out, "h", "/", sample_key, NULL, NULL);
+    /* Without a cookie. */
+    n = tt_ws_client_request(out, sizeof out, "h", "http://h", "/", sample_key, NULL);
     out[n] = '\0';
-    cr_assert_str_eq(out, "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                          "Sec-WebSocket-Version: 13\r\n\r\n");
+    cr_assert_null(strstr(out, "Cookie"));
+    cr_assert_not_null(strstr(out, "\r\nOrigin: http://h\r\n"));
 
     /* The server side takes it at every length, and only when whole. */
     size_t len = strlen(golden_request);
@@ -93,21 +104,22 @@ Test(wshs, client_request_golden_and_accepted_in_every_split)
             cr_assert_eq(tt_ws_server_check(&h, "/ws", &up, &why), 0, "%s", why);
             cr_assert_eq(up.key.len, TT_WS_KEY_TEXT_LEN);
             cr_assert_eq(memcmp(up.key.p, "dGhlIHNhbXBsZSBub25jZQ==", TT_WS_KEY_TEXT_LEN), 0);
-            cr_assert_eq(up.token.len, 10);
-            cr_assert_eq(memcmp(up.token.p, "TOKEN-TEXT", 10), 0);
-            cr_assert(up.token.p >= (const char *)b && up.token.p < (const char *)b + k);
+            cr_assert_eq(up.ncookies, 1);
+            cr_assert_eq(up.cookies[0].len, 10);
+            cr_assert_eq(memcmp(up.cookies[0].p, "TOKEN-TEXT", 10), 0);
+            cr_assert(up.cookies[0].p >= (const char *)b && up.cookies[0].p < (const char *)b + k);
         }
         free(b);
     }
 
     /* Values that could inject a header line, or a target with a space. */
-    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h\r\nX: y", "/", sample_key, NULL, NULL),
-                 0);
-    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", "/a b", sample_key, NULL, NULL), 0);
-    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", "ws", sample_key, NULL, NULL), 0);
-    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", "/", sample_key, "a\nb", NULL), 0);
-    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", "/", sample_key, NULL, "t\x01"), 0);
-    cr_assert_eq(tt_ws_client_request(out, 100, "h", "/", sample_key, NULL, NULL), 0);
+    const char *o = "http://h";
+    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h\r\nX: y", o, "/", sample_key, NULL), 0);
+    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", "a\nb", "/", sample_key, NULL), 0);
+    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", o, "/a b", sample_key, NULL), 0);
+    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", o, "ws", sample_key, NULL), 0);
+    cr_assert_eq(tt_ws_client_request(out, sizeof out, "h", o, "/", sample_key, "t\x01"), 0);
+    cr_assert_eq(tt_ws_client_request(out, 100, "h", o, "/", sample_key, NULL), 0);
 }
 
 Test(wshs, server_response_and_client_check)
@@ -232,31 +244,31 @@ Test(wshs, server_check_outcomes)
         {0, "get /ws HTTP/1.1\r\n", -ENOENT},
         {0, "HEAD /ws HTTP/1.1\r\n", -ENOENT},
         {0, "GET /ws HTTP/1.0\r\n", -EINVAL},
-        {3, "", -ENOENT},
-        {3, "Upgrade: h2c\r\n", -ENOENT},
-        {3, "Upgrade: WebSocket\r\n", 0},
-        {3, "Upgrade: foo, websocket\r\n", 0},
-        {4, "", -EINVAL},
-        {4, "Connection: keep-alive\r\n", -EINVAL},
-        {4, "Connection: keep-alive, upgrade\r\n", 0},
-        {4, "Connection: keep-alive\r\nConnection: Upgrade\r\n", 0},
-        {5, "", -EINVAL},
-        {5, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n", -EINVAL},
-        {5, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n", -EINVAL},
-        {5, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\n", -EINVAL},
-        {5, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==AAAA\r\n", -EINVAL},
-        {5, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ$==\r\n", -EINVAL},
-        {5,
+        {L_UPGRADE, "", -ENOENT},
+        {L_UPGRADE, "Upgrade: h2c\r\n", -ENOENT},
+        {L_UPGRADE, "Upgrade: WebSocket\r\n", 0},
+        {L_UPGRADE, "Upgrade: foo, websocket\r\n", 0},
+        {L_CONNECTION, "", -EINVAL},
+        {L_CONNECTION, "Connection: keep-alive\r\n", -EINVAL},
+        {L_CONNECTION, "Connection: keep-alive, upgrade\r\n", 0},
+        {L_CONNECTION, "Connection: keep-alive\r\nConnection: Upgrade\r\n", 0},
+        {L_KEY, "", -EINVAL},
+        {L_KEY, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n", -EINVAL},
+        {L_KEY, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR==\r\n", -EINVAL},
+        {L_KEY, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25j\r\n", -EINVAL},
+        {L_KEY, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==AAAA\r\n", -EINVAL},
+        {L_KEY, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZ$==\r\n", -EINVAL},
+        {L_KEY,
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: "
          "dGhlIHNhbXBsZSBub25jZQ==\r\n",
          -EINVAL},
-        {5, "Sec-WebSocket-Key:   dGhlIHNhbXBsZSBub25jZQ==  \r\n", 0},
-        {6, "", -EINVAL},
-        {6, "Sec-WebSocket-Version: 8\r\n", -EINVAL},
-        {6, "Sec-WebSocket-Version: 13, 8\r\n", -EINVAL},
-        {6, "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n", -EINVAL},
-        {7, "", 0},
-        {7, "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n", -EINVAL},
+        {L_KEY, "Sec-WebSocket-Key:   dGhlIHNhbXBsZSBub25jZQ==  \r\n", 0},
+        {L_VERSION, "", -EINVAL},
+        {L_VERSION, "Sec-WebSocket-Version: 8\r\n", -EINVAL},
+        {L_VERSION, "Sec-WebSocket-Version: 13, 8\r\n", -EINVAL},
+        {L_VERSION, "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n", -EINVAL},
+        {L_COOKIE, "", 0},
+        {L_COOKIE, "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n", 0},
     };
     for (size_t i = 0; i < LEN(cases); i++) {
         char *req = variant(cases[i].line, cases[i].repl);
@@ -271,29 +283,40 @@ Test(wshs, server_check_outcomes)
     }
 }
 
-Test(wshs, bearer_token_extraction)
+Test(wshs, cookie_values)
 {
     static const struct {
-        const char *line;
-        const char *token;
+        const char *lines;
+        const char *values; /* joined with '|' */
     } cases[] = {
-        {"Authorization: Bearer abc\r\n", "abc"},
-        {"Authorization: bearer   abc\r\n", "abc"},
-        {"Authorization: BEARER abc def\r\n", "abc def"},
-        {"Authorization: Basic dXNlcjpwdw==\r\n", ""},
-        {"Authorization: Bearer\r\n", ""},
-        {"Authorization: Bearer \r\n", ""},
-        {"Authorization: Bearerabc\r\n", ""},
-        {"", ""},
+        {"Cookie: sid=abc\r\n", "abc"},
+        {"Cookie: theme=dark; sid=abc; lang=en\r\n", "dark|abc|en"},
+        {"Cookie: a=1;b=2\r\n", "1|2"},
+        {"Cookie: a=1 ; b=x=y\r\n", "1|x=y"},
+        {"Cookie: flag; sid=abc\r\n", "abc"},
+        {"Cookie: a=\r\n", ""},
+        {"Cookie: a=1\r\ncookie: b=2\r\n", "1|2"},
+        {"Cookie: \r\n", NULL},
+        {"", NULL},
+        {"Cookie: 1=1;2=2;3=3;4=4;5=5;6=6;7=7;8=8;9=9;10=a;11=b;12=c;13=d;14=e;15=f;16=g;17=h\r\n",
+         "1|2|3|4|5|6|7|8|9|a|b|c|d|e|f|g"},
     };
     for (size_t i = 0; i < LEN(cases); i++) {
-        char *req = variant(7, cases[i].line);
+        char *req = variant(L_COOKIE, cases[i].lines);
         tt_http_head h = parse_req(req);
         tt_ws_upgrade up;
         const char *why = NULL;
         cr_assert_eq(tt_ws_server_check(&h, "/ws", &up, &why), 0, "%s", why);
-        cr_assert_eq(up.token.len, strlen(cases[i].token), "case %zu", i);
-        cr_assert_eq(memcmp(up.token.p, cases[i].token, up.token.len), 0, "case %zu", i);
+        char joined[256] = "";
+        for (size_t c = 0; c < up.ncookies; c++) {
+            size_t o = strlen(joined);
+            snprintf(joined + o, sizeof joined - o, "%s%.*s", c ? "|" : "", (int)up.cookies[c].len,
+                     up.cookies[c].p);
+        }
+        if (cases[i].values == NULL)
+            cr_assert_eq(up.ncookies, 0, "case %zu", i);
+        else
+            cr_assert_str_eq(joined, cases[i].values, "case %zu", i);
         free(req);
     }
 }
@@ -309,122 +332,148 @@ static void token_setup(void)
         test_nonce[i] = (uint8_t)(0xa0 + i);
 }
 
-/* Computed with Python: base64url(t || nonce || HMAC-SHA256(key, b"tt-ws1"
- * || t || nonce || b"/ws")[:16]) without padding, t = 1700000000 as 8 bytes
- * big-endian, key = bytes(range(32)), nonce = bytes(range(0xa0, 0xb0)). */
-static const char golden_token[] = "AAAAAGVT8QCgoaKjpKWmp6ipqqusra6vwOO0_XQDIjhylJtK8rM_Ig";
+/* Computed with Python from src/codec/wshs.h's definition: key =
+ * bytes(range(32)), nonce = bytes(range(0xa0, 0xb0)), t = 1700000000, path
+ * "/ws", no padding and the padding bytes(range(5)). */
+static const char golden_token[] = "oKGio6SlpqeoqaqrrK2ur-nEN5P9dA_6HXoQ66QAqzxPOBA-31r7GQ";
+static const char golden_padded[] = "oKGio6SlpqeoqaqrrK2ur-nEN5P9dA_6NGQxCKXkWvF-RGvWwtAU9gABAgME";
+static const uint8_t five[5] = {0, 1, 2, 3, 4};
+
+/* Checks TEXT (NUL-terminated) for the test key at NOW within WINDOW. */
+static int check(const char *text, const char *path, uint64_t now, uint64_t window)
+{
+    uint8_t nonce[TT_WS_NONCE_LEN];
+    uint64_t made = 0;
+    const char *why = NULL;
+    return tt_ws_token_check(test_key, text, strlen(text), path, now, window, nonce, &made, &why);
+}
 
 Test(wshs, token_golden_and_round_trip, .init = token_setup)
 {
-    char tok[TT_WS_TOKEN_LEN + 1];
-    cr_assert_eq(tt_ws_token_make(test_key, 1700000000, test_nonce, "/ws", tok), 0);
-    cr_assert_eq(strlen(tok), TT_WS_TOKEN_LEN);
+    char tok[TT_WS_TOKEN_MAX + 1];
+    cr_assert_eq(tt_ws_token_make(test_key, 1700000000, test_nonce, NULL, 0, "/ws", tok),
+                 TT_WS_TOKEN_MIN);
     cr_assert_str_eq(tok, golden_token);
+    cr_assert_eq(tt_ws_token_make(test_key, 1700000000, test_nonce, five, 5, "/ws", tok), 60);
+    cr_assert_str_eq(tok, golden_padded);
 
     uint8_t nonce[TT_WS_NONCE_LEN] = {0};
+    uint64_t made = 0;
     const char *why = NULL;
-    cr_assert_eq(tt_ws_token_check(test_key, tok, strlen(tok), "/ws", 1700000000, 60, nonce, &why),
-                 0, "%s", why);
+    cr_assert_eq(
+        tt_ws_token_check(test_key, tok, strlen(tok), "/ws", 1700000000, 60, nonce, &made, &why), 0,
+        "%s", why);
     cr_assert_arr_eq(nonce, test_nonce, sizeof nonce);
+    cr_assert_eq(made, 1700000000);
 
     /* The window holds both ways, inclusive. */
-    cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/ws", 1700000060, 60, nonce, &why), 0);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/ws", 1699999940, 60, nonce, &why), 0);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/ws", 1700000061, 60, nonce, &why),
-        -ETIMEDOUT);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/ws", 1699999939, 60, nonce, &why),
-        -ETIMEDOUT);
-    cr_assert_eq(tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/ws", 0, 60, nonce, &why),
-                 -ETIMEDOUT);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/ws", UINT64_MAX, 60, nonce, &why),
-        -ETIMEDOUT);
+    cr_assert_eq(check(golden_token, "/ws", 1700000060, 60), 0);
+    cr_assert_eq(check(golden_token, "/ws", 1699999940, 60), 0);
+    cr_assert_eq(check(golden_token, "/ws", 1700000061, 60), -ETIMEDOUT);
+    cr_assert_eq(check(golden_token, "/ws", 1699999939, 60), -ETIMEDOUT);
+    cr_assert_eq(check(golden_token, "/ws", 0, 60), -ETIMEDOUT);
+    cr_assert_eq(check(golden_token, "/ws", UINT64_MAX, 60), -ETIMEDOUT);
 
-    /* Extreme times encode and check. */
-    cr_assert_eq(tt_ws_token_make(test_key, UINT64_MAX, test_nonce, "/", tok), 0);
-    cr_assert_eq(tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/", UINT64_MAX, 0, nonce, &why),
-                 0);
-    cr_assert_eq(tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/", 0, UINT64_MAX, nonce, &why),
-                 0);
+    /* Extreme times and every padding length encode and check. */
+    cr_assert_eq(tt_ws_token_make(test_key, UINT64_MAX, test_nonce, NULL, 0, "/", tok),
+                 TT_WS_TOKEN_MIN);
+    cr_assert_eq(check(tok, "/", UINT64_MAX, 0), 0);
+    cr_assert_eq(check(tok, "/", 0, UINT64_MAX), 0);
+    uint8_t pad[TT_WS_PAD_MAX];
+    memset(pad, 0x5a, sizeof pad);
+    for (size_t p = 0; p <= TT_WS_PAD_MAX; p++) {
+        int n = tt_ws_token_make(test_key, 1700000000, test_nonce, pad, p, "/ws", tok);
+        cr_assert_eq((size_t)n, ((TT_WS_TOKEN_RAW_MIN + p) * 4 + 2) / 3, "pad %zu", p);
+        cr_assert_eq(check(tok, "/ws", 1700000000, 0), 0, "pad %zu", p);
+    }
+    cr_assert_eq(strlen(tok), TT_WS_TOKEN_MAX);
+    cr_assert_eq(tt_ws_token_make(test_key, 1, test_nonce, pad, TT_WS_PAD_MAX + 1, "/", tok),
+                 -EINVAL);
+}
+
+Test(wshs, tokens_share_no_prefix, .init = token_setup)
+{
+    /* Nothing fixed shows: two tokens of one second differ from the first
+     * character (the nonce leads), and the masked time differs too. */
+    char a[TT_WS_TOKEN_MAX + 1], b[TT_WS_TOKEN_MAX + 1];
+    uint8_t other[TT_WS_NONCE_LEN];
+    memcpy(other, test_nonce, sizeof other);
+    other[0] ^= 0xfc;
+    tt_ws_token_make(test_key, 1700000000, test_nonce, NULL, 0, "/ws", a);
+    tt_ws_token_make(test_key, 1700000000, other, NULL, 0, "/ws", b);
+    cr_assert_neq(a[0], b[0]);
+    cr_assert_neq(memcmp(a + 22, b + 22, 10), 0, "the time is masked per nonce");
 }
 
 Test(wshs, token_refusals, .init = token_setup)
 {
-    char tok[TT_WS_TOKEN_LEN + 1];
-    cr_assert_eq(tt_ws_token_make(test_key, 1700000000, test_nonce, "/ws", tok), 0);
+    char tok[TT_WS_TOKEN_MAX + 1];
+    cr_assert_eq(tt_ws_token_make(test_key, 1700000000, test_nonce, NULL, 0, "/ws", tok),
+                 TT_WS_TOKEN_MIN);
     uint8_t nonce[TT_WS_NONCE_LEN];
+    uint64_t made;
     const char *why = NULL;
 
     uint8_t wrong[TT_WS_AUTH_KEY_LEN];
     memcpy(wrong, test_key, sizeof wrong);
     wrong[31] ^= 0x80;
-    cr_assert_eq(tt_ws_token_check(wrong, tok, TT_WS_TOKEN_LEN, "/ws", 1700000000, 60, nonce, &why),
-                 -EACCES);
     cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/ws2", 1700000000, 60, nonce, &why),
-        -EACCES);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN, "/w", 1700000000, 60, nonce, &why),
-        -EACCES);
+        tt_ws_token_check(wrong, tok, TT_WS_TOKEN_MIN, "/ws", 1700000000, 60, nonce, &made, &why),
+        -EACCES, "another key: a wrong token, not a clock difference");
+    cr_assert_eq(check(tok, "/ws2", 1700000000, 60), -EACCES);
+    cr_assert_eq(check(tok, "/w", 1700000000, 60), -EACCES);
 
     /* Any character changed to any other character of the alphabet (or out
-     * of it) is refused: never accepted. */
+     * of it) is refused, in the padding too: never accepted. */
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=. ";
-    for (size_t i = 0; i < TT_WS_TOKEN_LEN; i++) {
-        for (size_t a = 0; a < sizeof alphabet - 1; a++) {
-            if (alphabet[a] == tok[i])
-                continue;
-            char t[TT_WS_TOKEN_LEN + 1];
-            memcpy(t, tok, sizeof t);
-            t[i] = alphabet[a];
-            int rc =
-                tt_ws_token_check(test_key, t, TT_WS_TOKEN_LEN, "/ws", 1700000000, 60, nonce, &why);
-            cr_assert_neq(rc, 0, "position %zu changed to '%c' was accepted", i, alphabet[a]);
+    const char *toks[] = {golden_token, golden_padded};
+    for (size_t g = 0; g < LEN(toks); g++) {
+        size_t len = strlen(toks[g]);
+        for (size_t i = 0; i < len; i++) {
+            for (size_t a = 0; a < sizeof alphabet - 1; a++) {
+                if (alphabet[a] == toks[g][i])
+                    continue;
+                char t[TT_WS_TOKEN_MAX + 1];
+                memcpy(t, toks[g], len + 1);
+                t[i] = alphabet[a];
+                cr_assert_neq(check(t, "/ws", 1700000000, 60), 0,
+                              "token %zu: position %zu changed to '%c' was accepted", g, i,
+                              alphabet[a]);
+            }
         }
     }
 
-    /* Wrong lengths, padding, the standard alphabet's characters. */
-    char longer[TT_WS_TOKEN_LEN + 2];
-    memcpy(longer, tok, TT_WS_TOKEN_LEN);
-    longer[TT_WS_TOKEN_LEN] = 'A';
-    longer[TT_WS_TOKEN_LEN + 1] = '\0';
-    cr_assert_eq(tt_ws_token_check(test_key, longer, TT_WS_TOKEN_LEN + 1, "/ws", 1700000000, 60,
-                                   nonce, &why),
-                 -EINVAL);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, tok, TT_WS_TOKEN_LEN - 1, "/ws", 1700000000, 60, nonce, &why),
-        -EINVAL);
-    cr_assert_eq(tt_ws_token_check(test_key, "", 0, "/ws", 1700000000, 60, nonce, &why), -EINVAL);
-    char padded[TT_WS_TOKEN_LEN + 3];
-    snprintf(padded, sizeof padded, "%s==", tok);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, padded, strlen(padded), "/ws", 1700000000, 60, nonce, &why),
-        -EINVAL);
+    /* Wrong lengths, padding, cut padding. */
+    char longer[TT_WS_TOKEN_MAX + 4];
+    snprintf(longer, sizeof longer, "%sA", golden_token);
+    cr_assert_neq(check(longer, "/ws", 1700000000, 60), 0, "a byte of padding added");
+    snprintf(longer, sizeof longer, "%sAAA", golden_token);
+    cr_assert_eq(check(longer, "/ws", 1700000000, 60), -EINVAL, "no byte count has 57 characters");
+    snprintf(longer, sizeof longer, "%.*s", TT_WS_TOKEN_MIN - 1, golden_token);
+    cr_assert_eq(check(longer, "/ws", 1700000000, 60), -EINVAL);
+    cr_assert_eq(check("", "/ws", 1700000000, 60), -EINVAL);
+    snprintf(longer, sizeof longer, "%s==", golden_token);
+    cr_assert_eq(check(longer, "/ws", 1700000000, 60), -EINVAL);
+    snprintf(longer, sizeof longer, "%.*s", (int)strlen(golden_padded) - 2, golden_padded);
+    cr_assert_neq(check(longer, "/ws", 1700000000, 60), 0, "a byte of padding cut");
+    char huge[TT_WS_TOKEN_MAX + 8];
+    memset(huge, 'A', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    cr_assert_eq(check(huge, "/ws", 1700000000, 60), -EINVAL);
 
-    /* The last character carries 4 unused bits: a non-zero one is another
+    /* The last character carries unused bits: a non-zero one is another
      * spelling of the same bytes, refused. */
-    char t[TT_WS_TOKEN_LEN + 1];
-    memcpy(t, tok, sizeof t);
-    t[TT_WS_TOKEN_LEN - 1] = (char)(t[TT_WS_TOKEN_LEN - 1] + 1);
-    cr_assert_eq(
-        tt_ws_token_check(test_key, t, TT_WS_TOKEN_LEN, "/ws", 1700000000, 60, nonce, &why),
-        -EINVAL);
+    char t[TT_WS_TOKEN_MAX + 1];
+    memcpy(t, golden_token, sizeof golden_token);
+    t[TT_WS_TOKEN_MIN - 1] = (char)(t[TT_WS_TOKEN_MIN - 1] + 1);
+    cr_assert_eq(check(t, "/ws", 1700000000, 60), -EINVAL);
 }
 
-Test(wshs, token_time_is_the_time_it_was_made)
+Test(wshs, cookie_name_is_fixed_by_the_key, .init = token_setup)
 {
-    char tok[TT_WS_TOKEN_LEN + 1];
-    cr_assert_eq(tt_ws_token_make(test_key, 1700000123, test_nonce, "/ws", tok), 0);
-    uint64_t t = 0;
-    cr_assert_eq(tt_ws_token_time(tok, TT_WS_TOKEN_LEN, &t), 0);
-    cr_assert_eq(t, 1700000123);
-    cr_assert_eq(tt_ws_token_time(golden_token, strlen(golden_token), &t), 0);
-    cr_assert_eq(t, 1700000000);
-    cr_assert_eq(tt_ws_token_time(tok, TT_WS_TOKEN_LEN - 1, &t), -EINVAL);
-    cr_assert_eq(tt_ws_token_time("", 0, &t), -EINVAL);
+    /* Computed with Python: the list's entry HMAC-SHA256(key, "tt-ws2
+     * cookie")[0] mod 8 for key = bytes(range(32)). */
+    cr_assert_str_eq(tt_ws_cookie_name(test_key), "_sid");
+    cr_assert_str_eq(tt_ws_cookie_name(test_key), tt_ws_cookie_name(test_key));
 }
