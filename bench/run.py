@@ -1432,6 +1432,9 @@ def main():
         signal.signal(sig, on_sigterm)
     raise_nofile()
     logdir = tempfile.mkdtemp(prefix="ttbench-")
+    # tt servers keep their self-signed certificate in a state directory:
+    # the run's own, so that a benchmark leaves nothing in /var/lib/tt.
+    os.environ.setdefault("TT_STATE_DIR", logdir)
     procs = Procs(logdir)
     info = machine_info(binaries)
     print("# tt benchmark", flush=True)
