@@ -13,14 +13,14 @@ import threading
 
 import pytest
 from helpers import free_port, socks_open, wait_until
-from test_stealth_tt import run_parallel
+from test_stealth_tt import LoopbackServer, run_parallel
 from test_tt_carrier import tt_client, tt_server
 
 FLIGHTS = 1000
 ROUNDS = 150
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     """Forwards each accepted connection to UPSTREAM and keeps, per
     connection, the list of reads as ('c' | 's', size): 'c' from the client,
     's' from the server. On loopback with TCP_NODELAY each write of one side
@@ -28,28 +28,20 @@ class RecordingProxy:
 
     def __init__(self, upstream):
         self.upstream = upstream
-        self.lsock = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self.port = self.lsock.getsockname()[1]
-        self.lock = threading.Lock()
         self.conns = []
         self.socks = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(self.upstream)
-            for s in (c, u):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            log = []
-            with self.lock:
-                self.conns.append(log)
-                self.socks += [c, u]
-            threading.Thread(target=self._pump, args=(c, u, "c", log), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, "s", log), daemon=True).start()
+    def handle(self, c):
+        u = socket.create_connection(self.upstream)
+        for s in (c, u):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log = []
+        with self.lock:
+            self.conns.append(log)
+            self.socks += [c, u]
+        threading.Thread(target=self._pump, args=(c, u, "c", log), daemon=True).start()
+        threading.Thread(target=self._pump, args=(u, c, "s", log), daemon=True).start()
 
     def _pump(self, src, dst, side, log):
         try:
@@ -69,7 +61,7 @@ class RecordingProxy:
             return [list(log) for log in self.conns]
 
     def close(self):
-        self.lsock.close()
+        super().close()
         with self.lock:
             for s in self.socks:
                 s.close()
