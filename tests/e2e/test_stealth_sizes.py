@@ -17,7 +17,7 @@ from test_stealth_tt import LoopbackServer, run_parallel
 from test_tt_carrier import tt_client, tt_server
 
 FLIGHTS = 1000
-ROUNDS = 150
+ROUNDS = 400
 
 
 class RecordingProxy(LoopbackServer):
@@ -150,9 +150,10 @@ def ks_distance(a, b):
 def test_small_writes_do_not_show_their_size(procs, echo, profile):
     """ROUNDS 1-byte and ROUNDS 100-byte writes, interleaved, each echoed
     before the next: the sizes the observer sees for the two kinds, in each
-    direction, are as close as sampling allows (Kolmogorov-Smirnov distance;
-    with 150 samples each, 0.25 is beyond what chance gives one time in a
-    thousand for a single distribution)."""
+    direction, are as close as sampling allows: their Kolmogorov-Smirnov
+    distance is about 0.05 (20000 draws in the unit test), and with 400
+    samples each chance adds more than 0.14 less than one time in a
+    thousand, so 0.2 is the bound; padding of 0..31 bytes gives 1.0."""
     proxy, socks = tapped_pair(procs, profile)
     try:
         sock = socks_open(socks, "127.0.0.1", echo)
@@ -190,4 +191,4 @@ def test_small_writes_do_not_show_their_size(procs, echo, profile):
     if profile == "uniform":
         assert d_up > 0.99 and d_down > 0.99  # 0..31 bytes cannot hide 99
         return
-    assert d_up < 0.25 and d_down < 0.25, (d_up, d_down)
+    assert d_up < 0.2 and d_down < 0.2, (d_up, d_down)
