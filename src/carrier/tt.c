@@ -14,6 +14,7 @@
 #include "carrier/carrier.h"
 #include "carrier/children.h"
 #include "carrier/ttlink.h"
+#include "carrier/ttpad.h"
 #include "codec/ttproto.h"
 #include "core/log.h"
 #include "core/replay.h"
@@ -30,11 +31,13 @@ typedef struct tt_settings {
     const char *range_text;   /* -r */
     unsigned hop_interval_ms;
     unsigned buffer_size;   /* largest plaintext per frame */
-    unsigned hello_pad_max; /* random padding of each first flight: 0..max */
-    unsigned frame_pad_max; /* random padding of each frame: 0..max */
+    const char *pad_text;   /* --padding-profile */
+    unsigned hello_pad_max; /* padding of each first flight: at most this */
+    unsigned frame_pad_max; /* padding of each frame: at most this */
     /* Filled by the check. */
     int methods[2]; /* AEADs, preferred first (a client uses methods[0]) */
     unsigned n_methods;
+    int pad_profile;           /* enum tt_pad_profile */
     uint16_t port_lo, port_hi; /* the hopping range */
     unsigned hop_interval_s;   /* length of a port-hopping slot */
 } tt_settings;
@@ -142,6 +145,7 @@ static int common_init(ttc *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const
         c->lp[i] = (tt_ttlink_params){.alg = c->o.methods[i],
                                       .psk = c->psk,
                                       .frame_data = c->o.buffer_size,
+                                      .pad_profile = c->o.pad_profile,
                                       .hello_pad_max = c->o.hello_pad_max,
                                       .frame_pad_max = c->o.frame_pad_max,
                                       .spare = &c->spare,
@@ -945,10 +949,14 @@ static const tt_opt tt_rows[] = {
      "average length of a port-hopping slot (default 60s; its start derives from the key)", 0, 0},
     {0, "buffer-size", "N", TT_OPT_UINT, O(buffer_size),
      "largest plaintext bytes per frame (default 4096, at most 16384)", 1, 16384},
+    {0, "padding-profile", "PROFILE", TT_OPT_STRING, O(pad_text),
+     "sizes on the wire: shaped (default: first flights sized like common ones, small writes "
+     "padded to a random size), uniform (0..N on every hello and frame) or off",
+     0, 0},
     {0, "hello-padding", "N", TT_OPT_UINT, O(hello_pad_max),
-     "random padding of the first flight: 0 to N bytes (default 1024, at most 2048)", 0, 2048},
+     "most padding of a first flight (default 2048 shaped, 1024 uniform; at most 2048)", 0, 2048},
     {0, "frame-padding", "N", TT_OPT_UINT, O(frame_pad_max),
-     "random padding of each frame: 0 to N bytes (default 31, at most 1024)", 0, 1024},
+     "most padding of a frame (default 1024 shaped, 31 uniform; at most 1024)", 0, 1024},
 };
 #undef O
 
@@ -957,8 +965,8 @@ static void tt_opts_init(void *p)
     tt_settings *o = p;
     o->hop_interval_ms = 60000;
     o->buffer_size = 4096;
-    o->hello_pad_max = 1024;
-    o->frame_pad_max = 31;
+    o->hello_pad_max = TT_HELLO_MAX_PAD;
+    o->frame_pad_max = TT_FRAME_MAX_PAD;
 }
 
 /* A client offers one AEAD; a server may accept both. */
@@ -984,7 +992,6 @@ static int parse_methods(const char *text, tt_settings *o, bool server)
 static int tt_opts_check(void *p, const tt_opt_set *set, bool server, char *why, size_t len)
 {
     tt_settings *o = p;
-    (void)set;
     if (parse_methods(o->methods_text ? o->methods_text : "chacha20-poly1305", o, server) != 0) {
         snprintf(why, len,
                  server ? "invalid -m '%s': chacha20-poly1305 and/or aes-256-gcm, comma-separated"
@@ -1010,6 +1017,17 @@ static int tt_opts_check(void *p, const tt_opt_set *set, bool server, char *why,
         return -EINVAL;
     }
     o->hop_interval_s = o->hop_interval_ms / 1000;
+    o->pad_profile = tt_pad_profile_parse(o->pad_text ? o->pad_text : "shaped");
+    if (o->pad_profile < 0) {
+        snprintf(why, len, "invalid --padding-profile '%s': shaped, uniform or off", o->pad_text);
+        return -EINVAL;
+    }
+    /* The uniform profile keeps the limits it had before the shaped one
+     * (whose draws need room up to the protocol's limits). */
+    if (o->pad_profile == TT_PAD_UNIFORM && !tt_opts_given(set, "hello-padding"))
+        o->hello_pad_max = 1024;
+    if (o->pad_profile == TT_PAD_UNIFORM && !tt_opts_given(set, "frame-padding"))
+        o->frame_pad_max = 31;
     if (o->buffer_size < 1400)
         tt_warn("--buffer-size %u is below 1400: small frames leave a recognisable traffic "
                 "pattern",

@@ -7,6 +7,7 @@
 
 #include <openssl/crypto.h>
 
+#include "carrier/ttpad.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "link/scratch.h"
@@ -57,21 +58,15 @@ typedef struct ttlink {
     uint64_t rng;
 } ttlink;
 
-/* Padding lengths need to be unpredictable to an observer only through the
- * ciphertext, so a fast generator seeded from the system's is enough. */
-static uint64_t rng_next(ttlink *t)
+/* The padding of frame I of NFRAMES in one write. The uniform profile pads
+ * every frame alike; the shaped one pads only the write's last frame, by
+ * SHAPED (tt_pad_write_tail), since an observer sees a write's size, not its
+ * frames. */
+static size_t frame_pad(ttlink *t, size_t i, size_t nframes, size_t shaped)
 {
-    uint64_t x = t->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    t->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static size_t pad_len(ttlink *t, unsigned max)
-{
-    return max ? (size_t)(rng_next(t) % ((uint64_t)max + 1)) : 0;
+    if (t->p.pad_profile == TT_PAD_UNIFORM)
+        return tt_pad_uniform(&t->rng, t->p.frame_pad_max);
+    return i + 1 == nframes ? shaped : 0;
 }
 
 static void fail(ttlink *t, int err)
@@ -182,10 +177,17 @@ static int send_frames(ttlink *t, pieces *c, size_t len, bool fin)
     uint8_t *out = tt_scratch_take(&g_seal, cap, cap, NULL);
     if (out == NULL)
         return UV_ENOMEM;
-    size_t off = 0;
+    /* The plaintext in the write's last data frame: what the shaped padding
+     * has to hide. It goes on the write's last frame, the FIN frame when
+     * there is one, so the write's size is the same either way. */
+    size_t tail = len == 0 ? 0 : len - (len - 1) / f * f;
+    size_t shaped = t->p.pad_profile == TT_PAD_SHAPED
+                        ? tt_pad_write_tail(tail, t->p.frame_pad_max, &t->rng)
+                        : 0;
+    size_t off = 0, i = 0;
     while (len > 0) {
         size_t n = len < f ? len : f;
-        size_t pad = pad_len(t, t->p.frame_pad_max);
+        size_t pad = frame_pad(t, i++, nframes, shaped);
         const uint8_t *src = pad == 0 ? pieces_contig(c, n) : NULL;
         if (src != NULL) {
             pieces_skip(c, n);
@@ -201,8 +203,8 @@ static int send_frames(ttlink *t, pieces *c, size_t len, bool fin)
         len -= n;
     }
     if (fin) {
-        size_t w =
-            tt_frame_seal(&t->tx, TT_FRAME_FIN, NULL, 0, pad_len(t, t->p.frame_pad_max), out + off);
+        size_t w = tt_frame_seal(&t->tx, TT_FRAME_FIN, NULL, 0, frame_pad(t, i, nframes, shaped),
+                                 out + off);
         if (w == 0)
             goto fail;
         off += w;
@@ -231,7 +233,8 @@ static void tell_answer(ttlink *t, enum tt_ttlink_answer answer)
 
 static int send_hello(ttlink *t, const uint8_t *data, size_t len)
 {
-    size_t pad = pad_len(t, t->p.hello_pad_max);
+    size_t bare = t->client ? tt_client_hello_size(len, 0) : tt_server_hello_size(len, 0);
+    size_t pad = tt_pad_hello(t->p.pad_profile, t->client, bare, t->p.hello_pad_max, &t->rng);
     size_t size = t->client ? tt_client_hello_size(len, pad) : tt_server_hello_size(len, pad);
     uint8_t *out = malloc(size);
     if (out == NULL)

@@ -20,6 +20,9 @@ typedef struct tt_ttlink_params {
     int alg;            /* enum tt_aead_alg */
     const uint8_t *psk; /* TT_PSK_LEN bytes, outliving the link */
     size_t frame_data;  /* largest plaintext per frame */
+    /* Padding: the policy (enum tt_pad_profile, carrier/ttpad.h; 0 is the
+     * shaped default) and its limits in bytes, per hello and per frame. */
+    int pad_profile;
     unsigned hello_pad_max;
     unsigned frame_pad_max;
     /* A pre-generated ephemeral key pair the link may take (leaving it

@@ -545,6 +545,8 @@ def test_fallback_makes_the_port_look_like_the_web_site(procs, nginx, echo):
     (["server", "-k", "x", "--buffer-size", "0"], r"invalid --buffer-size"),
     (["server", "-k", "x", "--buffer-size", "70000"], r"invalid --buffer-size"),
     (["server", "-k", "x", "--hop-interval", "500ms"], r"--hop-interval"),
+    (["client", "-s", "h", "-k", "x", "--padding-profile", "tls"], r"invalid --padding-profile"),
+    (["server", "-k", "x", "--frame-padding", "1025"], r"invalid --frame-padding"),
     (["server", "-k", "x", "--fallback", "nope"], r"invalid --fallback"),
     (["client", "-s", "h", "-k", "x", "--clock-offset", "soon"], r"invalid --clock-offset"),
     (["client", "-s", "tt://[::1", "-k", "x"], r"invalid --server"),

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "carrier/ttlink.h"
+#include "carrier/ttpad.h"
 #include "codec/ttproto.h"
 #include "memlink.h"
 
@@ -268,8 +269,9 @@ Test(ttlink, failed_key_derivation_is_an_error_never_an_unkeyed_read)
  * pieces, pieces smaller than a frame and pieces that cross frame
  * boundaries, before the keys (queued) and after, in the hello and in
  * frames, with and without padding; every byte arrives, in order. */
-static void pieces_arrive_whole(unsigned frame_pad_max)
+static void pieces_arrive_whole(int profile, unsigned frame_pad_max)
 {
+    params.pad_profile = profile;
     params.frame_pad_max = frame_pad_max;
     sink cs = {0}, ss = {0};
     tt_link *c = tt_ttlink_client(&lc.base, &params, 1700000000);
@@ -323,10 +325,16 @@ static void pieces_arrive_whole(unsigned frame_pad_max)
 
 Test(ttlink, written_pieces_arrive_whole_with_padding)
 {
-    pieces_arrive_whole(31);
+    pieces_arrive_whole(TT_PAD_UNIFORM, 31);
+}
+
+Test(ttlink, written_pieces_arrive_whole_with_shaped_padding)
+{
+    params.hello_pad_max = TT_HELLO_MAX_PAD;
+    pieces_arrive_whole(TT_PAD_SHAPED, TT_FRAME_MAX_PAD);
 }
 
 Test(ttlink, written_pieces_arrive_whole_without_padding)
 {
-    pieces_arrive_whole(0);
+    pieces_arrive_whole(TT_PAD_OFF, 0);
 }
