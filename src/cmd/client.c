@@ -347,9 +347,9 @@ static int parse_dns(client *c, const client_cfg *cfg)
     return 0;
 }
 
-/* Starts the DNS entry on the families the nameservers need. Returns 0, or
- * 1 after one error line. */
-static int start_dns(client *c, const client_cfg *cfg, uv_loop_t *loop)
+/* Starts the DNS entry on the families the nameservers need and sets its
+ * ports in the rules. Returns 0, or 1 after one error line. */
+static int start_dns(client *c, uv_loop_t *loop)
 {
     tt_nftrules *r = &c->rules;
     bool fam[2] = {false, false};
@@ -362,18 +362,11 @@ static int start_dns(client *c, const client_cfg *cfg, uv_loop_t *loop)
     }
     tt_dnscap_ports(c->dnscap, 4, &r->dns_udp4, &r->dns_tcp4);
     tt_dnscap_ports(c->dnscap, 6, &r->dns_udp6, &r->dns_tcp6);
-    char tbuf[TT_TARGET_STRLEN];
-    tt_info("capturing DNS to %u nameserver%s of /etc/resolv.conf (UDP %u/%u, TCP %u/%u on "
-            "loopback), answered by %s through %s",
-            (unsigned)r->n_dns, r->n_dns == 1 ? "" : "s", (unsigned)r->dns_udp4,
-            (unsigned)r->dns_udp6, (unsigned)r->dns_tcp4, (unsigned)r->dns_tcp6,
-            tt_target_format(&c->dns_upstream, tbuf, sizeof tbuf), cfg->server);
     return 0;
 }
 
 /* Starts the redirect listeners, one per family that a range needs, and
- * installs the rules that send connections to them. Returns 0, or 1 after
- * one error line. */
+ * sets their ports in the rules. Returns 0, or 1 after one error line. */
 static int start_redirect(client *c, const client_cfg *cfg, uv_loop_t *loop)
 {
     tt_nftrules *r = &c->rules;
@@ -442,6 +435,14 @@ static int install_rules(client *c, const client_cfg *cfg)
             "redirecting TCP to %u range%s (%u excluded) through %s; nftables table inet tt_%lu%s",
             (unsigned)r->n_redirect, r->n_redirect == 1 ? "" : "s", (unsigned)r->n_exclude,
             cfg->server, r->id, cfg->redirect_forwarded ? ", forwarded traffic too" : "");
+    if (r->n_dns > 0) {
+        char tbuf[TT_TARGET_STRLEN];
+        tt_info("capturing DNS to %u nameserver%s of /etc/resolv.conf (UDP %u/%u, TCP %u/%u on "
+                "loopback), answered by %s through %s",
+                (unsigned)r->n_dns, r->n_dns == 1 ? "" : "s", (unsigned)r->dns_udp4,
+                (unsigned)r->dns_udp6, (unsigned)r->dns_tcp4, (unsigned)r->dns_tcp6,
+                tt_target_format(&c->dns_upstream, tbuf, sizeof tbuf), cfg->server);
+    }
     return 0;
 }
 
@@ -596,7 +597,7 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     }
     if (cfg->redirects.n > 0 && start_redirect(c, cfg, loop) != 0)
         return 1;
-    if (cfg->dns && start_dns(c, cfg, loop) != 0)
+    if (cfg->dns && start_dns(c, loop) != 0)
         return 1;
     if (cfg->redirects.n > 0 || cfg->dns)
         return install_rules(c, cfg);

@@ -147,22 +147,32 @@ def ask_tcp(ns, server, name, qid=0x4321):
 
 
 def start_dns_client(procs, net, url, *args):
-    argv = ["client", "-s", url, "-l", "none", "-k", KEY, "--dns", "-v"] + list(args)
+    argv = ["client", "-s", url, "-l", "none", "--dns", "-v"] + list(args)
+    if url.startswith("tt://"):
+        argv += ["-k", KEY]
     p = procs.tt(argv, name="tt-client", netns=net.client)
     p.wait_log(r"capturing DNS to 2 nameservers", timeout=60)
     return p
 
 
-@pytest.fixture
-def setup(procs, net, tmp_path):
+def setup_pair(procs, net, tmp_path, scheme="tt", *args):
     unbound = Unbound(procs, net, tmp_path)
-    url = start_server(procs, net, "tt")
-    start_dns_client(procs, net, url, "--dns-server", RESOLVER)
+    url = start_server(procs, net, scheme)
+    start_dns_client(procs, net, url, "--dns-server", RESOLVER, *args)
     return unbound
 
 
-def test_dns_over_udp_and_tcp_through_the_tunnel_then_from_the_cache(net, setup):
-    unbound = setup
+@pytest.fixture
+def setup(procs, net, tmp_path):
+    return setup_pair(procs, net, tmp_path)
+
+
+# Over both kinds of carrier, and in one table with --redirect and --mux.
+@pytest.mark.parametrize("scheme,extra", [("tt", ()), ("tcp", ()),
+                                          ("tt", ("--mux", "--redirect", "10.78.0.0/24"))])
+def test_dns_over_udp_and_tcp_through_the_tunnel_then_from_the_cache(procs, net, tmp_path,
+                                                                     scheme, extra):
+    unbound = setup_pair(procs, net, tmp_path, scheme, *extra)
     rcode, addrs, ttls = ask_udp(net.client, NS4, "cached.far.")
     assert (rcode, addrs) == (0, ["10.78.0.3"])
     assert 0 < ttls[0] <= 300
