@@ -210,3 +210,25 @@ def test_dns_needs_a_far_nameserver():
     r = run_tt(["client", "-s", "127.0.0.1:1", "-k", KEY, "--dns", "--dns-server", "ns.example"])
     assert r.returncode == 2
     assert "invalid --dns-server 'ns.example'" in r.stderr
+
+
+def test_dns_unreachable_nameserver_gets_servfail(procs, net):
+    """Nothing answers at the far nameserver: the client gets SERVFAIL once
+    the query's time (5 s) runs out, not silence."""
+    url = start_server(procs, net, "tt")
+    start_dns_client(procs, net, url, "--dns-server", "10.78.0.9")
+    rcode, addrs, _ = ask_udp(net.client, NS4, "cached.far.", timeout=15)
+    assert (rcode, addrs) == (2, [])
+
+
+def test_dns_stream_is_opened_again_after_it_ends(procs, net, tmp_path):
+    """The far nameserver restarts, which ends the stream: the next query
+    opens another and is answered."""
+    unbound = setup_pair(procs, net, tmp_path)
+    assert ask_udp(net.client, NS4, "missing.far.")[0] == 3
+    ub = next(p for p in procs.procs if p.name == "unbound")
+    assert ub.terminate_and_wait() == 0
+    Unbound(procs, net, tmp_path)
+    rcode, addrs, _ = ask_udp(net.client, NS4, "cached.far.")
+    assert (rcode, addrs) == (0, ["10.78.0.3"])
+    assert unbound.count("cached.far.") == 1
