@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "carrier/ssh.h"
 #include "cmd/cmd.h"
 #include "codec/nftrules.h"
 #include "codec/resolvconf.h"
@@ -16,6 +17,7 @@
 #include "entry/entry.h"
 #include "entry/forward.h"
 #include "entry/dnscap.h"
+#include "entry/dnsfar.h"
 #include "entry/nftables.h"
 #include "entry/redirect.h"
 #include "entry/socks5.h"
@@ -79,12 +81,12 @@ static const tt_opt client_opts[] = {
      0},
     {0, "dns", NULL, TT_OPT_FLAG, O(dns),
      "transparent DNS: capture queries to the nameservers of /etc/resolv.conf (UDP and TCP port "
-     "53) with nftables and answer them through the tunnel, cached; needs --dns-server and root "
-     "or CAP_NET_ADMIN",
+     "53) with nftables and answer them through the tunnel, cached; needs root or CAP_NET_ADMIN",
      0, 0},
     {0, "dns-server", "IP[:PORT]", TT_OPT_STRING, O(dns_server),
-     "with --dns: the nameserver on the far side that answers, over TCP (port 53 by default)", 0,
-     0},
+     "with --dns: the nameserver on the far side that answers, over TCP (port 53 by default); "
+     "required except over ssh://, where the remote /etc/resolv.conf names it",
+     0, 0},
     {0, "socks-user", "NAME", TT_OPT_STRING, O(socks_user),
      "require SOCKS5 username/password authentication with this user", 0, 0},
     {0, "socks-pass", "PASSWORD", TT_OPT_STRING, O(socks_pass), "the password for --socks-user", 0,
@@ -291,36 +293,72 @@ static int parse_redirect(client *c, const client_cfg *cfg, const tt_carrier_cfg
     return 0;
 }
 
+/* Finds the far side's nameserver when --dns-server names none: over
+ * ssh://, the remote /etc/resolv.conf's first. Anywhere else it cannot be
+ * found: a tt server resolves with its own system, whose resolv.conf the
+ * client cannot read. Returns 0, or 1 or 2 after one error line. */
+static int far_nameserver(client *c, const tt_carrier_cfg *ccfg)
+{
+    if (strcmp(ccfg->type->scheme, "ssh") != 0)
+        return tt_opts_fail(&client_spec,
+                            "--dns needs --dns-server IP[:PORT] with %s:// (the nameserver on "
+                            "the far side that answers); only ssh:// finds one itself",
+                            ccfg->type->scheme);
+    char **argv = tt_ssh_exec_argv(ccfg, TT_DNSFAR_REMOTE);
+    if (argv == NULL)
+        return tt_opts_fail(&client_spec, "out of memory");
+    char err[256];
+    unsigned limit = (ccfg->connect_timeout_ms ? ccfg->connect_timeout_ms : 10000) + 10000;
+    int rc = tt_dnsfar_read(argv, limit, &c->dns_upstream, err, sizeof err);
+    free(argv);
+    if (rc != 0) {
+        tt_error("--dns: cannot read the remote /etc/resolv.conf with ssh (give --dns-server "
+                 "IP): %s",
+                 err);
+        return 1;
+    }
+    char tbuf[TT_TARGET_STRLEN];
+    tt_info("--dns: the far nameserver is %s, from the remote /etc/resolv.conf",
+            tt_target_format(&c->dns_upstream, tbuf, sizeof tbuf));
+    return 0;
+}
+
+/* Reads --dns-server TEXT into C's upstream. Returns 0 or 2 after one
+ * error line. */
+static int parse_dns_server(client *c, const char *text)
+{
+    tt_hostport hp;
+    const char *why = NULL;
+    uint8_t a[16];
+    /* A bare address (IPv6 ones without brackets too) means port 53. */
+    if (strlen(text) < sizeof hp.host &&
+        (inet_pton(AF_INET, text, a) == 1 || inet_pton(AF_INET6, text, a) == 1)) {
+        snprintf(hp.host, sizeof hp.host, "%s", text);
+        hp.port = 53;
+    } else if (tt_hostport_parse(text, &hp, &why) != 0) {
+        return tt_opts_fail(&client_spec, "invalid --dns-server '%s': expected IP or IP:PORT",
+                            text);
+    }
+    if (inet_pton(AF_INET, hp.host, a) != 1 && inet_pton(AF_INET6, hp.host, a) != 1)
+        return tt_opts_fail(&client_spec, "invalid --dns-server '%s': expected IP or IP:PORT",
+                            text);
+    if (tt_target_set(&c->dns_upstream, hp.host, hp.port) != 0)
+        return tt_opts_fail(&client_spec, "invalid --dns-server '%s'", text);
+    return 0;
+}
+
 /* Reads --dns and --dns-server, and the nameservers of /etc/resolv.conf,
  * whose port 53 the rules capture. Returns 0 or 2 after one error line. */
-static int parse_dns(client *c, const client_cfg *cfg)
+static int parse_dns(client *c, const client_cfg *cfg, const tt_carrier_cfg *ccfg)
 {
     if (!cfg->dns) {
         if (cfg->dns_server != NULL)
             return tt_opts_fail(&client_spec, "--dns-server applies with --dns only");
         return 0;
     }
-    /* The far side's nameserver cannot be guessed: a tt server resolves
-     * with its own system, whose resolv.conf the client cannot read. */
-    if (cfg->dns_server == NULL)
-        return tt_opts_fail(&client_spec,
-                            "--dns needs --dns-server IP[:PORT]: the nameserver on the far side "
-                            "that answers");
-    tt_hostport hp;
-    const char *why = NULL;
-    uint8_t a[16];
-    if (tt_hostport_parse(cfg->dns_server, &hp, &why) != 0) {
-        /* A bare address: port 53. */
-        if (strlen(cfg->dns_server) > TT_HOST_MAX)
-            return tt_opts_fail(&client_spec, "invalid --dns-server: too long");
-        snprintf(hp.host, sizeof hp.host, "%s", cfg->dns_server);
-        hp.port = 53;
-    }
-    if (inet_pton(AF_INET, hp.host, a) != 1 && inet_pton(AF_INET6, hp.host, a) != 1)
-        return tt_opts_fail(&client_spec, "invalid --dns-server '%s': expected IP or IP:PORT",
-                            cfg->dns_server);
-    if (tt_target_set(&c->dns_upstream, hp.host, hp.port) != 0)
-        return tt_opts_fail(&client_spec, "invalid --dns-server '%s'", cfg->dns_server);
+    int rc = cfg->dns_server ? parse_dns_server(c, cfg->dns_server) : far_nameserver(c, ccfg);
+    if (rc)
+        return rc;
     FILE *f = fopen("/etc/resolv.conf", "r");
     if (f == NULL)
         return tt_opts_fail(&client_spec, "--dns: cannot read /etc/resolv.conf: %s",
@@ -500,7 +538,7 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     rc = parse_redirect(c, cfg, ccfg);
     if (rc)
         return rc;
-    rc = parse_dns(c, cfg);
+    rc = parse_dns(c, cfg, ccfg);
     if (rc)
         return rc;
     if ((cfg->socks_user == NULL) != (cfg->socks_pass == NULL))

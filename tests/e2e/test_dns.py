@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from helpers import run_tt, wait_until
+from helpers import run_tt, start_sshd, wait_until
 from test_redirect import KEY, Net, start_server
 
 NS4, NS6 = "10.77.0.53", "fd77::53"
@@ -232,3 +232,32 @@ def test_dns_stream_is_opened_again_after_it_ends(procs, net, tmp_path):
     rcode, addrs, _ = ask_udp(net.client, NS4, "cached.far.")
     assert (rcode, addrs) == (0, ["10.78.0.3"])
     assert unbound.count("cached.far.") == 1
+
+
+def test_dns_over_ssh_asks_the_remote_resolv_conf(procs, net, tmp_path):
+    """Over ssh:// without --dns-server, the far nameserver is the first of
+    the remote /etc/resolv.conf (the sshd runs in the server namespace,
+    whose resolv.conf names unbound)."""
+    with open(os.path.join(net.server.etc, "resolv.conf"), "w") as f:
+        f.write("search far\nnameserver %s\nnameserver 10.78.0.9\n" % RESOLVER)
+    unbound = Unbound(procs, net, tmp_path)
+    sshd = start_sshd(procs, tmp_path / "ssh", host="10.77.0.2", netns=net.server)
+    p = procs.tt(["client", "-s", "ssh://root@10.77.0.2", "--ssh-command", " ".join(sshd.command),
+                  "-l", "none", "--dns", "-v"], name="tt-client", netns=net.client, env=sshd.env)
+    p.wait_log(r"the far nameserver is 10\.78\.0\.2:53, from the remote /etc/resolv\.conf",
+               timeout=60)
+    p.wait_log(r"capturing DNS to 2 nameservers", timeout=60)
+    rcode, addrs, _ = ask_udp(net.client, NS4, "cached.far.", timeout=20)
+    assert (rcode, addrs) == (0, ["10.78.0.3"])
+    assert unbound.count("cached.far.") == 1
+
+
+def test_dns_over_ssh_says_why_the_remote_resolv_conf_is_unread(procs, net, tmp_path):
+    sshd = start_sshd(procs, tmp_path / "ssh", host="10.77.0.2", netns=net.server)
+    # A key the sshd does not know: the login is refused.
+    command = [str(tmp_path / "no-such-key") if w == sshd.key else w for w in sshd.command]
+    r = run_tt(["client", "-s", "ssh://root@10.77.0.2", "--ssh-command", " ".join(command),
+                "-l", "none", "--dns"], env=sshd.env, netns=net.client, timeout=60)
+    assert r.returncode == 1
+    assert re.search(r"--dns: cannot read the remote /etc/resolv.conf with ssh .*: "
+                     r".*Permission denied", r.stderr), r.stderr
