@@ -22,6 +22,11 @@ from test_redirect import KEY, Net, start_server
 NS4, NS6 = "10.77.0.53", "fd77::53"
 RESOLVER = "10.78.0.2"
 
+# An answer of 40 addresses (about 700 bytes): more than a UDP client
+# without EDNS0 takes (512).
+BIG = ["10.79.0.%d" % i for i in range(1, 41)]
+BIG_DATA = "".join('    local-data: "big.far. 300 IN A %s"\n' % a for a in BIG)
+
 UNBOUND_CONF = """\
 server:
     interface: {addr}@53
@@ -39,7 +44,7 @@ server:
     local-zone: "far." static
     local-data: "cached.far. 300 IN A 10.78.0.3"
     local-data: "brief.far. 1 IN A 10.78.0.2"
-remote-control:
+{big}remote-control:
     control-enable: no
 """
 
@@ -60,7 +65,7 @@ class Unbound:
     def __init__(self, procs, net, tmp):
         self.log = tmp / "unbound.log"
         conf = tmp / "unbound.conf"
-        conf.write_text(UNBOUND_CONF.format(addr=RESOLVER, tmp=tmp))
+        conf.write_text(UNBOUND_CONF.format(addr=RESOLVER, tmp=tmp, big=BIG_DATA))
         check = subprocess.run(["unbound-checkconf", str(conf)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         procs.start(["unbound", "-d", "-c", str(conf)], name="unbound", netns=net.dest)
@@ -261,3 +266,21 @@ def test_dns_over_ssh_says_why_the_remote_resolv_conf_is_unread(procs, net, tmp_
     assert r.returncode == 1
     assert re.search(r"--dns: cannot read the remote /etc/resolv.conf with ssh .*: "
                      r".*Permission denied", r.stderr), r.stderr
+
+
+def test_dns_answer_too_long_for_udp_sends_the_client_to_tcp(net, setup):
+    """The application's query has no EDNS0, so it takes 512 bytes over UDP:
+    a longer answer comes back empty with TC set, and the same question over
+    TCP gets all of it (from the cache: the long answer was kept)."""
+    unbound = setup
+    family = socket.AF_INET
+    with net.client.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(10)
+        s.sendto(query("big.far.", 99), (NS4, 53))
+        msg, _ = s.recvfrom(4096)
+    flags = struct.unpack(">H", msg[2:4])[0]
+    assert flags & 0x0200, "TC not set"
+    assert parse(msg, 99)[:2] == (0, [])
+    rcode, addrs, _ = ask_tcp(net.client, NS4, "big.far.")
+    assert rcode == 0 and sorted(addrs) == sorted(BIG)
+    assert unbound.count("big.far.") == 1
