@@ -42,6 +42,7 @@ server:
     pidfile: "{tmp}/unbound.pid"
     access-control: 10.78.0.0/24 allow
     local-zone: "far." static
+    local-data: "far. 3600 IN SOA ns.far. admin.far. 1 3600 600 86400 60"
     local-data: "cached.far. 300 IN A 10.78.0.3"
     local-data: "brief.far. 1 IN A 10.78.0.2"
 {big}remote-control:
@@ -191,9 +192,13 @@ def test_dns_over_udp_and_tcp_through_the_tunnel_then_from_the_cache(procs, net,
     assert unbound.count("cached.far.") == 1
 
 
-def test_dns_negative_answer_is_carried(net, setup):
-    rcode, addrs, _ = ask_udp(net.client, NS4, "missing.far.")
-    assert (rcode, addrs) == (3, [])
+def test_dns_negative_answer_is_carried_and_cached(net, setup):
+    """NXDOMAIN with the zone's SOA: kept for the SOA's MINIMUM (60 s)."""
+    unbound = setup
+    for qid in (1, 2):
+        rcode, addrs, _ = ask_udp(net.client, NS4, "missing.far.", qid=qid)
+        assert (rcode, addrs) == (3, [])
+    assert unbound.count("missing.far.") == 1
 
 
 def test_dns_answer_expires_with_its_ttl(net, setup):
