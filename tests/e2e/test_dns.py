@@ -202,12 +202,16 @@ def test_dns_negative_answer_is_carried_and_cached(net, setup):
 
 
 def test_dns_answer_expires_with_its_ttl(net, setup):
+    """Each answer is kept for its own TTL: the 1-second one is asked again
+    while the 300-second one is still answered from the cache."""
     unbound = setup
+    assert ask_udp(net.client, NS4, "cached.far.")[:2] == (0, ["10.78.0.3"])
     assert ask_udp(net.client, NS4, "brief.far.")[:2] == (0, ["10.78.0.2"])
     assert unbound.count("brief.far.") == 1
-    # A TTL of 1 second: within a few, a query goes upstream again.
     wait_until(lambda: ask_udp(net.client, NS4, "brief.far.")[1] == ["10.78.0.2"]
                and unbound.count("brief.far.") >= 2, 10, "the expired answer asked again")
+    assert ask_udp(net.client, NS4, "cached.far.")[:2] == (0, ["10.78.0.3"])
+    assert unbound.count("cached.far.") == 1
 
 
 def test_dns_needs_a_far_nameserver():
