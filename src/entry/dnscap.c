@@ -304,7 +304,14 @@ static void on_query(tt_dnscap *d, const uint8_t *msg, size_t len, tt_dgram *udp
         tt_debug("dns: dropping a query: %s", why ? why : "too long");
         return;
     }
-    slot tmp = {.udp = udp, .tcp = tcp, .udp_max = udp ? q.udp_max : 65535};
+    /* What deliver and servfail need of a query that takes no slot: a
+     * cached answer too long for UDP is replaced by the question with TC. */
+    slot tmp = {.udp = udp,
+                .tcp = tcp,
+                .udp_max = udp ? q.udp_max : 65535,
+                .client_id = q.id,
+                .qend = q.qend,
+                .query = (uint8_t *)(uintptr_t)msg};
     if (udp != NULL)
         memcpy(&tmp.from, from,
                from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
@@ -323,13 +330,11 @@ static void on_query(tt_dnscap *d, const uint8_t *msg, size_t len, tt_dgram *udp
     uint8_t *copy = s ? malloc(len) : NULL;
     if (copy == NULL) {
         /* The table is full (or memory is): refuse rather than wait. */
-        tmp.query = (uint8_t *)(uintptr_t)msg;
-        tmp.qend = q.qend;
-        tmp.client_id = q.id;
         servfail(&tmp);
         return;
     }
     *s = tmp;
+    s->query = NULL;
     s->used = true;
     while (d->by_id[d->next_id] != 0)
         d->next_id++;

@@ -282,14 +282,18 @@ def test_dns_answer_too_long_for_udp_sends_the_client_to_tcp(net, setup):
     a longer answer comes back empty with TC set, and the same question over
     TCP gets all of it (from the cache: the long answer was kept)."""
     unbound = setup
-    family = socket.AF_INET
-    with net.client.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(10)
-        s.sendto(query("big.far.", 99), (NS4, 53))
-        msg, _ = s.recvfrom(4096)
-    flags = struct.unpack(">H", msg[2:4])[0]
-    assert flags & 0x0200, "TC not set"
-    assert parse(msg, 99)[:2] == (0, [])
+    def ask_truncated(qid):
+        with net.client.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(10)
+            s.sendto(query("big.far.", qid), (NS4, 53))
+            msg, _ = s.recvfrom(4096)
+        flags = struct.unpack(">H", msg[2:4])[0]
+        assert flags & 0x0200, "TC not set"
+        assert parse(msg, qid)[:2] == (0, [])
+
+    ask_truncated(99)
     rcode, addrs, _ = ask_tcp(net.client, NS4, "big.far.")
     assert rcode == 0 and sorted(addrs) == sorted(BIG)
+    # From the cache too, the long answer does not go over UDP.
+    ask_truncated(100)
     assert unbound.count("big.far.") == 1
