@@ -114,12 +114,14 @@ static const tt_opt client_opts[] = {
 static tt_cmd_spec client_spec = {
     .name = "client",
     .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [--redirect CIDR ...] "
-             "[options]",
+             "[--dns] [options]",
     .about = "Runs a SOCKS5 proxy (and any -L forwards) on this machine and carries every\n"
              "connection through the tt server, which connects to the destination. A SERVER\n"
              "without a port follows the server's hopping ports (same -k, -r, --hop-interval).\n"
              "With --redirect, applications need no proxy: nftables sends their TCP connections\n"
-             "to those ranges into tt, which carries each to its original destination.",
+             "to those ranges into tt, which carries each to its original destination.\n"
+             "With --dns, their DNS queries to the nameservers of /etc/resolv.conf are\n"
+             "answered through the tunnel, by a nameserver on the far side.",
 };
 
 typedef struct client {
