@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "carrier/carrier.h"
+#include "carrier/ssh.h"
 #include "core/lines.h"
 #include "core/log.h"
 #include "exit/dial.h"
@@ -402,6 +402,67 @@ static char *ssh_options[] = {
     "ServerAliveCountMax=3",    "ControlMaster=no", "ControlPath=none",
 };
 
+/* Appends to ARGV (N words so far, the user's first: for -o options ssh
+ * keeps the first value it reads, so --ssh-command can override these)
+ * the options every ssh of CFG's takes, then the host; PORT (8 bytes) and
+ * TIMEOUT (40) hold words it formats. Returns the new count. */
+static size_t put_options(char **argv, size_t n, const tt_carrier_cfg *cfg, char *port,
+                          char *timeout)
+{
+    snprintf(port, 8, "%u", cfg->url.hp.port);
+    snprintf(timeout, 40, "ConnectTimeout=%u",
+             cfg->connect_timeout_ms ? (cfg->connect_timeout_ms + 999) / 1000 : 0);
+    for (size_t i = 0; i < sizeof ssh_options / sizeof ssh_options[0]; i++) {
+        argv[n++] = "-o";
+        argv[n++] = ssh_options[i];
+    }
+    if (cfg->connect_timeout_ms) {
+        argv[n++] = "-o";
+        argv[n++] = timeout;
+    }
+    if (cfg->url.hp.port) {
+        argv[n++] = "-p";
+        argv[n++] = port;
+    }
+    if (cfg->url.user[0]) {
+        argv[n++] = "-l";
+        argv[n++] = (char *)(uintptr_t)cfg->url.user;
+    }
+    /* The host as typed, so that an ssh_config alias works; after "--" it
+     * can never be read as an option. */
+    argv[n++] = "--";
+    argv[n++] = (char *)(uintptr_t)cfg->url.hp.host;
+    return n;
+}
+
+char **tt_ssh_exec_argv(const tt_carrier_cfg *cfg, const char *remote)
+{
+    const ssh_settings *o = tt_carrier_settings(cfg, &ssh_group);
+    const char *command = o && o->command ? o->command : "ssh";
+    size_t clen = strlen(command) + 1;
+    size_t cap = USER_ARGS_MAX + FIXED_ARGS_MAX;
+    /* One block: the pointers, then the words they point into. */
+    char **argv = malloc(cap * sizeof *argv + clen + 8 + 40);
+    if (argv == NULL)
+        return NULL;
+    char *words = (char *)(argv + cap);
+    memcpy(words, command, clen);
+    char *port = words + clen, *timeout = port + 8;
+    size_t n = 0;
+    for (char *save = NULL, *w = strtok_r(words, " \t", &save); w && n < USER_ARGS_MAX;
+         w = strtok_r(NULL, " \t", &save))
+        argv[n++] = w;
+    if (n == 0) {
+        free(argv);
+        return NULL;
+    }
+    argv[n++] = "-n"; /* stdin from /dev/null */
+    n = put_options(argv, n, cfg, port, timeout);
+    argv[n++] = (char *)(uintptr_t)remote;
+    argv[n] = NULL;
+    return argv;
+}
+
 static void start_run(ssh_carrier *c)
 {
     ssh_run *r = calloc(1, sizeof *r);
@@ -418,38 +479,14 @@ static void start_run(ssh_carrier *c)
     char dyn[32], port[8], timeout[40];
     int rc = free_port(&r->port);
     snprintf(dyn, sizeof dyn, "127.0.0.1:%u", r->port);
-    snprintf(port, sizeof port, "%u", c->cfg.url.hp.port);
-    snprintf(timeout, sizeof timeout, "ConnectTimeout=%u",
-             c->cfg.connect_timeout_ms ? (c->cfg.connect_timeout_ms + 999) / 1000 : 0);
     char *argv[USER_ARGS_MAX + FIXED_ARGS_MAX];
     size_t n = 0;
     for (size_t i = 0; i < c->n_user; i++)
         argv[n++] = c->user_argv[i];
-    /* The user's words come first: for -o options ssh keeps the first
-     * value it reads, so --ssh-command can override these. */
     argv[n++] = "-N";
     argv[n++] = "-D";
     argv[n++] = dyn;
-    for (size_t i = 0; i < sizeof ssh_options / sizeof ssh_options[0]; i++) {
-        argv[n++] = "-o";
-        argv[n++] = ssh_options[i];
-    }
-    if (c->cfg.connect_timeout_ms) {
-        argv[n++] = "-o";
-        argv[n++] = timeout;
-    }
-    if (c->cfg.url.hp.port) {
-        argv[n++] = "-p";
-        argv[n++] = port;
-    }
-    if (c->cfg.url.user[0]) {
-        argv[n++] = "-l";
-        argv[n++] = c->cfg.url.user;
-    }
-    /* The host as typed, so that an ssh_config alias works; after "--" it
-     * can never be read as an option. */
-    argv[n++] = "--";
-    argv[n++] = c->cfg.url.hp.host;
+    n = put_options(argv, n, &c->cfg, port, timeout);
     argv[n] = NULL;
 
     uv_stdio_container_t stdio[3] = {

@@ -1,5 +1,6 @@
 /* tt client: entries (SOCKS5, -L forwards, --redirect) on this machine, streams carried
  * to the server by the carrier named in -s. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -7,12 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "carrier/ssh.h"
 #include "cmd/cmd.h"
 #include "codec/nftrules.h"
+#include "codec/resolvconf.h"
 #include "core/addr.h"
 #include "core/log.h"
 #include "entry/entry.h"
 #include "entry/forward.h"
+#include "entry/dnscap.h"
+#include "entry/dnsfar.h"
 #include "entry/nftables.h"
 #include "entry/redirect.h"
 #include "entry/socks5.h"
@@ -40,6 +45,8 @@ typedef struct client_cfg {
     tt_strlist redirects;
     tt_strlist excludes;
     bool redirect_forwarded;
+    bool dns;
+    const char *dns_server;
 } client_cfg;
 
 #define O(field) offsetof(client_cfg, field)
@@ -72,6 +79,14 @@ static const tt_opt client_opts[] = {
     {0, "redirect-forwarded", NULL, TT_OPT_FLAG, O(redirect_forwarded),
      "with --redirect: also redirect connections routed through this machine (a router's use)", 0,
      0},
+    {0, "dns", NULL, TT_OPT_FLAG, O(dns),
+     "transparent DNS: capture queries to the nameservers of /etc/resolv.conf (UDP and TCP port "
+     "53) with nftables and answer them through the tunnel, cached; needs root or CAP_NET_ADMIN",
+     0, 0},
+    {0, "dns-server", "IP[:PORT]", TT_OPT_STRING, O(dns_server),
+     "with --dns: the nameserver on the far side that answers, over TCP (port 53 by default); "
+     "required except over ssh://, where the remote /etc/resolv.conf names it",
+     0, 0},
     {0, "socks-user", "NAME", TT_OPT_STRING, O(socks_user),
      "require SOCKS5 username/password authentication with this user", 0, 0},
     {0, "socks-pass", "PASSWORD", TT_OPT_STRING, O(socks_pass), "the password for --socks-user", 0,
@@ -99,12 +114,14 @@ static const tt_opt client_opts[] = {
 static tt_cmd_spec client_spec = {
     .name = "client",
     .usage = "tt client -s URL [-k KEY] [-l ADDR] [-L LISTEN[=DEST] ...] [--redirect CIDR ...] "
-             "[options]",
+             "[--dns] [options]",
     .about = "Runs a SOCKS5 proxy (and any -L forwards) on this machine and carries every\n"
              "connection through the tt server, which connects to the destination. A SERVER\n"
              "without a port follows the server's hopping ports (same -k, -r, --hop-interval).\n"
              "With --redirect, applications need no proxy: nftables sends their TCP connections\n"
-             "to those ranges into tt, which carries each to its original destination.",
+             "to those ranges into tt, which carries each to its original destination.\n"
+             "With --dns, their DNS queries to the nameservers of /etc/resolv.conf are\n"
+             "answered through the tunnel, by a nameserver on the far side.",
 };
 
 typedef struct client {
@@ -122,6 +139,10 @@ typedef struct client {
     tt_nft_endpoint carrier_ends[8];
     tt_nftrules rules;
     tt_nft *nft;
+    /* --dns: the nameservers captured, the one that answers, the entry. */
+    tt_cidr dns_ns[TT_RESOLVCONF_MAX_NS];
+    tt_target dns_upstream;
+    tt_dnscap *dnscap;
 } client;
 
 /* The firewall mark of the client's own connections to the server, which
@@ -143,6 +164,8 @@ static void client_stop(void *ud)
     for (unsigned i = 0; i < c->n_listeners; i++)
         tt_tcp_listener_close(c->listeners[i]);
     c->n_listeners = 0;
+    tt_dnscap_close(c->dnscap);
+    c->dnscap = NULL;
 }
 
 /* Reads USER:PASSWORD lines ('#' comments and blank lines allowed). */
@@ -272,9 +295,118 @@ static int parse_redirect(client *c, const client_cfg *cfg, const tt_carrier_cfg
     return 0;
 }
 
+/* Finds the far side's nameserver when --dns-server names none: over
+ * ssh://, the remote /etc/resolv.conf's first. Anywhere else it cannot be
+ * found: a tt server resolves with its own system, whose resolv.conf the
+ * client cannot read. Returns 0, or 1 or 2 after one error line. */
+static int far_nameserver(client *c, const tt_carrier_cfg *ccfg)
+{
+    if (strcmp(ccfg->type->scheme, "ssh") != 0)
+        return tt_opts_fail(&client_spec,
+                            "--dns needs --dns-server IP[:PORT] with %s:// (the nameserver on "
+                            "the far side that answers); only ssh:// finds one itself",
+                            ccfg->type->scheme);
+    char **argv = tt_ssh_exec_argv(ccfg, TT_DNSFAR_REMOTE);
+    if (argv == NULL)
+        return tt_opts_fail(&client_spec, "out of memory");
+    char err[256];
+    unsigned limit = (ccfg->connect_timeout_ms ? ccfg->connect_timeout_ms : 10000) + 10000;
+    int rc = tt_dnsfar_read(argv, limit, &c->dns_upstream, err, sizeof err);
+    free(argv);
+    if (rc != 0) {
+        tt_error("--dns: cannot read the remote /etc/resolv.conf with ssh (give --dns-server "
+                 "IP): %s",
+                 err);
+        return 1;
+    }
+    char tbuf[TT_TARGET_STRLEN];
+    tt_info("--dns: the far nameserver is %s, from the remote /etc/resolv.conf",
+            tt_target_format(&c->dns_upstream, tbuf, sizeof tbuf));
+    return 0;
+}
+
+/* Reads --dns-server TEXT into C's upstream. Returns 0 or 2 after one
+ * error line. */
+static int parse_dns_server(client *c, const char *text)
+{
+    tt_hostport hp;
+    const char *why = NULL;
+    uint8_t a[16];
+    /* A bare address (IPv6 ones without brackets too) means port 53. */
+    if (strlen(text) < sizeof hp.host &&
+        (inet_pton(AF_INET, text, a) == 1 || inet_pton(AF_INET6, text, a) == 1)) {
+        snprintf(hp.host, sizeof hp.host, "%s", text);
+        hp.port = 53;
+    } else if (tt_hostport_parse(text, &hp, &why) != 0) {
+        return tt_opts_fail(&client_spec, "invalid --dns-server '%s': expected IP or IP:PORT",
+                            text);
+    }
+    if (inet_pton(AF_INET, hp.host, a) != 1 && inet_pton(AF_INET6, hp.host, a) != 1)
+        return tt_opts_fail(&client_spec, "invalid --dns-server '%s': expected IP or IP:PORT",
+                            text);
+    if (tt_target_set(&c->dns_upstream, hp.host, hp.port) != 0)
+        return tt_opts_fail(&client_spec, "invalid --dns-server '%s'", text);
+    return 0;
+}
+
+/* Reads --dns and --dns-server, and the nameservers of /etc/resolv.conf,
+ * whose port 53 the rules capture. Returns 0 or 2 after one error line. */
+static int parse_dns(client *c, const client_cfg *cfg, const tt_carrier_cfg *ccfg)
+{
+    if (!cfg->dns) {
+        if (cfg->dns_server != NULL)
+            return tt_opts_fail(&client_spec, "--dns-server applies with --dns only");
+        return 0;
+    }
+    int rc = cfg->dns_server ? parse_dns_server(c, cfg->dns_server) : far_nameserver(c, ccfg);
+    if (rc)
+        return rc;
+    FILE *f = fopen("/etc/resolv.conf", "r");
+    if (f == NULL)
+        return tt_opts_fail(&client_spec, "--dns: cannot read /etc/resolv.conf: %s",
+                            strerror(errno));
+    char *text = malloc(TT_RESOLVCONF_MAX);
+    size_t len = text ? fread(text, 1, TT_RESOLVCONF_MAX, f) : 0;
+    fclose(f);
+    tt_resolvconf_ns ns[TT_RESOLVCONF_MAX_NS];
+    size_t n = text ? tt_resolvconf_parse(text, len, ns) : 0;
+    free(text);
+    if (n == 0)
+        return tt_opts_fail(&client_spec, "--dns: /etc/resolv.conf names no nameserver to capture");
+    tt_nftrules *r = &c->rules;
+    for (size_t i = 0; i < n; i++) {
+        c->dns_ns[i].family = ns[i].family;
+        c->dns_ns[i].prefix = ns[i].family == 4 ? 32 : 128;
+        memcpy(c->dns_ns[i].addr, ns[i].addr, 16);
+    }
+    r->dns = c->dns_ns;
+    r->n_dns = n;
+    r->id = (unsigned long)getpid();
+    r->mark = CLIENT_MARK;
+    tt_tcp_set_connect_mark(CLIENT_MARK);
+    return 0;
+}
+
+/* Starts the DNS entry on the families the nameservers need and sets its
+ * ports in the rules. Returns 0, or 1 after one error line. */
+static int start_dns(client *c, uv_loop_t *loop)
+{
+    tt_nftrules *r = &c->rules;
+    bool fam[2] = {false, false};
+    for (size_t i = 0; i < r->n_dns; i++)
+        fam[r->dns[i].family == 6] = true;
+    const char *why = NULL;
+    if (tt_dnscap_start(loop, &c->ecfg, &c->dns_upstream, fam[0], fam[1], &c->dnscap, &why) < 0) {
+        tt_error("cannot listen on loopback for --dns: %s", why);
+        return 1;
+    }
+    tt_dnscap_ports(c->dnscap, 4, &r->dns_udp4, &r->dns_tcp4);
+    tt_dnscap_ports(c->dnscap, 6, &r->dns_udp6, &r->dns_tcp6);
+    return 0;
+}
+
 /* Starts the redirect listeners, one per family that a range needs, and
- * installs the rules that send connections to them. Returns 0, or 1 after
- * one error line. */
+ * sets their ports in the rules. Returns 0, or 1 after one error line. */
 static int start_redirect(client *c, const client_cfg *cfg, uv_loop_t *loop)
 {
     tt_nftrules *r = &c->rules;
@@ -305,6 +437,14 @@ static int start_redirect(client *c, const client_cfg *cfg, uv_loop_t *loop)
         else
             r->port4 = port;
     }
+    return 0;
+}
+
+/* Installs the rules of --redirect and --dns. Returns 0, or 1 after one
+ * error line. */
+static int install_rules(client *c, const client_cfg *cfg)
+{
+    tt_nftrules *r = &c->rules;
     unsigned kv = tt_nft_kernel_version();
     r->owner = kv == 0 || kv >= 5012;
     if (!r->owner)
@@ -318,7 +458,7 @@ static int start_redirect(client *c, const client_cfg *cfg, uv_loop_t *loop)
     }
     if (tt_nftrules_format(r, script, 64 * 1024) < 0) {
         free(script);
-        tt_error("the --redirect rules do not fit in 64 KiB");
+        tt_error("the nftables rules do not fit in 64 KiB");
         return 1;
     }
     tt_debug("nftables script:\n%s", script);
@@ -326,12 +466,23 @@ static int start_redirect(client *c, const client_cfg *cfg, uv_loop_t *loop)
     c->nft = tt_nft_install(script, err, sizeof err);
     free(script);
     if (c->nft == NULL) {
-        tt_error("cannot install the --redirect rules with nftables: %s", err);
+        tt_error("cannot install the %s rules with nftables: %s",
+                 r->n_redirect > 0 ? "--redirect" : "--dns", err);
         return 1;
     }
-    tt_info("redirecting TCP to %u range%s (%u excluded) through %s; nftables table inet tt_%lu%s",
+    if (r->n_redirect > 0)
+        tt_info(
+            "redirecting TCP to %u range%s (%u excluded) through %s; nftables table inet tt_%lu%s",
             (unsigned)r->n_redirect, r->n_redirect == 1 ? "" : "s", (unsigned)r->n_exclude,
             cfg->server, r->id, cfg->redirect_forwarded ? ", forwarded traffic too" : "");
+    if (r->n_dns > 0) {
+        char tbuf[TT_TARGET_STRLEN];
+        tt_info("capturing DNS to %u nameserver%s of /etc/resolv.conf (UDP %u/%u, TCP %u/%u on "
+                "loopback), answered by %s through %s",
+                (unsigned)r->n_dns, r->n_dns == 1 ? "" : "s", (unsigned)r->dns_udp4,
+                (unsigned)r->dns_udp6, (unsigned)r->dns_tcp4, (unsigned)r->dns_tcp6,
+                tt_target_format(&c->dns_upstream, tbuf, sizeof tbuf), cfg->server);
+    }
     return 0;
 }
 
@@ -383,10 +534,13 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
                                 why ? why : "bad host");
         }
     }
-    if (!socks && cfg->forwards.n == 0 && cfg->redirects.n == 0)
+    if (!socks && cfg->forwards.n == 0 && cfg->redirects.n == 0 && !cfg->dns)
         return tt_opts_fail(&client_spec,
-                            "nothing to do: --listen none, no -L forward and no --redirect");
+                            "nothing to do: --listen none, no -L forward, no --redirect, no --dns");
     rc = parse_redirect(c, cfg, ccfg);
+    if (rc)
+        return rc;
+    rc = parse_dns(c, cfg, ccfg);
     if (rc)
         return rc;
     if ((cfg->socks_user == NULL) != (cfg->socks_pass == NULL))
@@ -481,8 +635,12 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
                      : tt_target_format(&c->forwards[i].dest, tbuf, sizeof tbuf),
                 cfg->server);
     }
-    if (cfg->redirects.n > 0)
-        return start_redirect(c, cfg, loop);
+    if (cfg->redirects.n > 0 && start_redirect(c, cfg, loop) != 0)
+        return 1;
+    if (cfg->dns && start_dns(c, loop) != 0)
+        return 1;
+    if (cfg->redirects.n > 0 || cfg->dns)
+        return install_rules(c, cfg);
     return 0;
 }
 

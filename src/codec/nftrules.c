@@ -41,10 +41,31 @@ static void put_daddr(out *o, const tt_cidr *c)
     put(o, "%s daddr %s/%u", c->family == 4 ? "ip" : "ip6", ip, (unsigned)c->prefix);
 }
 
+/* The --dns rules: the mark first, so tt's own connections pass even if
+ * the carrier's server listens on a nameserver's port 53. */
+static void put_dns(out *o, const tt_nftrules *r)
+{
+    if (r->mark != 0)
+        put(o, "\t\tmeta mark 0x%08x return\n", (unsigned)r->mark);
+    for (size_t i = 0; i < r->n_dns; i++) {
+        bool v6 = r->dns[i].family == 6;
+        uint16_t ports[2] = {v6 ? r->dns_udp6 : r->dns_udp4, v6 ? r->dns_tcp6 : r->dns_tcp4};
+        for (int t = 0; t < 2; t++) {
+            if (ports[t] == 0)
+                continue;
+            put(o, "\t\t");
+            put_daddr(o, &r->dns[i]);
+            put(o, " %s dport 53 redirect to :%u\n", t ? "tcp" : "udp", (unsigned)ports[t]);
+        }
+    }
+}
+
 static void put_chain(out *o, const tt_nftrules *r, const char *name, bool output)
 {
     put(o, "\tchain %s {\n", name);
     put(o, "\t\ttype nat hook %s priority -100; policy accept;\n", name);
+    if (output && r->n_dns > 0)
+        put_dns(o, r);
     put(o, "\t\tmeta l4proto != tcp return\n");
     if (output && r->mark != 0)
         put(o, "\t\tmeta mark 0x%08x return\n", (unsigned)r->mark);

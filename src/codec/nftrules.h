@@ -45,6 +45,14 @@ typedef struct tt_nftrules {
     size_t n_exclude;
     const tt_nft_endpoint *carrier;
     size_t n_carrier;
+    /* tt client --dns: nameservers (each a /32 or /128) whose port 53 is
+     * captured, UDP to DNS_UDPn and TCP to DNS_TCPn (n the family; a port 0
+     * captures nothing of that family). These rules come first in the
+     * output chain, after a mark rule, so loopback nameservers (a local
+     * stub's 127.0.0.53) are captured too; none are made on prerouting. */
+    const tt_cidr *dns;
+    size_t n_dns;
+    uint16_t dns_udp4, dns_tcp4, dns_udp6, dns_tcp6;
 } tt_nftrules;
 
 /* Writes the script that creates the table into BUF (LEN bytes, always

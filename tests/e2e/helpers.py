@@ -545,12 +545,12 @@ def _start_socks5_far_end(pm, args, netns, name, carrier):
     return TTServer(proc, "127.0.0.1", port, carrier)
 
 
-def start_sshd(pm, workdir):
-    """A private sshd on 127.0.0.1 with its own host key (files in the new
-    directory WORKDIR), accepting root with its own client key (public key
-    only). Returns its `port`, `proc`, `key` (the client key), `command` (an
-    ssh command line, a list, for it without a destination) and `env` (an
-    environment without an ssh agent)."""
+def start_sshd(pm, workdir, host="127.0.0.1", netns=None):
+    """A private sshd on HOST (in NETNS, a NetNs, if given) with its own host
+    key (files in the new directory WORKDIR), accepting root with its own
+    client key (public key only). Returns its `port`, `proc`, `key` (the
+    client key), `command` (an ssh command line, a list, for it without a
+    destination) and `env` (an environment without an ssh agent)."""
     assert os.geteuid() == 0, "a private sshd needs root (the test suite runs as root)"
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     d = pathlib.Path(workdir)
@@ -561,7 +561,7 @@ def start_sshd(pm, workdir):
     shutil.copy(d / "client_key.pub", d / "authorized_keys")
     port = free_port(("127.0.0.1",))
     (d / "sshd_config").write_text("\n".join([
-        "ListenAddress 127.0.0.1:%d" % port,
+        "ListenAddress %s:%d" % (host, port),
         "HostKey %s" % (d / "host_key"),
         "AuthorizedKeysFile %s" % (d / "authorized_keys"),
         "PidFile %s" % (d / "sshd.pid"),
@@ -573,8 +573,8 @@ def start_sshd(pm, workdir):
         "AllowTcpForwarding yes",
     ]) + "\n")
     p = pm.start(["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")], name="sshd",
-                 env=dict(os.environ))
-    wait_until(lambda: p.popen.poll() is not None or port_accepts("127.0.0.1", port), 15,
+                 netns=netns, env=dict(os.environ))
+    wait_until(lambda: p.popen.poll() is not None or port_accepts(host, port, netns), 15,
                "sshd to listen")
     assert p.popen.poll() is None, p.log()
     command = ["ssh", "-F", "/dev/null", "-i", str(d / "client_key"), "-o", "IdentitiesOnly=yes",

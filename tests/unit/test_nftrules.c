@@ -150,3 +150,34 @@ Test(nftrules, loopback_ranges)
         cr_assert(!tt_nftrules_cidr_is_loopback(&c), "%s", not_loop[i]);
     }
 }
+
+Test(nftrules, dns_capture_comes_first_after_the_mark)
+{
+    tt_cidr ns[] = {cidr("10.0.0.53"), cidr("127.0.0.53"), cidr("fd00::53")};
+    tt_nftrules r = {.id = 7,
+                     .mark = 0x7474,
+                     .dns = ns,
+                     .n_dns = 3,
+                     .dns_udp4 = 5301,
+                     .dns_tcp4 = 5302,
+                     .dns_udp6 = 5303,
+                     .dns_tcp6 = 0};
+    const char *want = "table inet tt_7 {\n"
+                       "\tchain output {\n"
+                       "\t\ttype nat hook output priority -100; policy accept;\n"
+                       "\t\tmeta mark 0x00007474 return\n"
+                       "\t\tip daddr 10.0.0.53/32 udp dport 53 redirect to :5301\n"
+                       "\t\tip daddr 10.0.0.53/32 tcp dport 53 redirect to :5302\n"
+                       "\t\tip daddr 127.0.0.53/32 udp dport 53 redirect to :5301\n"
+                       "\t\tip daddr 127.0.0.53/32 tcp dport 53 redirect to :5302\n"
+                       "\t\tip6 daddr fd00::53/128 udp dport 53 redirect to :5303\n"
+                       "\t\tmeta l4proto != tcp return\n"
+                       "\t\tmeta mark 0x00007474 return\n"
+                       "\t\tfib daddr type local return\n"
+                       "\t\tip daddr 127.0.0.0/8 return\n"
+                       "\t\tip6 daddr ::1 return\n"
+                       "\t}\n"
+                       "}\n";
+    tt_nftrules_format(&r, buf, sizeof buf);
+    cr_assert_str_eq(buf, want);
+}
