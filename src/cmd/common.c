@@ -23,8 +23,7 @@ static void on_sighup(uv_signal_t *s, int signum)
     if (rc < 0)
         tt_error("received SIGHUP: cannot reopen the log file (%s); still writing to the old one",
                  strerror(-rc));
-    tt_warn("received SIGHUP: %sreloading the configuration is not supported yet; ignored "
-            "(SIGTERM stops tt)",
+    tt_warn("received SIGHUP: %sreloading is not supported yet; ignored (SIGTERM stops tt)",
             rc > 0 ? "reopened the log file; " : "");
 }
 
