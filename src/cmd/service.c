@@ -136,6 +136,9 @@ static int detach(const tt_cmd_spec *spec)
     }
     dup2(p[1], STDERR_FILENO);
     close(p[1]);
+    /* A parent gone before the report (its terminal closed) must not make
+     * the report's write end the daemon. */
+    signal(SIGPIPE, SIG_IGN);
     g_parent_waits = true;
     tt_log_mirror_errors(1);
     return 0;
