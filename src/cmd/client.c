@@ -35,8 +35,7 @@ typedef struct client_cfg {
     unsigned handshake_timeout_ms;
     unsigned connect_timeout_ms;
     unsigned open_timeout_ms;
-    const char *log_level;
-    int verbose;
+    tt_cmd_service svc;
     bool mux;
     unsigned mux_max_streams;
     unsigned mux_keepalive_ms;
@@ -105,9 +104,7 @@ static const tt_opt client_opts[] = {
      "limit for connecting to the server (default 10s)", 0, 0},
     {0, "open-timeout", "DURATION", TT_OPT_DURATION, O(open_timeout_ms),
      "limit for the server's answer to a new stream (default 30s)", 0, 0},
-    {0, "log-level", "LEVEL", TT_OPT_STRING, O(log_level),
-     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment", 0, 0},
-    {'v', "verbose", NULL, TT_OPT_COUNT, O(verbose), "log more; repeat for more still", 0, 0},
+    TT_CMD_SERVICE_OPTS(client_cfg, svc),
 };
 #undef O
 
@@ -647,12 +644,15 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
 static int run(void *opaque, tt_carrier_opts *co)
 {
     client_cfg *cfg = opaque;
-    int rc = tt_cmd_setup_log(&client_spec, cfg->log_level, cfg->verbose);
+    /* Before the loop exists: --daemon forks. */
+    int rc = tt_cmd_service_start(&client_spec, &cfg->svc);
     if (rc)
         return rc;
     uv_loop_t *loop = uv_default_loop();
     client c = {0};
     rc = setup(&c, cfg, co, loop);
+    if (rc == 0)
+        rc = tt_cmd_service_ready();
     if (rc == 0)
         tt_cmd_run(loop, client_stop, &c);
     else

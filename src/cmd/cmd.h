@@ -3,6 +3,7 @@
 #ifndef TT_CMD_CMD_H
 #define TT_CMD_CMD_H
 
+#include <stddef.h>
 #include <uv.h>
 
 #include "core/opts.h"
@@ -55,13 +56,56 @@ struct tt_resolver;
 int tt_cmd_resolver(const tt_cmd_spec *spec, const tt_carrier_cfg *cfg, uv_loop_t *loop,
                     struct tt_resolver **out);
 
-/* Applies LOG_LEVEL from the environment, then --log-level, then -v counts
- * (each -v one step more verbose than the level so far). Returns 0 or 2 after
- * printing an error. */
-int tt_cmd_setup_log(const tt_cmd_spec *spec, const char *level, int verbose);
+/* The options every long-running command shares: logging and running as a
+ * service. A command keeps one of these in its config struct as FIELD. */
+typedef struct tt_cmd_service {
+    const char *log_level;
+    int verbose;
+    const char *log_file;
+    bool syslog;
+    bool daemon;
+    const char *pid_file;
+} tt_cmd_service;
 
-/* Runs LOOP until SIGINT or SIGTERM; then calls STOP(UD) so the command can
- * close its listeners, and returns. */
+/* The rows of tt_cmd_service for a command's option table (TYPE is its
+ * config struct); one definition keeps the commands' options alike. */
+// clang-format off
+#define TT_CMD_SERVICE_OPTS(type, field)                                                           \
+    {0, "log-level", "LEVEL", TT_OPT_STRING, offsetof(type, field.log_level),                     \
+     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment", 0, 0},     \
+    {'v', "verbose", NULL, TT_OPT_COUNT, offsetof(type, field.verbose),                           \
+     "log more; repeat for more still", 0, 0},                                                     \
+    {0, "log-file", "FILE", TT_OPT_STRING, offsetof(type, field.log_file),                        \
+     "append the log to FILE instead of stderr; SIGHUP reopens it (for logrotate)", 0, 0},        \
+    {0, "syslog", NULL, TT_OPT_FLAG, offsetof(type, field.syslog),                                \
+     "log to syslog (facility daemon) instead of stderr", 0, 0},                                   \
+    {0, "daemon", NULL, TT_OPT_FLAG, offsetof(type, field.daemon),                                \
+     "run in the background: return 0 once listening, or the error and non-zero; logs to "        \
+     "syslog unless --log-file", 0, 0},                                                            \
+    {0, "pid-file", "FILE", TT_OPT_STRING, offsetof(type, field.pid_file),                        \
+     "write the process id to FILE once listening; removed on SIGTERM or SIGINT", 0, 0}
+// clang-format on
+
+/* Sets up logging as SVC says (LOG_LEVEL from the environment, then
+ * --log-level, then each -v one step more verbose; the sink), refuses a
+ * --pid-file that names a running process and, with --daemon, detaches:
+ * the calling process waits there for the daemon's tt_cmd_service_ready (or
+ * its failure) and exits, never returning. Must run before libuv is used.
+ * Returns 0 (in the daemon, or without --daemon) or 2 after one error line
+ * on stderr. */
+int tt_cmd_service_start(const tt_cmd_spec *spec, tt_cmd_service *svc);
+
+/* Called once the listeners (and rules) are in place: writes the pid file
+ * and lets a waiting parent exit 0. Returns 0, or 1 after an error line. */
+int tt_cmd_service_ready(void);
+
+/* Removes the pid file that tt_cmd_service_ready wrote, if it still names
+ * this process. */
+void tt_cmd_service_stop(void);
+
+/* Runs LOOP until SIGINT or SIGTERM (SIGHUP reopens the log file); then calls
+ * STOP(UD) so the command can close its listeners, removes the pid file and
+ * returns. */
 void tt_cmd_run(uv_loop_t *loop, void (*stop)(void *ud), void *ud);
 
 /* Runs LOOP until the carriers closed so far have finished closing (a child

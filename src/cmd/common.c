@@ -1,33 +1,11 @@
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cmd/cmd.h"
 #include "core/log.h"
 #include "link/relay.h"
 #include "mux/session.h"
-
-int tt_cmd_setup_log(const tt_cmd_spec *spec, const char *level, int verbose)
-{
-    int lv = TT_LOG_INFO;
-    const char *env = getenv("LOG_LEVEL");
-    if (env && *env) {
-        lv = tt_log_parse_level(env);
-        if (lv < 0)
-            return tt_opts_fail(spec, "invalid LOG_LEVEL '%s' (error, warn, info, debug, trace)",
-                                env);
-    }
-    if (level) {
-        lv = tt_log_parse_level(level);
-        if (lv < 0)
-            return tt_opts_fail(spec, "invalid --log-level '%s' (error, warn, info, debug, trace)",
-                                level);
-    }
-    lv += verbose;
-    if (lv > TT_LOG_TRACE)
-        lv = TT_LOG_TRACE;
-    tt_log_set_level((enum tt_log_level)lv);
-    return 0;
-}
 
 typedef struct runner {
     uv_signal_t sigint, sigterm, sighup;
@@ -35,12 +13,18 @@ typedef struct runner {
     void *ud;
 } runner;
 
-/* SIGHUP's default action would end the process without a word; until
- * configuration can be reloaded, it is logged and ignored. */
+/* SIGHUP's default action would end the process without a word. It reopens
+ * the log file, which is what logrotate expects; configuration cannot be
+ * reloaded yet, so beyond that it is logged and ignored. */
 static void on_sighup(uv_signal_t *s, int signum)
 {
     (void)s, (void)signum;
-    tt_warn("received SIGHUP: reloading is not supported yet; ignored (SIGTERM stops tt)");
+    int rc = tt_log_reopen();
+    if (rc < 0)
+        tt_error("received SIGHUP: cannot reopen the log file (%s); still writing to the old one",
+                 strerror(-rc));
+    tt_warn("received SIGHUP: %sreloading is not supported yet; ignored (SIGTERM stops tt)",
+            rc > 0 ? "reopened the log file; " : "");
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -77,6 +61,7 @@ void tt_cmd_run(uv_loop_t *loop, void (*stop)(void *ud), void *ud)
     uv_close((uv_handle_t *)&r.sighup, NULL);
     for (int i = 0; i < 8 && uv_run(loop, UV_RUN_NOWAIT) != 0; i++)
         ;
+    tt_cmd_service_stop();
 }
 
 void tt_cmd_wait_closes(uv_loop_t *loop)

@@ -21,8 +21,7 @@ typedef struct server_cfg {
     unsigned timeout_ms;
     unsigned handshake_timeout_ms;
     unsigned connect_timeout_ms;
-    const char *log_level;
-    int verbose;
+    tt_cmd_service svc;
 } server_cfg;
 
 #define O(field) offsetof(server_cfg, field)
@@ -47,9 +46,7 @@ static const tt_opt server_opts[] = {
      "limit for a client's handshake and stream header (default 10s; more than 0)", 0, 0},
     {0, "connect-timeout", "DURATION", TT_OPT_DURATION, O(connect_timeout_ms),
      "limit for resolving and connecting to a destination (default 10s)", 0, 0},
-    {0, "log-level", "LEVEL", TT_OPT_STRING, O(log_level),
-     "error, warn, info (default), debug or trace; also LOG_LEVEL in the environment", 0, 0},
-    {'v', "verbose", NULL, TT_OPT_COUNT, O(verbose), "log more; repeat for more still", 0, 0},
+    TT_CMD_SERVICE_OPTS(server_cfg, svc),
 };
 #undef O
 
@@ -154,7 +151,8 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
 static int run(void *opaque, tt_carrier_opts *co)
 {
     server_cfg *cfg = opaque;
-    int rc = tt_cmd_setup_log(&server_spec, cfg->log_level, cfg->verbose);
+    /* Before the loop exists: --daemon forks. */
+    int rc = tt_cmd_service_start(&server_spec, &cfg->svc);
     if (rc)
         return rc;
     server *s = calloc(1, sizeof *s);
@@ -162,6 +160,8 @@ static int run(void *opaque, tt_carrier_opts *co)
         return 1;
     uv_loop_t *loop = uv_default_loop();
     rc = setup(s, cfg, co, loop);
+    if (rc == 0)
+        rc = tt_cmd_service_ready();
     if (rc == 0)
         tt_cmd_run(loop, server_stop, s);
     server_stop(s);

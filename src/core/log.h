@@ -22,6 +22,21 @@ int tt_log_enabled(enum tt_log_level level);
  * or -1 when S names none of them. */
 int tt_log_parse_level(const char *s);
 
+/* Where lines go: stderr (the default), a file opened for appending, or
+ * syslog (facility daemon, tagged "tt" with the pid). Each returns 0, or
+ * -errno when PATH cannot be opened (the sink is then unchanged). */
+int tt_log_to_file(const char *path);
+void tt_log_to_syslog(void);
+
+/* With a file as the sink, opens PATH again (after logrotate renamed it) and
+ * writes there from now on. Returns 1 when it reopened, 0 when the sink is
+ * not a file, or -errno (the old file is kept). */
+int tt_log_reopen(void);
+
+/* While ON and the sink is not stderr, error lines also go to stderr, so that
+ * a daemon's parent can show a failure during start-up. */
+void tt_log_mirror_errors(int on);
+
 /* Prints one line at LEVEL. The format must not end in a newline. */
 void tt_log(enum tt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -20,6 +20,7 @@ import uuid
 import pytest
 
 from helpers import NetNs, free_port, recv_exact, run_tt, sanitizer_env, tt_bin
+from test_daemon import alive, daemons, read_pid  # noqa: F401 (daemons is a fixture)
 
 KEY = "correct horse battery staple"
 
@@ -308,6 +309,24 @@ def test_no_rule_left_after_tt_ends(procs, net, echo, sig):
         c.kill()
     else:
         assert c.terminate_and_wait() == 0
+    assert "tt_" not in ruleset(net.client)
+    assert unreachable(net, "10.78.0.2", echo)
+
+
+def test_daemon_returns_once_the_rules_are_in_place(net, echo, procs, daemons):
+    # --daemon's readiness includes the rules: a connection made as soon as
+    # the command returns is redirected; SIGTERM removes them and the pid file.
+    url = start_server(procs, net, "tcp")
+    pid_file = daemons.path("tt.pid")
+    r = daemons.run(["client", "-s", url, "-l", "none", "--redirect", "10.78.0.0/24", "--daemon",
+                     "--pid-file", pid_file, "--log-file", daemons.path("tt.log")], pid_file,
+                    netns=net.client)
+    assert r.returncode == 0, r.stderr
+    echo_through(net, "10.78.0.2", echo)
+    pid = read_pid(pid_file)
+    assert "table inet tt_%d" % pid in ruleset(net.client)
+    daemons.stop(pid)
+    assert not alive(pid) and not os.path.exists(pid_file)
     assert "tt_" not in ruleset(net.client)
     assert unreachable(net, "10.78.0.2", echo)
 
