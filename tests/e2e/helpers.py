@@ -561,7 +561,7 @@ def start_sshd(pm, workdir, host="127.0.0.1", netns=None):
     shutil.copy(d / "client_key.pub", d / "authorized_keys")
     port = free_port(("127.0.0.1",))
     (d / "sshd_config").write_text("\n".join([
-        "ListenAddress %s:%d" % (host, port),
+        "ListenAddress %s:%d" % ("[%s]" % host if ":" in host else host, port),
         "HostKey %s" % (d / "host_key"),
         "AuthorizedKeysFile %s" % (d / "authorized_keys"),
         "PidFile %s" % (d / "sshd.pid"),
