@@ -756,6 +756,28 @@ def start_stunnel(name, ctx):
     return System(name, "forward", [c, s], fwd=fwd, server=[s], client=[c])
 
 
+def write_sshd_config(d, listen, extra=()):
+    """Writes into directory D a host key, a client key (client_key, also the
+    only authorized key) and an sshd_config for a private sshd on LISTEN
+    (host:port) that lets root in with that key and forwards TCP; EXTRA are
+    more config lines. bench/transparent.py uses it too."""
+    run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
+    run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client_key")])
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    (d / "sshd_config").write_text("\n".join([
+        f"ListenAddress {listen}",
+        f"HostKey {d / 'host_key'}",
+        f"AuthorizedKeysFile {d / 'authorized_keys'}",
+        f"PidFile {d / 'sshd.pid'}",
+        "UsePAM no",
+        "StrictModes no",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "AllowTcpForwarding yes",
+    ] + list(extra)) + "\n")
+
+
 def start_sshd(name, ctx):
     """A private sshd on a free loopback port (its own host key, authorized
     key, pid file; run as root). Returns it, its port and the ssh command
@@ -766,22 +788,8 @@ def start_sshd(name, ctx):
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
     d = wd / name
     d.mkdir()
-    run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
-    run_tool(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "client_key")])
-    shutil.copy(d / "client_key.pub", d / "authorized_keys")
     port = free_port()
-    (d / "sshd_config").write_text("\n".join([
-        f"ListenAddress {HOST}:{port}",
-        f"HostKey {d / 'host_key'}",
-        f"AuthorizedKeysFile {d / 'authorized_keys'}",
-        f"PidFile {d / 'sshd.pid'}",
-        "UsePAM no",
-        "StrictModes no",
-        "PermitRootLogin prohibit-password",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "AllowTcpForwarding yes",
-    ]) + "\n")
+    write_sshd_config(d, f"{HOST}:{port}")
     sshd = procs.start(f"{name}-sshd", [SSHD, "-D", "-e", "-f", str(d / "sshd_config")])
     wait_listening(procs, port, [sshd])
     argv = ["ssh", "-F", "/dev/null", "-i", str(d / "client_key"),
@@ -820,8 +828,10 @@ def start_ssh(name, ctx):
 # ---- measurements ------------------------------------------------------------
 
 
-def ttbench(binaries, args, timeout):
-    argv = [binaries["ttbench"]] + args
+def ttbench(binaries, args, timeout, prefix=()):
+    """Runs ttbench with ARGS (after PREFIX, e.g. 'ip netns exec NS') and
+    returns its JSON result."""
+    argv = list(prefix) + [binaries["ttbench"]] + args
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -17,8 +17,9 @@ packages=(
   # the independent tt/1 implementation that makes docs/tt1-vectors.md
   python3-cryptography
   # benchmarks: the peers tt is compared with (openssl makes stunnel's
-  # certificate; bench/run.py runs its own sshd, not the system's)
-  microsocks shadowsocks-libev stunnel4 openssl openssh-server openssh-client
+  # certificate; bench/run.py and bench/transparent.py run their own sshd, not
+  # the system's; sshuttle is what bench/transparent.py compares --redirect with)
+  microsocks shadowsocks-libev stunnel4 openssl openssh-server openssh-client sshuttle
   v2ray shadowsocks-v2ray-plugin
   # --resolver's end-to-end test: a real DNS server
   unbound
