@@ -46,8 +46,7 @@ static int s5_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier 
         return rc;
     }
     const tt_hostport *hp = &cfg->url.hp;
-    snprintf(c->text, sizeof c->text, strchr(hp->host, ':') ? "socks5://[%s]:%u" : "socks5://%s:%u",
-             hp->host, hp->port);
+    tt_url_format("socks5", NULL, hp->host, hp->port, NULL, c->text, sizeof c->text);
     c->base.type = &tt_carrier_socks5;
     c->base.loop = loop;
     *out = &c->base;

@@ -730,13 +730,7 @@ static int ssh_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     c->base.loop = loop;
     c->backoff_ms = BACKOFF_FIRST_MS;
     const tt_url *u = &cfg->url;
-    int n = snprintf(c->text, sizeof c->text, "ssh://%s%s", u->user, u->user[0] ? "@" : "");
-    snprintf(c->text + n, sizeof c->text - (size_t)n, strchr(u->hp.host, ':') ? "[%s]" : "%s",
-             u->hp.host);
-    if (u->hp.port) {
-        n = (int)strlen(c->text);
-        snprintf(c->text + n, sizeof c->text - (size_t)n, ":%u", u->hp.port);
-    }
+    tt_url_format("ssh", u->user, u->hp.host, u->hp.port, NULL, c->text, sizeof c->text);
     uv_timer_init(loop, &c->restart);
     uv_timer_init(loop, &c->kick);
     c->restart.data = c->kick.data = c;

@@ -153,8 +153,7 @@ static const char *tcp_describe(tt_carrier *base, char *buf, size_t len)
     tcp_carrier *c = (tcp_carrier *)base;
     const char *host = c->cfg.url.hp.host;
     int port = c->listener ? tt_tcp_listener_port(c->listener) : c->cfg.url.hp.port;
-    snprintf(buf, len, strchr(host, ':') ? "tcp://[%s]:%d" : "tcp://%s:%d", host, port);
-    return buf;
+    return tt_url_format("tcp", NULL, host, (unsigned)port, NULL, buf, len);
 }
 
 static void tcp_close(tt_carrier *base)

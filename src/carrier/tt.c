@@ -881,24 +881,23 @@ static int ttc_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
 static const char *ttc_describe(tt_carrier *base, char *buf, size_t len)
 {
     ttc *c = (ttc *)base;
-    const char *l = strchr(c->host, ':') ? "[" : "", *r = strchr(c->host, ':') ? "]" : "";
+    char url[TT_HOST_MAX + 32];
     if (c->accept_cb == NULL) {
-        /* A client: where it connects. */
+        /* A client: where it connects; with hopping, the port of the moment
+         * (a dial also tries the neighbouring slots'). */
         const tt_hostport *hp = &c->cfg.url.hp;
-        bool v6 = strchr(hp->host, ':') != NULL;
-        if (hp->port)
-            snprintf(buf, len, v6 ? "tt://[%s]:%u" : "tt://%s:%u", hp->host, hp->port);
-        else /* the port of the moment; a dial also tries the neighbouring slots' */
-            snprintf(buf, len, v6 ? "tt://[%s]:%u (hopping port)" : "tt://%s:%u (hopping port)",
-                     hp->host, port_of(c, slot_of(c, wall_ms(c))));
+        unsigned port = hp->port ? hp->port : port_of(c, slot_of(c, wall_ms(c)));
+        tt_url_format("tt", NULL, hp->host, port, NULL, url, sizeof url);
+        snprintf(buf, len, "%s%s", url, hp->port ? "" : " (hopping port)");
         return buf;
     }
+    unsigned port = c->fixed ? (unsigned)tt_tcp_listener_port(c->fixed) : 0;
+    tt_url_format("tt", NULL, c->host, port, NULL, url, sizeof url);
     if (c->fixed)
-        snprintf(buf, len, "tt://%s%s%s:%d (%s)", l, c->host, r, tt_tcp_listener_port(c->fixed),
-                 tt_aead_name(c->o.methods[0]));
+        snprintf(buf, len, "%s (%s)", url, tt_aead_name(c->o.methods[0]));
     else
-        snprintf(buf, len, "tt://%s%s%s, ports hopping in %u-%u every %u s (%s)", l, c->host, r,
-                 c->o.port_lo, c->o.port_hi, c->o.hop_interval_s, tt_aead_name(c->o.methods[0]));
+        snprintf(buf, len, "%s, ports hopping in %u-%u every %u s (%s)", url, c->o.port_lo,
+                 c->o.port_hi, c->o.hop_interval_s, tt_aead_name(c->o.methods[0]));
     return buf;
 }
 

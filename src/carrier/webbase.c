@@ -173,9 +173,8 @@ const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len)
 {
     const char *host = w->cfg.url.hp.host;
     int port = w->listener ? tt_tcp_listener_port(w->listener) : w->cfg.url.hp.port;
-    snprintf(buf, len, strchr(host, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s", w->cfg.url.scheme,
-             host, port, strcmp(w->cfg.url.scheme, "tls") == 0 ? "" : w->cfg.url.path);
-    return buf;
+    return tt_url_format(w->cfg.url.scheme, NULL, host, (unsigned)port,
+                         strcmp(w->cfg.url.scheme, "tls") == 0 ? "" : w->cfg.url.path, buf, len);
 }
 
 /* Server: the TLS handshake of an accepted connection. */

@@ -553,6 +553,21 @@ bool tt_addr_embedded_v4(const uint8_t v6[16], uint8_t v4[4])
     return false;
 }
 
+const char *tt_url_format(const char *scheme, const char *user, const char *host, unsigned port,
+                          const char *path, char *buf, size_t len)
+{
+    if (buf == NULL || len == 0)
+        return buf;
+    char portbuf[12] = "";
+    if (port)
+        snprintf(portbuf, sizeof portbuf, ":%u", port);
+    bool v6 = strchr(host, ':') != NULL;
+    bool has_user = user && *user;
+    snprintf(buf, len, "%s://%s%s%s%s%s%s%s", scheme, has_user ? user : "", has_user ? "@" : "",
+             v6 ? "[" : "", host, v6 ? "]" : "", portbuf, path ? path : "");
+    return buf;
+}
+
 const char *tt_sockaddr_format(const struct sockaddr *sa, char *buf, size_t len)
 {
     if (buf == NULL || len == 0)

@@ -69,6 +69,12 @@ bool tt_cidr_contains(const tt_cidr *c, int family, const uint8_t *addr);
  * 64:ff9b:1::/48, 6to4 2002::/16, and Teredo 2001::/32 (client address). */
 bool tt_addr_embedded_v4(const uint8_t v6[16], uint8_t v4[4]);
 
+/* Formats an endpoint as a URL: "SCHEME://[USER@]HOST[:PORT][PATH]", an
+ * IPv6 host in brackets; USER and PATH may be NULL or empty, PORT 0 leaves
+ * the port out. Always NUL-terminates BUF (LEN > 0) and returns it. */
+const char *tt_url_format(const char *scheme, const char *user, const char *host, unsigned port,
+                          const char *path, char *buf, size_t len);
+
 /* Formats a socket address as "1.2.3.4:80" or "[::1]:80" into BUF and returns
  * BUF. */
 const char *tt_sockaddr_format(const struct sockaddr *sa, char *buf, size_t len);

@@ -333,6 +333,18 @@ Test(url, valid)
     url_ok("h:1//double", "", "h", 1, "//double");
 }
 
+Test(url, format)
+{
+    char buf[300];
+    cr_assert_str_eq(tt_url_format("tcp", NULL, "127.0.0.1", 80, NULL, buf, sizeof buf),
+                     "tcp://127.0.0.1:80");
+    cr_assert_str_eq(tt_url_format("wss", "", "::1", 443, "/ws", buf, sizeof buf),
+                     "wss://[::1]:443/ws");
+    cr_assert_str_eq(tt_url_format("ssh", "root", "fd77::2", 0, "", buf, sizeof buf),
+                     "ssh://root@[fd77::2]");
+    cr_assert_str_eq(tt_url_format("tt", NULL, "example.com", 0, NULL, buf, 8), "tt://ex");
+}
+
 Test(url, scheme_is_lower_cased)
 {
     url_ok("TCP://Example.COM:80", "tcp", "Example.COM", 80, "");
