@@ -55,19 +55,21 @@ const tt_carrier_type *tt_carrier_type_at(size_t i)
     return i < N_TYPES ? g_types[i] : NULL;
 }
 
-const char *tt_carrier_schemes(bool server)
+bool tt_carrier_type_on_side(const tt_carrier_type *t, bool server)
 {
-    static char buf[2][256];
-    char *b = buf[server];
-    if (b[0] == '\0') {
-        for (size_t i = 0; i < N_TYPES; i++) {
-            if (server && g_types[i]->server_new == NULL)
-                continue;
-            size_t n = strlen(b);
-            snprintf(b + n, sizeof buf[0] - n, "%s%s://", n ? ", " : "", g_types[i]->scheme);
-        }
+    return server ? t->server_new != NULL : t->client_new != NULL;
+}
+
+const char *tt_carrier_schemes(const tt_carrier_optgroup *g, bool server, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_TYPES && n < len; i++) {
+        const tt_carrier_type *t = g_types[i];
+        if (tt_carrier_type_on_side(t, server) && (g == NULL || tt_carrier_type_has(t, g)))
+            n += (size_t)snprintf(buf + n, len - n, "%s%s://", n ? ", " : "", t->scheme);
     }
-    return b;
+    return buf;
 }
 
 bool tt_carrier_type_has(const tt_carrier_type *t, const tt_carrier_optgroup *g)
@@ -84,7 +86,7 @@ bool tt_carrier_type_has(const tt_carrier_type *t, const tt_carrier_optgroup *g)
 const void *tt_carrier_settings(const tt_carrier_cfg *cfg, const tt_carrier_optgroup *g)
 {
     const tt_carrier_type *t = cfg->type;
-    for (size_t i = 0; t->groups && t->groups[i] && i < TT_CARRIER_GROUPS_MAX; i++) {
+    for (size_t i = 0; t->groups && i < TT_CARRIER_GROUPS_MAX && t->groups[i]; i++) {
         if (t->groups[i] == g)
             return g->size ? cfg->settings[i] : cfg;
     }

@@ -226,9 +226,12 @@ const tt_carrier_type *tt_carrier_find(const char *scheme);
  * the end. */
 const tt_carrier_type *tt_carrier_type_at(size_t i);
 
-/* "tt://, tcp://, ..." for messages listing the known schemes; with
- * SERVER, only those that have a server side. */
-const char *tt_carrier_schemes(bool server);
+/* True when type T has SERVER's side (a server_new, or a client_new). */
+bool tt_carrier_type_on_side(const tt_carrier_type *t, bool server);
+
+/* "tls://, wss://" into BUF (returned): the schemes of SERVER's side, those
+ * that take group G, or all of them with G NULL. */
+const char *tt_carrier_schemes(const tt_carrier_optgroup *g, bool server, char *buf, size_t len);
 
 /* True when type T lists group G (tt_carrier_net_opts: every type). */
 bool tt_carrier_type_has(const tt_carrier_type *t, const tt_carrier_optgroup *g);

@@ -17,23 +17,6 @@ static bool on_side(const tt_carrier_optgroup *g, bool server)
     return (g->sides & (server ? TT_SIDE_SERVER : TT_SIDE_CLIENT)) != 0;
 }
 
-static bool type_on_side(const tt_carrier_type *t, bool server)
-{
-    return server ? t->server_new != NULL : t->client_new != NULL;
-}
-
-/* "tls://, wss://": the types of SERVER's side that take G. */
-static void schemes_of(const tt_carrier_optgroup *g, bool server, char *buf, size_t len)
-{
-    size_t n = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; tt_carrier_type_at(i); i++) {
-        const tt_carrier_type *t = tt_carrier_type_at(i);
-        if (type_on_side(t, server) && tt_carrier_type_has(t, g) && n < len)
-            n += (size_t)snprintf(buf + n, len - n, "%s%s://", n ? ", " : "", t->scheme);
-    }
-}
-
 static int add_group(tt_carrier_opts *o, const tt_carrier_optgroup *g)
 {
     for (size_t i = 1; i < o->n_sets; i++) {
@@ -62,7 +45,7 @@ static int add_group(tt_carrier_opts *o, const tt_carrier_optgroup *g)
         snprintf(title, sizeof titles[0][0], "Options of every carrier");
     } else {
         char list[120];
-        schemes_of(g, o->server, list, sizeof list);
+        tt_carrier_schemes(g, o->server, list, sizeof list);
         snprintf(title, sizeof titles[0][0], "Options of %s", list);
     }
     o->groups[k] = g;
@@ -78,7 +61,7 @@ int tt_carrier_opts_init(tt_carrier_opts *o, bool server)
     int rc = add_group(o, &tt_carrier_net_opts);
     for (size_t i = 0; rc == 0 && tt_carrier_type_at(i); i++) {
         const tt_carrier_type *t = tt_carrier_type_at(i);
-        if (!type_on_side(t, server))
+        if (!tt_carrier_type_on_side(t, server))
             continue;
         for (size_t j = 0; rc == 0 && t->groups && t->groups[j]; j++)
             rc = add_group(o, t->groups[j]);
@@ -101,7 +84,7 @@ const char *tt_carrier_opts_help(const tt_carrier_opts *o)
     size_t n = (size_t)snprintf(b, sizeof buf[0], "Carriers (%s URL):\n", o->server ? "-l" : "-s");
     for (size_t i = 0; tt_carrier_type_at(i) && n < sizeof buf[0]; i++) {
         const tt_carrier_type *t = tt_carrier_type_at(i);
-        if (type_on_side(t, o->server))
+        if (tt_carrier_type_on_side(t, o->server))
             n +=
                 (size_t)snprintf(b + n, sizeof buf[0] - n, "  %-30s %s\n", t->url_form, t->summary);
     }
@@ -118,12 +101,13 @@ int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url
     if (cfg->url.scheme[0] == '\0')
         strcpy(cfg->url.scheme, "tt");
     const tt_carrier_type *t = tt_carrier_find(cfg->url.scheme);
+    char known[256];
     if (t == NULL)
         return tt_opts_fail(spec, "unknown scheme '%s://' in %s (known: %s)", cfg->url.scheme, opt,
-                            tt_carrier_schemes(o->server));
-    if (!type_on_side(t, o->server))
+                            tt_carrier_schemes(NULL, o->server, known, sizeof known));
+    if (!tt_carrier_type_on_side(t, o->server))
         return tt_opts_fail(spec, "%s:// has no server side (its far end is not tt); %s takes %s",
-                            t->scheme, opt, tt_carrier_schemes(true));
+                            t->scheme, opt, tt_carrier_schemes(NULL, true, known, sizeof known));
     cfg->type = t;
     if (cfg->url.user[0] && !(t->flags & TT_CARRIER_USER))
         return tt_opts_fail(spec, "invalid %s '%s': %s:// takes no USER@", opt, url_text,
@@ -143,7 +127,7 @@ int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url
         const char *given = tt_opts_first_given(&o->sets[i], name, sizeof name);
         if (given == NULL || tt_carrier_type_has(t, o->groups[i]))
             continue;
-        schemes_of(o->groups[i], o->server, list, sizeof list);
+        tt_carrier_schemes(o->groups[i], o->server, list, sizeof list);
         return tt_opts_fail(spec, "%s applies to %s only, not %s://", given, list, t->scheme);
     }
     /* The shared groups first, so that a type's own check can rely on them. */
@@ -158,7 +142,7 @@ int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url
         }
     }
     /* The instance finds its groups' settings by the type's own order. */
-    for (size_t j = 0; t->groups && t->groups[j] && j < TT_CARRIER_GROUPS_MAX; j++) {
+    for (size_t j = 0; t->groups && j < TT_CARRIER_GROUPS_MAX && t->groups[j]; j++) {
         for (size_t i = 1; i < o->n_sets; i++) {
             if (o->groups[i] == t->groups[j])
                 cfg->settings[j] = o->settings[i];
