@@ -221,13 +221,34 @@ const tt_carrier_optgroup tt_carrier_replay_opts = {
 static const tt_opt decoy_rows[] = {
     {0, "fallback", "HOST:PORT", TT_OPT_STRING, O(fallback_text),
      "hand connections that are not tt clients to this web server, with the bytes they sent", 0, 0},
+    {0, "header-timeout", "DURATION", TT_OPT_DURATION, O(header_timeout_ms),
+     "web face: close a connection that has not sent a whole request head (TLS handshake "
+     "included) this long after it opened (default " TT_WEB_HEADER_TIMEOUT_TEXT
+     ", nginx's client_header_timeout)",
+     0, 0},
+    {0, "keepalive-timeout", "DURATION", TT_OPT_DURATION, O(keepalive_timeout_ms),
+     "web face: close a kept-alive connection idle this long after an answer "
+     "(default " TT_WEB_KEEPALIVE_TIMEOUT_TEXT ", nginx's keepalive_timeout)",
+     0, 0},
 };
+
+/* The web face's timeouts start as nginx's. */
+static void decoy_init(void *s)
+{
+    tt_carrier_cfg *cfg = s;
+    cfg->header_timeout_ms = TT_WEB_HEADER_TIMEOUT_MS;
+    cfg->keepalive_timeout_ms = TT_WEB_KEEPALIVE_TIMEOUT_MS;
+}
 
 static int decoy_check(void *s, const tt_opt_set *set, bool server, char *why, size_t len)
 {
     tt_carrier_cfg *cfg = s;
     (void)set, (void)server;
     const char *w = NULL;
+    if (cfg->header_timeout_ms == 0 || cfg->keepalive_timeout_ms == 0) {
+        snprintf(why, len, "--header-timeout and --keepalive-timeout must be more than 0");
+        return -EINVAL;
+    }
     if (cfg->fallback_text == NULL)
         return 0;
     if (tt_hostport_parse(cfg->fallback_text, &cfg->fallback, &w) != 0) {
@@ -242,6 +263,7 @@ const tt_carrier_optgroup tt_carrier_decoy_opts = {
     .sides = TT_SIDE_SERVER,
     .opts = decoy_rows,
     .n_opts = sizeof decoy_rows / sizeof decoy_rows[0],
+    .init = decoy_init,
     .check = decoy_check,
 };
 

@@ -57,8 +57,16 @@ typedef struct tt_carrier_optgroup {
  * their rows store into tt_carrier_cfg. Every type takes tt_carrier_net_opts. */
 extern const tt_carrier_optgroup tt_carrier_net_opts; /* --resolver, --fast-open, --clock-offset */
 extern const tt_carrier_optgroup tt_carrier_key_opts; /* -k/--key (also TT_KEY) */
-extern const tt_carrier_optgroup tt_carrier_replay_opts;     /* server: --replay-window */
-extern const tt_carrier_optgroup tt_carrier_decoy_opts;      /* server: --fallback */
+extern const tt_carrier_optgroup tt_carrier_replay_opts; /* server: --replay-window */
+extern const tt_carrier_optgroup
+    tt_carrier_decoy_opts; /* server: --fallback, --header-timeout, --keepalive-timeout */
+
+/* nginx's client_header_timeout and keepalive_timeout (defaults of nginx
+ * 1.22, which Debian's nginx.conf keeps): the web face's. */
+#define TT_WEB_HEADER_TIMEOUT_MS 60000
+#define TT_WEB_HEADER_TIMEOUT_TEXT "60s"
+#define TT_WEB_KEEPALIVE_TIMEOUT_MS 75000
+#define TT_WEB_KEEPALIVE_TIMEOUT_TEXT "75s"
 extern const tt_carrier_optgroup tt_carrier_www_opts;        /* server: --www */
 extern const tt_carrier_optgroup tt_carrier_tls_opts;        /* -n/--name */
 extern const tt_carrier_optgroup tt_carrier_tls_server_opts; /* --cert, --tls-key */
@@ -95,6 +103,12 @@ typedef struct tt_carrier_cfg {
     const char *fallback_text;
     bool has_fallback;
     tt_hostport fallback;
+    /* ... and the web face's timeouts (nginx's by default): from the accept
+     * to a whole request head, TLS handshake and the carrier's own check
+     * included; and from an answer to the next request on a kept-alive
+     * connection. */
+    unsigned header_timeout_ms;
+    unsigned keepalive_timeout_ms;
     /* tt_carrier_www_opts: static site answering what is not a tunnel client. */
     const char *www_dir;
     /* tt_carrier_tls_opts, _tls_server, _tls_client. */

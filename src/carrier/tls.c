@@ -125,6 +125,7 @@ typedef struct auth {
     uint8_t expect[TOKEN_LEN];
     uint8_t got[TOKEN_LEN];
     size_t have;
+    uint64_t deadline; /* the first request's, from the accept */
     bool done;
     char peer[64];
 } auth;
@@ -156,7 +157,7 @@ static void auth_fail(auth *a, const uint8_t *rest, size_t rest_len, const char 
         memcpy(all, a->got, a->have);
         if (rest_len > 0)
             memcpy(all + a->have, rest, rest_len);
-        tt_decoy_answer(l, &a->w->cfg, all, n, a->peer);
+        tt_decoy_answer(l, &a->w->cfg, all, n, a->peer, a->deadline);
         free(all);
     }
     auth_end(a);
@@ -219,6 +220,10 @@ static void on_auth_timeout(uv_timer_t *t)
 {
     auth *a = t->data;
     tt_debug("c%llu %s: no token in time", (unsigned long long)a->link->id, a->peer);
+    /* As nginx at its client_header_timeout: close_notify after silence,
+     * none in the middle of a request (the start of a token). */
+    if (a->have > 0)
+        tt_tls_link_close_quietly(a->link);
     tt_link_close(a->link, NULL, NULL);
     auth_end(a);
 }
@@ -231,7 +236,7 @@ static void auth_close(void *ud)
     auth_end(a);
 }
 
-static void on_conn(tt_webbase *w, tt_link *link)
+static void on_conn(tt_webbase *w, tt_link *link, uint64_t deadline)
 {
     if (!w->has_key) {
         tt_tcp_link_trust(link);
@@ -246,11 +251,16 @@ static void on_conn(tt_webbase *w, tt_link *link)
     }
     a->w = w;
     a->link = link;
+    a->deadline = deadline;
     tt_link_peer(link, a->peer, sizeof a->peer);
     tt_child_add(&w->children, &a->child, auth_close, a);
     uv_timer_init(w->base.loop, &a->timer);
     a->timer.data = a;
-    uv_timer_start(&a->timer, on_auth_timeout, w->cfg.handshake_timeout_ms, 0);
+    /* The token comes at once from a tt client; anything else is a web
+     * client, which nginx would give its client_header_timeout from the
+     * accept. */
+    uint64_t now = uv_now(w->base.loop);
+    uv_timer_start(&a->timer, on_auth_timeout, deadline > now ? deadline - now : 0, 0);
     tt_link_set_handler(link, &auth_handler, a);
     if (tt_link_read_start(link) < 0) {
         tt_link_close(link, NULL, NULL);

@@ -15,6 +15,7 @@
 #include "core/crypto.h"
 #include "core/selfsigned.h"
 #include "core/log.h"
+#include "decoy/decoy.h"
 #include "exit/dial.h"
 #include "link/tls.h"
 
@@ -80,9 +81,9 @@ int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
     if (!tls)
         return 0;
     /* The client offers what curl offers, h2 and then http/1.1 (its whole
-     * hello is curl's, src/core/tlsctx.c); tt's server picks http/1.1, the
-     * protocol a WebSocket upgrade needs, as a web server without HTTP/2
-     * does. tls:// offers and picks the same, so that it looks no
+     * hello is curl's, src/core/tlsctx.c); tt's server accepts what nginx
+     * without HTTP/2 accepts (http/1.1 first) and so picks http/1.1, the
+     * protocol a WebSocket upgrade needs. tls:// offers and picks the same, so that it looks no
      * different. A front end that picks h2 cannot carry the upgrade: ws.c
      * says so. */
     int rc;
@@ -100,7 +101,7 @@ int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
                                 .key_file = cfg->key_file,
                                 .state_dir = tt_selfsigned_dir(dir, sizeof dir),
                                 .name = name,
-                                .alpn = "http/1.1"};
+                                .alpn = NULL};
         rc = tt_tls_server_ctx_new(&o, &w->ctx, why);
         if (rc == 0 && tt_tls_ctx_self_signed(w->ctx))
             log_self_signed(w->ctx, name);
@@ -177,44 +178,118 @@ const char *tt_webbase_describe(tt_webbase *w, char *buf, size_t len)
                          strcmp(w->cfg.url.scheme, "tls") == 0 ? "" : w->cfg.url.path, buf, len);
 }
 
-/* Server: the TLS handshake of an accepted connection. */
+/* Server: what an accepted connection is, then its TLS handshake.
+ *
+ * nginx's "ssl" listener looks at the first byte before it starts TLS: a
+ * handshake record (0x16) or an SSLv2 hello (high bit set) goes to
+ * OpenSSL, anything else is read as plain HTTP and answered "400 The plain
+ * HTTP request was sent to HTTPS port" (or its plain 400). One timer,
+ * client_header_timeout, runs from the accept through the handshake to the
+ * end of the first request head, however the bytes trickle in. The server
+ * here does the same (--header-timeout), and hands the deadline on to the
+ * carrier's own check and to the web site. */
 
 typedef struct accept_hs {
     tt_webbase *w;
-    tt_child child; /* in w->children until the handshake ends */
-    tt_link *link;
+    tt_child child;    /* in w->children until the connection is handed on */
+    tt_link *link;     /* TCP while the first bytes are awaited, then TLS */
+    uv_timer_t timer;  /* the deadline while the first bytes are awaited */
+    uint64_t deadline; /* loop time by which the first request must be whole */
     char peer[64];
 } accept_hs;
+
+static void accept_hs_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void accept_hs_end(accept_hs *a)
+{
+    tt_child_remove(&a->child);
+    a->link = NULL;
+    uv_close((uv_handle_t *)&a->timer, accept_hs_free);
+}
 
 /* The carrier closes: the ready callback will not run after the close. */
 static void accept_hs_close(void *ud)
 {
     accept_hs *a = ud;
     tt_link_close(a->link, NULL, NULL);
-    free(a);
+    accept_hs_end(a);
+}
+
+/* What is left of the deadline, in milliseconds (at least 1: 0 would mean
+ * no timeout to the TLS link). */
+static unsigned left_ms(uv_loop_t *loop, uint64_t deadline)
+{
+    uint64_t now = uv_now(loop);
+    return deadline > now ? (unsigned)(deadline - now) : 1;
 }
 
 static void on_server_ready(void *ud, tt_link *link, int status)
 {
     accept_hs *a = ud;
     tt_webbase *w = a->w;
-    tt_child_remove(&a->child);
+    uint64_t deadline = a->deadline;
+    accept_hs_end(a);
     if (status != 0) {
         char why[160];
         tt_debug("c%llu %s: TLS handshake failed: %s", (unsigned long long)link->id, a->peer,
                  tt_tls_link_why(link, why, sizeof why));
         tt_link_close(link, NULL, NULL);
     } else {
-        w->on_conn(w, link);
+        w->on_conn(w, link, deadline);
     }
-    free(a);
 }
+
+static void sniff_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    accept_hs *a = ud;
+    tt_webbase *w = a->w;
+    tt_link_read_stop(l);
+    uv_timer_stop(&a->timer);
+    if (data[0] != 0x16 && (data[0] & 0x80) == 0) {
+        tt_info("c%llu %s: not a tt client (no TLS)", (unsigned long long)l->id, a->peer);
+        uint64_t deadline = a->deadline;
+        accept_hs_end(a);
+        tt_decoy_plain_on_tls(l, &w->cfg, data, len, deadline);
+        return;
+    }
+    /* The TLS link copies what it does not use at once. */
+    a->link = tt_tls_link_server(l, w->ctx, data, len, left_ms(w->base.loop, a->deadline),
+                                 on_server_ready, a);
+    if (a->link == NULL)
+        accept_hs_end(a);
+}
+
+/* Nothing sent, then the half-close, a reset, or the deadline: nginx
+ * closes without a word. */
+static void sniff_eof(tt_link *l, void *ud)
+{
+    tt_link_close(l, NULL, NULL);
+    accept_hs_end(ud);
+}
+
+static void sniff_error(tt_link *l, void *ud, int err)
+{
+    (void)err;
+    sniff_eof(l, ud);
+}
+
+static void on_sniff_timeout(uv_timer_t *t)
+{
+    accept_hs *a = t->data;
+    sniff_eof(a->link, a);
+}
+
+static const tt_link_handler sniff_handler = {sniff_data, sniff_eof, sniff_error, NULL};
 
 static void on_tcp_accept(void *ud, tt_link *link)
 {
     tt_webbase *w = ud;
+    uint64_t deadline = uv_now(w->base.loop) + w->cfg.header_timeout_ms;
     if (!w->tls) {
-        w->on_conn(w, link);
+        w->on_conn(w, link, deadline);
         return;
     }
     accept_hs *a = calloc(1, sizeof *a);
@@ -223,13 +298,19 @@ static void on_tcp_accept(void *ud, tt_link *link)
         return;
     }
     a->w = w;
+    a->link = link;
+    a->deadline = deadline;
     tt_link_peer(link, a->peer, sizeof a->peer);
-    a->link =
-        tt_tls_link_server(link, w->ctx, NULL, 0, w->cfg.handshake_timeout_ms, on_server_ready, a);
-    if (a->link == NULL)
-        free(a);
-    else
-        tt_child_add(&w->children, &a->child, accept_hs_close, a);
+    uv_timer_init(w->base.loop, &a->timer);
+    a->timer.data = a;
+    tt_child_add(&w->children, &a->child, accept_hs_close, a);
+    tt_link_set_handler(link, &sniff_handler, a);
+    if (tt_link_read_start(link) < 0) {
+        tt_link_close(link, NULL, NULL);
+        accept_hs_end(a);
+        return;
+    }
+    uv_timer_start(&a->timer, on_sniff_timeout, w->cfg.header_timeout_ms, 0);
 }
 
 /* Client: TCP connect, then TLS. */

@@ -19,8 +19,11 @@
 typedef struct tt_webbase tt_webbase;
 
 /* Server: a connection whose transport is ready (TLS handshaken when the
- * carrier uses TLS), with reading stopped; the callee owns LINK. */
-typedef void (*tt_webbase_conn_cb)(tt_webbase *w, tt_link *link);
+ * carrier uses TLS), with reading stopped; the callee owns LINK. DEADLINE
+ * is the loop time (uv_now) by which the first request must be whole:
+ * --header-timeout after the accept, as nginx's client_header_timeout
+ * (for the carrier's own check, and for the web site after it). */
+typedef void (*tt_webbase_conn_cb)(tt_webbase *w, tt_link *link, uint64_t deadline);
 
 struct tt_webbase {
     tt_carrier base;

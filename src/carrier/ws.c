@@ -288,6 +288,7 @@ typedef struct up {
     uv_timer_t timer;
     uint8_t *buf;
     size_t have;
+    uint64_t deadline; /* the head's, from the accept */
     char peer[64];
 } up;
 
@@ -310,7 +311,7 @@ static void to_web(up *u, const char *why)
     tt_link *l = u->link;
     tt_link_read_stop(l);
     tt_info("c%llu %s: not a tt client (%s)", (unsigned long long)l->id, u->peer, why);
-    tt_decoy_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer);
+    tt_decoy_answer(l, &u->c->w.cfg, u->buf, u->have, u->peer, u->deadline);
     up_end(u);
 }
 
@@ -443,8 +444,11 @@ static void on_srv_timeout(uv_timer_t *t)
 {
     up *u = t->data;
     /* nginx closes a connection that sends no complete head in time,
-     * without an answer. */
+     * without an answer; over TLS with close_notify after silence, without
+     * one in the middle of a head. */
     tt_debug("c%llu %s: no request in time", (unsigned long long)u->link->id, u->peer);
+    if (u->have > 0)
+        tt_tls_link_close_quietly(u->link);
     tt_link_close(u->link, NULL, NULL);
     up_end(u);
 }
@@ -457,7 +461,7 @@ static void up_close(void *ud)
     up_end(u);
 }
 
-static void on_conn(tt_webbase *w, tt_link *link)
+static void on_conn(tt_webbase *w, tt_link *link, uint64_t deadline)
 {
     wsc *c = (wsc *)w;
     up *u = calloc(1, sizeof *u);
@@ -471,11 +475,14 @@ static void on_conn(tt_webbase *w, tt_link *link)
     u->c = c;
     u->link = link;
     u->buf = buf;
+    u->deadline = deadline;
     tt_link_peer(link, u->peer, sizeof u->peer);
     tt_child_add(&w->children, &u->child, up_close, u);
     uv_timer_init(w->base.loop, &u->timer);
     u->timer.data = u;
-    uv_timer_start(&u->timer, on_srv_timeout, w->cfg.handshake_timeout_ms, 0);
+    /* nginx's client_header_timeout, from the accept. */
+    uint64_t now = uv_now(w->base.loop);
+    uv_timer_start(&u->timer, on_srv_timeout, deadline > now ? deadline - now : 0, 0);
     tt_link_set_handler(link, &srv_handler, u);
     if (tt_link_read_start(link) < 0) {
         tt_link_close(link, NULL, NULL);

@@ -26,6 +26,15 @@ static bool is_tchar(uint8_t c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/* A byte of a request method as nginx reads it: upper-case letters, '_'
+ * and '-' (nginx refuses anything else at the byte it arrives, so that a
+ * request that starts "get" or with random bytes gets its 400 at once,
+ * before a line end). */
+static bool is_method_char(uint8_t c)
+{
+    return (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
+}
+
 /* A byte of a request target: visible ASCII. */
 static bool is_target_char(uint8_t c)
 {
@@ -113,7 +122,7 @@ static int check_request_line(const uint8_t *p, size_t n, bool complete, tt_http
                               const char **why)
 {
     size_t i = 0;
-    while (i < n && is_tchar(p[i]))
+    while (i < n && is_method_char(p[i]))
         i++;
     if (i == n && !complete)
         return 0;

@@ -15,7 +15,9 @@
  * - Empty lines before a request line are skipped (RFC 9112 section 2.2; a
  *   client may send a CRLF after a body). They count towards the limit.
  * - Request line: method SP request-target SP HTTP-version, single spaces.
- *   The method is a token; the target is visible ASCII; the version is
+ *   The method is upper-case letters, '_' and '-', as nginx takes it (a
+ *   lower-case "get" is refused at its first byte, as by nginx); the
+ *   target is visible ASCII; the version is
  *   HTTP/1.0 or HTTP/1.1. Status line: HTTP-version SP 3DIGIT, then SP and a
  *   reason phrase (which may be empty or, leniently, absent altogether).
  * - Field lines: a token name, the colon right after it (no whitespace

@@ -18,15 +18,37 @@
 
 #include "core/selfsigned.h"
 
-/* TLS 1.2 suites: forward-secret key exchange and AEAD ciphers only (TLS
- * 1.3's own list is all AEAD and stays OpenSSL's default). */
-#define TLS12_SUITES                                                                               \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                                   \
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+/* The server's TLS face is a stock nginx 1.22 on Debian 12 (docs/WS.md,
+ * "The TLS face"): any difference in what a ClientHello draws (the suite
+ * chosen, an alert, an extension, a ticket's size or lifetime) would tell a
+ * prober that this is not the web server it looks like. So the server is
+ * set up as nginx sets up OpenSSL with Debian's nginx.conf and nginx's own
+ * defaults:
+ * - ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3 (Debian's nginx.conf); the
+ *   system's OpenSSL security level then refuses TLS 1.0 and 1.1 with
+ *   internal_error, for nginx and tt alike;
+ * - ssl_ciphers HIGH:!aNULL:!MD5 (nginx's default), in the server's order
+ *   (Debian's ssl_prefer_server_ciphers on): a client offering only CBC
+ *   suites gets one, as from nginx; its tunnel never does, since tt's
+ *   client and server both prefer TLS 1.3;
+ * - the options nginx sets (no compression, no anti-replay, unexpected EOF
+ *   ignored) and no others: OpenSSL 3.0 refuses a client's renegotiation
+ *   by default, and nginx leaves it so (both send the warning
+ *   no_renegotiation);
+ * - ssl_session_cache none (the default): a TLS 1.2 session ID is sent but
+ *   nothing is kept, so resumption is by ticket only;
+ * - ssl_session_tickets on, ssl_session_timeout 5m: a lifetime hint of 300
+ *   s, and a session ID context of nginx's length (a SHA-1 digest), which
+ *   sits inside every ticket and so sets its size;
+ * - every server name acknowledged (nginx's SNI callback accepts any name,
+ *   an address or none);
+ * - ALPN: http/1.1, http/1.0 and http/0.9 in that order, and fatal alert
+ *   120 for a client offering none of them. */
+#define NGINX_CIPHERS "HIGH:!aNULL:!MD5"
+#define NGINX_ALPN "http/1.1,http/1.0,http/0.9"
+#define NGINX_SESSION_TIMEOUT_S 300
 
-#define ALPN_MAX 512           /* bytes of an ALPN list in wire format */
-#define SESSION_CACHE_MAX 1024 /* server: TLS 1.2 sessions kept for resumption by ID */
+#define ALPN_MAX 512 /* bytes of an ALPN list in wire format */
 
 typedef struct cached_session {
     SSL_SESSION *sess;
@@ -224,11 +246,12 @@ static tt_tls_ctx *ctx_alloc(bool server)
      * they are empty, so an idle link holds none. */
     SSL_CTX_set_mode(c->ssl, SSL_MODE_RELEASE_BUFFERS);
     if (server) {
-        /* The server decides what a connection gets: TLS 1.2 at least,
-         * forward-secret AEAD suites only, its own order. */
-        SSL_CTX_set_min_proto_version(c->ssl, TLS1_2_VERSION);
-        SSL_CTX_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-        if (SSL_CTX_set_cipher_list(c->ssl, TLS12_SUITES) != 1) {
+        /* nginx's setup (see NGINX_CIPHERS above). */
+        SSL_CTX_set_min_proto_version(c->ssl, TLS1_VERSION);
+        SSL_CTX_set_options(c->ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_ANTI_REPLAY |
+                                        SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                        SSL_OP_CIPHER_SERVER_PREFERENCE);
+        if (SSL_CTX_set_cipher_list(c->ssl, NGINX_CIPHERS) != 1) {
             SSL_CTX_free(c->ssl);
             free(c);
             return NULL;
@@ -257,8 +280,10 @@ static tt_tls_ctx *ctx_alloc(bool server)
     return c;
 }
 
-/* Server: the first of the server's protocols the client offers; none is
- * not an error, since plain tls:// clients offer nothing. */
+/* Server: the first of the server's protocols the client offers. A client
+ * that offers none (as a plain tls:// client may) gets none; one that
+ * offers only others is refused with no_application_protocol, as nginx
+ * refuses it. */
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
@@ -270,9 +295,19 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
         return SSL_TLSEXT_ERR_NOACK;
     if (SSL_select_next_proto(&sel, &sel_len, c->alpn, (unsigned)c->alpn_len, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK;
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = sel;
     *outlen = sel_len;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* Server: every name is acknowledged, as nginx's SNI callback does with
+ * one server block (an unknown name, an address, odd characters). */
+static int servername_ack(SSL *ssl, int *alert, void *arg)
+{
+    (void)ssl;
+    (void)alert;
+    (void)arg;
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -325,23 +360,33 @@ int tt_tls_server_ctx_new(const tt_tls_server_opts *o, tt_tls_ctx **out, const c
     if (c == NULL)
         return set_why(why, "out of memory", -ENOMEM);
     int rc = server_cert(c, o, why);
-    if (rc == 0 && alpn_parse(o->alpn, c->alpn, sizeof c->alpn, &c->alpn_len) < 0)
+    const char *alpn = o->alpn ? o->alpn : NGINX_ALPN;
+    if (rc == 0 && alpn_parse(alpn, c->alpn, sizeof c->alpn, &c->alpn_len) < 0)
         rc = set_why(why, "invalid ALPN list (comma-separated names of 1 to 255 bytes)", -EINVAL);
+    /* nginx's session ID context: a SHA-1 digest (of its certificates and
+     * settings; here of the certificate, whose fingerprint differs per
+     * server anyway). Only its length shows, inside the tickets. */
+    unsigned char sid_ctx[EVP_MAX_MD_SIZE];
+    unsigned sid_len = 0;
+    if (rc == 0 &&
+        (X509_digest(SSL_CTX_get0_certificate(c->ssl), EVP_sha1(), sid_ctx, &sid_len) != 1 ||
+         SSL_CTX_set_session_id_context(c->ssl, sid_ctx, sid_len) != 1))
+        rc = set_why(why, "cannot set the session ID context", -ENOMEM);
     ERR_clear_error();
     if (rc < 0) {
         tt_tls_ctx_free(c);
         return rc;
     }
-    SSL_CTX_set_options(c->ssl, SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_alpn_select_cb(c->ssl, alpn_select, c);
-    /* TLS 1.3 resumes by stateless tickets (keyed per context, so per
-     * process). A TLS 1.2 client that offers no ticket extension, as curl
-     * and tt's client do not, resumes by session ID, which needs the
-     * server's cache: it is kept, bounded (OpenSSL drops the oldest), for
-     * those. */
-    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_SERVER);
-    SSL_CTX_sess_set_cache_size(c->ssl, SESSION_CACHE_MAX);
-    SSL_CTX_set_session_id_context(c->ssl, (const unsigned char *)"tt", 2);
+    SSL_CTX_set_tlsext_servername_callback(c->ssl, servername_ack);
+    /* nginx's "ssl_session_cache none": TLS 1.2 handshakes carry a session
+     * ID as if it could be resumed, but no session is kept; tickets (on by
+     * default, keyed per context, so per process) are the only resumption,
+     * valid for ssl_session_timeout. */
+    SSL_CTX_set_session_cache_mode(c->ssl, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR |
+                                               SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_cache_size(c->ssl, 1);
+    SSL_CTX_set_timeout(c->ssl, NGINX_SESSION_TIMEOUT_S);
     *out = c;
     return 0;
 }

@@ -36,8 +36,10 @@ typedef struct tt_tls_server_opts {
      * iPAddress for an IP literal); NULL: TT_TLS_DEFAULT_NAME. */
     const char *name;
     /* Protocols the server accepts, comma-separated in its order of
-     * preference ("http/1.1" for WebSocket); NULL or "": no ALPN. A client
-     * offering none of them still connects, with no protocol selected. */
+     * preference; NULL: nginx's "http/1.1,http/1.0,http/0.9"; "": no ALPN.
+     * A client that offers no ALPN connects with no protocol selected; one
+     * that offers only other protocols is refused with the fatal alert
+     * no_application_protocol (120), as nginx refuses it. */
     const char *alpn;
 } tt_tls_server_opts;
 

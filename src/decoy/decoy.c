@@ -48,18 +48,35 @@ static void on_fallback(void *ud, uint8_t rep, int err, tt_link *fb)
     free(f);
 }
 
-void tt_decoy_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
-                     const char *peer)
+/* The site's settings: nginx's timers (client_header_timeout and
+ * keepalive_timeout from the options, 60 s for a stalled body or reader),
+ * not the tunnel's idle timeout. */
+static tt_www_opts site_opts(const tt_carrier_cfg *cfg, uint64_t deadline)
 {
-    if (!cfg->has_fallback) {
-        /* nginx drops a client that stops sending after 60 s by default
-         * (client_header_timeout): the site keeps that, not the tunnel's
-         * idle timeout. */
-        tt_www_opts o = {.dir = cfg->www_dir,
+    return (tt_www_opts){.dir = cfg->www_dir,
                          .server_name = WEB_SERVER_NAME,
                          .idle_timeout_ms = 60000,
+                         .header_timeout_ms = cfg->header_timeout_ms,
+                         .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
+                         .first_deadline = deadline,
                          .port = cfg->url.hp.port,
                          .https = strcmp(cfg->url.scheme, "ws") != 0};
+}
+
+void tt_decoy_plain_on_tls(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
+                           uint64_t deadline)
+{
+    tt_www_opts o = site_opts(cfg, deadline);
+    o.https = false;
+    o.plain_on_https = true;
+    tt_www_serve_opts(l, &o, bytes, len);
+}
+
+void tt_decoy_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
+                     const char *peer, uint64_t deadline)
+{
+    if (!cfg->has_fallback) {
+        tt_www_opts o = site_opts(cfg, deadline);
         tt_www_serve_opts(l, &o, bytes, len);
         return;
     }

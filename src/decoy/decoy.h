@@ -16,8 +16,20 @@
 
 /* Takes ownership of L, whose reading must be stopped. BYTES (LEN) are what
  * the peer sent so far, in the clear (after TLS); they are copied. CFG must
- * outlive the connection (it is the carrier's). PEER is for log lines. */
+ * outlive the connection (it is the carrier's). PEER is for log lines.
+ * DEADLINE is the loop time (uv_now) by which the request begun by BYTES
+ * must be whole, counted from the accept as nginx counts it (0: the header
+ * timeout from now); the --fallback server keeps its own time. */
 void tt_decoy_answer(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
-                     const char *peer);
+                     const char *peer, uint64_t deadline);
+
+/* Takes ownership of L, a plain TCP connection to a TLS port whose first
+ * bytes (BYTES, LEN, copied) are not a TLS record: answers as nginx answers
+ * plain HTTP on its "ssl" listener ("400 The plain HTTP request was sent to
+ * HTTPS port", or its plain 400 for what is not HTTP), with or without
+ * --fallback (the fallback server speaks plain HTTP on its port, and would
+ * serve the request). DEADLINE as for tt_decoy_answer. */
+void tt_decoy_plain_on_tls(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,
+                           uint64_t deadline);
 
 #endif

@@ -86,6 +86,7 @@ bool tt_http_status_closes(int status)
     case 413:
     case 414:
     case TT_HTTP_STATUS_HEADER_TOO_LARGE:
+    case TT_HTTP_STATUS_TO_HTTPS:
     case 500:
     case 501:
     case 505:
@@ -112,6 +113,7 @@ const char *tt_http_reason(int status)
         return "Not Modified";
     case 400:
     case TT_HTTP_STATUS_HEADER_TOO_LARGE:
+    case TT_HTTP_STATUS_TO_HTTPS:
         return "Bad Request";
     case 403:
         return "Forbidden";
@@ -158,6 +160,11 @@ static size_t error_body(char *out, size_t cap, int status, const char *server)
             "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n"
             "<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
             "<center>Request Header Or Cookie Too Large</center>\r\n");
+    } else if (status == TT_HTTP_STATUS_TO_HTTPS) {
+        tt_http_put(out, cap, &n, &ok,
+                    "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port"
+                    "</title></head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n"
+                    "<center>The plain HTTP request was sent to HTTPS port</center>\r\n");
     } else {
         const char *r = tt_http_reason(status);
         tt_http_put(out, cap, &n, &ok,
@@ -186,7 +193,9 @@ static size_t page(char *out, size_t cap, int status, const char *server, int64_
     char date[TT_HTTP_DATE_LEN + 1];
     tt_http_date(now, date);
     bool close = !keep_alive || tt_http_status_closes(status);
-    int wire = status == TT_HTTP_STATUS_HEADER_TOO_LARGE ? 400 : status;
+    int wire = status == TT_HTTP_STATUS_HEADER_TOO_LARGE || status == TT_HTTP_STATUS_TO_HTTPS
+                   ? 400
+                   : status;
 
     size_t n = 0;
     bool ok = cap > 0;

@@ -23,8 +23,12 @@ size_t tt_http_etag(int64_t mtime, uint64_t size, char out[TT_HTTP_ETAG_MAX]);
  * (ignoring case), or "application/octet-stream" (nginx's default_type). */
 const char *tt_http_mime_type(const char *path);
 
+/* nginx's internal status for a plain HTTP request sent to its TLS port:
+ * sent as "400 Bad Request" with its own page, and the connection ends. */
+#define TT_HTTP_STATUS_TO_HTTPS 497
+
 /* Whether nginx always ends the connection after answering STATUS (400,
- * 413, 414, 494, 500, 501, 505 and 408). */
+ * 413, 414, 494, 497, 500, 501, 505 and 408). */
 bool tt_http_status_closes(int status);
 
 /* The reason phrase nginx writes for STATUS (e.g. "Not Allowed" for 405), or
@@ -32,8 +36,8 @@ bool tt_http_status_closes(int status);
 const char *tt_http_reason(int status);
 
 /* Builds the complete answer a stock nginx sends for an error STATUS (400,
- * 403, 404, 405, 408, 412, 413, 414, 416, 494 (sent as 400), 500, 501,
- * 502, 503, 504 or 505): status line, Server: SERVER, Date: NOW,
+ * 403, 404, 405, 408, 412, 413, 414, 416, 494 and 497 (sent as 400), 500,
+ * 501, 502, 503, 504 or 505): status line, Server: SERVER, Date: NOW,
  * Content-Type: text/html, Content-Length, Connection, and its HTML page
  * signed SERVER (e.g. "nginx/1.22.1", or "nginx" as with server_tokens off).
  * The connection stays open only when KEEP_ALIVE and the status allows it

@@ -27,12 +27,15 @@
 
 #include "decoy/nginx.h"
 #include "link/linger.h"
+#include "link/tls.h"
 
 #define WWW_CHUNK (64 * 1024)        /* file read size */
 #define WWW_HIGH (256 * 1024)        /* stop reading the file above this much queued */
 #define WWW_BODY_MAX (1024 * 1024)   /* nginx's client_max_body_size */
 #define WWW_LINGER_MS 5000           /* nginx's lingering_timeout */
-#define WWW_IDLE_MS 60000            /* nginx's client_header_timeout */
+#define WWW_IDLE_MS 60000            /* nginx's client_body_timeout and send_timeout */
+#define WWW_HEADER_MS 60000          /* nginx's client_header_timeout */
+#define WWW_KEEPALIVE_MS 75000       /* nginx's keepalive_timeout */
 #define WWW_IN_MAX (2 * 1024 * 1024) /* a safety bound on buffered input */
 
 typedef enum body_kind {
@@ -55,7 +58,11 @@ typedef struct www {
     char *default_host;
     bool https;
     int port; /* shown in redirects unless 0 or the scheme's default */
-    unsigned idle_ms;
+    bool plain_on_https;
+    unsigned idle_ms, header_ms, keepalive_ms;
+    /* Loop time by which the request head being read must be whole; 0
+     * while none has begun (a kept-alive connection waiting). */
+    uint64_t head_deadline;
 
     uint8_t *in; /* input not used yet; NULL when empty */
     size_t in_len, in_cap;
@@ -82,6 +89,7 @@ typedef struct www {
     uv_fs_t fs;
     uv_file fd; /* -1 when none */
     uint8_t *chunk;
+    size_t chunk_head; /* the head's bytes at the start of CHUNK, before the first read */
     uint64_t file_left;
     int64_t file_off;
     bool wait_drain;
@@ -123,6 +131,7 @@ static void answer_free(www *w)
     free(w->range);
     free(w->if_range);
     w->chunk = NULL;
+    w->chunk_head = 0;
     w->path = w->location = w->inm = w->range = w->if_range = NULL;
 }
 
@@ -197,15 +206,44 @@ static void stop_after_answer(www *w)
         stop(w, STOP_LINGER);
 }
 
-static void on_idle(uv_timer_t *t)
+/* Whether the connection waits between requests, none begun. */
+static bool between_requests(const www *w)
 {
-    /* nginx ends a connection that stalls without a word (no 408). */
-    stop(t->data, STOP_CLOSE);
+    return !w->draining && !w->busy && !w->wait_drain && w->body == BODY_NONE &&
+           w->head_deadline == 0;
 }
 
+static void on_idle(uv_timer_t *t)
+{
+    www *w = t->data;
+    /* nginx ends a connection that stalls without a word (no 408), and a
+     * TLS one without close_notify unless it was idle between requests
+     * (nginx marks the others timed out, which skips the shutdown). */
+    if (!between_requests(w))
+        tt_tls_link_close_quietly(w->link);
+    stop(w, STOP_CLOSE);
+}
+
+/* Starts the timer of the current state: the head's deadline (not moved by
+ * the bytes that trickle in), the keep-alive wait, or the stall timeout of
+ * a body, an answer or a lingering close. */
 static void arm(www *w)
 {
-    uv_timer_start(&w->timer, on_idle, w->draining ? WWW_LINGER_MS : w->idle_ms, 0);
+    if (w->draining) {
+        uv_timer_start(&w->timer, on_idle, WWW_LINGER_MS, 0);
+        return;
+    }
+    if (w->busy || w->wait_drain || w->body != BODY_NONE) {
+        uv_timer_start(&w->timer, on_idle, w->idle_ms, 0);
+        return;
+    }
+    uint64_t now = uv_now(w->loop);
+    if (w->head_deadline == 0 && w->in_len > 0)
+        w->head_deadline = now + w->header_ms;
+    if (w->head_deadline == 0)
+        uv_timer_start(&w->timer, on_idle, w->keepalive_ms, 0);
+    else
+        uv_timer_start(&w->timer, on_idle, w->head_deadline > now ? w->head_deadline - now : 0, 0);
 }
 
 /* Writes N bytes at P; on failure the connection ends and false returns. */
@@ -384,8 +422,9 @@ static void read_next(www *w)
         w->wait_drain = true;
         return;
     }
-    size_t n = w->file_left < WWW_CHUNK ? (size_t)w->file_left : WWW_CHUNK;
-    uv_buf_t b = uv_buf_init((char *)w->chunk, (unsigned)n);
+    size_t room = WWW_CHUNK - w->chunk_head;
+    size_t n = w->file_left < room ? (size_t)w->file_left : room;
+    uv_buf_t b = uv_buf_init((char *)w->chunk + w->chunk_head, (unsigned)n);
     fs_start(w);
     if (uv_fs_read(w->loop, &w->fs, w->fd, &b, 1, w->file_off, on_file_read) < 0) {
         fs_unstart(w);
@@ -406,7 +445,9 @@ static void on_file_read(uv_fs_t *req)
         stop(w, STOP_CLOSE);
         return;
     }
-    if (!send_bytes(w, w->chunk, (size_t)r))
+    size_t head = w->chunk_head;
+    w->chunk_head = 0;
+    if (!send_bytes(w, w->chunk, head + (size_t)r))
         return;
     arm(w);
     w->file_left -= (uint64_t)r;
@@ -484,17 +525,23 @@ static void on_fstat(uv_fs_t *req)
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (w->expect_continue && !send_bytes(w, cont, sizeof cont - 1))
         return;
-    if (!send_bytes(w, head, n))
-        return;
     if (status == 304 || w->head_only || size == 0) {
-        answer_done(w);
+        if (send_bytes(w, head, n))
+            answer_done(w);
         return;
     }
+    /* The head goes out with the start of the body, in one write: nginx
+     * fills its TLS records (ssl_buffer_size, 16 KiB) with whatever it has
+     * queued, so its first record holds both, and the rest are full
+     * records; a head written alone would be a record of its own. Each
+     * write here is then a whole number of records but the last. */
     w->chunk = malloc(WWW_CHUNK);
     if (w->chunk == NULL) {
         stop(w, STOP_CLOSE);
         return;
     }
+    memcpy(w->chunk, head, n);
+    w->chunk_head = n;
     w->file_left = range.last - range.first + 1;
     w->file_off = (int64_t)range.first;
     read_next(w);
@@ -788,6 +835,12 @@ static void handle(www *w, const tt_http_head *h, size_t *off)
         answer_error(w, 400, false, head);
         return;
     }
+    if (w->plain_on_https) {
+        /* nginx checks this last, once the head has passed every other
+         * check. */
+        answer_error(w, TT_HTTP_STATUS_TO_HTTPS, false, head);
+        return;
+    }
     if (!head && !method_is(h->method, "GET") && !method_is(h->method, "POST")) {
         answer_error(w, 405, keep_alive, head);
         return;
@@ -844,6 +897,7 @@ static void pump_input(www *w)
             return;
         }
         off += h.head_len;
+        w->head_deadline = 0; /* the next head's starts with its first byte */
         handle(w, &h, &off);
     }
     if (w->ending)
@@ -990,6 +1044,10 @@ void tt_www_serve_opts(tt_link *l, const tt_www_opts *o, const uint8_t *early, s
     w->https = o->https;
     w->port = o->port == (o->https ? 443 : 80) ? 0 : o->port;
     w->idle_ms = o->idle_timeout_ms ? o->idle_timeout_ms : WWW_IDLE_MS;
+    w->header_ms = o->header_timeout_ms ? o->header_timeout_ms : WWW_HEADER_MS;
+    w->keepalive_ms = o->keepalive_timeout_ms ? o->keepalive_timeout_ms : WWW_KEEPALIVE_MS;
+    w->head_deadline = o->first_deadline ? o->first_deadline : uv_now(w->loop) + w->header_ms;
+    w->plain_on_https = o->plain_on_https;
     w->dir = o->dir ? strdup(o->dir) : NULL;
     w->server = strdup(o->server_name ? o->server_name : "nginx");
     w->default_host = strdup(o->default_host ? o->default_host : "localhost");
@@ -1014,6 +1072,8 @@ void tt_www_serve(tt_link *l, const char *dir_or_null, const uint8_t *early, siz
         .dir = dir_or_null,
         .server_name = server_name,
         .idle_timeout_ms = idle_timeout_ms,
+        .header_timeout_ms = idle_timeout_ms,
+        .keepalive_timeout_ms = idle_timeout_ms,
     };
     tt_www_serve_opts(l, &o, early, early_len);
 }

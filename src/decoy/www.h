@@ -15,9 +15,14 @@
  * on one connection are answered in order (keep-alive, pipelining); the
  * connection ends after an answer that says "Connection: close" (with a
  * lingering close, as nginx), after the peer's EOF once the answer in
- * progress is out, and silently after IDLE_TIMEOUT_MS without progress
- * (waiting for a head, a body or for the peer to read), as nginx does
- * (it sends no 408).
+ * progress is out, and silently (no 408) on nginx's timers: a request head
+ * must be whole HEADER_TIMEOUT_MS after its first byte (the first one
+ * FIRST_DEADLINE), whatever trickles in meanwhile (client_header_timeout);
+ * a kept-alive connection waits KEEPALIVE_TIMEOUT_MS for the next request
+ * (keepalive_timeout); a body or the peer's reading may stall for
+ * IDLE_TIMEOUT_MS (client_body_timeout, send_timeout). As nginx, a TLS
+ * connection given up on in the middle of a request ends without
+ * close_notify, an idle kept-alive one with it.
  *
  * Files are read with libuv's thread-pool file calls on the link's loop, in
  * 64 KiB pieces, and reading stops while the link holds more than 256 KiB:
@@ -45,8 +50,21 @@ typedef struct tt_www_opts {
     /* The Server value and the signature of error pages: "nginx" as with
      * server_tokens off, "nginx/1.22.1" as Debian's default. NULL: "nginx". */
     const char *server_name;
-    /* Ends a connection that makes no progress for this long; 0: 60000. */
+    /* Ends a connection whose body or reader stalls this long; 0: 60000. */
     unsigned idle_timeout_ms;
+    /* A request head must be whole this long after its first byte; 0:
+     * 60000. */
+    unsigned header_timeout_ms;
+    /* A kept-alive connection waits this long for its next request; 0:
+     * 75000. */
+    unsigned keepalive_timeout_ms;
+    /* The loop time (uv_now) by which the first request head must be
+     * whole, when it began before (a TLS handshake, a carrier's own check);
+     * 0: HEADER_TIMEOUT_MS from now. */
+    uint64_t first_deadline;
+    /* The link is plain TCP on a TLS port: every request nginx would serve
+     * gets its "400 The plain HTTP request was sent to HTTPS port". */
+    bool plain_on_https;
     /* Scheme of redirect locations: whether the link is TLS. */
     bool https;
     /* The port clients connect to, shown in redirect locations as nginx
@@ -64,8 +82,9 @@ typedef struct tt_www_opts {
  * copied. */
 void tt_www_serve_opts(tt_link *l, const tt_www_opts *o, const uint8_t *early, size_t early_len);
 
-/* tt_www_serve_opts with DIR_OR_NULL, IDLE_TIMEOUT_MS and SERVER_NAME, over
- * plain HTTP. */
+/* tt_www_serve_opts with DIR_OR_NULL and SERVER_NAME, over plain HTTP,
+ * with one timeout for everything: IDLE_TIMEOUT_MS for the idle, header
+ * and keep-alive timers alike. */
 void tt_www_serve(tt_link *l, const char *dir_or_null, const uint8_t *early, size_t early_len,
                   unsigned idle_timeout_ms, const char *server_name);
 

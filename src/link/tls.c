@@ -941,6 +941,12 @@ tt_link *tt_tls_link_server(tt_link *lower, tt_tls_ctx *ctx, const uint8_t *earl
     return &t->base;
 }
 
+void tt_tls_link_close_quietly(tt_link *l)
+{
+    if (tt_tls_link_is(l))
+        ((tls_link *)l)->shut_sent = true;
+}
+
 /* Queries. */
 
 bool tt_tls_link_is(const tt_link *l)

@@ -68,6 +68,11 @@ tt_link *tt_tls_link_client(tt_link *lower, tt_tls_ctx *ctx, const char *name, u
 tt_link *tt_tls_link_server(tt_link *lower, tt_tls_ctx *ctx, const uint8_t *early, size_t early_len,
                             unsigned timeout_ms, tt_tls_ready_cb cb, void *ud);
 
+/* Makes L's coming close end the connection without close_notify, as a
+ * web server ends one it gave up on (a timed-out request); L must not be
+ * written to any more. Nothing for another kind of link. */
+void tt_tls_link_close_quietly(tt_link *l);
+
 /* True when L is a TLS link. The functions below return false, NULL or
  * UV_EINVAL for other links. */
 bool tt_tls_link_is(const tt_link *l);

@@ -376,6 +376,34 @@ http {{
 """
 
 
+def start_nginx(procs, base, name, conf_for, ready):
+    """Starts an nginx of the test's own: CONF_FOR(tmp, port) gives its
+    nginx.conf for a free port on 127.0.0.1, written in BASE/NAME<n>; waits
+    until READY(port) is true. Tries another port if the one chosen was
+    taken meanwhile. Returns the port."""
+    for attempt in range(3):
+        tmp = base / ("%s%d" % (name, attempt))
+        tmp.mkdir()
+        port = free_port(("127.0.0.1",))
+        conf = tmp / "nginx.conf"
+        conf.write_text(conf_for(tmp, port))
+        p = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+                        name=name)
+
+        def up():
+            if p.popen.poll() is not None:
+                return "exited"
+            return port_accepts("127.0.0.1", port) and ready(port)
+
+        if wait_until(up, 15, "%s to serve on 127.0.0.1:%d" % (name, port)) is True:
+            return port
+        err = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
+        procs.discard(p)
+        if "Address already in use" not in err + p.log():
+            pytest.fail("nginx exited with %s:\n%s\n%s" % (p.popen.returncode, p.log(), err))
+    pytest.fail("could not find a free port for nginx")
+
+
 def curl(*args, timeout=60):
     """Runs curl; returns the CompletedProcess (stdout as bytes)."""
     try:

@@ -26,9 +26,9 @@ import types
 import pytest
 
 from helpers import (NGINX_PRELUDE, PIN_RE, carrier_named, connections_to, curl, free_port,
-                     port_accepts, recv_exact, recv_until_eof, rep_code, run_tt, sanitizer_report,
-                     socks_connect, socks_open, start_client, start_client_of, start_server,
-                     wait_until)
+                     recv_exact, recv_until_eof, rep_code, run_tt, sanitizer_report,
+                     socks_connect, socks_open, start_client, start_client_of, start_nginx,
+                     start_server, wait_until)
 
 # A `tt keygen`-style key (standard base64 of 32 bytes) is used as the PSK
 # as is, without scrypt, so the test can derive the WebSocket token key.
@@ -418,34 +418,18 @@ def nginx_wss(procs, pki, www, tmp_path):
     on /tun to UPSTREAM, with HTTP/2 on its listener when HTTP2; its port."""
 
     def start(upstream, http2=False):
-        for attempt in range(3):
-            tmp = tmp_path / ("nginx-wss%d" % attempt)
-            tmp.mkdir()
-            port = free_port(("127.0.0.1",))
-            conf = tmp / "nginx.conf"
-            conf.write_text(NGINX_WS_CONF.format(tmp=tmp, port=port, root=www.root, cert=pki.cert,
-                                                 key=pki.key, upstream=upstream,
-                                                 http2=" http2" if http2 else ""))
-            p = procs.start(["nginx", "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-                            name="nginx-wss")
+        def conf(tmp, port):
+            return NGINX_WS_CONF.format(tmp=tmp, port=port, root=www.root, cert=pki.cert,
+                                        key=pki.key, upstream=upstream,
+                                        http2=" http2" if http2 else "")
 
-            def up():
-                if p.popen.poll() is not None:
-                    return "exited"
-                if not port_accepts("127.0.0.1", port):
-                    return False
-                try:
-                    return ask(port, get("/"), True)[2] == www.index.encode()
-                except (OSError, AssertionError):
-                    return False
+        def ready(port):
+            try:
+                return ask(port, get("/"), True)[2] == www.index.encode()
+            except (OSError, AssertionError):
+                return False
 
-            if wait_until(up, 15, "nginx to serve TLS on 127.0.0.1:%d" % port) is True:
-                return port
-            err = (tmp / "error.log").read_text() if (tmp / "error.log").exists() else ""
-            procs.discard(p)
-            if "Address already in use" not in err + p.log():
-                pytest.fail("nginx exited with %s:\n%s\n%s" % (p.popen.returncode, p.log(), err))
-        pytest.fail("could not find a free port for nginx")
+        return start_nginx(procs, tmp_path, "nginx-wss", conf, ready)
 
     return start
 

@@ -183,6 +183,30 @@ Test(http1, malformed_requests)
         assert_refused(&cases[i], true);
 }
 
+/* nginx takes a method of upper-case letters, '_' and '-' only, and
+ * refuses any other byte where it arrives: "hello" gets its 400 at the "h",
+ * with no line end, as from nginx (a lenient token would wait). */
+Test(http1, method_bytes_as_nginx)
+{
+    static const char *const refused[] = {"h",   "hello", "get / HTTP/1.1\r\n", "GEt", "G1",
+                                          "G.T", "A\x90"};
+    for (size_t i = 0; i < LEN(refused); i++) {
+        tt_http_head h;
+        const char *why = NULL;
+        const char *in = refused[i];
+        cr_assert_eq(tt_http_parse_request((const uint8_t *)in, strlen(in), &h, &why), -EINVAL,
+                     "%s", in);
+        cr_assert_eq(h.status, 400, "%s", in);
+    }
+    static const char *const waiting[] = {"A", "GET", "M-SEARCH", "X_Y", "\r\n\r\n"};
+    for (size_t i = 0; i < LEN(waiting); i++) {
+        tt_http_head h;
+        const char *why = NULL;
+        const char *in = waiting[i];
+        cr_assert_eq(tt_http_parse_request((const uint8_t *)in, strlen(in), &h, &why), 0, "%s", in);
+    }
+}
+
 Test(http1, malformed_responses)
 {
     static const bad cases[] = {

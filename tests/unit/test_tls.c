@@ -842,12 +842,17 @@ Test(tls, a_lower_eof_without_close_notify_is_truncation)
 
 /* Sessions and keys. */
 
-static void resumption(bool tls12)
+/* TLS12: the client stops at TLS 1.2; TICKETS: it offers the TLS 1.2
+ * ticket extension (tt's client, as curl, does not). EXPECT: whether the
+ * second connection resumes. */
+static void resumption(bool tls12, bool tickets, bool expect)
 {
     S->ctx = S2->ctx = keep(server_ctx(cert_path, key_path, NULL, NULL));
     C->ctx = C2->ctx = keep(client_ctx(ca_path, NULL, false, NULL));
     if (tls12)
         SSL_CTX_set_max_proto_version(tt_tls_ctx_ssl_ctx(C->ctx), TLS1_2_VERSION);
+    if (tickets)
+        SSL_CTX_clear_options(tt_tls_ctx_ssl_ctx(C->ctx), SSL_OP_NO_TICKET);
     C->name = C2->name = "test.example";
     /* TLS 1.3 tickets come after the handshake: reading the server's
      * greeting means the client has them. */
@@ -862,6 +867,11 @@ static void resumption(bool tls12)
     close_and_wait(S);
 
     expect_ok(C2, S2);
+    if (!expect) {
+        cr_assert_not(tt_tls_link_resumed(C2->link));
+        cr_assert_not(tt_tls_link_resumed(S2->link));
+        return;
+    }
     cr_assert(tt_tls_link_resumed(C2->link), "the client resumed");
     cr_assert(tt_tls_link_resumed(S2->link), "the server resumed");
     cr_assert_eq(tt_tls_link_export(C2->link, "EXPORTER-tt-test", k2, sizeof k2), 0);
@@ -873,12 +883,19 @@ static void resumption(bool tls12)
 
 Test(tls, the_second_connection_resumes)
 {
-    resumption(false);
+    resumption(false, false, true);
 }
 
-Test(tls, the_second_connection_resumes_on_tls12)
+Test(tls, the_second_connection_resumes_on_tls12_by_ticket)
 {
-    resumption(true);
+    resumption(true, true, true);
+}
+
+/* As nginx with its default "ssl_session_cache none": a TLS 1.2 session ID
+ * is sent, but no session is kept for it. */
+Test(tls, tls12_sessions_are_not_resumed_by_id)
+{
+    resumption(true, false, false);
 }
 
 Test(tls, exporter_values_are_equal_on_both_ends)
@@ -907,13 +924,22 @@ Test(tls, alpn_is_selected_when_offered_and_optional)
     cr_assert_str_eq(tt_tls_link_alpn(C2->link, a, sizeof a), "");
 }
 
-Test(tls, tls12_without_an_ecdhe_aead_suite_is_refused)
+/* As nginx's default ssl_ciphers (HIGH:!aNULL:!MD5) with an ECDSA
+ * certificate: CBC suites with ECDHE are taken from a client that offers
+ * nothing else, RSA key exchange is refused. */
+Test(tls, tls12_cbc_is_taken_and_rsa_key_exchange_refused_as_by_nginx)
 {
-    S->ctx = keep(server_ctx(NULL, NULL, NULL, NULL));
+    S->ctx = S2->ctx = keep(server_ctx(NULL, NULL, NULL, NULL));
     C->ctx = keep(client_ctx(NULL, NULL, true, NULL));
-    SSL_CTX *c = tt_tls_ctx_ssl_ctx(C->ctx);
+    C2->ctx = keep(client_ctx(NULL, NULL, true, NULL));
+    SSL_CTX *c = tt_tls_ctx_ssl_ctx(C2->ctx);
     SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
     cr_assert_eq(SSL_CTX_set_cipher_list(c, "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"), 1);
+    expect_ok(C2, S2);
+    cr_assert_str_eq(tt_tls_link_cipher(S2->link), "ECDHE-ECDSA-AES128-SHA256");
+    c = tt_tls_ctx_ssl_ctx(C->ctx);
+    SSL_CTX_set_max_proto_version(c, TLS1_2_VERSION);
+    cr_assert_eq(SSL_CTX_set_cipher_list(c, "AES128-GCM-SHA256:AES256-SHA"), 1);
     pair(C, S);
     cr_assert_eq(S->ready, -1);
     cr_assert_eq(S->failure, TT_TLS_FAIL_HANDSHAKE, "%s", S->why);

@@ -241,7 +241,6 @@ Test(wshs, server_check_outcomes)
         {0, "GET /WS HTTP/1.1\r\n", -ENOENT},
         {0, "GET http://example.com/ws HTTP/1.1\r\n", -ENOENT},
         {0, "POST /ws HTTP/1.1\r\n", -ENOENT},
-        {0, "get /ws HTTP/1.1\r\n", -ENOENT},
         {0, "HEAD /ws HTTP/1.1\r\n", -ENOENT},
         {0, "GET /ws HTTP/1.0\r\n", -EINVAL},
         {L_UPGRADE, "", -ENOENT},

@@ -1,0 +1,396 @@
+"""The TLS face of tls:// and wss:// against a real nginx (issue 11, items 2
+and 7): nginx 1.22 as Debian configures it (ssl_protocols TLSv1 to
+TLSv1.3, ssl_prefer_server_ciphers on, everything else nginx's default,
+server_tokens off as tt's site says "nginx"), started here with the same
+certificate, key and web root as the tt server beside it. The same probes
+go to both and their outcomes are compared field by field:
+
+- TLS handshakes by `openssl s_client`: version, suite, ALPN, the alert of
+  a refusal, the server's extensions, the lengths of ServerHello,
+  EncryptedExtensions and NewSessionTicket, the ticket lifetime hint, for
+  TLS 1.0 to 1.3, CBC-only and RSA-only offers, ALPN h2, unknown, http/1.0,
+  and SNI unknown, absent, an address;
+- bytes that are not TLS on the TLS port (plain HTTP, text, binary, a
+  record header with nonsense): the answer (Date aside) and the close
+  (FIN or reset, at once or after the header timeout);
+- the timers, shortened on both sides (client_header_timeout and
+  --header-timeout 2 s, keepalive_timeout and --keepalive-timeout 3 s):
+  silence before and after the handshake, a ClientHello or a request cut
+  short, bytes trickling in (the deadline runs from the accept), a
+  kept-alive connection, close_notify or not;
+- and that the options' defaults are nginx's (60 s and 75 s).
+"""
+
+import concurrent.futures
+import re
+import socket
+import ssl
+import subprocess
+import time
+import types
+
+import pytest
+
+from helpers import NGINX_PRELUDE, run_tt, start_nginx
+from test_web_carriers import get, pki, web_server  # noqa: F401 (fixture)
+
+HEADER_S = 2.0  # client_header_timeout / --header-timeout in the timing test
+KEEPALIVE_S = 3.0  # keepalive_timeout / --keepalive-timeout
+SLACK_S = 0.6  # how far a close may be from its expected time (ASan, a shared machine)
+
+# Debian 12's nginx.conf sets these two in its http block; the rest is
+# nginx's default. server_tokens off: tt's site signs "nginx".
+NGINX_TLS_CONF = NGINX_PRELUDE + """\
+    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    server_tokens off;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        root {root};
+{timeouts}    }}
+}}
+"""
+
+
+def start_pair(procs, pki, www, tmp_path, scheme, timed):
+    """nginx and a tt SCHEME:// server with the same certificate and site;
+    with TIMED, both with the short timeouts."""
+    timeouts = ("        client_header_timeout %gs;\n        keepalive_timeout %gs;\n"
+                % (HEADER_S, KEEPALIVE_S)) if timed else ""
+    args = ["--cert", pki.cert, "--tls-key", pki.key, "--www", www.root]
+    if timed:
+        args += ["--header-timeout", "%dms" % (HEADER_S * 1000),
+                 "--keepalive-timeout", "%dms" % (KEEPALIVE_S * 1000)]
+    srv = web_server(procs, scheme, *args)
+    port = start_nginx(procs, tmp_path, "nginx-tls",
+                       lambda tmp, port: NGINX_TLS_CONF.format(
+                           tmp=tmp, port=port, cert=pki.cert, key=pki.key, root=www.root,
+                           timeouts=timeouts),
+                       lambda port: True)
+    return types.SimpleNamespace(nginx=port, tt=srv.port, proc=srv.proc)
+
+
+def in_parallel(fn, cases):
+    """FN(case) for every case at once (the waits overlap); their results
+    in order."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases)) as ex:
+        return list(ex.map(fn, cases))
+
+
+# ---------------------------------------------------------------------------
+# 1. TLS handshakes, by openssl s_client
+
+
+S_CLIENT_CASES = [
+    [],
+    ["-tls1_3"],
+    ["-tls1_2"],
+    ["-tls1_1"],
+    ["-tls1"],
+    ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384"],  # CBC only
+    ["-tls1_2", "-cipher", "AES128-GCM-SHA256:AES256-SHA"],  # RSA key exchange only
+    ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"],
+    ["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"],
+    ["-alpn", "h2"],
+    ["-alpn", "foo,bar"],
+    ["-alpn", "http/1.0"],
+    ["-alpn", "h2,http/1.1"],
+    ["-tls1_2", "-alpn", "spdy/3,http/1.0,http/1.1"],
+    ["-servername", "other.example"],
+    ["-tls1_2", "-servername", "127.0.0.1"],
+    ["-noservername"],
+    ["-tls1_2", "-noservername"],
+]
+
+
+def s_client(port, args):
+    """What a prober reads from one handshake: the fields a server chooses
+    and the sizes of its messages."""
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tlsextdebug", "-msg",
+            "-ign_eof"]
+    if "-servername" not in args and "-noservername" not in args:
+        argv += ["-servername", "tunnel.test"]
+    # A request that ends the connection, so that s_client reads until the
+    # server closes: TLS 1.3 tickets come after the handshake.
+    r = subprocess.run(argv + args, input=get("/", extra="Connection: close\r\n"),
+                       capture_output=True, timeout=30)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    m = re.search(r"^New, (\S+), Cipher is (\S+)", out, re.M)
+    fields = {
+        "version and suite": m.groups() if m else None,
+        "ALPN": re.findall(r"^ALPN protocol: (\S+)", out, re.M),
+        "alert received": re.findall(r"alert number (\d+)", out),
+        "server extensions": sorted(re.findall(r'TLS server extension "([^"]+)"', out)),
+        "ticket lifetime hints": re.findall(r"lifetime hint: (\d+)", out),
+        # ECDSA signatures vary in length by a byte or two: left out.
+        "server message lengths": re.findall(
+            r"^<<< TLS [\d.]+, Handshake \[length (\w+)\], "
+            r"(ServerHello|EncryptedExtensions|NewSessionTicket|Certificate|ServerHelloDone)$",
+            out, re.M),
+        "session ID sent": bool(re.search(r"Session-ID: [0-9A-F]{64}", out)),
+        "answer": normalise(re.search(r"HTTP/1\.1 .*", out, re.S).group(0).encode())
+        if "HTTP/1.1 " in out else None,
+    }
+    return fields
+
+
+@pytest.mark.parametrize("scheme", ["tls", "wss"])
+def test_tls_handshakes_match_nginx(procs, pki, www, tmp_path, scheme):
+    pair = start_pair(procs, pki, www, tmp_path, scheme, timed=False)
+    got = in_parallel(lambda c: (s_client(pair.nginx, c[0]), s_client(pair.tt, c[0])),
+                      [(a,) for a in S_CLIENT_CASES])
+    diffs = []
+    for args, (ng, tt) in zip(S_CLIENT_CASES, got):
+        for k in ng:
+            if ng[k] != tt[k]:
+                diffs.append("%s: %s: nginx %r, tt %r" % (" ".join(args) or "(defaults)", k,
+                                                          ng[k], tt[k]))
+    assert not diffs, "\n".join(diffs)
+    # The probes saw what they should have (the comparison alone would pass
+    # two servers broken alike).
+    ref = dict(zip((" ".join(a) for a in S_CLIENT_CASES), (g[0] for g in got)))
+    assert ref["-tls1_1"]["alert received"] == ["80"]
+    assert ref["-alpn h2"]["alert received"] == ["120"]
+    assert ref["-alpn http/1.0"]["ALPN"] == ["http/1.0"]
+    assert ref["-alpn h2,http/1.1"]["ALPN"] == ["http/1.1"]
+    assert ref["-tls1_2"]["ticket lifetime hints"] == ["300"]
+    assert "server name" in ref["-servername other.example"]["server extensions"]
+
+
+# ---------------------------------------------------------------------------
+# 2. Raw bytes on the TLS port
+
+
+def normalise(data):
+    """An answer with its Date value blanked."""
+    return re.sub(rb"\r\nDate: [^\r]*\r\n", b"\r\nDate: -\r\n", data)
+
+
+def read_to_end(s, wait):
+    """Reads S until the peer ends it or WAIT seconds pass: (bytes, 'FIN',
+    'reset' or 'open')."""
+    s.settimeout(wait)
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return got, "FIN"
+            got += d
+    except ConnectionResetError:
+        return got, "reset"
+    except socket.timeout:
+        return got, "open"
+
+
+def raw_probe(port, data, fin, wait):
+    """Sends DATA (then FIN if asked) and reads to the end: (answer, how
+    the connection ended: 'FIN', 'reset' or 'open', seconds until then)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.monotonic()
+    try:
+        if data:
+            s.sendall(data)
+        if fin:
+            s.shutdown(socket.SHUT_WR)
+        got, how = read_to_end(s, wait)
+        return normalise(got), how, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+GET = get("/")
+RAW_CASES = [
+    ("plain GET", GET, False),
+    ("plain GET, FIN", GET, True),
+    ("plain HTTP/1.0 GET of a missing page", b"GET /nope HTTP/1.0\r\n\r\n", False),
+    ("plain POST with a body", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+     False),
+    ("plain HEAD", b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", False),
+    ("plain GET without Host", b"GET / HTTP/1.1\r\n\r\n", False),
+    ("plain TRACE", b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", False),
+    ("plain GET above the root", b"GET /../x HTTP/1.1\r\nHost: x\r\n\r\n", False),
+    ("plain HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", False),
+    ("text", b"hello world\r\n\r\n", False),
+    ("lower-case text, no line end", b"hello", False),
+    ("NUL bytes", b"\0" * 10, False),
+    ("binary, low first byte", bytes(range(0x41, 0x41 + 64)) + bytes(range(0, 64)), False),
+    ("binary, low first byte, FIN", bytes(range(0x41, 0x41 + 64)) + bytes(range(0, 64)), True),
+    ("binary, high first byte", bytes(range(0x90, 0x90 + 100)), False),
+    ("binary, high first byte, FIN", bytes(range(0x90, 0x90 + 100)), True),
+    ("record header with a bad version", b"\x16\x41\x42\x00\x10" + bytes(16), False),
+    ("record too long", b"\x16\x03\x01\xff\xff", False),
+    ("handshake record with a bad hello", b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00", False),
+    ("alert record", b"\x15\x03\x03\x00\x02\x02\x28", False),
+    ("nothing, FIN", b"", True),
+    ("partial plain GET, FIN", b"GET / HT", True),
+]
+
+
+@pytest.mark.parametrize("scheme", ["tls", "wss"])
+def test_bytes_that_are_not_tls_get_nginx_answers(procs, pki, www, tmp_path, scheme):
+    pair = start_pair(procs, pki, www, tmp_path, scheme, timed=False)
+
+    def both(case):
+        _, data, fin = case
+        return raw_probe(pair.nginx, data, fin, 5), raw_probe(pair.tt, data, fin, 5)
+
+    diffs = []
+    for (name, _, _), (ng, tt) in zip(RAW_CASES, in_parallel(both, RAW_CASES)):
+        # Each of these ends at once (well before any timeout) on nginx.
+        assert ng[1] != "open" and ng[2] < 2, "%s: nginx %r" % (name, ng)
+        if ng[:2] != tt[:2] or tt[2] >= 2:
+            diffs.append("%s:\n  nginx %r\n  tt    %r" % (name, ng, tt))
+    assert not diffs, "\n".join(diffs)
+    plain = raw_probe(pair.tt, GET, False, 5)[0]
+    assert plain.startswith(b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n"), plain
+    assert b"The plain HTTP request was sent to HTTPS port" in plain
+    pair.proc.wait_log(r"not a tt client \(no TLS\)")
+    assert "connected to" not in pair.proc.log()
+
+
+# ---------------------------------------------------------------------------
+# 3. Timers
+
+
+def tls_probe(port, steps, wait):
+    """A TLS connection (memory BIOs, so that close_notify shows) that takes
+    STEPS after its handshake: bytes to send, or seconds to pause. Returns
+    (plaintext received, how the connection ended, whether close_notify came,
+    seconds from the connect)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.monotonic()
+    try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(inc, out, server_hostname="tunnel.test")
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                s.sendall(out.read())
+                d = s.recv(65536)
+                if not d:
+                    return b"", "FIN during the handshake", False, time.monotonic() - t0
+                inc.write(d)
+        s.sendall(out.read())
+        for st in steps:
+            if isinstance(st, float):
+                time.sleep(st)  # the prober's own pace, not a synchronisation
+            else:
+                obj.write(st)
+                s.sendall(out.read())
+        raw, how = read_to_end(s, wait)
+        inc.write(raw)
+        plain, notify = b"", False
+        try:
+            while True:
+                d = obj.read(65536)
+                if not d:
+                    notify = True
+                    break
+                plain += d
+        except ssl.SSLZeroReturnError:
+            notify = True
+        except ssl.SSLError:
+            pass
+        return normalise(plain), how, notify, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+H, K = HEADER_S, KEEPALIVE_S
+PARTIAL = b"GET / HTTP/1.1\r\nHo"
+# (name, steps after the handshake, when nginx closes (seconds from the
+# connect)).
+TLS_CASES = [
+    ("silence after the handshake", [], H),
+    ("a request cut short", [PARTIAL], H),
+    ("a request trickling in", [b"GET", 0.5, b" / HT", 0.5, b"TP/1.1\r\n", 0.5, b"Ho"], H),
+    ("a request, then silence (kept alive)", [GET], K),
+    ("a request with Connection: close", [get("/", extra="Connection: close\r\n")], 0),
+    ("two requests 1 s apart", [GET, 1.0, GET], 1 + K),
+    ("a request, then half of one", [GET, 1.0, PARTIAL], 1 + H),
+    ("junk inside TLS", [bytes(range(0x90, 0x90 + 40))], 0),
+]
+
+
+def raw_hello_probe(port, pause):
+    """PAUSE seconds of silence, then the start of a ClientHello, and
+    nothing more."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    out = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname="tunnel.test")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = out.read()[:100]
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.monotonic()
+    try:
+        if pause:
+            time.sleep(pause)  # the prober's own pace
+        s.sendall(hello)
+        got, how = read_to_end(s, H + 5)
+        return got, how, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+RAW_TIMED = [
+    ("nothing sent", lambda p: raw_probe(p, b"", False, H + 5), H),
+    ("one byte of a record", lambda p: raw_probe(p, b"\x16", False, H + 5), H),
+    ("one byte of an SSLv2 hello", lambda p: raw_probe(p, b"\x80", False, H + 5), H),
+    ("one letter", lambda p: raw_probe(p, b"G", False, H + 5), H),
+    ("line ends only", lambda p: raw_probe(p, b"\r\n\r\n", False, H + 5), H),
+    ("plain request cut short", lambda p: raw_probe(p, b"GET / HT", False, H + 5), H),
+    ("half a ClientHello", lambda p: raw_hello_probe(p, 0), H),
+    ("1 s of silence, then half a ClientHello", lambda p: raw_hello_probe(p, 1.0), H),
+]
+
+
+@pytest.mark.parametrize("scheme", ["tls", "wss"])
+def test_idle_and_half_open_connections_close_as_nginx(procs, pki, www, tmp_path, scheme):
+    pair = start_pair(procs, pki, www, tmp_path, scheme, timed=True)
+    jobs = ([("tls", c, port) for c in TLS_CASES for port in (pair.nginx, pair.tt)] +
+            [("raw", c, port) for c in RAW_TIMED for port in (pair.nginx, pair.tt)])
+
+    def run(job):
+        kind, case, port = job
+        if kind == "tls":
+            return tls_probe(port, case[1], max(H, K) + 5)
+        return case[1](port)
+
+    results = in_parallel(run, jobs)
+    diffs = []
+    for i in range(0, len(jobs), 2):
+        _, (name, _, when), _ = jobs[i]
+        ng, tt = results[i], results[i + 1]
+        # nginx itself closes when this test says it does...
+        assert abs(ng[-1] - when) < SLACK_S, "%s: nginx closed after %.2fs, not %.2fs: %r" % (
+            name, ng[-1], when, ng)
+        # ... and tt the same way, with the same bytes, at the same time.
+        if ng[:-1] != tt[:-1] or abs(tt[-1] - when) >= SLACK_S:
+            diffs.append("%s (nginx at %.2fs):\n  nginx %r\n  tt    %r" % (name, when, ng, tt))
+    assert not diffs, "\n".join(diffs)
+
+
+def test_web_face_timeouts_default_to_nginx():
+    """--header-timeout and --keepalive-timeout start as nginx's
+    client_header_timeout (60 s) and keepalive_timeout (75 s), for every web
+    carrier; 0 is refused."""
+    r = run_tt(["server", "--help"])
+    text = r.stdout
+    assert re.search(r"--header-timeout DURATION .*\(default 60s, nginx's client_header_timeout\)",
+                     text), text
+    assert re.search(r"--keepalive-timeout DURATION .*\(default 75s, nginx's keepalive_timeout\)",
+                     text), text
+    r = run_tt(["server", "-l", "tls://127.0.0.1:1", "-k", "x", "--header-timeout", "0"])
+    assert r.returncode != 0
+    assert "--header-timeout and --keepalive-timeout must be more than 0" in r.stderr
