@@ -221,34 +221,13 @@ const tt_carrier_optgroup tt_carrier_replay_opts = {
 static const tt_opt decoy_rows[] = {
     {0, "fallback", "HOST:PORT", TT_OPT_STRING, O(fallback_text),
      "hand connections that are not tt clients to this web server, with the bytes they sent", 0, 0},
-    {0, "header-timeout", "DURATION", TT_OPT_DURATION, O(header_timeout_ms),
-     "web face: close a connection that has not sent a whole request head (TLS handshake "
-     "included) this long after it opened (default " TT_WEB_HEADER_TIMEOUT_TEXT
-     ", nginx's client_header_timeout)",
-     0, 0},
-    {0, "keepalive-timeout", "DURATION", TT_OPT_DURATION, O(keepalive_timeout_ms),
-     "web face: close a kept-alive connection idle this long after an answer "
-     "(default " TT_WEB_KEEPALIVE_TIMEOUT_TEXT ", nginx's keepalive_timeout)",
-     0, 0},
 };
-
-/* The web face's timeouts start as nginx's. */
-static void decoy_init(void *s)
-{
-    tt_carrier_cfg *cfg = s;
-    cfg->header_timeout_ms = TT_WEB_HEADER_TIMEOUT_MS;
-    cfg->keepalive_timeout_ms = TT_WEB_KEEPALIVE_TIMEOUT_MS;
-}
 
 static int decoy_check(void *s, const tt_opt_set *set, bool server, char *why, size_t len)
 {
     tt_carrier_cfg *cfg = s;
     (void)set, (void)server;
     const char *w = NULL;
-    if (cfg->header_timeout_ms == 0 || cfg->keepalive_timeout_ms == 0) {
-        snprintf(why, len, "--header-timeout and --keepalive-timeout must be more than 0");
-        return -EINVAL;
-    }
     if (cfg->fallback_text == NULL)
         return 0;
     if (tt_hostport_parse(cfg->fallback_text, &cfg->fallback, &w) != 0) {
@@ -263,14 +242,30 @@ const tt_carrier_optgroup tt_carrier_decoy_opts = {
     .sides = TT_SIDE_SERVER,
     .opts = decoy_rows,
     .n_opts = sizeof decoy_rows / sizeof decoy_rows[0],
-    .init = decoy_init,
     .check = decoy_check,
 };
 
 static const tt_opt www_rows[] = {
     {0, "www", "DIR", TT_OPT_STRING, O(www_dir),
      "serve this static site to whatever is not a tunnel client", 0, 0},
+    {0, "header-timeout", "DURATION", TT_OPT_DURATION, O(header_timeout_ms),
+     "web face: close a connection that has not sent a whole request head (TLS handshake "
+     "included) this long after it opened (default " TT_WEB_HEADER_TIMEOUT_TEXT
+     ", nginx's client_header_timeout)",
+     0, 0},
+    {0, "keepalive-timeout", "DURATION", TT_OPT_DURATION, O(keepalive_timeout_ms),
+     "web face: close a kept-alive connection idle this long after an answer "
+     "(default " TT_WEB_KEEPALIVE_TIMEOUT_TEXT ", nginx's keepalive_timeout)",
+     0, 0},
 };
+
+/* The web face's timeouts start as nginx's. */
+static void www_init(void *s)
+{
+    tt_carrier_cfg *cfg = s;
+    cfg->header_timeout_ms = TT_WEB_HEADER_TIMEOUT_MS;
+    cfg->keepalive_timeout_ms = TT_WEB_KEEPALIVE_TIMEOUT_MS;
+}
 
 /* Whether OPT's FILE can be read, in the words of the system's error. */
 static int check_readable(const char *opt, const char *path, bool dir, char *why, size_t len)
@@ -295,6 +290,10 @@ static int www_check(void *s, const tt_opt_set *set, bool server, char *why, siz
 {
     tt_carrier_cfg *cfg = s;
     (void)set, (void)server;
+    if (cfg->header_timeout_ms == 0 || cfg->keepalive_timeout_ms == 0) {
+        snprintf(why, len, "--header-timeout and --keepalive-timeout must be more than 0");
+        return -EINVAL;
+    }
     if (cfg->www_dir == NULL)
         return 0;
     if (cfg->fallback_text) {
@@ -308,6 +307,7 @@ const tt_carrier_optgroup tt_carrier_www_opts = {
     .sides = TT_SIDE_SERVER,
     .opts = www_rows,
     .n_opts = sizeof www_rows / sizeof www_rows[0],
+    .init = www_init,
     .check = www_check,
 };
 

@@ -58,8 +58,7 @@ typedef struct tt_carrier_optgroup {
 extern const tt_carrier_optgroup tt_carrier_net_opts; /* --resolver, --fast-open, --clock-offset */
 extern const tt_carrier_optgroup tt_carrier_key_opts; /* -k/--key (also TT_KEY) */
 extern const tt_carrier_optgroup tt_carrier_replay_opts; /* server: --replay-window */
-extern const tt_carrier_optgroup
-    tt_carrier_decoy_opts; /* server: --fallback, --header-timeout, --keepalive-timeout */
+extern const tt_carrier_optgroup tt_carrier_decoy_opts;  /* server: --fallback */
 
 /* nginx's client_header_timeout and keepalive_timeout (defaults of nginx
  * 1.22, which Debian's nginx.conf keeps): the web face's. */
@@ -67,7 +66,8 @@ extern const tt_carrier_optgroup
 #define TT_WEB_HEADER_TIMEOUT_TEXT "60s"
 #define TT_WEB_KEEPALIVE_TIMEOUT_MS 75000
 #define TT_WEB_KEEPALIVE_TIMEOUT_TEXT "75s"
-extern const tt_carrier_optgroup tt_carrier_www_opts;        /* server: --www */
+/* server: --www, --header-timeout, --keepalive-timeout */
+extern const tt_carrier_optgroup tt_carrier_www_opts;
 extern const tt_carrier_optgroup tt_carrier_tls_opts;        /* -n/--name */
 extern const tt_carrier_optgroup tt_carrier_tls_server_opts; /* --cert, --tls-key */
 extern const tt_carrier_optgroup
@@ -103,14 +103,14 @@ typedef struct tt_carrier_cfg {
     const char *fallback_text;
     bool has_fallback;
     tt_hostport fallback;
-    /* ... and the web face's timeouts (nginx's by default): from the accept
-     * to a whole request head, TLS handshake and the carrier's own check
+    /* tt_carrier_www_opts: static site answering what is not a tunnel client,
+     * and the web face's timeouts (nginx's by default): from the accept to
+     * a whole request head, TLS handshake and the carrier's own check
      * included; and from an answer to the next request on a kept-alive
      * connection. */
+    const char *www_dir;
     unsigned header_timeout_ms;
     unsigned keepalive_timeout_ms;
-    /* tt_carrier_www_opts: static site answering what is not a tunnel client. */
-    const char *www_dir;
     /* tt_carrier_tls_opts, _tls_server, _tls_client. */
     const char *tls_name;             /* -n: server certificate name; client SNI and name checked */
     const char *cert_file, *key_file; /* server: PEM files; neither: self-signed */

@@ -231,15 +231,16 @@ static void on_server_ready(void *ud, tt_link *link, int status)
     accept_hs *a = ud;
     tt_webbase *w = a->w;
     uint64_t deadline = a->deadline;
-    accept_hs_end(a);
     if (status != 0) {
         char why[160];
         tt_debug("c%llu %s: TLS handshake failed: %s", (unsigned long long)link->id, a->peer,
                  tt_tls_link_why(link, why, sizeof why));
-        tt_link_close(link, NULL, NULL);
-    } else {
-        w->on_conn(w, link, deadline);
     }
+    accept_hs_end(a);
+    if (status != 0)
+        tt_link_close(link, NULL, NULL);
+    else
+        w->on_conn(w, link, deadline);
 }
 
 static void sniff_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
