@@ -54,12 +54,13 @@ NGINX_TLS_CONF = NGINX_PRELUDE + """\
 """
 
 
-def start_pair(procs, pki, www, tmp_path, scheme, timed):
-    """nginx and a tt SCHEME:// server with the same certificate and site;
-    with TIMED, both with the short timeouts."""
+def start_pair(procs, pki, www, tmp_path, scheme, timed, fallback=None):
+    """nginx and a tt SCHEME:// server with the same certificate and site
+    (tt's own, or FALLBACK's); with TIMED, both with the short timeouts."""
     timeouts = ("        client_header_timeout %gs;\n        keepalive_timeout %gs;\n"
                 % (HEADER_S, KEEPALIVE_S)) if timed else ""
-    args = ["--cert", pki.cert, "--tls-key", pki.key, "--www", www.root]
+    args = ["--cert", pki.cert, "--tls-key", pki.key]
+    args += ["--fallback", "127.0.0.1:%d" % fallback] if fallback else ["--www", www.root]
     if timed:
         args += ["--header-timeout", "%dms" % (HEADER_S * 1000),
                  "--keepalive-timeout", "%dms" % (KEEPALIVE_S * 1000)]
@@ -249,6 +250,25 @@ def test_bytes_that_are_not_tls_get_nginx_answers(procs, pki, www, tmp_path, sch
     assert b"The plain HTTP request was sent to HTTPS port" in plain
     pair.proc.wait_log(r"not a tt client \(no TLS\)")
     assert "connected to" not in pair.proc.log()
+
+
+def test_plain_http_gets_nginx_answer_with_a_fallback_too(procs, pki, www, tmp_path, nginx):
+    """With --fallback (a plain HTTP server), plain HTTP on the TLS port is
+    still answered as nginx's TLS port answers it, not relayed to the
+    fallback (which would serve the page); inside TLS the fallback serves."""
+    pair = start_pair(procs, pki, www, tmp_path, "tls", timed=False, fallback=nginx.port)
+    cases = [c for c in RAW_CASES if c[0].startswith("plain") or c[0] == "text"]
+
+    def both(case):
+        _, data, fin = case
+        return raw_probe(pair.nginx, data, fin, 5), raw_probe(pair.tt, data, fin, 5)
+
+    for (name, _, _), (ng, tt) in zip(cases, in_parallel(both, cases)):
+        assert ng[:2] == tt[:2], "%s:\n  nginx %r\n  tt    %r" % (name, ng, tt)
+    # (The fallback, a plain nginx, would have served the page instead.)
+    pair.proc.wait_log(r"not a tt client \(no TLS\)")
+    r = s_client(pair.tt, [])
+    assert r["answer"] is not None and nginx.index.encode() in r["answer"], r["answer"]
 
 
 # ---------------------------------------------------------------------------
