@@ -202,6 +202,8 @@ static void auth_eof(tt_link *l, void *ud)
      * this EOF again). */
     tt_info("c%llu %s: not a tt client (closed before the token)", (unsigned long long)l->id,
             a->peer);
+    /* No close_notify in return, as from nginx to a peer that sent its own. */
+    tt_tls_link_close_quietly(l);
     tt_link_close(l, NULL, NULL);
     auth_end(a);
 }

@@ -425,6 +425,9 @@ static void srv_eof(tt_link *l, void *ud)
      * timeout). */
     tt_info("c%llu %s: not a tt client (closed during the request)", (unsigned long long)l->id,
             u->peer);
+    /* Over TLS, no close_notify in return, as from nginx to a peer that
+     * sent its own. */
+    tt_tls_link_close_quietly(l);
     tt_link_close(l, NULL, NULL);
     up_end(u);
 }

@@ -181,6 +181,9 @@ static void stop(www *w, stop_how how)
 /* After the peer's EOF: close once everything queued is out. */
 static void stop_when_drained(www *w)
 {
+    /* A TLS peer that ended with close_notify gets none back: nginx marks
+     * such a connection "peer shut down cleanly" and skips its own. */
+    tt_tls_link_close_quietly(w->link);
     if (tt_link_pending(w->link) == 0) {
         stop(w, STOP_CLOSE);
         return;

@@ -19,6 +19,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -184,6 +185,86 @@ def recv_until_eof(sock, timeout, limit=1 << 30):
         data += chunk
         if len(data) > limit:
             pytest.fail("more than %d bytes before EOF" % limit)
+
+
+def read_to_end(s, wait):
+    """Reads S until the peer ends it or WAIT seconds pass: (bytes, 'FIN',
+    'reset' or 'open')."""
+    s.settimeout(wait)
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return got, "FIN"
+            got += d
+    except ConnectionResetError:
+        return got, "reset"
+    except socket.timeout:
+        return got, "open"
+
+
+
+def tls_probe(port, steps, wait):
+    """A TLS connection to 127.0.0.1:PORT (memory BIOs, so that close_notify
+    shows) that takes STEPS after its handshake: bytes to send, seconds to
+    pause, "close_notify" or "FIN" (TCP's, without close_notify); then reads
+    for up to WAIT seconds. Returns (plaintext received, how the connection
+    ended: 'FIN', 'reset' or 'open', whether close_notify came, bytes
+    received, seconds from the connect)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.monotonic()
+    try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(inc, out, server_hostname="tunnel.test")
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                s.sendall(out.read())
+                d = s.recv(65536)
+                if not d:
+                    return b"", "FIN during the handshake", False, time.monotonic() - t0
+                inc.write(d)
+        s.sendall(out.read())
+        for st in steps:
+            if isinstance(st, float):
+                time.sleep(st)  # the prober's own pace, not a synchronisation
+            elif st == "close_notify":
+                try:
+                    obj.unwrap()
+                except ssl.SSLWantReadError:
+                    pass
+                s.sendall(out.read())
+            elif st == "FIN":
+                s.shutdown(socket.SHUT_WR)
+            else:
+                obj.write(st)
+                s.sendall(out.read())
+        raw, how = read_to_end(s, wait)
+        inc.write(raw)
+        plain, notify = b"", False
+        try:
+            while True:
+                d = obj.read(65536)
+                if not d:
+                    notify = True
+                    break
+                plain += d
+        except ssl.SSLZeroReturnError:
+            notify = True
+        except ssl.SSLError:
+            pass
+        # The bytes on the wire too: their count tells the records apart
+        # (tickets, answer, close_notify) when the plaintext cannot be read
+        # after the client's own close_notify.
+        return plain, how, notify, len(raw), time.monotonic() - t0
+    finally:
+        s.close()
 
 
 # ---------------------------------------------------------------------------

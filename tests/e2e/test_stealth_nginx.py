@@ -9,7 +9,7 @@ go to both and their outcomes are compared field by field:
   a refusal, the server's extensions, the lengths of ServerHello,
   EncryptedExtensions and NewSessionTicket, the ticket lifetime hint, for
   TLS 1.0 to 1.3, CBC-only and RSA-only offers, ALPN h2, unknown, http/1.0,
-  and SNI unknown, absent, an address;
+  and SNI unknown, absent, an address; and which sessions resume;
 - bytes that are not TLS on the TLS port (plain HTTP, text, binary, a
   record header with nonsense): the answer (Date aside) and the close
   (FIN or reset, at once or after the header timeout);
@@ -17,7 +17,8 @@ go to both and their outcomes are compared field by field:
   --header-timeout 2 s, keepalive_timeout and --keepalive-timeout 3 s):
   silence before and after the handshake, a ClientHello or a request cut
   short, bytes trickling in (the deadline runs from the accept), a
-  kept-alive connection, close_notify or not;
+  kept-alive connection, the client's own close_notify or FIN; whether
+  close_notify comes and how many bytes;
 - and that the options' defaults are nginx's (60 s and 75 s).
 """
 
@@ -31,7 +32,7 @@ import types
 
 import pytest
 
-from helpers import NGINX_PRELUDE, run_tt, start_nginx
+from helpers import NGINX_PRELUDE, read_to_end, run_tt, start_nginx, tls_probe
 from test_web_carriers import get, pki, web_server  # noqa: F401 (fixture)
 
 HEADER_S = 2.0  # client_header_timeout / --header-timeout in the timing test
@@ -160,6 +161,28 @@ def test_tls_handshakes_match_nginx(procs, pki, www, tmp_path, scheme):
     assert "server name" in ref["-servername other.example"]["server extensions"]
 
 
+def resumed(port, args, sess):
+    """Whether a second handshake resumes the first one's session (SESS:
+    where s_client keeps it)."""
+    base = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername",
+            "tunnel.test", "-ign_eof"] + args
+    req = get("/", extra="Connection: close\r\n")
+    subprocess.run(base + ["-sess_out", sess], input=req, capture_output=True, timeout=30)
+    r = subprocess.run(base + ["-sess_in", sess], input=req, capture_output=True, timeout=30)
+    return re.search(rb"^(New|Reused), ", r.stdout, re.M).group(1).decode()
+
+
+def test_sessions_resume_as_with_nginx(procs, pki, www, tmp_path):
+    """Tickets resume on TLS 1.3 and 1.2; a TLS 1.2 session ID alone does
+    not (nginx's ssl_session_cache none)."""
+    pair = start_pair(procs, pki, www, tmp_path, "tls", timed=False)
+    cases = [["-tls1_3"], ["-tls1_2"], ["-tls1_2", "-no_ticket"]]
+    got = in_parallel(lambda c: [resumed(port, c[1], str(tmp_path / ("%s-%d" % (who, c[0]))))
+                                 for who, port in (("nginx", pair.nginx), ("tt", pair.tt))],
+                      list(enumerate(cases)))
+    assert got == [["Reused", "Reused"], ["Reused", "Reused"], ["New", "New"]], got
+
+
 # ---------------------------------------------------------------------------
 # 2. Raw bytes on the TLS port
 
@@ -167,23 +190,6 @@ def test_tls_handshakes_match_nginx(procs, pki, www, tmp_path, scheme):
 def normalise(data):
     """An answer with its Date value blanked."""
     return re.sub(rb"\r\nDate: [^\r]*\r\n", b"\r\nDate: -\r\n", data)
-
-
-def read_to_end(s, wait):
-    """Reads S until the peer ends it or WAIT seconds pass: (bytes, 'FIN',
-    'reset' or 'open')."""
-    s.settimeout(wait)
-    got = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return got, "FIN"
-            got += d
-    except ConnectionResetError:
-        return got, "reset"
-    except socket.timeout:
-        return got, "open"
 
 
 def raw_probe(port, data, fin, wait):
@@ -275,55 +281,6 @@ def test_plain_http_gets_nginx_answer_with_a_fallback_too(procs, pki, www, tmp_p
 # 3. Timers
 
 
-def tls_probe(port, steps, wait):
-    """A TLS connection (memory BIOs, so that close_notify shows) that takes
-    STEPS after its handshake: bytes to send, or seconds to pause. Returns
-    (plaintext received, how the connection ended, whether close_notify came,
-    seconds from the connect)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    t0 = time.monotonic()
-    try:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        obj = ctx.wrap_bio(inc, out, server_hostname="tunnel.test")
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                s.sendall(out.read())
-                d = s.recv(65536)
-                if not d:
-                    return b"", "FIN during the handshake", False, time.monotonic() - t0
-                inc.write(d)
-        s.sendall(out.read())
-        for st in steps:
-            if isinstance(st, float):
-                time.sleep(st)  # the prober's own pace, not a synchronisation
-            else:
-                obj.write(st)
-                s.sendall(out.read())
-        raw, how = read_to_end(s, wait)
-        inc.write(raw)
-        plain, notify = b"", False
-        try:
-            while True:
-                d = obj.read(65536)
-                if not d:
-                    notify = True
-                    break
-                plain += d
-        except ssl.SSLZeroReturnError:
-            notify = True
-        except ssl.SSLError:
-            pass
-        return normalise(plain), how, notify, time.monotonic() - t0
-    finally:
-        s.close()
-
-
 H, K = HEADER_S, KEEPALIVE_S
 PARTIAL = b"GET / HTTP/1.1\r\nHo"
 # (name, steps after the handshake, when nginx closes (seconds from the
@@ -337,6 +294,12 @@ TLS_CASES = [
     ("two requests 1 s apart", [GET, 1.0, GET], 1 + K),
     ("a request, then half of one", [GET, 1.0, PARTIAL], 1 + H),
     ("junk inside TLS", [bytes(range(0x90, 0x90 + 40))], 0),
+    # A client that ends first gets no close_notify back from nginx.
+    ("close_notify after the handshake", ["close_notify"], 0),
+    ("a request cut short, then close_notify", [PARTIAL, "close_notify"], 0),
+    ("a request, then close_notify", [GET, 0.5, "close_notify"], 0.5),
+    ("a request cut short, then FIN", [PARTIAL, "FIN"], 0),
+    ("a request, then FIN", [GET, 0.5, "FIN"], 0.5),
 ]
 
 
@@ -384,7 +347,8 @@ def test_idle_and_half_open_connections_close_as_nginx(procs, pki, www, tmp_path
     def run(job):
         kind, case, port = job
         if kind == "tls":
-            return tls_probe(port, case[1], max(H, K) + 5)
+            plain, *rest = tls_probe(port, case[1], max(H, K) + 5)
+            return (normalise(plain), *rest)
         return case[1](port)
 
     results = in_parallel(run, jobs)
