@@ -29,14 +29,16 @@
 #include "link/linger.h"
 #include "link/tls.h"
 
-#define WWW_CHUNK (64 * 1024)        /* file read size */
-#define WWW_HIGH (256 * 1024)        /* stop reading the file above this much queued */
-#define WWW_BODY_MAX (1024 * 1024)   /* nginx's client_max_body_size */
-#define WWW_LINGER_MS 5000           /* nginx's lingering_timeout */
-#define WWW_IDLE_MS 60000            /* nginx's client_body_timeout and send_timeout */
-#define WWW_HEADER_MS 60000          /* nginx's client_header_timeout */
-#define WWW_KEEPALIVE_MS 75000       /* nginx's keepalive_timeout */
-#define WWW_IN_MAX (2 * 1024 * 1024) /* a safety bound on buffered input */
+#define WWW_CHUNK (64 * 1024)         /* file read size */
+#define WWW_HIGH (256 * 1024)         /* stop reading the file above this much queued */
+#define WWW_BODY_MAX (1024 * 1024)    /* nginx's client_max_body_size */
+#define WWW_LINGER_MS 5000            /* nginx's lingering_timeout */
+#define WWW_IDLE_MS 60000             /* nginx's client_body_timeout and send_timeout */
+#define WWW_HEADER_MS 60000           /* nginx's client_header_timeout */
+#define WWW_KEEPALIVE_MS 75000        /* nginx's keepalive_timeout */
+#define WWW_KEEPALIVE_REQUESTS 1000   /* nginx's keepalive_requests */
+#define WWW_KEEPALIVE_TIME_MS 3600000 /* nginx's keepalive_time */
+#define WWW_IN_MAX (2 * 1024 * 1024)  /* a safety bound on buffered input */
 
 typedef enum body_kind {
     BODY_NONE,
@@ -63,6 +65,8 @@ typedef struct www {
     /* Loop time by which the request head being read must be whole; 0
      * while none has begun (a kept-alive connection waiting). */
     uint64_t head_deadline;
+    uint64_t started;  /* loop time of the start */
+    unsigned requests; /* heads answered or being answered */
 
     uint8_t *in; /* input not used yet; NULL when empty */
     size_t in_len, in_cap;
@@ -770,6 +774,11 @@ static void handle(www *w, const tt_http_head *h, size_t *off)
     bool head = method_is(h->method, "HEAD");
     bool keep_alive = h->minor == 1 ? !tt_http_header_has(h, "Connection", "close")
                                     : tt_http_header_has(h, "Connection", "keep-alive");
+    /* nginx keeps a connection for keepalive_requests requests and
+     * keepalive_time: the answer to the last says "Connection: close". */
+    if (++w->requests >= WWW_KEEPALIVE_REQUESTS ||
+        uv_now(w->loop) - w->started >= WWW_KEEPALIVE_TIME_MS)
+        keep_alive = false;
     w->keep_alive = keep_alive;
     w->head_only = head;
 
@@ -1051,6 +1060,7 @@ void tt_www_serve_opts(tt_link *l, const tt_www_opts *o, const uint8_t *early, s
     w->keepalive_ms = o->keepalive_timeout_ms ? o->keepalive_timeout_ms : WWW_KEEPALIVE_MS;
     w->head_deadline = o->first_deadline ? o->first_deadline : uv_now(w->loop) + w->header_ms;
     w->plain_on_https = o->plain_on_https;
+    w->started = uv_now(w->loop);
     w->dir = o->dir ? strdup(o->dir) : NULL;
     w->server = strdup(o->server_name ? o->server_name : "nginx");
     w->default_host = strdup(o->default_host ? o->default_host : "localhost");

@@ -20,7 +20,9 @@
  * FIRST_DEADLINE), whatever trickles in meanwhile (client_header_timeout);
  * a kept-alive connection waits KEEPALIVE_TIMEOUT_MS for the next request
  * (keepalive_timeout); a body or the peer's reading may stall for
- * IDLE_TIMEOUT_MS (client_body_timeout, send_timeout). As nginx, a TLS
+ * IDLE_TIMEOUT_MS (client_body_timeout, send_timeout); the 1000th request
+ * or the first after an hour is answered with "Connection: close"
+ * (keepalive_requests, keepalive_time). As nginx, a TLS
  * connection given up on in the middle of a request ends without
  * close_notify, an idle kept-alive one with it.
  *

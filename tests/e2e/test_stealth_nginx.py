@@ -277,6 +277,18 @@ def test_plain_http_gets_nginx_answer_with_a_fallback_too(procs, pki, www, tmp_p
     assert r["answer"] is not None and nginx.index.encode() in r["answer"], r["answer"]
 
 
+def test_a_connection_ends_after_1000_requests_as_nginx(procs, pki, www, tmp_path):
+    """nginx's keepalive_requests: the 1000th answer on one connection says
+    "Connection: close" and the connection ends; a 1001st request is not
+    answered."""
+    pair = start_pair(procs, pki, www, tmp_path, "tls", timed=False)
+    got = in_parallel(lambda port: tls_probe(port, [GET * 1001], 10), [pair.nginx, pair.tt])
+    ng, tt = [(normalise(g[0]),) + g[1:4] for g in got]
+    assert ng[0].count(b"HTTP/1.1 200 OK") == 1000, ng[0][-300:]
+    assert ng[0].count(b"Connection: close") == 1 and ng[1] == "FIN"
+    assert ng == tt, "nginx %r\ntt %r" % (ng[1:] + (ng[0][-300:],), tt[1:] + (tt[0][-300:],))
+
+
 # ---------------------------------------------------------------------------
 # 3. Timers
 
