@@ -83,9 +83,9 @@ int tt_webbase_init(tt_webbase *w, uv_loop_t *loop, const tt_carrier_type *ops,
     /* The client offers what curl offers, h2 and then http/1.1 (its whole
      * hello is curl's, src/core/tlsctx.c); tt's server accepts what nginx
      * without HTTP/2 accepts (http/1.1 first) and so picks http/1.1, the
-     * protocol a WebSocket upgrade needs. tls:// offers and picks the same, so that it looks no
-     * different. A front end that picks h2 cannot carry the upgrade: ws.c
-     * says so. */
+     * protocol a WebSocket upgrade needs. tls:// offers and picks the
+     * same, so that it looks no different. A front end that picks h2
+     * cannot carry the upgrade: ws.c says so. */
     int rc;
     if (server) {
         /* Without -n the certificate names the machine, as a certificate
