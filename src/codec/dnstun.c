@@ -33,15 +33,17 @@
 #define TYPE_ANY 255
 #define RCODE_BADVERS 16
 
-/* The SOA's timers. MINIMUM, the time a negative answer may be cached
- * (RFC 2308), is 0: tunnel names are asked once, and a cached NXDOMAIN for
- * a prefix of one could only get in the way. */
+/* The SOA's timers. MINIMUM bounds the time a negative answer may be
+ * cached (RFC 2308): long enough that a resolver does not ask again for
+ * the nameserver's missing address with every tunnel query, short enough
+ * for a zone that changes. Tunnel names are unique, so caching the NODATA
+ * or NXDOMAIN of one costs nothing. */
 #define SOA_TTL 300
 #define NS_TTL 3600
 #define SOA_REFRESH 3600
 #define SOA_RETRY 600
 #define SOA_EXPIRE 86400
-#define SOA_MINIMUM 0
+#define SOA_MINIMUM 60
 
 #define LABEL_MAX 63
 
@@ -350,15 +352,16 @@ size_t tt_dnstun_reply_empty(const tt_dnstun_q *q, unsigned rcode, bool tc,
 }
 
 /* The authoritative reply to Q, whose name lies in the zone with PREFIX
- * bytes before the apex. */
-static size_t authoritative(const tt_dnstun_zone *z, tt_dnstun_req *r, size_t prefix, uint8_t *out)
+ * bytes before the apex; a TUNNEL name exists (it has TXT and NULL data). */
+static size_t authoritative(const tt_dnstun_zone *z, tt_dnstun_req *r, size_t prefix, bool tunnel,
+                            uint8_t *out)
 {
     const tt_dnstun_q *q = &r->q;
     size_t apex_off = TT_DNS_HEADER_LEN + prefix;
     size_t name_len = q->key_len - 4;
     bool at_apex = prefix == 0;
     bool at_ns = name_len == z->ns_len && memcmp(q->key, z->ns, z->ns_len) == 0;
-    if (!at_apex && !at_ns) {
+    if (!at_apex && !at_ns && !tunnel) {
         r->rcode = TT_DNS_RCODE_NXDOMAIN;
         size_t o = reply_head(q, r->rcode, true, 0, 1, out);
         o = put_soa(z, apex_off, out, o);
@@ -501,17 +504,23 @@ size_t tt_dnstun_serve(const tt_dnstun_zone *z, const uint8_t *msg, size_t len, 
         return tt_dnstun_reply_empty(q, r->rcode, false, out);
     }
     bool tunnel_type = q->qtype == TT_DNSTUN_TYPE_TXT || q->qtype == TT_DNSTUN_TYPE_NULL;
-    if (prefix > 0 && tunnel_type && decode_name(q->key, prefix, r) == 0) {
+    bool tunnel_name = prefix > 0 && decode_name(q->key, prefix, r) == 0;
+    if (tunnel_name && tunnel_type) {
         r->kind = TT_DNSTUN_DATA;
         r->why = NULL;
         return 0;
     }
-    if (prefix > 0 && !tunnel_type && r->why == NULL)
-        r->why = "not a tunnel query type";
+    /* A tunnel name asked for another type exists, without data of that
+     * type (NODATA): that is what a resolver minimising query names
+     * (RFC 9156) asks first, with type A, and NXDOMAIN would make unbound
+     * ask once more to check it (harden-below-nxdomain) before the real
+     * query. */
+    if (tunnel_name)
+        r->why = "a tunnel name asked for another type";
     if (prefix == 0)
         r->why = "a query for the zone's apex";
     r->len = 0;
-    return authoritative(z, r, prefix, out);
+    return authoritative(z, r, prefix, tunnel_name, out);
 }
 
 /* Bytes of TXT data for a payload of LEN bytes: a length byte per string

@@ -252,8 +252,8 @@ Test(dnstun, soa_and_ns_at_the_apex_golden)
             10,   'h',  'o',  's',  't', 'm',  'a',  's',  't', 'e',
             'r',  0xc0, 12, /* hostmaster */
             0,    0,    0,    7,    0,   0,    0x0e, 0x10, 0,   0,
-            0x02, 0x58,                                 /* serial 7, 3600, 600 */
-            0,    1,    0x51, 0x80, 0,   0,    0,    0, /* 86400, minimum 0 */
+            0x02, 0x58,                                  /* serial 7, 3600, 600 */
+            0,    1,    0x51, 0x80, 0,   0,    0,    60, /* 86400, minimum 60 */
         };
     cr_assert_eq(r.kind, TT_DNSTUN_REPLY);
     cr_assert_eq(n, sizeof soa);
@@ -293,9 +293,12 @@ Test(dnstun, nodata_nxdomain_and_refused_as_an_authority_answers)
     size_t qend = 12 + 10 + 4;
     cr_assert_eq(out[qend], 0xc0);
     cr_assert_eq(out[qend + 1], 12 + 4);
-    /* A tunnel-shaped name asked for A, and a name that is not base32. */
+    /* A tunnel name asked for A exists (NODATA), a name that is not
+     * base32 does not. */
     n = tt_dnstun_serve(&z, q, ask(q, "aebagbafaydqq2dj.t.ex", 1, 1, false), &r, out);
-    cr_assert_eq(rcode(out), 3);
+    cr_assert_eq(rcode(out), 0);
+    cr_assert_eq(out[7], 0);
+    cr_assert_eq(out[9], 1);
     n = tt_dnstun_serve(&z, q, ask(q, "www-1.t.ex", 16, 1, false), &r, out);
     cr_assert_eq(rcode(out), 3);
     cr_assert_str_eq(r.why, "a data label is not base32");
