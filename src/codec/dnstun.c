@@ -259,7 +259,8 @@ static int decode_name(const uint8_t *name, size_t prefix, tt_dnstun_req *r)
 static size_t reply_head(const tt_dnstun_q *q, unsigned rcode, bool aa, unsigned an, unsigned ns,
                          uint8_t *out)
 {
-    unsigned f = FLAG_QR | (q->flags & (FLAG_RD | FLAG_CD)) | (rcode & 0xFu);
+    /* The opcode is echoed: a reply to NOTIFY must say NOTIFY. */
+    unsigned f = FLAG_QR | (q->flags & (0x7800u | FLAG_RD | FLAG_CD)) | (rcode & 0xFu);
     if (aa)
         f |= FLAG_AA;
     tt_put16(out, q->id);

@@ -359,6 +359,7 @@ Test(dnstun, malformed_queries_get_formerr_notimp_badvers_or_silence)
     q[2] = 0x20;
     tt_dnstun_serve(&z, q, len, &r, out);
     cr_assert_eq(rcode(out), 4);
+    cr_assert_eq(out[2] & 0x78, 0x20, "the opcode echoed");
     q[2] = 0x01;
     /* EDNS version 1: BADVERS, 16, in the OPT's extended RCODE. */
     q[len - 11 + 6] = 1;
