@@ -16,7 +16,9 @@
  *       takes), each compared with its echo. up: the same, answered with a
  *       short ack. down: one request for COUNT datagrams of SIZE bytes (0:
  *       the most an answer takes). At most INFLIGHT (default 16) datagrams
- *       wait for their echo or ack at once; one unanswered after 3 s is lost.
+ *       wait for their echo or ack at once, and as many queries are in
+ *       flight, half of them polls at most; a datagram unanswered after 3 s
+ *       is lost.
  *       RESOLVER is IP:PORT ([IPv6]:PORT). TYPE is txt, null or auto.
  *       Prints one JSON line on stdout: counts, loss, duplicates, rates.
  *       Exits 0 when the run finished, 1 on a corrupt datagram, 2 on usage.
@@ -332,7 +334,13 @@ static int run_client(int argc, char **argv)
         }
         n++;
     }
-    tt_dnsc_cfg cfg = {.domain = domain, .resolvers = res, .nresolvers = n};
+    /* The window is also the layer's: queries in flight, half of them
+     * polls at most. */
+    tt_dnsc_cfg cfg = {.domain = domain,
+                       .resolvers = res,
+                       .nresolvers = n,
+                       .max_inflight = window,
+                       .max_polls = window / 2 > 0 ? window / 2 : 1};
     if (argc > 8)
         cfg.qtype = strcmp(argv[8], "null") == 0  ? TT_DNSTUN_TYPE_NULL
                     : strcmp(argv[8], "txt") == 0 ? TT_DNSTUN_TYPE_TXT
