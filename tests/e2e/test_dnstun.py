@@ -268,6 +268,7 @@ def test_a_retry_is_answered_again_with_the_same_data(server):
     poll = ask(server.addr, question(tunnel_name(client, 2, b""), 16, qid=3), timeout=5)
     assert txt_data(poll) == b"", "the datagram was handed up twice"
     st = server.stats()
+    assert st["up_bytes"] == len(payload), "the datagram was handed up twice: %s" % st
     assert st["retries"] == 1 and st["tunnel"] == 3, st
 
 

@@ -1,0 +1,238 @@
+/* The DNS datagram layers on loopback, both in one loop: a datagram up and
+ * one down between a client and a server, the pseudo-addresses naming the
+ * client, the sizes each side takes, and the server's bounds (clients, the
+ * per-client queue, idle clients forgotten). */
+#include <criterion/criterion.h>
+
+#include <string.h>
+
+#include "codec/dnstun.h"
+#include "link/dnst.h"
+#include "link/udp.h"
+#include "memlink.h"
+
+static uv_loop_t loop;
+
+static void setup(void)
+{
+    uv_loop_init(&loop);
+}
+
+static void teardown(void)
+{
+    uv_run(&loop, UV_RUN_DEFAULT);
+    tt_test_close_loop(&loop);
+}
+
+TestSuite(dnst, .init = setup, .fini = teardown, .timeout = 20);
+
+static tt_dgram *open_server(const tt_dnss_cfg *extra)
+{
+    tt_dnss_cfg cfg = {.host = "127.0.0.1", .port = 0, .domain = "t.example.com", .hold_ms = 50};
+    if (extra != NULL) {
+        cfg.max_clients = extra->max_clients;
+        cfg.queue_max = extra->queue_max;
+        cfg.idle_ms = extra->idle_ms;
+    }
+    tt_dgram *s;
+    const char *why = NULL;
+    cr_assert_eq(tt_dnss_open(&loop, &cfg, &s, &why), 0, "%s", why);
+    return s;
+}
+
+static tt_dgram *open_client(tt_dgram *server)
+{
+    struct sockaddr_storage res;
+    uv_ip4_addr("127.0.0.1", tt_dnss_udp_port(server), (struct sockaddr_in *)&res);
+    tt_dnsc_cfg cfg = {.domain = "t.example.com", .resolvers = &res, .nresolvers = 1};
+    tt_dgram *c;
+    const char *why = NULL;
+    cr_assert_eq(tt_dnsc_open(&loop, &cfg, &c, &why), 0, "%s", why);
+    return c;
+}
+
+typedef struct pair {
+    tt_dgram *server, *client;
+    int64_t from_server_side; /* the client id the server saw */
+    char down[64];
+    size_t down_len;
+    struct sockaddr_storage down_from;
+} pair;
+
+static void on_error(tt_dgram *d, void *ud, int err)
+{
+    (void)d, (void)ud;
+    cr_assert_fail("layer error %d", err);
+}
+
+static void server_datagram(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
+                            const struct sockaddr *from)
+{
+    pair *p = ud;
+    cr_assert_eq(len, 5);
+    cr_assert_arr_eq(data, "hello", 5);
+    p->from_server_side = tt_dnst_addr_client(from);
+    uv_buf_t b = uv_buf_init((char *)"world!", 6);
+    cr_assert_eq(tt_dgram_send(d, &b, 1, from), 0);
+}
+
+static void client_datagram(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
+                            const struct sockaddr *from)
+{
+    (void)d;
+    pair *p = ud;
+    memcpy(p->down, data, len);
+    p->down_len = len;
+    memcpy(&p->down_from, from, sizeof p->down_from);
+    tt_dgram_close(p->client, NULL, NULL);
+    tt_dgram_close(p->server, NULL, NULL);
+}
+
+static const tt_dgram_handler server_handler = {server_datagram, on_error};
+static const tt_dgram_handler client_handler = {client_datagram, on_error};
+
+Test(dnst, a_datagram_up_and_one_down)
+{
+    pair p = {0};
+    p.server = open_server(NULL);
+    p.client = open_client(p.server);
+    tt_dgram_set_handler(p.server, &server_handler, &p);
+    tt_dgram_set_handler(p.client, &client_handler, &p);
+    cr_assert_eq(tt_dgram_recv_start(p.server), 0);
+    cr_assert_eq(tt_dgram_recv_start(p.client), 0);
+    uv_buf_t b = uv_buf_init((char *)"hello", 5);
+    cr_assert_eq(tt_dgram_send(p.client, &b, 1, NULL), 0);
+    tt_dnsc_stats st;
+    tt_dnsc_get_stats(p.client, &st);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(p.down_len, 6);
+    cr_assert_arr_eq(p.down, "world!", 6);
+    /* Both sides name the far end by the client's id. */
+    cr_assert_eq(p.from_server_side, (int64_t)st.client_id);
+    cr_assert_eq(tt_dnst_addr_client((struct sockaddr *)&p.down_from), (int64_t)st.client_id);
+}
+
+static void no_datagram(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
+                        const struct sockaddr *from)
+{
+    (void)d, (void)ud, (void)data, (void)len, (void)from;
+}
+
+static const tt_dgram_handler quiet = {no_datagram, on_error};
+
+Test(dnst, sizes_each_side_takes)
+{
+    tt_dgram *s = open_server(NULL);
+    tt_dgram *c = open_client(s);
+    tt_dgram_set_handler(s, &quiet, NULL);
+    tt_dgram_set_handler(c, &quiet, NULL);
+    cr_assert_eq(tt_dgram_max_size(c), 139);
+    cr_assert_eq(tt_dgram_max_size(s), 932);
+    static char big[1000];
+    uv_buf_t b = uv_buf_init(big, 140);
+    cr_assert_eq(tt_dgram_send(c, &b, 1, NULL), UV_EMSGSIZE);
+    b.len = 0;
+    cr_assert_eq(tt_dgram_send(c, &b, 1, NULL), UV_EMSGSIZE);
+    /* A client the server has never seen. */
+    struct sockaddr_storage nobody;
+    tt_dnst_addr(42, &nobody);
+    b.len = 10;
+    cr_assert_eq(tt_dgram_send(s, &b, 1, (struct sockaddr *)&nobody), UV_EHOSTUNREACH);
+    struct sockaddr_in ip;
+    uv_ip4_addr("127.0.0.1", 1, &ip);
+    cr_assert_eq(tt_dgram_send(s, &b, 1, (struct sockaddr *)&ip), UV_EAFNOSUPPORT);
+    tt_dgram_close(c, NULL, NULL);
+    tt_dgram_close(s, NULL, NULL);
+}
+
+/* Raw tunnel queries from a UDP socket, as resolvers would send them. */
+typedef struct raw {
+    tt_dgram *udp;
+    tt_dgram *server;
+    tt_dnstun_zone zone;
+    unsigned answers;
+} raw;
+
+static void raw_answer(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
+                       const struct sockaddr *from)
+{
+    (void)d, (void)data, (void)len, (void)from;
+    ((raw *)ud)->answers++;
+}
+
+static const tt_dgram_handler raw_handler = {raw_answer, on_error};
+
+static void ask(raw *r, uint32_t client, uint32_t nonce)
+{
+    uint8_t q[TT_DNSTUN_QUERY_MAX];
+    size_t n = tt_dnstun_query_encode(&r->zone, (uint16_t)nonce, TT_DNSTUN_TYPE_TXT, client, nonce,
+                                      (const uint8_t *)"x", 1, q);
+    struct sockaddr_in to;
+    uv_ip4_addr("127.0.0.1", tt_dnss_udp_port(r->server), &to);
+    uv_buf_t b = uv_buf_init((char *)q, (unsigned)n);
+    cr_assert_eq(tt_dgram_send(r->udp, &b, 1, (struct sockaddr *)&to), 0);
+}
+
+static void stop_when_answered(uv_timer_t *t)
+{
+    raw *r = t->data;
+    if (r->answers >= 10) {
+        uv_timer_stop(t);
+        uv_stop(&loop);
+    }
+}
+
+static void stop_loop(uv_timer_t *t)
+{
+    uv_timer_stop(t);
+    uv_stop(&loop);
+}
+
+Test(dnst, clients_queues_and_idle_clients_are_bounded)
+{
+    tt_dnss_cfg bounds = {.max_clients = 4, .queue_max = 1000, .idle_ms = 200};
+    raw r = {0};
+    r.server = open_server(&bounds);
+    tt_dgram_set_handler(r.server, &quiet, NULL);
+    cr_assert_eq(tt_dgram_recv_start(r.server), 0);
+    const char *why;
+    cr_assert_eq(tt_dnstun_zone_init(&r.zone, "t.example.com", NULL, 1, &why), 0);
+    cr_assert_eq(tt_udp_open(&loop, "127.0.0.1", 0, NULL, &r.udp), 0);
+    tt_dgram_set_handler(r.udp, &raw_handler, &r);
+    cr_assert_eq(tt_dgram_recv_start(r.udp), 0);
+    /* Ten clients, one query each: the server answers all (they carry
+     * data) and keeps the four seen last. */
+    for (uint32_t i = 1; i <= 10; i++)
+        ask(&r, i, i);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    t.data = &r;
+    uv_timer_start(&t, stop_when_answered, 5, 5);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    tt_dnss_stats st;
+    tt_dnss_get_stats(r.server, &st);
+    cr_assert_eq(r.answers, 10);
+    cr_assert_eq(st.clients, 4);
+    /* The first clients are gone, the last ones are known and their queue
+     * holds 1000 bytes. */
+    struct sockaddr_storage a;
+    static char dgram[900];
+    uv_buf_t b = uv_buf_init(dgram, sizeof dgram);
+    tt_dnst_addr(1, &a);
+    cr_assert_eq(tt_dgram_send(r.server, &b, 1, (struct sockaddr *)&a), UV_EHOSTUNREACH);
+    tt_dnst_addr(10, &a);
+    cr_assert_eq(tt_dgram_send(r.server, &b, 1, (struct sockaddr *)&a), 0);
+    cr_assert_eq(tt_dgram_send(r.server, &b, 1, (struct sockaddr *)&a), UV_ENOBUFS);
+    /* Unseen for longer than idle_ms, every client is forgotten, queue and
+     * all. */
+    uv_timer_start(&t, stop_loop, 500, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    tt_dnss_get_stats(r.server, &st);
+    cr_assert_eq(st.clients, 0);
+    cr_assert_eq(tt_dgram_send(r.server, &b, 1, (struct sockaddr *)&a), UV_EHOSTUNREACH);
+    uv_close((uv_handle_t *)&t, NULL);
+    tt_dgram_close(r.udp, NULL, NULL);
+    tt_dgram_close(r.server, NULL, NULL);
+    /* The timer lives on this stack: it must be closed before returning. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
