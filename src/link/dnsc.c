@@ -302,7 +302,12 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
     if (rc != 0) {
         c->st.bad++;
         tt_debug("dns client: an answer refused: %s", why);
-        if (++c->bad_streak >= BAD_SWITCH && c->cfg.qtype == 0 && c->qtype == TT_DNSTUN_TYPE_TXT) {
+        /* Only a NOERROR answer without TC whose record is missing or
+         * does not decode says something about the record type; an
+         * error RCODE or a truncation does not. */
+        bool mangled = len >= 4 && (data[2] & 0x02) == 0 && (data[3] & 0x0F) == 0;
+        if (mangled && ++c->bad_streak >= BAD_SWITCH && c->cfg.qtype == 0 &&
+            c->qtype == TT_DNSTUN_TYPE_TXT) {
             tt_warn("dns client: %u answers in a row did not decode (%s): asking for NULL "
                     "records instead of TXT",
                     c->bad_streak, why);

@@ -12,8 +12,10 @@ import json
 import os
 import random
 import socket
+import selectors
 import struct
 import subprocess
+import threading
 
 import pytest
 
@@ -354,3 +356,64 @@ def test_a_long_answer_is_truncated_for_512_bytes_and_whole_over_tcp(server):
     assert len(data) == 2 + 900 and data[2:3] == b"d", data[:16]
     st = server.stats()
     assert st["truncated"] == 1, st
+
+
+class TxtEater:
+    """A resolver in the way that loses TXT data: it passes queries to the
+    server and its answers back, but an answer to a TXT query comes back
+    NOERROR with its records cut off (header and question only)."""
+
+    def __init__(self, server_addr):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.up.bind(("127.0.0.1", 0))
+        self.addr = self.sock.getsockname()
+        self.server = server_addr
+        self.client = None
+        self.eaten = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        sel = selectors.DefaultSelector()
+        sel.register(self.sock, selectors.EVENT_READ)
+        sel.register(self.up, selectors.EVENT_READ)
+        while not self.stop:
+            for key, _ in sel.select(timeout=0.1):
+                if key.fileobj is self.sock:
+                    msg, self.client = self.sock.recvfrom(4096)
+                    self.up.sendto(msg, self.server)
+                    continue
+                msg = self.up.recv(4096)
+                p = 12
+                while msg[p]:
+                    p += 1 + msg[p]
+                qtype = struct.unpack(">H", msg[p + 1:p + 3])[0]
+                if qtype == 16:
+                    msg = msg[:4] + b"\0\x01\0\0\0\0\0\0" + msg[12:p + 5]
+                    self.eaten += 1
+                self.sock.sendto(msg, self.client)
+        sel.close()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(timeout=5)
+        self.sock.close()
+        self.up.close()
+
+
+def test_txt_eaten_on_the_way_falls_back_to_null(server):
+    eater = TxtEater(server.addr)
+    try:
+        res = run_client("echo", 500, 0, [eater.addr])
+    finally:
+        eater.close()
+    assert res["qtype"] == 10, "the client did not switch to NULL: %s" % res
+    # Four in a row switch it; the TXT queries already in flight (16 at
+    # most) come back eaten too.
+    assert 4 <= res["bad"] <= 4 + 15 and eater.eaten == res["bad"], (res, eater.eaten)
+    assert res["corrupt"] == 0
+    # What the eaten answers brought back is lost; the rest arrives.
+    assert res["received"] >= res["count"] - res["bad"], res
