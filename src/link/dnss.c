@@ -48,6 +48,7 @@ struct tcpc {
     tcpc *prev, *next;
     unsigned refs; /* held polls that would answer here */
     bool closing, reading;
+    bool eof; /* the asker has sent all its queries */
     uint64_t last;
     size_t have;
     uint8_t buf[2 + TCP_MSG_MAX];
@@ -449,8 +450,8 @@ static void tunnel_query(dnss *s, const asker *to)
         s->st.retries++;
         return;
     }
-    /* The request survives the handler: copy what the answer needs, as the
-     * handler may make the server serve again (it may not) or close it. */
+    /* Copies of what the answer needs: the handler may close the server,
+     * or evict this client by sending to another. */
     tt_dnstun_q q = r->q;
     uint32_t id = r->client;
     if (r->len > 0) {
@@ -542,11 +543,25 @@ static void tcpc_free(tcpc *t)
     maybe_done(s);
 }
 
+static void tcpc_close(tcpc *t);
+
+/* Closes a connection whose asker has finished once every answer owed to
+ * it is written: closing earlier would drop queued answers. */
+static void tcpc_maybe_end(tcpc *t)
+{
+    if (t->eof && !t->closing && t->refs == 0 && tt_link_pending(t->link) == 0)
+        tcpc_close(t);
+}
+
 static void tcpc_unref(tcpc *t)
 {
     t->refs--;
-    if (t->refs == 0 && t->closing && t->link == NULL)
+    if (t->refs == 0 && t->closing && t->link == NULL) {
         tcpc_free(t);
+        return;
+    }
+    if (!t->closing)
+        tcpc_maybe_end(t);
 }
 
 static void on_tcpc_closed(void *ud)
@@ -604,10 +619,8 @@ static void on_tcp_eof(tt_link *l, void *ud)
 {
     (void)l;
     tcpc *t = ud;
-    /* The asker is done sending; answers still owed go out before the
-     * close only if nothing is held (a resolver that half-closes has
-     * stopped waiting). */
-    tcpc_close(t);
+    t->eof = true;
+    tcpc_maybe_end(t);
 }
 
 static void on_tcp_error(tt_link *l, void *ud, int err)
@@ -620,10 +633,11 @@ static void on_tcp_error(tt_link *l, void *ud, int err)
 static void on_tcp_drained(tt_link *l, void *ud)
 {
     tcpc *t = ud;
-    if (!t->reading && !t->closing) {
+    if (!t->reading && !t->closing && !t->eof) {
         t->reading = true;
         tt_link_read_start(l);
     }
+    tcpc_maybe_end(t);
 }
 
 static const tt_link_handler tcp_handler = {

@@ -320,8 +320,11 @@ def test_malformed_packets_get_formerr_or_silence(server):
 
 
 def ask_tcp(addr, msg, timeout=5.0):
+    """MSG over TCP, the write side then shut: the answer must still come,
+    even one the server holds for a while."""
     with socket.create_connection(addr, timeout=timeout) as t:
         t.sendall(struct.pack(">H", len(msg)) + msg)
+        t.shutdown(socket.SHUT_WR)
         head = b""
         while len(head) < 2:
             chunk = t.recv(2 - len(head))
@@ -354,6 +357,9 @@ def test_a_long_answer_is_truncated_for_512_bytes_and_whole_over_tcp(server):
     assert whole[2] & 0x02 == 0
     data = txt_data(whole)
     assert len(data) == 2 + 900 and data[2:3] == b"d", data[:16]
+    # A poll over TCP is held like any other, and answered empty.
+    held = ask_tcp(server.addr, question(tunnel_name(client, 3, b""), 16, qid=4))
+    assert txt_data(held) == b""
     st = server.stats()
     assert st["truncated"] == 1, st
 
