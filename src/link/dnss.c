@@ -3,7 +3,7 @@
  *
  * Memory is bounded everywhere: clients (max_clients, the least recently
  * seen evicted), each client's queue (queue_max bytes), its held polls
- * (HELD_MAX per client), the cache of recent answers (CACHE_N), TCP
+ * (HELD_MAX per client), the memory of recent answers (RETRY_ENTRIES, RETRY_BYTES), TCP
  * connections (TCP_MAX, each with one message buffer of TCP_MSG_MAX and a
  * write queue past which it stops reading). A malformed query is answered
  * from the codec's fixed buffer or dropped; it allocates nothing.
@@ -24,12 +24,16 @@
 #include "codec/dnstun.h"
 #include "core/log.h"
 #include "link/dgq.h"
+#include "link/dnsretry.h"
 #include "link/link.h"
 #include "link/tcp.h"
 #include "link/udp.h"
 
 #define HELD_MAX 16
-#define CACHE_N 256
+/* The memory of recent answers: about a second of queries at the rates
+ * unbound sustains here (docs/DNS.md), within 4 MiB. */
+#define RETRY_ENTRIES 8192
+#define RETRY_BYTES (4 * 1024 * 1024)
 #define BUCKETS 256
 #define TCP_MAX 64
 #define TCP_MSG_MAX 4096
@@ -83,13 +87,6 @@ struct client {
     unsigned nheld;
 };
 
-typedef struct cached {
-    uint64_t hash;
-    size_t key_len, len;
-    uint8_t key[TT_DNSTUN_QUESTION_MAX];
-    uint8_t payload[TT_DNSTUN_MSG_MAX];
-} cached;
-
 struct dnss {
     tt_dgram base;
     tt_dnss_cfg cfg;
@@ -111,8 +108,7 @@ struct dnss {
     tcpc *conns;
     unsigned nconns;
 
-    cached *cache; /* CACHE_N entries, a ring */
-    unsigned cache_next;
+    tt_dnsretry *answers; /* recent answers, for resolvers' retries */
 
     tt_dnss_stats st;
     uint8_t out[2 + TT_DNSTUN_MSG_MAX]; /* two bytes for TCP's length */
@@ -145,36 +141,6 @@ int64_t tt_dnst_addr_client(const struct sockaddr *sa)
 static uint64_t now_ms(const dnss *s)
 {
     return uv_now(s->base.loop);
-}
-
-static uint64_t fnv(const uint8_t *p, size_t n)
-{
-    uint64_t h = 1469598103934665603u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 1099511628211u;
-    return h;
-}
-
-static cached *cache_find(dnss *s, const tt_dnstun_q *q)
-{
-    uint64_t h = fnv(q->key, q->key_len);
-    for (unsigned i = 0; i < CACHE_N; i++) {
-        cached *e = &s->cache[i];
-        if (e->hash == h && e->key_len == q->key_len && memcmp(e->key, q->key, q->key_len) == 0)
-            return e;
-    }
-    return NULL;
-}
-
-static void cache_put(dnss *s, const tt_dnstun_q *q, const uint8_t *payload, size_t len)
-{
-    cached *e = &s->cache[s->cache_next];
-    s->cache_next = (s->cache_next + 1) % CACHE_N;
-    e->hash = fnv(q->key, q->key_len);
-    e->key_len = q->key_len;
-    memcpy(e->key, q->key, q->key_len);
-    e->len = len;
-    memcpy(e->payload, payload, len);
 }
 
 /* ---- sending replies ---- */
@@ -212,9 +178,11 @@ static size_t limit_for(const asker *to, const tt_dnstun_q *q)
 }
 
 /* Answers Q with the datagrams of C's queue that fit, and keeps the answer
- * for a retry. A head datagram too long for a UDP asker gets TC, so that
- * the resolver asks again over TCP, and stays queued. */
-static void answer(dnss *s, client *c, const tt_dnstun_q *q, const asker *to)
+ * for a retry unless it is an empty answer to a poll (a retry of that may
+ * as well wait for data like a new poll). A head datagram too long for a
+ * UDP asker gets TC, so that the resolver asks again over TCP, and stays
+ * queued. DATA says Q carried a datagram. */
+static void answer(dnss *s, client *c, const tt_dnstun_q *q, const asker *to, bool data)
 {
     size_t limit = limit_for(to, q);
     size_t room = tt_dnstun_answer_room(q, limit);
@@ -233,7 +201,8 @@ static void answer(dnss *s, client *c, const tt_dnstun_q *q, const asker *to)
         s->st.truncated++;
     } else {
         n = tt_dnstun_answer_encode(q, payload, used, limit, s->out + 2);
-        cache_put(s, q, payload, used);
+        if (used > 0 || data)
+            tt_dnsretry_put(s->answers, q->key, q->key_len, payload, used);
     }
     send_reply(s, to, n);
 }
@@ -267,7 +236,7 @@ static void held_unlink(dnss *s, held *h)
 static void held_answer(dnss *s, held *h)
 {
     held_unlink(s, h);
-    answer(s, h->c, &h->q, &h->to);
+    answer(s, h->c, &h->q, &h->to, false);
     if (h->to.conn)
         tcpc_unref(h->to.conn);
     free(h);
@@ -301,7 +270,7 @@ static void hold(dnss *s, client *c, const tt_dnstun_q *q, const asker *to)
         held_answer(s, c->hhead);
     held *h = malloc(sizeof *h);
     if (h == NULL) {
-        answer(s, c, q, to);
+        answer(s, c, q, to, false);
         return;
     }
     h->c = c;
@@ -423,11 +392,11 @@ static void tunnel_query(dnss *s, const asker *to)
 {
     tt_dnstun_req *r = &s->req;
     s->st.tunnel++;
-    cached *e = cache_find(s, &r->q);
-    if (e != NULL) {
+    const uint8_t *kept;
+    size_t kept_len;
+    if (tt_dnsretry_get(s->answers, r->q.key, r->q.key_len, &kept, &kept_len)) {
         s->st.retries++;
-        size_t n =
-            tt_dnstun_answer_encode(&r->q, e->payload, e->len, limit_for(to, &r->q), s->out + 2);
+        size_t n = tt_dnstun_answer_encode(&r->q, kept, kept_len, limit_for(to, &r->q), s->out + 2);
         if (n == 0)
             n = tt_dnstun_reply_empty(&r->q, TT_DNS_RCODE_NOERROR, true, s->out + 2);
         send_reply(s, to, n);
@@ -470,7 +439,7 @@ static void tunnel_query(dnss *s, const asker *to)
     if (c == NULL || c->queue.head != NULL || r->len > 0 || s->cfg.hold_ms == 0) {
         /* A query with data is answered at once: its client has more to
          * send and needs the slot back. */
-        answer(s, c, &q, to);
+        answer(s, c, &q, to, r->len > 0);
         return;
     }
     hold(s, c, &q, to);
@@ -756,7 +725,7 @@ static void maybe_done(dnss *s)
         return;
     tt_dgram_close_cb cb = s->close_cb;
     void *ud = s->close_ud;
-    free(s->cache);
+    tt_dnsretry_free(s->answers);
     free(s);
     if (cb)
         cb(ud);
@@ -826,8 +795,8 @@ int tt_dnss_open(uv_loop_t *loop, const tt_dnss_cfg *cfg, tt_dgram **out, const 
 {
     dnss *s = calloc(1, sizeof *s);
     if (s != NULL)
-        s->cache = calloc(CACHE_N, sizeof *s->cache);
-    if (s == NULL || s->cache == NULL) {
+        s->answers = tt_dnsretry_new(RETRY_ENTRIES, RETRY_BYTES);
+    if (s == NULL || s->answers == NULL) {
         free(s);
         *why = "out of memory";
         return UV_ENOMEM;
@@ -845,16 +814,23 @@ int tt_dnss_open(uv_loop_t *loop, const tt_dnss_cfg *cfg, tt_dgram **out, const 
     int rc = tt_dnstun_zone_init(&s->zone, cfg->domain, cfg->ns, (uint32_t)time(NULL), why);
     if (rc != 0)
         goto fail;
-    rc = tt_udp_open(loop, cfg->host, cfg->port, NULL, &s->udp);
-    if (rc != 0) {
-        *why = "cannot listen on UDP";
-        goto fail;
-    }
-    if (!cfg->no_tcp) {
-        rc = tt_tcp_listen(loop, cfg->host, tt_udp_port(s->udp), on_accept, s, &s->tcp);
+    /* With port 0 the kernel picks UDP's port, which TCP's may have taken
+     * already: then another is tried. */
+    for (int attempt = 0;; attempt++) {
+        rc = tt_udp_open(loop, cfg->host, cfg->port, NULL, &s->udp);
         if (rc != 0) {
+            *why = "cannot listen on UDP";
+            goto fail;
+        }
+        if (cfg->no_tcp)
+            break;
+        rc = tt_tcp_listen(loop, cfg->host, tt_udp_port(s->udp), on_accept, s, &s->tcp);
+        if (rc == 0)
+            break;
+        tt_dgram_close(s->udp, NULL, NULL);
+        s->udp = NULL;
+        if (cfg->port != 0 || rc != UV_EADDRINUSE || attempt == 15) {
             *why = "cannot listen on TCP";
-            tt_dgram_close(s->udp, NULL, NULL);
             goto fail;
         }
     }
@@ -880,7 +856,7 @@ int tt_dnss_open(uv_loop_t *loop, const tt_dnss_cfg *cfg, tt_dgram **out, const 
     *out = &s->base;
     return 0;
 fail:
-    free(s->cache);
+    tt_dnsretry_free(s->answers);
     free(s);
     return rc;
 }

@@ -1,12 +1,14 @@
 /* The DNS datagram layers on loopback, both in one loop: a datagram up and
  * one down between a client and a server, the pseudo-addresses naming the
- * client, the sizes each side takes, and the server's bounds (clients, the
- * per-client queue, idle clients forgotten). */
+ * client, the sizes each side takes, the server's bounds (clients, the
+ * per-client queue, idle clients forgotten), and its memory of answers for
+ * resolvers' retries. */
 #include <criterion/criterion.h>
 
 #include <string.h>
 
 #include "codec/dnstun.h"
+#include "link/dnsretry.h"
 #include "link/dnst.h"
 #include "link/udp.h"
 #include "memlink.h"
@@ -235,4 +237,40 @@ Test(dnst, clients_queues_and_idle_clients_are_bounded)
     tt_dgram_close(r.server, NULL, NULL);
     /* The timer lives on this stack: it must be closed before returning. */
     uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+Test(dnst, answers_kept_for_retries_within_their_bounds)
+{
+    /* Room for three entries, or for 400 bytes. */
+    tt_dnsretry *r = tt_dnsretry_new(3, 400);
+    cr_assert_not_null(r);
+    const uint8_t *p;
+    size_t len;
+    tt_dnsretry_put(r, (const uint8_t *)"k1", 2, (const uint8_t *)"one", 3);
+    tt_dnsretry_put(r, (const uint8_t *)"k2", 2, (const uint8_t *)"two", 3);
+    tt_dnsretry_put(r, (const uint8_t *)"k3", 2, NULL, 0);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k1", 2, &p, &len), 1);
+    cr_assert_eq(len, 3);
+    cr_assert_arr_eq(p, "one", 3);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k3", 2, &p, &len), 1);
+    cr_assert_eq(len, 0);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k4", 2, &p, &len), 0);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k", 1, &p, &len), 0);
+    /* A fourth forgets the oldest. */
+    tt_dnsretry_put(r, (const uint8_t *)"k4", 2, (const uint8_t *)"four", 4);
+    cr_assert_eq(tt_dnsretry_count(r), 3);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k1", 2, &p, &len), 0);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k2", 2, &p, &len), 1);
+    /* A large one forgets as many as its bytes need, and one larger than
+     * the whole bound is not kept. */
+    static uint8_t big[1000];
+    tt_dnsretry_put(r, (const uint8_t *)"k5", 2, big, 300);
+    cr_assert_leq(tt_dnsretry_bytes(r), 400);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k5", 2, &p, &len), 1);
+    cr_assert_eq(len, 300);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k2", 2, &p, &len), 0);
+    tt_dnsretry_put(r, (const uint8_t *)"k6", 2, big, sizeof big);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k6", 2, &p, &len), 0);
+    cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k5", 2, &p, &len), 1);
+    tt_dnsretry_free(r);
 }
