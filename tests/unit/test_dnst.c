@@ -5,6 +5,7 @@
  * resolvers' retries. */
 #include <criterion/criterion.h>
 
+#include <inttypes.h>
 #include <string.h>
 
 #include "codec/dnstun.h"
@@ -273,4 +274,104 @@ Test(dnst, answers_kept_for_retries_within_their_bounds)
     cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k6", 2, &p, &len), 0);
     cr_assert_eq(tt_dnsretry_get(r, (const uint8_t *)"k5", 2, &p, &len), 1);
     tt_dnsretry_free(r);
+}
+
+typedef struct spread {
+    tt_dgram *a, *b, *client;
+    unsigned echoes;
+} spread;
+
+static void echo_back(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
+                      const struct sockaddr *from)
+{
+    (void)ud;
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    tt_dgram_send(d, &b, 1, from);
+}
+
+static void count_echo(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
+                       const struct sockaddr *from)
+{
+    (void)d, (void)data, (void)len, (void)from;
+    spread *sp = ud;
+    if (++sp->echoes == 200)
+        uv_stop(&loop);
+}
+
+static const tt_dgram_handler echo_handler = {echo_back, on_error};
+static const tt_dgram_handler count_handler = {count_echo, on_error};
+
+Test(dnst, queries_spread_over_two_resolvers)
+{
+    spread sp = {0};
+    sp.a = open_server(NULL);
+    sp.b = open_server(NULL);
+    struct sockaddr_storage res[2];
+    uv_ip4_addr("127.0.0.1", tt_dnss_udp_port(sp.a), (struct sockaddr_in *)&res[0]);
+    uv_ip4_addr("127.0.0.1", tt_dnss_udp_port(sp.b), (struct sockaddr_in *)&res[1]);
+    tt_dnsc_cfg cfg = {.domain = "t.example.com", .resolvers = res, .nresolvers = 2};
+    const char *why = NULL;
+    cr_assert_eq(tt_dnsc_open(&loop, &cfg, &sp.client, &why), 0, "%s", why);
+    tt_dgram_set_handler(sp.a, &echo_handler, NULL);
+    tt_dgram_set_handler(sp.b, &echo_handler, NULL);
+    tt_dgram_set_handler(sp.client, &count_handler, &sp);
+    tt_dgram_recv_start(sp.a);
+    tt_dgram_recv_start(sp.b);
+    tt_dgram_recv_start(sp.client);
+    /* 200 datagrams, sent as fast as the client takes them (its queue
+     * holds what its 16 slots cannot). */
+    for (unsigned i = 0; i < 200; i++) {
+        uv_buf_t b = uv_buf_init((char *)"ping", 4);
+        cr_assert_eq(tt_dgram_send(sp.client, &b, 1, NULL), 0);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(sp.echoes, 200);
+    tt_dnss_stats sa, sb;
+    tt_dnss_get_stats(sp.a, &sa);
+    tt_dnss_get_stats(sp.b, &sb);
+    /* Both answer as fast: each gets a fair share. */
+    cr_assert_geq(sa.up_bytes, 4 * 50, "%" PRIu64 " bytes through the first", sa.up_bytes);
+    cr_assert_geq(sb.up_bytes, 4 * 50, "%" PRIu64 " bytes through the second", sb.up_bytes);
+    cr_assert_eq(sa.up_bytes + sb.up_bytes, 4 * 200);
+    tt_dgram_close(sp.client, NULL, NULL);
+    tt_dgram_close(sp.a, NULL, NULL);
+    tt_dgram_close(sp.b, NULL, NULL);
+}
+
+static void stop_after(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+Test(dnst, polls_decay_when_idle_and_come_back_on_request)
+{
+    tt_dgram *s = open_server(NULL); /* holds polls 50 ms */
+    tt_dgram *c = open_client(s);
+    tt_dgram_set_handler(s, &quiet, NULL);
+    tt_dgram_set_handler(c, &quiet, NULL);
+    tt_dgram_recv_start(s);
+    tt_dgram_recv_start(c);
+    tt_dnsc_stats st0, st1, st2;
+    tt_dnsc_get_stats(c, &st0);
+    /* At first every poll slot is out. */
+    cr_assert_eq(st0.polls, 8);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, stop_after, 1500, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    tt_dnsc_get_stats(c, &st1);
+    tt_dnss_stats ss;
+    tt_dnss_get_stats(s, &ss);
+    /* Idle: the polls went down to one, then spaced out; the server holds
+     * at most one. */
+    cr_assert_leq(ss.held, 1);
+    cr_assert_lt(st1.polls, 8 + 1500 / 50, "%" PRIu64 " polls in 1.5 s", st1.polls);
+    /* An upper layer expecting data asks for four at once. */
+    tt_dnsc_poll(c, 4);
+    tt_dnsc_get_stats(c, &st2);
+    cr_assert_geq(st2.polls, st1.polls + 3);
+    uv_close((uv_handle_t *)&t, NULL);
+    tt_dgram_close(c, NULL, NULL);
+    tt_dgram_close(s, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
 }
