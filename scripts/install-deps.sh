@@ -23,6 +23,8 @@ packages=(
   v2ray shadowsocks-v2ray-plugin
   # --resolver's end-to-end test: a real DNS server
   unbound
+  # the DNS tunnel's tests: dig asks its server as any client would
+  bind9-dnsutils
 )
 
 missing=()

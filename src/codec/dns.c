@@ -123,12 +123,9 @@ size_t tt_dns_query_encode(uint16_t id, const char *name, uint16_t qtype, bool e
     return o;
 }
 
-/* Reads the name at POS into *NAME. Its labels must lie before END until the
- * first pointer, and anywhere in the message after it. *NEXT receives the
- * position after the name where it sits (after its first pointer, if any).
- * Returns 0, or -EPROTO with *WHY set. */
-static int read_name(const uint8_t *msg, size_t len, size_t pos, size_t end, wname *name,
-                     size_t *next, const char **why)
+/* The contract is in dns.h; the tunnel codec reads names with it too. */
+int tt_dns_name_read(const uint8_t *msg, size_t len, size_t pos, size_t end,
+                     uint8_t out[TT_DNS_NAME_MAX], size_t *out_len, size_t *next, const char **why)
 {
     size_t p = pos;
     size_t limit = pos; /* every pointer must point before this */
@@ -142,8 +139,8 @@ static int read_name(const uint8_t *msg, size_t len, size_t pos, size_t end, wna
         }
         uint8_t c = msg[p];
         if (c == 0) {
-            name->b[o++] = 0;
-            name->len = o;
+            out[o++] = 0;
+            *out_len = o;
             if (jumps == 0)
                 *next = p + 1;
             return 0;
@@ -181,11 +178,18 @@ static int read_name(const uint8_t *msg, size_t len, size_t pos, size_t end, wna
             *why = "name longer than 255 bytes";
             return -EPROTO;
         }
-        name->b[o++] = c;
+        out[o++] = c;
         for (size_t k = 0; k < c; k++)
-            name->b[o++] = lower(msg[p + 1 + k]);
+            out[o++] = lower(msg[p + 1 + k]);
         p += 1 + (size_t)c;
     }
+}
+
+/* Reads the name at POS into *NAME (see tt_dns_name_read). */
+static int read_name(const uint8_t *msg, size_t len, size_t pos, size_t end, wname *name,
+                     size_t *next, const char **why)
+{
+    return tt_dns_name_read(msg, len, pos, end, name->b, &name->len, next, why);
 }
 
 static bool same_name(const wname *a, const wname *b)

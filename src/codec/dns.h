@@ -65,6 +65,16 @@ typedef struct tt_dns_answer {
  * or over 255 bytes in wire form. Bytes are taken as they are (no escapes). */
 size_t tt_dns_name_encode(const char *name, uint8_t out[TT_DNS_NAME_MAX]);
 
+/* Reads the possibly compressed name at POS of the LEN-byte message MSG into
+ * OUT in wire form, lowercased (ASCII), with its length in *OUT_LEN. Its
+ * labels must lie before END until the first compression pointer, and
+ * anywhere in the message after it; every pointer must point before the
+ * previous one, so no input loops. *NEXT receives the position after the
+ * name where it sits (after its first pointer, if any). Returns 0, or
+ * -EPROTO with *WHY set. */
+int tt_dns_name_read(const uint8_t *msg, size_t len, size_t pos, size_t end,
+                     uint8_t out[TT_DNS_NAME_MAX], size_t *out_len, size_t *next, const char **why);
+
 /* Writes a standard query with id ID and RD set for the QTYPE (A or AAAA)
  * records of NAME into OUT; with EDNS, an OPT record announcing
  * TT_DNS_EDNS_UDP_SIZE follows. Returns the length, or 0 when NAME is not

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "link/dgq.h"
+
 typedef struct udp_dgram {
     tt_dgram base;
     uv_udp_t udp;
@@ -73,9 +75,7 @@ static int udp_send_dgram(tt_dgram *d, const uv_buf_t *bufs, unsigned nbufs,
     udp_dgram *u = (udp_dgram *)d;
     if (u->closing)
         return UV_EPIPE;
-    size_t total = 0;
-    for (unsigned i = 0; i < nbufs; i++)
-        total += bufs[i].len;
+    size_t total = tt_dgq_len(bufs, nbufs);
     if (total > TT_UDP_MAX_DATAGRAM)
         return UV_EMSGSIZE;
     const struct sockaddr *dest = u->connected ? NULL : to;
@@ -93,11 +93,7 @@ static int udp_send_dgram(tt_dgram *d, const uv_buf_t *bufs, unsigned nbufs,
     udp_send *s = malloc(sizeof *s + total);
     if (s == NULL)
         return UV_ENOBUFS;
-    size_t off = 0;
-    for (unsigned i = 0; i < nbufs; i++) {
-        memcpy(s->data + off, bufs[i].base, bufs[i].len);
-        off += bufs[i].len;
-    }
+    tt_dgq_gather((uint8_t *)s->data, bufs, nbufs);
     s->u = u;
     s->len = total;
     uv_buf_t b = uv_buf_init(s->data, (unsigned)total);

@@ -1,0 +1,545 @@
+/* The DNS tunnel's client: datagrams up in query names, down in answers,
+ * through one or more recursive resolvers (link/dnst.h has the poll model).
+ *
+ * Every query has a slot until its answer comes or its time runs out; a
+ * query is never sent again (a lost one is a lost datagram, which the
+ * session layer above resends), so every answer is a clean round-trip
+ * sample for its resolver. The time a query may take is its resolver's
+ * SRTT plus four deviations (RFC 6298's form), doubled after a timeout;
+ * three timeouts in a row take a resolver out of use for a second, doubling
+ * up to 30 s, after which one query probes it. Queries go to the usable
+ * resolver with the least (outstanding + 1) x timeout, which spreads them
+ * in proportion to how fast each answers.
+ *
+ * Resolvers that mangle TXT show as answers that do not decode; after
+ * BAD_SWITCH of them in a row without a good one the client asks for NULL
+ * records instead (unless the type was fixed). */
+#include "link/dnst.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/dnstun.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "link/dgq.h"
+#include "link/udp.h"
+
+#define RTO_INITIAL 1500
+#define RTO_MIN 300
+#define RTO_MAX 5000
+#define DOWN_AFTER 3
+#define DOWN_FIRST_MS 1000
+#define DOWN_MAX_MS 30000
+#define POLL_DELAY_FIRST_MS 50
+#define BAD_SWITCH 4
+
+typedef struct slot {
+    bool used, poll;
+    uint16_t id;
+    unsigned res;
+    uint64_t sent, deadline;
+    size_t qlen;
+    uint8_t q[TT_DNSTUN_QUERY_MAX];
+} slot;
+
+typedef struct resolver {
+    struct sockaddr_storage addr;
+    unsigned out; /* queries outstanding */
+    bool have_rtt;
+    double srtt, rttvar;
+    unsigned rto;
+    unsigned fails; /* timeouts in a row */
+    uint64_t down_until;
+    unsigned down_ms;
+} resolver;
+
+typedef struct dnsc {
+    tt_dgram base;
+    tt_dnsc_cfg cfg;
+    tt_dnstun_zone zone;
+    tt_dgram *udp4, *udp6;
+    resolver res[TT_DNSC_RESOLVERS_MAX];
+    slot slots[TT_DNSC_INFLIGHT_MAX];
+    unsigned inflight, polls_out;
+    tt_dgq queue; /* datagrams waiting for a free slot */
+    uv_timer_t timer;
+    bool receiving, closing;
+    unsigned closes;
+    tt_dgram_close_cb close_cb;
+    void *close_ud;
+    uint32_t nonce;
+    uint16_t qtype;
+    unsigned bad_streak;
+    unsigned level;         /* polls wanted in flight */
+    unsigned poll_delay_ms; /* between polls at level 1 */
+    uint64_t next_poll;
+    tt_dnsc_stats st;
+} dnsc;
+
+static uint64_t now_ms(const dnsc *c)
+{
+    return uv_now(c->base.loop);
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return false;
+    if (b->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+/* The resolver for the next query: the usable one with the least
+ * (outstanding + 1) x timeout; when all are out of use, the one back
+ * soonest, as a probe. */
+static unsigned pick_resolver(dnsc *c, uint64_t now)
+{
+    unsigned best = 0;
+    double best_cost = 0;
+    bool found = false;
+    for (unsigned i = 0; i < c->cfg.nresolvers; i++) {
+        resolver *r = &c->res[i];
+        if (r->down_until > now)
+            continue;
+        double cost = (double)(r->out + 1) * r->rto;
+        if (!found || cost < best_cost) {
+            best = i;
+            best_cost = cost;
+            found = true;
+        }
+    }
+    if (found)
+        return best;
+    for (unsigned i = 1; i < c->cfg.nresolvers; i++)
+        if (c->res[i].down_until < c->res[best].down_until)
+            best = i;
+    return best;
+}
+
+/* Sends a query carrying D (LEN bytes; NULL for a poll). Returns 0 or a
+ * negative code (the datagram is then lost, as the network would lose it). */
+static int send_query(dnsc *c, const uint8_t *d, size_t len)
+{
+    slot *s = NULL;
+    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
+        if (!c->slots[i].used) {
+            s = &c->slots[i];
+            break;
+        }
+    if (s == NULL)
+        return UV_ENOBUFS;
+    uint64_t now = now_ms(c);
+    unsigned ri = pick_resolver(c, now);
+    resolver *r = &c->res[ri];
+    /* Ids are unique among the queries in flight, or an answer could be
+     * matched against the wrong one and the right one time out. */
+    for (bool taken = true; taken;) {
+        tt_random(&s->id, sizeof s->id);
+        taken = false;
+        for (unsigned i = 0; i < c->cfg.max_inflight && !taken; i++)
+            taken = c->slots[i].used && c->slots[i].id == s->id;
+    }
+    s->qlen = tt_dnstun_query_encode(&c->zone, s->id, c->qtype, c->cfg.client_id, c->nonce++, d,
+                                     len, s->q);
+    if (s->qlen == 0)
+        return UV_EMSGSIZE;
+    s->poll = len == 0;
+    tt_dgram *udp = r->addr.ss_family == AF_INET6 ? c->udp6 : c->udp4;
+    uv_buf_t b = uv_buf_init((char *)s->q, (unsigned)s->qlen);
+    int rc = tt_dgram_send(udp, &b, 1, (const struct sockaddr *)&r->addr);
+    if (rc != 0)
+        return rc;
+    s->used = true;
+    s->res = ri;
+    s->sent = now;
+    /* A poll may be held by the server before it is answered. */
+    s->deadline = now + r->rto + (s->poll ? c->cfg.hold_ms : 0);
+    r->out++;
+    c->inflight++;
+    c->st.queries++;
+    c->st.up_bytes += len;
+    if (s->poll) {
+        c->polls_out++;
+        c->st.polls++;
+    }
+    /* A probe of a resolver out of use: one at a time. */
+    if (r->down_until > now)
+        r->down_until = now + r->rto;
+    return 0;
+}
+
+static void slot_free(dnsc *c, slot *s)
+{
+    s->used = false;
+    c->res[s->res].out--;
+    c->inflight--;
+    if (s->poll)
+        c->polls_out--;
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Sends what is queued and the polls wanted, then arms the timer for the
+ * next deadline or poll. */
+static void pump(dnsc *c)
+{
+    if (c->closing)
+        return;
+    while (c->queue.head != NULL && c->inflight < c->cfg.max_inflight) {
+        tt_dgq_item *it = tt_dgq_pop(&c->queue);
+        (void)send_query(c, it->data, it->len);
+        free(it);
+    }
+    uint64_t now = now_ms(c);
+    bool poll_wait = false;
+    while (c->receiving && c->polls_out < c->level && c->inflight < c->cfg.max_inflight) {
+        if (c->poll_delay_ms > 0 && now < c->next_poll) {
+            poll_wait = true;
+            break;
+        }
+        if (send_query(c, NULL, 0) != 0)
+            break;
+        c->next_poll = now + c->poll_delay_ms;
+    }
+    uint64_t next = UINT64_MAX;
+    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
+        if (c->slots[i].used && c->slots[i].deadline < next)
+            next = c->slots[i].deadline;
+    if (poll_wait && c->next_poll < next)
+        next = c->next_poll;
+    if (next == UINT64_MAX)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    dnsc *c = t->data;
+    uint64_t now = now_ms(c);
+    for (unsigned i = 0; i < c->cfg.max_inflight; i++) {
+        slot *s = &c->slots[i];
+        if (!s->used || s->deadline > now)
+            continue;
+        resolver *r = &c->res[s->res];
+        c->st.timeouts++;
+        r->rto = r->rto * 2 > RTO_MAX ? RTO_MAX : r->rto * 2;
+        if (++r->fails >= DOWN_AFTER) {
+            r->down_ms = r->down_ms == 0                ? DOWN_FIRST_MS
+                         : r->down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS
+                                                        : r->down_ms * 2;
+            r->down_until = now + r->down_ms;
+            tt_debug("dns client: resolver %u: %u timeouts in a row, out of use for %u ms", s->res,
+                     r->fails, r->down_ms);
+        }
+        slot_free(c, s);
+    }
+    pump(c);
+}
+
+/* An answer came from R: it is in use again. */
+static void alive(resolver *r)
+{
+    r->fails = 0;
+    r->down_until = 0;
+    r->down_ms = 0;
+}
+
+/* Takes an answer's round-trip time into its resolver's estimate. Only
+ * answers to queries with data count: polls wait at the server. */
+static void sample(resolver *r, double rtt)
+{
+    if (!r->have_rtt) {
+        r->srtt = rtt;
+        r->rttvar = rtt / 2;
+        r->have_rtt = true;
+    } else {
+        double err = rtt > r->srtt ? rtt - r->srtt : r->srtt - rtt;
+        r->rttvar = 0.75 * r->rttvar + 0.25 * err;
+        r->srtt = 0.875 * r->srtt + 0.125 * rtt;
+    }
+    double rto = r->srtt + 4 * r->rttvar;
+    r->rto = rto < RTO_MIN ? RTO_MIN : rto > RTO_MAX ? RTO_MAX : (unsigned)rto;
+}
+
+static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
+                   const struct sockaddr *from)
+{
+    (void)d;
+    dnsc *c = ud;
+    if (len < 2)
+        return;
+    uint16_t id = (uint16_t)(data[0] << 8 | data[1]);
+    slot *s = NULL;
+    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
+        if (c->slots[i].used && c->slots[i].id == id &&
+            same_addr(&c->res[c->slots[i].res].addr, from)) {
+            s = &c->slots[i];
+            break;
+        }
+    if (s == NULL)
+        return;
+    uint8_t payload[TT_DNSTUN_MSG_MAX];
+    size_t plen;
+    const char *why = NULL;
+    int rc = tt_dnstun_answer_decode(data, len, s->q, s->qlen, payload, &plen, &why);
+    if (rc == -EINVAL)
+        return; /* not the answer to this query: the real one may still come */
+    resolver *r = &c->res[s->res];
+    alive(r);
+    if (!s->poll)
+        sample(r, (double)(now_ms(c) - s->sent));
+    bool was_poll = s->poll;
+    slot_free(c, s);
+    if (rc != 0) {
+        c->st.bad++;
+        tt_debug("dns client: an answer refused: %s", why);
+        /* Only a NOERROR answer without TC whose record is missing or
+         * does not decode says something about the record type; an
+         * error RCODE or a truncation does not. */
+        bool mangled = len >= 4 && (data[2] & 0x02) == 0 && (data[3] & 0x0F) == 0;
+        if (mangled && ++c->bad_streak >= BAD_SWITCH && c->cfg.qtype == 0 &&
+            c->qtype == TT_DNSTUN_TYPE_TXT) {
+            tt_warn("dns client: %u answers in a row did not decode (%s): asking for NULL "
+                    "records instead of TXT",
+                    c->bad_streak, why);
+            c->qtype = TT_DNSTUN_TYPE_NULL;
+            c->bad_streak = 0;
+        }
+        pump(c);
+        return;
+    }
+    c->bad_streak = 0;
+    c->st.answers++;
+    if (plen == 0) {
+        c->st.empty++;
+        if (was_poll) {
+            if (c->level > 1)
+                c->level--;
+            else
+                c->poll_delay_ms = c->poll_delay_ms == 0 ? POLL_DELAY_FIRST_MS
+                                   : c->poll_delay_ms * 2 > c->cfg.idle_poll_ms
+                                       ? c->cfg.idle_poll_ms
+                                       : c->poll_delay_ms * 2;
+        }
+        pump(c);
+        return;
+    }
+    /* Data came: the server may have more, so keep it supplied. */
+    c->level = c->cfg.max_polls;
+    c->poll_delay_ms = 0;
+    struct sockaddr_storage peer;
+    tt_dnst_addr(c->cfg.client_id, &peer);
+    size_t off = 0;
+    const uint8_t *dg;
+    size_t dlen;
+    while (tt_dnstun_unpack(payload, plen, &off, &dg, &dlen) == 1) {
+        c->st.down_bytes += dlen;
+        if (!c->receiving)
+            break;
+        c->base.handler->on_datagram(&c->base, c->base.ud, dg, dlen,
+                                     (const struct sockaddr *)&peer);
+        if (c->closing)
+            return;
+    }
+    pump(c);
+}
+
+static void on_udp_error(tt_dgram *d, void *ud, int err)
+{
+    (void)d;
+    (void)ud;
+    tt_debug("dns client: UDP: %s", uv_strerror(err));
+}
+
+static const tt_dgram_handler udp_handler = {.on_datagram = on_udp, .on_error = on_udp_error};
+
+static int dnsc_send(tt_dgram *d, const uv_buf_t *bufs, unsigned nbufs, const struct sockaddr *to)
+{
+    (void)to; /* there is one peer: the server */
+    dnsc *c = (dnsc *)d;
+    if (c->closing)
+        return UV_EPIPE;
+    size_t total = tt_dgq_len(bufs, nbufs);
+    /* An empty datagram could not be told from a poll. */
+    if (total == 0 || total > tt_dgram_max_size(d))
+        return UV_EMSGSIZE;
+    c->poll_delay_ms = 0;
+    if (c->queue.head == NULL && c->inflight < c->cfg.max_inflight) {
+        uint8_t flat[TT_DNSTUN_QUERY_PAYLOAD_MAX];
+        tt_dgq_gather(flat, bufs, nbufs);
+        int rc = send_query(c, flat, total);
+        pump(c);
+        return rc == UV_ENOBUFS ? UV_ENOBUFS : 0;
+    }
+    int rc = tt_dgq_push(&c->queue, bufs, nbufs, c->cfg.queue_max);
+    if (rc != 0)
+        c->st.refused++;
+    return rc;
+}
+
+static int dnsc_recv_start(tt_dgram *d)
+{
+    dnsc *c = (dnsc *)d;
+    if (c->closing)
+        return UV_EINVAL;
+    c->receiving = true;
+    pump(c);
+    return 0;
+}
+
+static void dnsc_recv_stop(tt_dgram *d)
+{
+    ((dnsc *)d)->receiving = false;
+}
+
+static size_t dnsc_max_size(const tt_dgram *d)
+{
+    return tt_dnstun_query_capacity(&((const dnsc *)d)->zone);
+}
+
+static void maybe_done(dnsc *c)
+{
+    if (c->closes > 0)
+        return;
+    tt_dgram_close_cb cb = c->close_cb;
+    void *ud = c->close_ud;
+    free(c);
+    if (cb)
+        cb(ud);
+}
+
+static void on_part_closed(void *ud)
+{
+    dnsc *c = ud;
+    c->closes--;
+    maybe_done(c);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    on_part_closed(h->data);
+}
+
+static void dnsc_close(tt_dgram *d, tt_dgram_close_cb cb, void *ud)
+{
+    dnsc *c = (dnsc *)d;
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_ud = ud;
+    tt_dgq_clear(&c->queue);
+    c->closes = 1 + (c->udp4 != NULL) + (c->udp6 != NULL);
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    if (c->udp4)
+        tt_dgram_close(c->udp4, on_part_closed, c);
+    if (c->udp6)
+        tt_dgram_close(c->udp6, on_part_closed, c);
+}
+
+static const tt_dgram_ops dnsc_ops = {
+    .send = dnsc_send,
+    .recv_start = dnsc_recv_start,
+    .recv_stop = dnsc_recv_stop,
+    .max_size = dnsc_max_size,
+    .close = dnsc_close,
+};
+
+int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const char **why)
+{
+    if (cfg->nresolvers == 0 || cfg->nresolvers > TT_DNSC_RESOLVERS_MAX) {
+        *why = "between 1 and 8 resolvers are needed";
+        return UV_EINVAL;
+    }
+    if (cfg->qtype != 0 && cfg->qtype != TT_DNSTUN_TYPE_TXT && cfg->qtype != TT_DNSTUN_TYPE_NULL) {
+        *why = "the record type is neither TXT nor NULL";
+        return UV_EINVAL;
+    }
+    dnsc *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        *why = "out of memory";
+        return UV_ENOMEM;
+    }
+    c->cfg = *cfg;
+    c->cfg.domain = NULL; /* not kept */
+    c->cfg.resolvers = NULL;
+    if (c->cfg.max_inflight == 0 || c->cfg.max_inflight > TT_DNSC_INFLIGHT_MAX)
+        c->cfg.max_inflight = c->cfg.max_inflight == 0 ? 16 : TT_DNSC_INFLIGHT_MAX;
+    if (c->cfg.max_polls == 0)
+        c->cfg.max_polls = 8;
+    if (c->cfg.max_polls > c->cfg.max_inflight)
+        c->cfg.max_polls = c->cfg.max_inflight;
+    if (c->cfg.idle_poll_ms == 0)
+        c->cfg.idle_poll_ms = 1000;
+    if (c->cfg.hold_ms == 0)
+        c->cfg.hold_ms = 200;
+    if (c->cfg.queue_max == 0)
+        c->cfg.queue_max = 64 * 1024;
+    while (c->cfg.client_id == 0)
+        tt_random(&c->cfg.client_id, sizeof c->cfg.client_id);
+    tt_random(&c->nonce, sizeof c->nonce);
+    c->qtype = cfg->qtype != 0 ? cfg->qtype : TT_DNSTUN_TYPE_TXT;
+    c->level = c->cfg.max_polls;
+    int rc = tt_dnstun_zone_init(&c->zone, cfg->domain, NULL, 0, why);
+    if (rc != 0)
+        goto fail;
+    for (unsigned i = 0; i < cfg->nresolvers; i++) {
+        c->res[i].addr = cfg->resolvers[i];
+        c->res[i].rto = RTO_INITIAL;
+        bool v6 = cfg->resolvers[i].ss_family == AF_INET6;
+        tt_dgram **u = v6 ? &c->udp6 : &c->udp4;
+        if (*u != NULL)
+            continue;
+        rc = tt_udp_open(loop, v6 ? "::" : "0.0.0.0", 0, NULL, u);
+        if (rc == 0) {
+            tt_dgram_set_handler(*u, &udp_handler, c);
+            rc = tt_dgram_recv_start(*u);
+        }
+        if (rc != 0) {
+            *why = "cannot open a UDP socket";
+            goto fail;
+        }
+    }
+    c->base.ops = &dnsc_ops;
+    c->base.loop = loop;
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    c->st.client_id = c->cfg.client_id;
+    *out = &c->base;
+    return 0;
+fail:
+    /* The sockets close on their own; nothing waits for them. */
+    if (c->udp4)
+        tt_dgram_close(c->udp4, NULL, NULL);
+    if (c->udp6)
+        tt_dgram_close(c->udp6, NULL, NULL);
+    free(c);
+    return rc;
+}
+
+void tt_dnsc_poll(tt_dgram *d, unsigned n)
+{
+    dnsc *c = (dnsc *)d;
+    if (n > c->cfg.max_polls)
+        n = c->cfg.max_polls;
+    if (n > c->level)
+        c->level = n;
+    c->poll_delay_ms = 0;
+    pump(c);
+}
+
+void tt_dnsc_get_stats(const tt_dgram *d, tt_dnsc_stats *st)
+{
+    const dnsc *c = (const dnsc *)d;
+    *st = c->st;
+    st->qtype = c->qtype;
+}
