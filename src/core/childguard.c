@@ -34,6 +34,11 @@ int tt_child_guard_main(int argc, char **argv)
                 TT_CHILD_GUARD_CMD, TT_CHILD_GUARD_CMD);
         return 2;
     }
+    /* The signal must not find itself blocked: tt blocks its stop signals
+     * until its loop watches them, and a mask survives execve. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
         fprintf(stderr, "tt: cannot ask for a signal at tt's end: %s\n", strerror(errno));
         return 127;
