@@ -27,8 +27,7 @@
 typedef struct dir {
     int rd, wr;    /* the pipe, -1 once the direction is over */
     size_t queued; /* bytes in the pipe */
-    bool eof;      /* the source reported EOF */
-    bool done;     /* the EOF was passed on */
+    bool eof;      /* the source reported EOF (or did before the splice) */
 } dir;
 
 struct tt_splice {
@@ -164,7 +163,6 @@ static void pump(tt_splice *s, int d)
              * failed shutdown means the sink is gone, which its own
              * direction reports. */
             pipe_put(x);
-            x->done = true;
             (void)shutdown(dst, SHUT_WR);
             s->h->on_eof(s->ud, d);
             break;
@@ -237,7 +235,7 @@ int tt_splice_start(uv_loop_t *loop, const int fd[2], const bool ended[2],
     int rc = 0;
     for (int d = 0; d < 2; d++) {
         s->dir[d].rd = s->dir[d].wr = -1;
-        s->dir[d].eof = s->dir[d].done = ended[d];
+        s->dir[d].eof = ended[d];
     }
     for (int k = 0; k < 2 && rc == 0; k++) {
         s->fd[k] = fcntl(fd[k], F_DUPFD_CLOEXEC, 0);
