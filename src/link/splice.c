@@ -18,7 +18,7 @@
 /* How many times a direction refills its pipe per wake before it lets the
  * loop serve other connections; the poll is level-triggered, so what is
  * left is taken at the next turn. */
-#define PUMP_ROUNDS 8
+#define PUMP_ROUNDS 16
 
 /* Empty pipes kept for the next spliced stream: making one is two system
  * calls plus the resize. */

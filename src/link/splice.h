@@ -5,9 +5,9 @@
  * rules are the relay's own:
  *
  * - Backpressure: a direction reads its source only while its pipe is
- *   empty, so the process holds at most one pipe's worth per direction
- *   (TT_SPLICE_PIPE_SIZE) and a sink that does not read stops its source
- *   through TCP's own window.
+ *   empty, so at most one pipe's worth per direction (TT_SPLICE_PIPE_SIZE,
+ *   kernel memory, bounded by the user's pipe quota) is in tt's hands, and
+ *   a sink that does not read stops its source through TCP's own window.
  * - Half-close: a source's EOF is passed on (shutdown of the other socket's
  *   write side) once every byte it sent has left the pipe; the other
  *   direction keeps flowing.
@@ -23,9 +23,11 @@
 #include <stddef.h>
 #include <uv.h>
 
-/* The pipe behind each direction; a larger pipe halves the system calls
- * per gigabyte (docs/BENCHMARKS.md). */
-#define TT_SPLICE_PIPE_SIZE (256 * 1024)
+/* The pipe behind each direction: the bytes in flight through tt. 1 MiB
+ * (the default pipe-max-size) keeps as much moving as the copying relay's
+ * watermark plus a read; at 256 KiB the ssh:// path ran about 14% slower
+ * than copying, at 1 MiB as fast or faster (docs/BENCHMARKS.md). */
+#define TT_SPLICE_PIPE_SIZE (1024 * 1024)
 
 typedef struct tt_splice tt_splice;
 
