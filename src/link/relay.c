@@ -87,7 +87,7 @@ static void try_splice(relay *r)
     if (r->no_splice || r->bytes[0] + r->bytes[1] < SPLICE_AFTER)
         return;
     if (tt_link_pending(r->link[0]) > 0 || tt_link_pending(r->link[1]) > 0)
-        return; /* later, from another read */
+        return; /* later, from another read or a drained queue */
     int fd[2] = {tt_link_socket_fd(r->link[0]), tt_link_socket_fd(r->link[1])};
     r->no_splice = true;
     if (fd[0] < 0 || fd[1] < 0 || !tt_splice_enabled())
@@ -155,6 +155,10 @@ static void on_drained(tt_link *l, void *ud)
         }
     }
     maybe_finish(r);
+    /* A sink slower than its source rarely has an empty queue right after
+     * a read; now it has. */
+    if (!r->closing)
+        try_splice(r);
 }
 
 static const tt_link_handler relay_handler = {

@@ -190,3 +190,29 @@ def test_reset_is_passed_on_as_a_reset(procs, who):
         (reason, _, _, spliced), = relay_lines(proc, 1)
         assert spliced, "%s did not splice" % proc.name
         assert reason != "done", "%s took the reset for a clean end" % proc.name
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_ssh_carrier_streams_are_spliced(procs, sshd, direction):
+    """Over ssh:// the client's relay joins the application's socket and
+    the ssh child's SOCKS5 port, both plain TCP: a bulk stream in either
+    direction is spliced (the sink, ssh or the application, is often slower
+    than its source, so the relay also tries when a queue drains), and its
+    bytes arrive whole."""
+    from test_ssh_carrier import ssh_client, ssh_pid
+    client = ssh_client(procs, sshd, DEBUG)
+    ssh_pid(client)
+    lst = listener()
+    data = os.urandom(8 * MB)
+    with socks_open(client.socks, "127.0.0.1", lst.getsockname()[1], timeout=30) as s:
+        dest, _ = lst.accept()
+        with dest:
+            src, dst = (s, dest) if direction == "up" else (dest, s)
+            t = threading.Thread(target=lambda: (src.sendall(data), src.shutdown(socket.SHUT_WR)))
+            t.start()
+            got, how = recv_until_eof(dst, 30)
+            t.join()
+            assert how == "eof" and got == data
+    lst.close()
+    (_, up, down, spliced), = relay_lines(client.proc, 1)
+    assert spliced, "an 8 MiB stream over ssh:// was not spliced"
