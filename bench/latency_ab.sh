@@ -7,7 +7,7 @@
 # MODE=firstbyte in the environment: until the destination's banner byte).
 #   bench/latency_ab.sh OLD_TT NEW_TT [ROUNDS (3)] [COUNT (2000)] [-- client options]
 # Needs build/bench/ttbench (scripts/build.sh release). Prints one JSON line
-# per run, labelled.
+# per run, labelled. SCHEME=tcp runs the tcp:// carrier (no key) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$1 new=$2 rounds=${3:-3} count=${4:-2000}
@@ -21,10 +21,14 @@ run() { # LABEL TT [client options]
     local label=$1 tt=$2 srv cli sp cp
     shift 2
     srv=$(free_port); cli=$(free_port)
-    "$tt" server -l "127.0.0.1:$srv" -k "$key" --allow 127.0.0.0/8 >/dev/null 2>&1 & sp=$!
+    local url="127.0.0.1:$srv" keyed=(-k "$key")
+    if [ "${SCHEME:-tt}" = tcp ]; then
+        url="tcp://127.0.0.1:$srv" keyed=()
+    fi
+    "$tt" server -l "$url" "${keyed[@]}" --allow 127.0.0.0/8 >/dev/null 2>&1 & sp=$!
     pids+=("$sp")
     wait_port "$srv"
-    "$tt" client -s "127.0.0.1:$srv" -k "$key" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 & cp=$!
+    "$tt" client -s "$url" "${keyed[@]}" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 & cp=$!
     pids+=("$cp")
     wait_port "$cli"
     printf '%s ' "$label"

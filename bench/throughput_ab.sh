@@ -7,7 +7,8 @@
 # reading the CPU time of both tt processes from /proc before and after.
 #   bench/throughput_ab.sh OLD_TT NEW_TT [ROUNDS (5)] [METHOD (chacha20-poly1305)] [BYTES (512M)] [-- options for both ends]
 # CLIENT_OPTS in the environment adds options for the client only (say,
-# CLIENT_OPTS=--mux).
+# CLIENT_OPTS=--mux). SCHEME=tcp runs the tcp:// carrier (no key, no
+# METHOD) instead of tt://.
 # Needs build/bench/ttbench (scripts/build.sh release). Prints a line per
 # run and the medians of each binary at the end.
 set -euo pipefail
@@ -31,11 +32,15 @@ run() { # LABEL TT [options]
     shift 2
     srv=$(free_port)
     cli=$(free_port)
-    "$tt" server -l "127.0.0.1:$srv" -k "$key" -m "$method" --allow 127.0.0.0/8 "$@" >/dev/null 2>&1 &
+    local url="127.0.0.1:$srv" keyed=(-k "$key" -m "$method")
+    if [ "${SCHEME:-tt}" = tcp ]; then
+        url="tcp://127.0.0.1:$srv" keyed=()
+    fi
+    "$tt" server -l "$url" "${keyed[@]}" --allow 127.0.0.0/8 "$@" >/dev/null 2>&1 &
     sp=$!
     pids+=("$sp")
     wait_port "$srv"
-    "$tt" client -s "127.0.0.1:$srv" -k "$key" -m "$method" -l "127.0.0.1:$cli" "$@" ${CLIENT_OPTS:-} >/dev/null 2>&1 &
+    "$tt" client -s "$url" "${keyed[@]}" -l "127.0.0.1:$cli" "$@" ${CLIENT_OPTS:-} >/dev/null 2>&1 &
     cp=$!
     pids+=("$cp")
     wait_port "$cli"

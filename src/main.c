@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "core/childguard.h"
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
@@ -80,6 +81,9 @@ int main(int argc, char **argv)
         return cmd_help(1, argv);
     if (strcmp(name, "-V") == 0 || strcmp(name, "--version") == 0)
         return cmd_version(1, argv);
+    /* Not in the table: not a command for users, and not in the help. */
+    if (strcmp(name, TT_CHILD_GUARD_CMD) == 0)
+        return tt_child_guard_main(argc, argv);
     const struct command *c = find(name);
     if (c == NULL) {
         fprintf(stderr, "tt: unknown command '%s'\nTry 'tt help'.\n", name);

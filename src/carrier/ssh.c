@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "carrier/ssh.h"
+#include "core/childguard.h"
 #include "core/lines.h"
 #include "core/log.h"
 #include "exit/dial.h"
@@ -494,12 +495,17 @@ static void start_run(ssh_carrier *c)
         {.flags = UV_IGNORE},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->err},
     };
+    /* Behind the guard, so that it ends with tt even when tt is killed
+     * (core/childguard.h): the guard executes ssh in the same process, so
+     * the pid is ssh's. */
+    char *guarded[TT_CHILD_GUARD_ARGS + USER_ARGS_MAX + FIXED_ARGS_MAX], ppid[16];
+    const char *file = tt_child_guard_wrap(argv, guarded, ppid);
     /* Detached (its own session): a Ctrl-C at the terminal reaches tt, which
      * then ends the child, instead of both at once. */
     uv_process_options_t po = {
         .exit_cb = on_exit_cb,
-        .file = argv[0],
-        .args = argv,
+        .file = file,
+        .args = guarded,
         .stdio_count = 3,
         .stdio = stdio,
         .flags = UV_PROCESS_DETACHED,

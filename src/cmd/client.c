@@ -12,6 +12,7 @@
 #include "cmd/cmd.h"
 #include "codec/nftrules.h"
 #include "codec/resolvconf.h"
+#include "codec/streamhdr.h"
 #include "core/addr.h"
 #include "core/log.h"
 #include "entry/entry.h"
@@ -21,6 +22,7 @@
 #include "entry/nftables.h"
 #include "entry/redirect.h"
 #include "entry/socks5.h"
+#include "exit/nameserver.h"
 #include "exit/resolver.h"
 #include "mux/pool.h"
 
@@ -292,16 +294,24 @@ static int parse_redirect(client *c, const client_cfg *cfg, const tt_carrier_cfg
     return 0;
 }
 
-/* Finds the far side's nameserver when --dns-server names none: over
- * ssh://, the remote /etc/resolv.conf's first. Anywhere else it cannot be
- * found: a tt server resolves with its own system, whose resolv.conf the
- * client cannot read. Returns 0, or 1 or 2 after one error line. */
+/* Finds the far side's nameserver when --dns-server names none: over a
+ * carrier whose far end is a tt server, the server's own (the reserved
+ * destination TT_STREAM_NAMESERVER, which the server maps); over ssh://,
+ * the remote /etc/resolv.conf's first. A plain SOCKS5 proxy has no way to
+ * say. Returns 0, or 1 or 2 after one error line. */
 static int far_nameserver(client *c, const tt_carrier_cfg *ccfg)
 {
+    if (ccfg->type->opener == NULL) {
+        tt_target_set(&c->dns_upstream, TT_STREAM_NAMESERVER, 53);
+        tt_info("--dns: the far nameserver is the tt server's own (its --resolver, else the "
+                "first of its /etc/resolv.conf)");
+        return 0;
+    }
     if (strcmp(ccfg->type->scheme, "ssh") != 0)
         return tt_opts_fail(&client_spec,
                             "--dns needs --dns-server IP[:PORT] with %s:// (the nameserver on "
-                            "the far side that answers); only ssh:// finds one itself",
+                            "the far side that answers); ssh:// and the carriers to a tt server "
+                            "find one themselves",
                             ccfg->type->scheme);
     char **argv = tt_ssh_exec_argv(ccfg, TT_DNSFAR_REMOTE);
     if (argv == NULL)
@@ -358,20 +368,14 @@ static int parse_dns(client *c, const client_cfg *cfg, const tt_carrier_cfg *ccf
     int rc = cfg->dns_server ? parse_dns_server(c, cfg->dns_server) : far_nameserver(c, ccfg);
     if (rc)
         return rc;
-    FILE *f = fopen("/etc/resolv.conf", "r");
-    if (f == NULL)
-        return tt_opts_fail(&client_spec, "--dns: cannot read /etc/resolv.conf: %s",
-                            strerror(errno));
-    char *text = malloc(TT_RESOLVCONF_MAX);
-    size_t len = text ? fread(text, 1, TT_RESOLVCONF_MAX, f) : 0;
-    fclose(f);
     tt_resolvconf_ns ns[TT_RESOLVCONF_MAX_NS];
-    size_t n = text ? tt_resolvconf_parse(text, len, ns) : 0;
-    free(text);
+    int n = tt_resolvconf_read("/etc/resolv.conf", ns);
+    if (n < 0)
+        return tt_opts_fail(&client_spec, "--dns: cannot read /etc/resolv.conf: %s", strerror(-n));
     if (n == 0)
         return tt_opts_fail(&client_spec, "--dns: /etc/resolv.conf names no nameserver to capture");
     tt_nftrules *r = &c->rules;
-    for (size_t i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         c->dns_ns[i].family = ns[i].family;
         c->dns_ns[i].prefix = ns[i].family == 4 ? 32 : 128;
         memcpy(c->dns_ns[i].addr, ns[i].addr, 16);

@@ -95,6 +95,11 @@ typedef struct tt_cmd_service {
  * on stderr. */
 int tt_cmd_service_start(const tt_cmd_spec *spec, tt_cmd_service *svc);
 
+/* Blocks (HOW = SIG_BLOCK) or unblocks (SIG_UNBLOCK) SIGINT, SIGTERM and
+ * SIGHUP in the calling thread: blocked from tt_cmd_service_start until
+ * tt_cmd_run has its handlers in place. */
+void tt_cmd_stop_signals(int how);
+
 /* Called once the listeners (and rules) are in place: writes the pid file
  * and lets a waiting parent exit 0. Returns 0, or 1 after an error line. */
 int tt_cmd_service_ready(void);

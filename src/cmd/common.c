@@ -54,6 +54,8 @@ void tt_cmd_run(uv_loop_t *loop, void (*stop)(void *ud), void *ud)
     uv_signal_start(&r.sigint, on_signal, SIGINT);
     uv_signal_start(&r.sigterm, on_signal, SIGTERM);
     uv_signal_start(&r.sighup, on_sighup, SIGHUP);
+    /* What arrived since tt_cmd_service_start is delivered now. */
+    tt_cmd_stop_signals(SIG_UNBLOCK);
     uv_run(loop, UV_RUN_DEFAULT);
     /* Let the closes started by STOP finish, so their memory is released. */
     uv_close((uv_handle_t *)&r.sigint, NULL);

@@ -9,6 +9,7 @@
 #include "core/addr.h"
 #include "core/log.h"
 #include "exit/acl.h"
+#include "exit/nameserver.h"
 #include "exit/resolver.h"
 #include "stream/accept.h"
 
@@ -136,6 +137,14 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         return rc;
     ccfg->resolver = s->resolver;
     s->scfg.resolver = s->resolver;
+    /* The nameserver a client's --dns reaches (exit/nameserver.h). */
+    if (tt_nameserver_find(ccfg->resolver_text, "/etc/resolv.conf", &s->scfg.nameserver) == 0) {
+        char tbuf[TT_TARGET_STRLEN];
+        s->scfg.has_nameserver = true;
+        tt_nameserver_acl(&s->acl, &s->scfg.nameserver, &s->scfg.nameserver_acl);
+        tt_debug("clients' DNS (--dns) goes to %s",
+                 tt_target_format(&s->scfg.nameserver, tbuf, sizeof tbuf));
+    }
     rc = type->server_new(loop, ccfg, on_stream, s, &s->carrier, &why);
     if (rc < 0) {
         tt_error("cannot listen on %s: %s", cfg->listen, why);

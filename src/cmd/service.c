@@ -144,8 +144,23 @@ static int detach(const tt_cmd_spec *spec)
     return 0;
 }
 
+void tt_cmd_stop_signals(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(how, &set, NULL);
+}
+
 int tt_cmd_service_start(const tt_cmd_spec *spec, tt_cmd_service *svc)
 {
+    /* A SIGTERM right after readiness (a service manager that stops what
+     * it just started) must find the handlers of tt_cmd_run, not the
+     * default action that ends tt without its clean stop: the signals
+     * wait, blocked, until tt_cmd_run watches them. */
+    tt_cmd_stop_signals(SIG_BLOCK);
     int rc = setup_level(spec, svc->log_level, svc->verbose);
     if (rc)
         return rc;

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 /* Offsets of the fixed fields. */
 #define HDR_VER 0
@@ -87,6 +88,12 @@ static void decode(const uint8_t *b, size_t len, tt_target *t)
         memcpy(t->u.name, b + HDR_ADDR + 1, t->name_len);
         t->u.name[t->name_len] = '\0';
     }
+}
+
+bool tt_target_is_nameserver(const tt_target *t)
+{
+    return t->type == TT_TARGET_NAME && t->name_len == sizeof TT_STREAM_NAMESERVER - 1 &&
+           strncasecmp(t->u.name, TT_STREAM_NAMESERVER, t->name_len) == 0;
 }
 
 size_t tt_streamhdr_encode(const tt_target *t, uint8_t *out)

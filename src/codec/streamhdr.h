@@ -11,6 +11,7 @@
 #ifndef TT_CODEC_STREAMHDR_H
 #define TT_CODEC_STREAMHDR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,16 @@
 #define TT_STREAMHDR_VERSION 0x01
 #define TT_STREAMHDR_MAX (3 + 1 + 255 + 2)
 #define TT_STREAMREPLY_LEN 2
+
+/* The reserved destination that asks a tt server for its own nameserver
+ * (docs/PROTOCOL.md, "The server's nameserver"): a name in .invalid (RFC
+ * 6761), so a server that does not know it fails to resolve it and answers
+ * 0x04 instead of connecting anywhere. The client's --dns sends its
+ * DNS-over-TCP stream there, port 53. */
+#define TT_STREAM_NAMESERVER "nameserver.tt.invalid"
+
+/* True when T is the reserved name (in any case; any port). */
+bool tt_target_is_nameserver(const tt_target *t);
 
 /* Writes the open header for T into OUT (at least TT_STREAMHDR_MAX bytes) and
  * returns its length, or 0 when T is invalid (unknown type, empty name). */

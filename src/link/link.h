@@ -50,6 +50,10 @@ typedef struct tt_link_ops {
     void (*abort)(tt_link *l, tt_link_close_cb cb, void *ud);
     /* The remote address as text, for log lines; wrappers ask their lower link. */
     const char *(*peer)(tt_link *l, char *buf, size_t len);
+    /* The kernel socket that carries this link's bytes unchanged, with
+     * nothing held in user space but the write queue (pending); -1 when
+     * there is none. NULL means none: every wrapper transforms its bytes. */
+    int (*socket_fd)(tt_link *l);
 } tt_link_ops;
 
 struct tt_link {
@@ -119,6 +123,14 @@ static inline const char *tt_link_peer(tt_link *l, char *buf, size_t len)
     if (len > 0)
         buf[0] = '\0';
     return buf;
+}
+
+/* The descriptor of the kernel socket under L when L's bytes are that
+ * socket's own, so that they may be moved without L (splice(2)) while L's
+ * queue is empty and L is not reading; -1 otherwise. L keeps the socket. */
+static inline int tt_link_socket_fd(tt_link *l)
+{
+    return l->ops->socket_fd ? l->ops->socket_fd(l) : -1;
 }
 
 /* A fresh id for log lines ("c17"). */

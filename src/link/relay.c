@@ -9,6 +9,13 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "link/splice.h"
+
+/* Bytes a relay moves through user space before it hands a pair of plain
+ * TCP sockets to splice(2): a stream that gets this far is a bulk one, and
+ * the short exchanges most streams are stay as cheap as before (splicing
+ * costs a duplicate descriptor per socket and two pipes). */
+#define SPLICE_AFTER (128 * 1024)
 
 typedef struct relay {
     tt_link *link[2];
@@ -19,8 +26,10 @@ typedef struct relay {
     unsigned idle_ms;
     uint64_t started, last_active;
     uv_timer_t idle;
-    int open; /* handles (two links, one timer) not yet closed */
+    int open; /* handles (two links, one timer, the splice) not yet closed */
     bool closing;
+    tt_splice *splice;         /* the kernel moves the bytes (link/splice.h) */
+    bool no_splice;            /* the links cannot be spliced: do not ask again */
     struct relay *prev, *next; /* all live relays, for tt_relay_close_all */
     char label[TT_RELAY_LABEL_MAX];
 } relay;
@@ -44,6 +53,57 @@ static void maybe_finish(relay *r)
         relay_close(r, "done");
 }
 
+static void splice_moved(void *ud, int from, size_t n)
+{
+    relay *r = ud;
+    r->bytes[from] += n;
+    r->last_active = uv_now(r->idle.loop);
+}
+
+static void splice_eof(void *ud, int from)
+{
+    /* The splice shut the other socket down itself, after the bytes. */
+    relay *r = ud;
+    r->eof[from] = true;
+    maybe_finish(r);
+}
+
+static void splice_error(void *ud, int side, int err)
+{
+    relay_abort(ud, side, uv_err_name(err));
+}
+
+static const tt_splice_handler splice_handler = {
+    .on_moved = splice_moved,
+    .on_eof = splice_eof,
+    .on_error = splice_error,
+};
+
+/* Hands the pair to splice(2) once the stream has proved to be a bulk one,
+ * both links are kernel sockets and neither holds queued bytes (they would
+ * be overtaken). Otherwise the relay goes on copying. */
+static void try_splice(relay *r)
+{
+    if (r->no_splice || r->bytes[0] + r->bytes[1] < SPLICE_AFTER)
+        return;
+    if (tt_link_pending(r->link[0]) > 0 || tt_link_pending(r->link[1]) > 0)
+        return; /* later, from another read or a drained queue */
+    int fd[2] = {tt_link_socket_fd(r->link[0]), tt_link_socket_fd(r->link[1])};
+    r->no_splice = true;
+    if (fd[0] < 0 || fd[1] < 0 || !tt_splice_enabled())
+        return;
+    int rc = tt_splice_start(r->idle.loop, fd, r->eof, &splice_handler, r, &r->splice);
+    if (rc < 0) {
+        tt_debug("%s: copying on: %s", r->label, uv_strerror(rc));
+        return;
+    }
+    r->open++;
+    for (int i = 0; i < 2; i++) {
+        tt_link_read_stop(r->link[i]);
+        r->paused[i] = false;
+    }
+}
+
 static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 {
     relay *r = ud;
@@ -59,7 +119,9 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     if (tt_link_pending(dst) > r->high) {
         tt_link_read_stop(l);
         r->paused[i] = true;
+        return;
     }
+    try_splice(r);
 }
 
 static void on_eof(tt_link *l, void *ud)
@@ -93,6 +155,10 @@ static void on_drained(tt_link *l, void *ud)
         }
     }
     maybe_finish(r);
+    /* A sink slower than its source rarely has an empty queue right after
+     * a read; now it has. */
+    if (!r->closing)
+        try_splice(r);
 }
 
 static const tt_link_handler relay_handler = {
@@ -127,9 +193,14 @@ static void relay_close(relay *r, const char *reason)
         return;
     r->closing = true;
     uint64_t ms = uv_now(r->idle.loop) - r->started;
-    tt_debug("%s: closed (%s) after %llu.%03llu s, %llu bytes up, %llu bytes down", r->label,
+    tt_debug("%s: closed (%s) after %llu.%03llu s, %llu bytes up, %llu bytes down%s", r->label,
              reason, (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000),
-             (unsigned long long)r->bytes[0], (unsigned long long)r->bytes[1]);
+             (unsigned long long)r->bytes[0], (unsigned long long)r->bytes[1],
+             r->splice ? ", spliced" : "");
+    /* The splice lets go of its duplicates first, so that a reset below
+     * reaches the peer. */
+    if (r->splice)
+        tt_splice_close(r->splice, relay_release, r);
     for (int i = 0; i < 2; i++) {
         if (r->link[i])
             tt_link_close(r->link[i], relay_release, r);

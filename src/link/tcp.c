@@ -282,6 +282,17 @@ static size_t tcp_pending(const tt_link *l)
 
 static const char *tcp_peer(tt_link *l, char *buf, size_t len);
 
+static int tcp_socket_fd(tt_link *l)
+{
+    /* TCP only: the relay splices kernel TCP sockets, and a Unix socket or
+     * pipe under this link is another program's stdio. */
+    tcp_link *t = (tcp_link *)l;
+    uv_os_fd_t fd;
+    if (t->closing || t->tcp->type != UV_TCP || uv_fileno((uv_handle_t *)t->tcp, &fd) != 0)
+        return -1;
+    return fd;
+}
+
 static const tt_link_ops tcp_ops = {
     .write = tcp_write,
     .read_start = tcp_read_start,
@@ -291,6 +302,7 @@ static const tt_link_ops tcp_ops = {
     .pending = tcp_pending,
     .abort = tcp_abort,
     .peer = tcp_peer,
+    .socket_fd = tcp_socket_fd,
 };
 
 static void on_close_free(uv_handle_t *h)

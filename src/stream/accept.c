@@ -210,6 +210,17 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     }
     tt_dial_opts opts = {
         .acl = s->cfg->acl, .timeout_ms = s->cfg->connect_timeout_ms, .resolver = s->cfg->resolver};
+    if (!s->cfg->has_fixed_dest && tt_target_is_nameserver(&s->target)) {
+        if (!s->cfg->has_nameserver) {
+            tt_info("c%llu %s: asks for the server's nameserver, and this server has none "
+                    "(no nameserver in /etc/resolv.conf)",
+                    (unsigned long long)l->id, s->peer);
+            ss_end(s, TT_S5_REP_NOT_ALLOWED);
+            return;
+        }
+        s->target = s->cfg->nameserver;
+        opts.acl = &s->cfg->nameserver_acl;
+    }
     if (tt_dial_start(l->loop, &s->target, &opts, on_dialed, s, &s->dial) < 0) {
         ss_end(s, TT_S5_REP_GENERAL);
         return;

@@ -18,6 +18,12 @@ typedef struct tt_stream_server_cfg {
     unsigned handshake_timeout_ms; /* for the header to arrive */
     unsigned idle_timeout_ms;
     const struct tt_resolver *resolver; /* --resolver; NULL: the system's */
+    /* Where the reserved destination TT_STREAM_NAMESERVER goes (the
+     * server's own nameserver, exit/nameserver.h), with its access list;
+     * without has_nameserver it is refused. */
+    bool has_nameserver;
+    tt_target nameserver;
+    tt_acl nameserver_acl;
 } tt_stream_server_cfg;
 
 /* Takes ownership of LINK, a new stream from a carrier. CFG must outlive

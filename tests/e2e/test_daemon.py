@@ -228,3 +228,67 @@ def test_log_file_without_daemon(daemons):
             p.kill()
             p.wait()
     assert p.returncode == 0 and err == "" and out == ""
+
+
+def test_sigterm_right_after_readiness_is_a_clean_stop(daemons):
+    """A service manager may stop a daemon the moment it reported ready:
+    the SIGTERM must find tt's handler (its line, the pid file removed),
+    not the default action. 50 starts, each stopped at once; the window
+    was the few instructions between readiness and the loop's handlers."""
+    for i in range(50):
+        port, pid_file, log = free_port(), daemons.path("tt%d.pid" % i), daemons.path("tt%d.log" % i)
+        r = daemons.run(server_args(port, "--daemon", "--pid-file", pid_file, "--log-file", log),
+                        pid_file)
+        assert r.returncode == 0, r.stderr
+        pid = read_pid(pid_file)
+        daemons.stop(pid)
+        assert not os.path.exists(pid_file), "start %d: SIGTERM left the pid file" % i
+        with open(log) as f:
+            assert "received SIGTERM" in f.read(), "start %d: no clean stop" % i
+
+
+def test_daemon_logs_to_syslog(daemons, tmp_path):
+    """--daemon without --log-file logs to syslog: glibc's syslog(3) sends
+    datagrams to /dev/log. tt runs in a mount namespace of its own whose
+    /dev is a directory of the test's, holding the host's null, zero and
+    random devices (bind mounts) and, as log, a datagram socket the test
+    reads: the real path to a real socket, with nothing in tt changed for
+    the test and nothing touched outside the namespace."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind(str(dev / "log"))
+    log.settimeout(10)
+    binds = ""
+    for node in ("null", "zero", "full", "random", "urandom"):
+        (dev / node).touch()
+        binds += "mount --bind /dev/%s %s/%s && " % (node, dev, node)
+    port, pid_file = free_port(), daemons.path("tt.pid")
+    argv = [tt_bin()] + server_args(port, "--daemon", "--pid-file", pid_file)
+    script = binds + "mount --rbind %s /dev && exec \"$@\"" % dev
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                        "sh"] + argv, capture_output=True, text=True, timeout=30,
+                       env=daemons.env)
+    if os.path.exists(pid_file):
+        daemons.pids.add(read_pid(pid_file))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    pid = read_pid(pid_file)
+
+    def lines_until(text):
+        got = []
+        while not any(text in g for g in got):
+            try:
+                got.append(log.recv(4096).decode())
+            except socket.timeout:
+                pytest.fail("no syslog line with %r; got %r" % (text, got))
+        return got
+
+    got = lines_until("tt server listening on tcp://127.0.0.1:%d" % port)
+    line = got[-1]
+    # Facility daemon (3), level info (6): priority 3 * 8 + 6; tagged with
+    # the daemon's name and pid.
+    assert line.startswith("<30>"), line
+    assert "tt[%d]: " % pid in line, line
+    daemons.stop(pid)
+    lines_until("received SIGTERM, shutting down")
+    log.close()

@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from helpers import run_tt, start_sshd, wait_until
+from helpers import free_port, run_tt, start_sshd, wait_until
 from test_redirect import KEY, Net, start_server
 
 NS4, NS6 = "10.77.0.53", "fd77::53"
@@ -215,7 +215,8 @@ def test_dns_answer_expires_with_its_ttl(net, setup):
 
 
 def test_dns_needs_a_far_nameserver():
-    r = run_tt(["client", "-s", "127.0.0.1:1", "-k", KEY, "-l", "none", "--dns"])
+    # A SOCKS5 proxy cannot say which nameserver is behind it.
+    r = run_tt(["client", "-s", "socks5://127.0.0.1:1", "-l", "none", "--dns"])
     assert r.returncode == 2
     assert "--dns needs --dns-server" in r.stderr
     r = run_tt(["client", "-s", "127.0.0.1:1", "-k", KEY, "--dns-server", "10.0.0.1"])
@@ -246,6 +247,51 @@ def test_dns_stream_is_opened_again_after_it_ends(procs, net, tmp_path):
     rcode, addrs, _ = ask_udp(net.client, NS4, "cached.far.")
     assert (rcode, addrs) == (0, ["10.78.0.3"])
     assert unbound.count("cached.far.") == 1
+
+
+def servers_nameserver(procs, net, tmp_path, scheme, *server_args):
+    """A tt server whose namespace's resolv.conf names unbound, started
+    with SERVER_ARGS only (no --allow: unbound's private address is in a
+    range a server refuses by default), and a --dns client without
+    --dns-server."""
+    with open(os.path.join(net.server.etc, "resolv.conf"), "w") as f:
+        f.write("search far\nnameserver %s\nnameserver 10.78.0.9\n" % RESOLVER)
+    unbound = Unbound(procs, net, tmp_path)
+    port = free_port()
+    url = "%s://10.77.0.2:%d" % (scheme, port)
+    args = ["server", "-l", url, "-v"] + list(server_args)
+    args += ["-k", KEY] if scheme == "tt" else ["--insecure"]
+    server = procs.tt(args, name="tt-server", netns=net.server)
+    server.wait_log(r"clients' DNS \(--dns\) goes to 10\.78\.0\.2:53")
+    client = start_dns_client(procs, net, url)
+    client.wait_log(r"the far nameserver is the tt server's own")
+    return unbound, server
+
+
+@pytest.mark.parametrize("scheme", ["tt", "tcp"])
+def test_dns_over_tt_carriers_asks_the_servers_nameserver(procs, net, tmp_path, scheme):
+    """Without --dns-server, a client of a tt server sends its DNS stream
+    to the reserved destination nameserver.tt.invalid, which the server
+    maps to the first nameserver of its own resolv.conf; the default
+    refusal of private addresses does not apply to it."""
+    unbound, _ = servers_nameserver(procs, net, tmp_path, scheme)
+    rcode, addrs, _ = ask_udp(net.client, NS4, "cached.far.", timeout=20)
+    assert (rcode, addrs) == (0, ["10.78.0.3"])
+    assert unbound.count("cached.far.") == 1
+    # Over TCP, another name: asked through the same stream.
+    rcode, addrs, _ = ask_tcp(net.client, NS6, "brief.far.")
+    assert (rcode, addrs) == (0, ["10.78.0.2"])
+
+
+def test_servers_nameserver_obeys_deny(procs, net, tmp_path):
+    """An explicit --deny covering the nameserver refuses the reserved
+    destination: the client's query gets SERVFAIL at once, and unbound is
+    never asked."""
+    unbound, server = servers_nameserver(procs, net, tmp_path, "tt", "--deny", RESOLVER + "/32")
+    rcode, addrs, _ = ask_udp(net.client, NS4, "cached.far.", timeout=20)
+    assert (rcode, addrs) == (2, [])
+    server.wait_log(r"10\.78\.0\.2:53: (connection )?not allowed")
+    assert unbound.count("cached.far.") == 0
 
 
 def test_dns_over_ssh_asks_the_remote_resolv_conf(procs, net, tmp_path):

@@ -202,6 +202,33 @@ def test_killed_child_is_restarted_and_sigterm_ends_it(procs, echo, sshd):
     assert gone(second), "the ssh child %d outlived tt" % second
 
 
+def ended(pid):
+    """PID has exited: gone, or a zombie nobody reaps yet (a child whose
+    parent was killed belongs to whatever reaper the machine has)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_sigkill_of_tt_ends_the_ssh_child(procs, echo, sshd):
+    """tt killed outright runs no code, yet its ssh child must not live on
+    (holding a login and a port): the kernel ends it (PR_SET_PDEATHSIG, set
+    by the guard tt starts it through, which becomes ssh in the same
+    process)."""
+    c = ssh_client(procs, sshd)
+    pid = ssh_pid(c)
+    with open("/proc/%d/comm" % pid) as f:
+        assert f.read().strip() == "ssh", "the pid tt reports is not ssh's"
+    with socks_open(c.socks, "127.0.0.1", echo) as s:
+        s.sendall(b"up")
+        assert recv_exact(s, 2) == b"up"
+    c.proc.kill()
+    c.proc.popen.wait(10)
+    wait_until(lambda: ended(pid), 10, "the ssh child %d to end after SIGKILL of tt" % pid)
+
+
 def test_stream_before_readiness_waits(procs, echo, sshd):
     """The first stream is sent as soon as the SOCKS5 port is up, usually
     before ssh has logged in: it waits and works."""

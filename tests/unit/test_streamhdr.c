@@ -427,3 +427,18 @@ Test(streamhdr, reply_bad_version)
     const uint8_t vff[] = {0xFF, 0x01};
     cr_assert_eq(tt_streamreply_parse(vff), -EPROTO);
 }
+
+Test(streamhdr, the_reserved_nameserver_name)
+{
+    tt_target t;
+    cr_assert_eq(tt_target_set(&t, "nameserver.tt.invalid", 53), 0);
+    cr_assert(tt_target_is_nameserver(&t));
+    cr_assert_eq(tt_target_set(&t, "NameServer.TT.Invalid", 1), 0);
+    cr_assert(tt_target_is_nameserver(&t), "any case, any port");
+    cr_assert_eq(tt_target_set(&t, "nameserver.tt.invalid.", 53), 0);
+    cr_assert_not(tt_target_is_nameserver(&t), "another name");
+    cr_assert_eq(tt_target_set(&t, "nameserver.tt.inval", 53), 0);
+    cr_assert_not(tt_target_is_nameserver(&t), "a prefix");
+    cr_assert_eq(tt_target_set(&t, "10.0.0.1", 53), 0);
+    cr_assert_not(tt_target_is_nameserver(&t));
+}
