@@ -1,0 +1,344 @@
+"""Resumable sessions (--resume, docs/SESSION.md): streams outlive the carrier
+connections that carry them.
+
+A fault-injecting TCP proxy, written here, sits between the client and the
+server on 127.0.0.1 and cuts every connection through it (a reset both
+ways) at random points of a transfer; the bytes that arrive must be exactly
+the bytes sent, and a stream opened before the cuts must still work after
+them. An outage longer than --session-linger must end the streams with a
+reset, never a clean end; joins with a wrong key, replayed or for a guessed
+session are refused while the real session goes on.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+import random
+import re
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from helpers import CARRIER_KEY, connect, recv_exact, recv_until_eof, start_client, \
+    start_server, wait_until
+
+LOOPBACK = ["--allow", "127.0.0.0/8"]
+MB = 1 << 20
+
+
+class CuttingProxy:
+    """A TCP proxy on 127.0.0.1 to TARGET_PORT. With cut_every (LO, HI) it
+    resets every connection through it each time a random amount of bytes in
+    that range has passed in one direction since the last cut, and counts the
+    cuts per direction. With `blackout` set, new connections are reset at
+    once (the server looks unreachable). It also keeps the first bytes of
+    each client connection (`firsts`), where a join is."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns = []
+        self.firsts = []
+        self.cuts = {"up": 0, "down": 0}
+        self.since = {"up": 0, "down": 0}
+        self.cut_every = None
+        self.max_cuts = 0
+        self.blackout = False
+        self.rng = random.Random(13)
+        self.next_cut = {}
+        self.closed = False
+        self.cut = set()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _draw(self, direction):
+        lo, hi = self.cut_every
+        self.next_cut[direction] = self.rng.randint(lo, hi)
+
+    def cut_randomly(self, lo, hi, max_cuts=1000):
+        with self.lock:
+            self.cut_every = (lo, hi)
+            self.max_cuts = max_cuts
+            self._draw("up")
+            self._draw("down")
+            self.since = {"up": 0, "down": 0}
+
+    def stop_cutting(self):
+        with self.lock:
+            self.cut_every = None
+
+    @staticmethod
+    def _reset(sock):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        sock.close()
+
+    def cut_all(self):
+        """Resets every connection. A close alone would not do it while a
+        pump thread is blocked reading the socket (the kernel keeps the
+        file open until that read returns), so reading is shut down first,
+        which wakes it; the pumps see `cut` and pass nothing on."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+            self.cut.update(id(p) for p in conns)
+        for a, b in conns:
+            for x in (a, b):
+                try:
+                    x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    x.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+        for a, b in conns:
+            a.close()
+            b.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if self.blackout:
+                self._reset(c)
+                continue
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                self._reset(c)
+                continue
+            u.settimeout(None)
+            pair = (c, u)
+            with self.lock:
+                self.conns.append(pair)
+            threading.Thread(target=self._pump, args=(c, u, "up", pair, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, "down", pair, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, direction, pair, first):
+        head = b""
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    if id(pair) not in self.cut:
+                        dst.shutdown(socket.SHUT_WR)
+                    return
+                if first and len(head) < 73:
+                    head += data[:73 - len(head)]
+                    if len(head) == 73:
+                        with self.lock:
+                            self.firsts.append(head)
+                dst.sendall(data)
+                cut = False
+                with self.lock:
+                    if self.cut_every and sum(self.cuts.values()) < self.max_cuts:
+                        self.since[direction] += len(data)
+                        if self.since[direction] >= self.next_cut[direction]:
+                            self.cuts[direction] += 1
+                            self.since[direction] = 0
+                            self._draw(direction)
+                            cut = True
+                if cut:
+                    self.cut_all()
+                    return
+        except OSError:
+            return
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+        self.cut_all()
+
+
+@pytest.fixture
+def proxy_to():
+    made = []
+
+    def make(port):
+        p = CuttingProxy(port)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def resumable(procs, carrier, proxy_to, server_args=(), client_args=(), forwards=()):
+    """A server for CARRIER, a cutting proxy in front of it and a --resume
+    client through the proxy with -L FORWARDS."""
+    key = [] if carrier.key else ["-k", CARRIER_KEY]
+    server = start_server(procs, LOOPBACK + key + list(server_args), carrier=carrier)
+    proxy = proxy_to(server.port)
+    args = server.client_args
+    if "-k" not in args:
+        args = ["-k", CARRIER_KEY] + args
+    client = start_client(procs, carrier.url("127.0.0.1", proxy.port),
+                          args + ["--resume", "--reconnect-min", "20ms", "--reconnect-max",
+                                  "200ms"] + list(client_args),
+                          socks=False, forwards=forwards)
+    return server, proxy, client
+
+
+def echo_roundtrip(sock, payload):
+    sock.sendall(payload)
+    assert recv_exact(sock, len(payload), "the echo") == payload
+
+
+@pytest.mark.carriers_with("tt_far_end")
+def test_transfer_survives_cuts(procs, carrier, proxy_to):
+    """64 MB up and 64 MB down on one stream while the proxy resets the
+    carrier connection at random points, at least 10 times in each
+    direction; an interactive stream opened before the cuts works after
+    them."""
+    _, sink_port = procs.peer("halfclose", "--body-size", str(64 * MB))
+    _, echo_port = procs.peer("echo")
+    server, proxy, client = resumable(
+        procs, carrier, proxy_to,
+        forwards=["127.0.0.1:%d" % sink_port, "127.0.0.1:%d" % echo_port])
+    side = connect(("127.0.0.1", client.forward_ports[1]), timeout=60)
+    echo_roundtrip(side, b"before the cuts")
+    proxy.cut_randomly(2 * MB, 5 * MB)
+    rng = random.Random(2026)
+    h = hashlib.sha256()
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=120)
+    with s, side:
+        for i in range(64):
+            chunk = rng.randbytes(MB)
+            h.update(chunk)
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+        up_cuts = proxy.cuts["up"]
+        head = b""
+        while not head.endswith(b"\n"):
+            b = s.recv(1)
+            assert b, "the stream ended before the sink's answer"
+            head += b
+        digest, n, body_len, body_sha = head.decode().split()
+        assert (digest, int(n)) == (h.hexdigest(), 64 * MB), "the upload arrived changed"
+        got = hashlib.sha256()
+        left = int(body_len)
+        while left:
+            b = s.recv(min(left, 1 << 20))
+            assert b, "the download ended %d bytes short" % left
+            got.update(b)
+            left -= len(b)
+        assert got.hexdigest() == body_sha, "the download arrived changed"
+        rest, how = recv_until_eof(s, 30)
+        assert (rest, how) == (b"", "eof")
+        down_cuts = proxy.cuts["down"]
+        proxy.stop_cutting()
+        assert up_cuts >= 10 and down_cuts >= 10, proxy.cuts
+        echo_roundtrip(side, b"after %d cuts" % (up_cuts + down_cuts))
+    client.proc.wait_log(r"session s[0-9a-f]+: resumed after \d+ ms")
+    server.proc.wait_log(r"session s[0-9a-f]+ resumed \(join \d+\)")
+
+
+def test_outage_longer_than_linger_resets_streams(procs, proxy_to, echo):
+    """The server is unreachable for longer than --session-linger: it drops
+    the session; the client, when it gets through, hears "unknown session",
+    and the application's stream ends with a reset, not a clean EOF."""
+    from helpers import TCP
+    server, proxy, client = resumable(procs, TCP, proxy_to, server_args=["--session-linger",
+                                                                         "1s"],
+                                      forwards=["127.0.0.1:%d" % echo])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        echo_roundtrip(s, b"hello")
+        proxy.blackout = True
+        proxy.cut_all()
+        server.proc.wait_log(r"session s[0-9a-f]+: no connection for 1000 ms; dropped")
+        client.proc.wait_log(r"reconnect attempt \d+")
+        proxy.blackout = False
+        client.proc.wait_log(r"cannot resume it: unknown session")
+        try:
+            data, how = recv_until_eof(s, 15)
+        except ConnectionResetError:
+            data, how = b"", "reset"
+        assert how == "reset", "the cut stream ended with %r after %r, not a reset" % (how, data)
+
+
+def join_key():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    psk = base64.b64decode(CARRIER_KEY)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tt-session-v1",
+                info=b"join").derive(psk)
+
+
+def make_join(key, sid, rejoin, counter=0, offset=0, stamp=None):
+    body = bytes([0xF5, 0x74, 0x73, 0x01, 1 if rejoin else 0]) + sid + os.urandom(16)
+    body += struct.pack(">QIQ", int((stamp or time.time()) * 1000), counter, offset)
+    return body + hmac.new(key, body, "sha256").digest()[:16]
+
+
+def join_answer(port, join):
+    """Sends JOIN to the tcp:// server at PORT; returns the 26-byte answer,
+    or b"" when the server closed without one."""
+    s = connect(("127.0.0.1", port), timeout=10)
+    with s:
+        s.sendall(join)
+        data, _ = recv_until_eof(s, 10)
+    return data
+
+
+def test_forged_replayed_and_guessed_joins_are_refused(procs, proxy_to, echo):
+    """A join under another key naming the real session, the real session's
+    own join replayed, and a join (with the key) for a session id that does
+    not exist: each is refused, and the real session carries on."""
+    from helpers import TCP
+    server, proxy, client = resumable(procs, TCP, proxy_to, forwards=["127.0.0.1:%d" % echo])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        echo_roundtrip(s, b"first")
+        real = proxy.firsts[0]
+        sid = real[5:21]
+        wrong = hashlib.sha256(b"another key").digest()
+        assert join_answer(server.port, make_join(wrong, sid, True, counter=99)) == b""
+        server.proc.wait_log(r"session join refused: bad join MAC")
+        assert join_answer(server.port, real) == b""
+        server.proc.wait_log(r"session join refused: replayed")
+        key = join_key()
+        forged = make_join(key, os.urandom(16), True, counter=1)
+        ans = join_answer(server.port, forged)
+        assert len(ans) == 26 and ans[0] == 1, ans
+        mac = hmac.new(key, b"tt-session joined" + forged[57:] + ans[:10], "sha256").digest()
+        assert ans[10:] == mac[:16], "the answer's MAC does not match docs/SESSION.md"
+        server.proc.wait_log(r"session join refused: unknown session")
+        echo_roundtrip(s, b"still here")
+    assert "resumed" not in server.proc.log()
+
+
+def test_resume_needs_a_key_on_tcp(procs):
+    from helpers import run_tt
+    r = run_tt(["client", "-s", "tcp://127.0.0.1:9", "-l", "none", "-L", "0=127.0.0.1:9",
+                "--resume"])
+    assert r.returncode == 2 and "--resume needs -k KEY on both ends" in r.stderr, r.stderr
+
+
+def test_server_without_key_refuses_resume_clearly(procs, echo):
+    from helpers import TCP
+    server = start_server(procs, LOOPBACK, carrier=TCP)
+    client = start_client(procs, server.url, ["-k", CARRIER_KEY, "--resume"], socks=False,
+                          forwards=["127.0.0.1:%d" % echo])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        s.sendall(b"x")
+        try:
+            recv_until_eof(s, 15)
+        except ConnectionResetError:
+            pass
+    server.proc.wait_log(r"needs -k on this server; refused")
+    client.proc.wait_log(r"during the session join \(a wrong -k, or a server without one\?\)")
