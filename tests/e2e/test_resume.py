@@ -342,3 +342,66 @@ def test_server_without_key_refuses_resume_clearly(procs, echo):
             pass
     server.proc.wait_log(r"needs -k on this server; refused")
     client.proc.wait_log(r"during the session join \(a wrong -k, or a server without one\?\)")
+
+
+def test_outage_within_linger_resumes_with_backoff(procs, proxy_to, echo):
+    """The server is unreachable for several reconnection attempts (each
+    logged once, with growing delays), then back: the session resumes and
+    the stream opened before carries on."""
+    from helpers import TCP
+    server, proxy, client = resumable(procs, TCP, proxy_to, forwards=["127.0.0.1:%d" % echo])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        echo_roundtrip(s, b"before")
+        proxy.blackout = True
+        proxy.cut_all()
+        # Written during the outage: held by the session, sent after it.
+        s.sendall(b"during the outage")
+        client.proc.wait_log(r"reconnect attempt 4 to ")
+        server.proc.wait_log(r"keeping it 60000 ms for the client to resume")
+        proxy.blackout = False
+        client.proc.wait_log(r"resumed after \d+ ms \(attempt \d+\)")
+        assert recv_exact(s, 17, "the bytes written during the outage") == b"during the outage"
+        echo_roundtrip(s, b"after")
+    attempts = re.findall(r"reconnect attempt (\d+) to \S+ in (\d+) ms", client.proc.log())
+    assert [int(a) for a, _ in attempts[:4]] == [1, 2, 3, 4], attempts
+    # Full jitter under a doubling cap: 20, 40, 80, 160, then 200 ms.
+    caps = [20, 40, 80, 160, 200, 200, 200, 200, 200, 200, 200, 200]
+    assert all(int(d) <= caps[min(int(a), len(caps)) - 1] for a, d in attempts), attempts
+
+
+def test_environment_sets_the_options_and_flags_win(procs, proxy_to, echo):
+    """TT_RESUME and TT_RECONNECT_* on the client, TT_SESSION_LINGER on the
+    server; a flag given on the command line wins over its variable."""
+    from helpers import TCP, sanitizer_env
+    os.environ["TT_SESSION_LINGER"] = "7s"
+    try:
+        server = start_server(procs, LOOPBACK + ["-k", CARRIER_KEY, "--session-linger", "3s"],
+                              carrier=TCP)
+        other = start_server(procs, LOOPBACK + ["-k", CARRIER_KEY], carrier=TCP)
+    finally:
+        del os.environ["TT_SESSION_LINGER"]
+    proxy = proxy_to(server.port)
+    cenv = sanitizer_env()
+    cenv.update(TT_RESUME="1", TT_RECONNECT_MIN="30ms", TT_RECONNECT_MAX="30ms")
+    client = start_client(procs, TCP.url("127.0.0.1", proxy.port), ["-k", CARRIER_KEY],
+                          socks=False, forwards=["127.0.0.1:%d" % echo], env=cenv)
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        echo_roundtrip(s, b"x")
+        proxy.cut_all()
+        client.proc.wait_log(r"reconnect attempt 1 to \S+ in \d+ ms")
+        client.proc.wait_log(r"resumed after")
+        echo_roundtrip(s, b"y")
+    server.proc.wait_log(r"keeping it 3000 ms")
+    other_proxy = proxy_to(other.port)
+    other_client = start_client(procs, TCP.url("127.0.0.1", other_proxy.port),
+                                ["-k", CARRIER_KEY, "--resume"], socks=False,
+                                forwards=["127.0.0.1:%d" % echo])
+    t = connect(("127.0.0.1", other_client.forward_ports[0]), timeout=30)
+    with t:
+        echo_roundtrip(t, b"z")
+        other_proxy.cut_all()
+        other.proc.wait_log(r"keeping it 7000 ms")
+    for a, d in re.findall(r"reconnect attempt (\d+) to \S+ in (\d+) ms", client.proc.log()):
+        assert int(d) <= 30

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# --resume over tt:// against plain tt:// (and tt:// --mux, which --resume
+# implies), single-stream throughput up and down through the client's SOCKS5
+# port with ttbench, alternating the three ROUNDS times so that the shared
+# machine's drift hits all alike. Each run starts a fresh server and client
+# on loopback.
+#   bench/resume.sh [TT (build/tt)] [ROUNDS (5)] [BYTES (512M)]
+# Needs build/bench/ttbench (scripts/build.sh release). Prints a line per run
+# and the medians with the ratio of --resume to plain tt://.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tt=${1:-build/tt} rounds=${2:-5} bytes=${3:-512M}
+. bench/ab_common.sh
+key=$("$tt" keygen)
+results=$(mktemp)
+cleanup() {
+    kill_started
+    rm -f "$results"
+}
+trap cleanup EXIT
+start_destination
+run() { # LABEL [client options]
+    local label=$1 srv cli sp cp dir mbps
+    shift
+    srv=$(free_port)
+    cli=$(free_port)
+    "$tt" server -l "127.0.0.1:$srv" -k "$key" --allow 127.0.0.0/8 >/dev/null 2>&1 &
+    sp=$!
+    pids+=("$sp")
+    wait_port "$srv"
+    "$tt" client -s "127.0.0.1:$srv" -k "$key" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 &
+    cp=$!
+    pids+=("$cp")
+    wait_port "$cli"
+    for dir in up down; do
+        mbps=$("$bench" throughput --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --bytes "$bytes" \
+            --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
+        echo "$label $dir $mbps" >>"$results"
+        printf '%-7s %-4s %8s MB/s\n' "$label" "$dir" "$mbps"
+    done
+    kill "$cp" "$sp"
+    wait "$cp" "$sp" 2>/dev/null || true
+}
+for i in $(seq "$rounds"); do
+    run plain
+    run mux --mux
+    run resume --resume
+done
+/usr/bin/python3 - "$results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    label, d, mbps = line.split()
+    runs.setdefault((label, d), []).append(float(mbps))
+med = {k: statistics.median(v) for k, v in runs.items()}
+for label in ("plain", "mux", "resume"):
+    print("median %-6s up %6.0f MB/s  down %6.0f MB/s" % (label, med[(label, "up")], med[(label, "down")]))
+for d in ("up", "down"):
+    print("resume / plain %s: %.2fx   resume / mux %s: %.2fx" % (
+        d, med[("resume", d)] / med[("plain", d)], d, med[("resume", d)] / med[("mux", d)]))
+PY
