@@ -12,6 +12,37 @@ struct tt_sess_chunk {
     uint8_t data[TT_SESS_CHUNK];
 };
 
+/* Spare chunks, shared by every session of the process. Acknowledgments free
+ * a megabyte of chunks at a time during a transfer, which glibc answers by
+ * trimming the top of its heap and growing it again at the next write (a
+ * brk pair per megabyte); a bounded cache keeps those. It is process-wide,
+ * like the links' scratch buffers, so an idle session still holds none. */
+#define SPARE_MAX 32
+static tt_sess_chunk *spare;
+static unsigned nspare;
+
+static tt_sess_chunk *chunk_new(void)
+{
+    tt_sess_chunk *k = spare;
+    if (k) {
+        spare = k->next;
+        nspare--;
+        return k;
+    }
+    return malloc(sizeof *k);
+}
+
+static void chunk_free(tt_sess_chunk *k)
+{
+    if (nspare < SPARE_MAX) {
+        k->next = spare;
+        spare = k;
+        nspare++;
+        return;
+    }
+    free(k);
+}
+
 void tt_sess_core_init(tt_sess_core *c)
 {
     memset(c, 0, sizeof *c);
@@ -22,7 +53,7 @@ void tt_sess_core_free(tt_sess_core *c)
     while (c->head) {
         tt_sess_chunk *k = c->head;
         c->head = k->next;
-        free(k);
+        chunk_free(k);
     }
     c->tail = c->cur = NULL;
     c->held = 0;
@@ -43,7 +74,7 @@ int tt_sess_core_write(tt_sess_core *c, const uv_buf_t *bufs, unsigned nbufs)
         while (n > 0) {
             tt_sess_chunk *k = c->tail;
             if (k == NULL || k->len == TT_SESS_CHUNK) {
-                k = malloc(sizeof *k);
+                k = chunk_new();
                 if (k == NULL)
                     return -ENOMEM;
                 k->next = NULL;
@@ -142,14 +173,14 @@ int tt_sess_core_ack(tt_sess_core *c, uint64_t cum)
         c->head = k->next;
         if (c->cur == k)
             c->cur = c->head;
-        free(k);
+        chunk_free(k);
         c->held -= sizeof *k;
     }
     /* The last chunk goes too once all of it is acknowledged, so an idle
      * session holds no buffer; the next write starts a new one. */
     if (c->head && c->head == c->tail && c->head->off + c->head->len <= cum) {
-        free(c->head);
-        c->held -= sizeof *c->head;
+        chunk_free(c->head);
+        c->held -= sizeof(tt_sess_chunk);
         c->head = c->tail = c->cur = NULL;
     }
     return 0;
