@@ -49,6 +49,7 @@ typedef struct client_cfg {
     bool dns;
     const char *dns_server;
     bool resume;
+    bool hop_migrate;
     unsigned reconnect_min_ms;
     unsigned reconnect_max_ms;
 } client_cfg;
@@ -71,6 +72,10 @@ static const tt_opt client_opts[] = {
     {0, "resume", NULL, TT_OPT_FLAG, O(resume),
      "resumable sessions: streams survive the loss of a carrier connection (implies --mux; needs "
      "-k on both ends; also TT_RESUME=1)",
+     0, 0},
+    {0, "hop-migrate", NULL, TT_OPT_FLAG, O(hop_migrate),
+     "with --resume over tt:// with hopping ports: move each session to the new port when its "
+     "slot ends, so that no connection outlives its slot (also TT_HOP_MIGRATE=1)",
      0, 0},
     {0, "reconnect-min", "DURATION", TT_OPT_DURATION, O(reconnect_min_ms),
      "with --resume: the first reconnection waits up to this long, doubling per failure (default "
@@ -514,27 +519,39 @@ static int env_duration(const tt_carrier_opts *co, const char *opt, const char *
     return 0;
 }
 
+/* A flag from the environment variable NAME ("1" or "0") into *ON, unless
+ * OPT was given on the command line. Returns 0 or 2 after one error line. */
+static int env_flag(const tt_carrier_opts *co, const char *opt, const char *name, bool *on)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0' || tt_opts_given(&co->sets[0], opt))
+        return 0;
+    if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+        *on = true;
+    else if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+        *on = false;
+    else
+        return tt_opts_fail(&client_spec, "invalid %s '%s': expected 1 or 0", name, v);
+    return 0;
+}
+
 /* Reads --resume and its options (and their TT_ variables), and checks
  * what --resume needs. Returns 0 or 2 after one error line. */
 static int resume_opts(client_cfg *cfg, tt_carrier_opts *co)
 {
     const tt_carrier_cfg *ccfg = &co->cfg;
-    const char *env = getenv("TT_RESUME");
-    if (!cfg->resume && env && !tt_opts_given(&co->sets[0], "resume")) {
-        if (strcmp(env, "1") == 0 || strcmp(env, "yes") == 0 || strcmp(env, "true") == 0)
-            cfg->resume = true;
-        else if (strcmp(env, "0") != 0 && strcmp(env, "no") != 0 && strcmp(env, "false") != 0 &&
-                 *env != '\0')
-            return tt_opts_fail(&client_spec, "invalid TT_RESUME '%s': expected 1 or 0", env);
-    }
-    int rc = env_duration(co, "reconnect-min", "TT_RECONNECT_MIN", &cfg->reconnect_min_ms);
+    int rc = env_flag(co, "resume", "TT_RESUME", &cfg->resume);
+    if (rc == 0)
+        rc = env_flag(co, "hop-migrate", "TT_HOP_MIGRATE", &cfg->hop_migrate);
+    if (rc == 0)
+        rc = env_duration(co, "reconnect-min", "TT_RECONNECT_MIN", &cfg->reconnect_min_ms);
     if (rc == 0)
         rc = env_duration(co, "reconnect-max", "TT_RECONNECT_MAX", &cfg->reconnect_max_ms);
     if (rc)
         return rc;
     if (!cfg->resume) {
-        static const char *const ropts[] = {"reconnect-min", "reconnect-max"};
-        for (size_t i = 0; i < 2; i++) {
+        static const char *const ropts[] = {"reconnect-min", "reconnect-max", "hop-migrate"};
+        for (size_t i = 0; i < 3; i++) {
             if (tt_opts_given(&co->sets[0], ropts[i]))
                 return tt_opts_fail(&client_spec, "--%s applies with --resume only", ropts[i]);
         }
@@ -551,6 +568,10 @@ static int resume_opts(client_cfg *cfg, tt_carrier_opts *co)
     if (ccfg->key == NULL)
         return tt_opts_fail(&client_spec, "--resume needs -k KEY on both ends (the session join is "
                                           "authenticated with it)");
+    if (cfg->hop_migrate && (strcmp(ccfg->type->scheme, "tt") != 0 || ccfg->url.hp.port != 0))
+        return tt_opts_fail(&client_spec,
+                            "--hop-migrate applies to tt:// with hopping ports (a server URL "
+                            "without a port)");
     if (cfg->reconnect_min_ms == 0 || cfg->reconnect_max_ms < cfg->reconnect_min_ms)
         return tt_opts_fail(&client_spec,
                             "--reconnect-min must be more than 0 and at most --reconnect-max");
@@ -665,7 +686,8 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         tt_sess_client_cfg sc = {.psk = psk,
                                  .reconnect_min_ms = cfg->reconnect_min_ms,
                                  .reconnect_max_ms = cfg->reconnect_max_ms,
-                                 .join_timeout_ms = cfg->handshake_timeout_ms};
+                                 .join_timeout_ms = cfg->handshake_timeout_ms,
+                                 .migrate = cfg->hop_migrate};
         rc = tt_sess_client_new(loop, c->carrier, &sc, &c->carrier);
         if (rc < 0) {
             c->carrier = NULL;

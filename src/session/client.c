@@ -27,6 +27,7 @@ struct tt_carrier_dial {
 };
 
 static void start_leg(tt_sess *s);
+static void arm_migrate(tt_sess *s);
 
 static const char *describe_inner(sclient *c, char *buf, size_t len)
 {
@@ -129,12 +130,18 @@ static void joined(tt_sess *s, uint8_t status, uint64_t offset, const uint8_t *e
         tt_sess_fail(s, UV_EPROTO, "the server's offset is out of range", false);
         return;
     }
-    if (!s->first)
+    if (s->moving)
+        tt_info("session %s: moved to a new connection, resending %llu bytes", s->name,
+                (unsigned long long)resend);
+    else if (!s->first)
         tt_info("session %s: resumed after %llu ms (attempt %u), resending %llu bytes", s->name,
                 (unsigned long long)(uv_now(s->base.loop) - s->lost_ms), s->attempt,
                 (unsigned long long)resend);
     s->attempt = 0;
+    s->moving = false;
     tt_sess_attach(s, leg, early, n);
+    if (s->leg == leg)
+        arm_migrate(s);
     if (s->first) {
         struct tt_carrier_dial *d = s->first;
         s->first = NULL;
@@ -263,7 +270,33 @@ static void client_leg_lost(tt_sess *s, int err)
     s->lost_ms = uv_now(s->base.loop);
     tt_warn("session %s: the connection to %s was lost (%s); resuming", s->name,
             describe_inner(c, where, sizeof where), uv_strerror(err));
-    schedule_retry(s, err);
+    /* A move under way becomes the resumption; else dial again. */
+    s->moving = false;
+    if (s->jleg == NULL && s->dreq == NULL)
+        schedule_retry(s, err);
+}
+
+/* --hop-migrate: when the inner carrier says the leg has lived long enough
+ * (its port's slot ends), join a new one; the old one carries on until the
+ * new one is joined, and the server closes it then. */
+static void on_migrate(uv_timer_t *t)
+{
+    tt_sess *s = t->data;
+    if (s->leg == NULL || s->jleg || s->dreq || s->dead || s->closing)
+        return;
+    tt_info("session %s: moving to a new connection (the port's slot ends)", s->name);
+    s->moving = true;
+    start_leg(s);
+}
+
+static void arm_migrate(tt_sess *s)
+{
+    sclient *c = s->owner;
+    if (!c->cfg.migrate || c->inner->type->leg_lifetime == NULL)
+        return;
+    uint64_t ms = c->inner->type->leg_lifetime(c->inner);
+    if (ms > 0)
+        uv_timer_start(&s->role_timer, on_migrate, ms, 0);
 }
 
 static void client_released(tt_sess *s)

@@ -23,6 +23,10 @@ typedef struct tt_sess_client_cfg {
     unsigned reconnect_min_ms; /* first backoff bound; 0: 100 ms */
     unsigned reconnect_max_ms; /* largest backoff bound; 0: 30 s */
     unsigned join_timeout_ms;  /* for the server's answer to a join; 0: 10 s */
+    /* Move each session to a new connection when the inner carrier says the
+     * current one has lived long enough (its leg_lifetime: tt://'s port
+     * slots), joining the new one before leaving the old (--hop-migrate). */
+    bool migrate;
 } tt_sess_client_cfg;
 
 /* Wraps INNER (owned from now on; closed with the wrapper). CFG is copied.

@@ -189,8 +189,13 @@ int tt_sess_core_ack(tt_sess_core *c, uint64_t cum)
 int tt_sess_core_rejoin(tt_sess_core *c, uint64_t peer_rcv)
 {
     uint64_t top = c->snd_end + (c->fin_queued ? 1 : 0);
-    if (peer_rcv < c->snd_una || peer_rcv > top)
+    if (peer_rcv > top)
         return -EPROTO;
+    /* A peer that joins a new leg while the old one still carries data may
+     * acknowledge more on the old leg after its JOIN (or JOINED) reported
+     * less: what it acknowledged, it has. */
+    if (peer_rcv < c->snd_una)
+        peer_rcv = c->snd_una;
     /* What the peer has is acknowledged; the rest goes again. */
     c->snd_nxt = top;
     int rc = tt_sess_core_ack(c, peer_rcv);

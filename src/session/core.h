@@ -77,9 +77,10 @@ bool tt_sess_core_next(tt_sess_core *c, uint8_t hdr[TT_SESS_HDR_LEN], const uint
 int tt_sess_core_ack(tt_sess_core *c, uint64_t cum);
 
 /* A new leg: the peer has received everything below PEER_RCV. Sending
- * restarts there (everything below counts as acknowledged). Returns 0, or
- * -EPROTO when PEER_RCV is below what the peer acknowledged before or beyond
- * what was written. */
+ * restarts there (everything below counts as acknowledged), or at what the
+ * peer acknowledged when that is more (an ACK on the old leg that crossed
+ * the join). Returns 0, or -EPROTO when PEER_RCV is beyond what was
+ * written. */
 int tt_sess_core_rejoin(tt_sess_core *c, uint64_t peer_rcv);
 
 /* A DATA piece arrived (an event of tt_sess_read). Sets *SKIP to how many of

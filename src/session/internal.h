@@ -70,6 +70,7 @@ struct tt_sess {
     uint8_t jmac[TT_SESS_MAC_LEN];
     unsigned attempt;
     uint64_t lost_ms; /* when the last leg was lost */
+    bool moving;      /* joining a new leg while the old one still works */
 
     /* Server. */
     bool in_table;

@@ -406,3 +406,40 @@ def test_environment_sets_the_options_and_flags_win(procs, proxy_to, echo):
         other.proc.wait_log(r"keeping it 7000 ms")
     for a, d in re.findall(r"reconnect attempt (\d+) to \S+ in (\d+) ms", client.proc.log()):
         assert int(d) <= 30
+
+
+def test_hop_migrate_moves_a_held_download_across_slots(procs, nginx, big_file):
+    """tt:// with hopping ports, 1 s slots and --hop-migrate: the client
+    moves the session to each new slot's port (no connection outlives its
+    slot) while a download is held mid-transfer; it finishes byte for byte."""
+    from helpers import socks_open
+    args = ["-r", "20000-29999", "--hop-interval", "1s"]
+    server = procs.tt(["server", "-l", "127.0.0.1", "-k", CARRIER_KEY, "--allow", "127.0.0.0/8"]
+                      + args, name="tt-server")
+    server.wait_log(r"tt server listening on tt://", timeout=60)
+    client = start_client(procs, "127.0.0.1",
+                          ["-k", CARRIER_KEY, "--resume", "--hop-migrate"] + args)
+    size = 16 << 20
+    sock = socks_open(client.socks, "127.0.0.1", nginx.port, timeout=30)
+    with sock:
+        sock.sendall(b"GET /%s HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-%d\r\n"
+                     b"Connection: close\r\n\r\n" % (big_file.name.encode(), size - 1))
+        got = bytearray()
+        while len(got) < (1 << 20):
+            chunk = sock.recv(1 << 16)
+            assert chunk, "the download ended early"
+            got += chunk
+
+        def moves():
+            return len(re.findall(r"moved to a new connection", client.proc.log()))
+
+        wait_until(lambda: moves() >= 3, 30, "three moves to a new slot's port")
+        data, how = recv_until_eof(sock, 60)
+    assert how == "eof"
+    got += data
+    head, _, body = bytes(got).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 206"), head[:80]
+    with open(os.path.join(nginx.root, big_file.name), "rb") as f:
+        assert body == f.read(size)
+    assert len(re.findall(r"session s[0-9a-f]+ resumed \(join \d+\)", server.log())) >= 3
+    assert "reconnect attempt" not in client.proc.log(), "a move must not look like a loss"
