@@ -197,6 +197,34 @@ def echo_roundtrip(sock, payload):
     assert recv_exact(sock, len(payload), "the echo") == payload
 
 
+def read_halfclose_answer(s, before_body=None):
+    """Reads the answer of the `halfclose` peer (peers.py) to the end: its
+    line with the sha256 and length of what it read, then a body whose
+    sha256 the line gives, which must arrive whole and intact, then EOF.
+    BEFORE_BODY(), if given, runs once the first MiB of the body is in.
+    Returns the upload's (sha256, length)."""
+    head = b""
+    while not head.endswith(b"\n"):
+        b = s.recv(1)
+        assert b, "the stream ended before the answer"
+        head += b
+    digest, n, body_len, body_sha = head.decode().split()
+    got = hashlib.sha256()
+    left = int(body_len)
+    while left:
+        b = s.recv(min(left, 1 << 20))
+        assert b, "the download ended %d bytes short" % left
+        got.update(b)
+        left -= len(b)
+        if before_body and int(body_len) - left >= MB:
+            before_body()
+            before_body = None
+    assert got.hexdigest() == body_sha, "the download arrived changed"
+    rest, how = recv_until_eof(s, 30)
+    assert (rest, how) == (b"", "eof")
+    return digest, int(n)
+
+
 @pytest.mark.carriers_with("tt_far_end")
 def test_transfer_survives_cuts(procs, carrier, proxy_to):
     """64 MB up and 64 MB down on one stream while the proxy resets the
@@ -222,23 +250,8 @@ def test_transfer_survives_cuts(procs, carrier, proxy_to):
             s.sendall(chunk)
         s.shutdown(socket.SHUT_WR)
         up_cuts = proxy.cuts["up"]
-        head = b""
-        while not head.endswith(b"\n"):
-            b = s.recv(1)
-            assert b, "the stream ended before the sink's answer"
-            head += b
-        digest, n, body_len, body_sha = head.decode().split()
-        assert (digest, int(n)) == (h.hexdigest(), size * MB), "the upload arrived changed"
-        got = hashlib.sha256()
-        left = int(body_len)
-        while left:
-            b = s.recv(min(left, 1 << 20))
-            assert b, "the download ended %d bytes short" % left
-            got.update(b)
-            left -= len(b)
-        assert got.hexdigest() == body_sha, "the download arrived changed"
-        rest, how = recv_until_eof(s, 30)
-        assert (rest, how) == (b"", "eof")
+        digest, n = read_halfclose_answer(s)
+        assert (digest, n) == (h.hexdigest(), size * MB), "the upload arrived changed"
         down_cuts = proxy.cuts["down"]
         proxy.stop_cutting()
         assert up_cuts >= 10 and down_cuts >= 10, proxy.cuts
@@ -408,38 +421,31 @@ def test_environment_sets_the_options_and_flags_win(procs, proxy_to, echo):
         assert int(d) <= 30
 
 
-def test_hop_migrate_moves_a_held_download_across_slots(procs, nginx, big_file):
+def test_hop_migrate_moves_a_held_download_across_slots(procs):
     """tt:// with hopping ports, 1 s slots and --hop-migrate: the client
     moves the session to each new slot's port (no connection outlives its
     slot) while a download is held mid-transfer; it finishes byte for byte."""
-    from helpers import socks_open
+    _, sink_port = procs.peer("halfclose", "--body-size", str(16 * MB))
     args = ["-r", "20000-29999", "--hop-interval", "1s"]
     server = procs.tt(["server", "-l", "127.0.0.1", "-k", CARRIER_KEY, "--allow", "127.0.0.0/8"]
                       + args, name="tt-server")
     server.wait_log(r"tt server listening on tt://", timeout=60)
     client = start_client(procs, "127.0.0.1",
-                          ["-k", CARRIER_KEY, "--resume", "--hop-migrate"] + args)
-    size = 16 << 20
-    sock = socks_open(client.socks, "127.0.0.1", nginx.port, timeout=30)
-    with sock:
-        sock.sendall(b"GET /%s HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-%d\r\n"
-                     b"Connection: close\r\n\r\n" % (big_file.name.encode(), size - 1))
-        got = bytearray()
-        while len(got) < (1 << 20):
-            chunk = sock.recv(1 << 16)
-            assert chunk, "the download ended early"
-            got += chunk
+                          ["-k", CARRIER_KEY, "--resume", "--hop-migrate"] + args, socks=False,
+                          forwards=["127.0.0.1:%d" % sink_port])
 
-        def moves():
-            return len(re.findall(r"moved to a new connection", client.proc.log()))
+    def moves():
+        return len(re.findall(r"moved to a new connection", client.proc.log()))
 
+    def hold():
+        # The test stops reading: backpressure keeps the download open.
         wait_until(lambda: moves() >= 3, 30, "three moves to a new slot's port")
-        data, how = recv_until_eof(sock, 60)
-    assert how == "eof"
-    got += data
-    head, _, body = bytes(got).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 206"), head[:80]
-    with open(os.path.join(nginx.root, big_file.name), "rb") as f:
-        assert body == f.read(size)
+
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=60)
+    with s:
+        s.sendall(b"up")
+        s.shutdown(socket.SHUT_WR)
+        assert read_halfclose_answer(s, hold) == (hashlib.sha256(b"up").hexdigest(), 2)
+    assert moves() >= 3
     assert len(re.findall(r"session s[0-9a-f]+ resumed \(join \d+\)", server.log())) >= 3
     assert "reconnect attempt" not in client.proc.log(), "a move must not look like a loss"
