@@ -57,6 +57,7 @@ struct tt_sess {
     bool closing;    /* the owner closed the link */
     bool drain_wanted;
     bool peer_done; /* the peer's CLOSE arrived */
+    bool clean;     /* closed after both directions ended (set before released) */
     tt_link_close_cb close_cb;
     void *close_ud;
     tt_sess *prev, *next; /* the role's list */

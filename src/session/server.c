@@ -124,6 +124,10 @@ static void server_leg_lost(tt_sess *s, int err)
 static void server_released(tt_sess *s)
 {
     tt_sess_server *srv = s->owner;
+    tt_info("session %s: %s", s->name,
+            s->clean  ? "ended"
+            : s->dead ? "closed after its failure"
+                      : "cut, its streams reset");
     remove_from_table(s);
     maybe_free(srv);
 }

@@ -403,6 +403,7 @@ static void sl_close_as(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
     /* A clean end only when both directions ended; else the peer's streams
      * must fail, not look complete. */
     bool clean = !abort && s->core.eof && s->core.fin_queued;
+    s->clean = clean && !s->dead;
     if (!s->dead && !s->peer_done)
         drop_leg(s, clean ? TT_SESS_CLOSE_DONE : TT_SESS_CLOSE_ABORT);
     else

@@ -449,3 +449,18 @@ def test_hop_migrate_moves_a_held_download_across_slots(procs):
     assert moves() >= 3
     assert len(re.findall(r"session s[0-9a-f]+ resumed \(join \d+\)", server.log())) >= 3
     assert "reconnect attempt" not in client.proc.log(), "a move must not look like a loss"
+
+
+def test_idle_session_ends_cleanly_and_leaves_nothing_behind(procs, echo):
+    """When the client's pool closes an idle session (--mux-idle), both
+    directions end and the session is closed, not left lingering."""
+    from helpers import TCP
+    server = start_server(procs, LOOPBACK + ["-k", CARRIER_KEY], carrier=TCP)
+    client = start_client(procs, server.url, ["-k", CARRIER_KEY, "--resume", "--mux-idle",
+                                              "300ms"], socks=False,
+                          forwards=["127.0.0.1:%d" % echo])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        echo_roundtrip(s, b"once")
+    server.proc.wait_log(r"session s[0-9a-f]+: ended$")
+    assert "keeping it" not in server.proc.log()
