@@ -400,10 +400,18 @@ static void sl_close_as(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
     s->closing = true;
     s->close_cb = cb;
     s->close_ud = ud;
-    /* A clean end only when both directions ended; else the peer's streams
-     * must fail, not look complete. */
-    bool clean = !abort && s->core.eof && s->core.fin_queued;
-    s->clean = clean && !s->dead;
+    /* A close is an end of stream, as a TCP socket's is: what was written
+     * goes out with a FIN behind it, and CLOSE says "done" only when all of
+     * it is on the leg; else (an abort, no leg, bytes held by the in-flight
+     * bound) the peer's streams must fail, not look complete. */
+    bool clean = false;
+    if (!abort && !s->dead && !s->peer_done && s->leg) {
+        if (!s->core.fin_queued)
+            tt_sess_core_shutdown(&s->core);
+        pump(s, true);
+        clean = s->leg && tt_sess_core_unsent(&s->core) == 0 && s->core.fin_sent;
+    }
+    s->clean = clean || (s->peer_done && !s->dead);
     if (!s->dead && !s->peer_done)
         drop_leg(s, clean ? TT_SESS_CLOSE_DONE : TT_SESS_CLOSE_ABORT);
     else
