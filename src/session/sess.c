@@ -26,6 +26,21 @@
 
 #include "core/log.h"
 #include "link/linger.h"
+#include "link/scratch.h"
+
+/* The DATA of one read of the leg reaches the owner in one on_data call, as
+ * a carrier link hands over all the frames of one read at once: the mux
+ * then writes once per read to each stream's destination, not once per
+ * frame. A single piece is passed in place; several are joined here. */
+#define GATHER_MAX (256u * 1024)
+TT_SCRATCH_DEFINE(gather_scratch, GATHER_MAX);
+
+typedef struct gather {
+    const uint8_t *first; /* the first piece, in place */
+    size_t first_len;
+    uint8_t *buf; /* from the second piece on: the pieces joined */
+    size_t len, cap;
+} gather;
 
 uint64_t tt_sess_now_ms(void)
 {
@@ -159,9 +174,49 @@ static void on_ack_timer(uv_timer_t *t)
         send_ack(s);
 }
 
-/* Handles one decoded event; returns false when input must stop (the owner
- * closed, stopped reading, or the session died). */
-static bool take_event(tt_sess *s, const tt_sess_ev *ev)
+/* Hands what G holds to the owner; returns false when input must stop (the
+ * owner closed, or the session died). G's buffer stays taken for reuse. */
+static bool gather_flush(tt_sess *s, gather *g)
+{
+    const uint8_t *p = g->len ? g->buf : g->first;
+    size_t n = g->len ? g->len : g->first_len;
+    g->first = NULL;
+    g->first_len = 0;
+    g->len = 0;
+    if (n > 0 && s->base.handler && s->base.handler->on_data)
+        s->base.handler->on_data(&s->base, s->base.ud, p, n);
+    return !s->closing && !s->dead;
+}
+
+static bool gather_add(tt_sess *s, gather *g, const uint8_t *p, size_t n)
+{
+    if (g->first == NULL && g->len == 0) {
+        g->first = p;
+        g->first_len = n;
+        return true;
+    }
+    if (g->buf == NULL)
+        g->buf = tt_scratch_take(&gather_scratch, GATHER_MAX, GATHER_MAX, &g->cap);
+    if (g->buf && g->len == 0) {
+        memcpy(g->buf, g->first, g->first_len);
+        g->len = g->first_len;
+    }
+    if (g->buf == NULL || g->len + n > g->cap) {
+        /* No room (or no memory): what is held goes first. */
+        if (!gather_flush(s, g))
+            return false;
+        g->first = p;
+        g->first_len = n;
+        return true;
+    }
+    memcpy(g->buf + g->len, p, n);
+    g->len += n;
+    return true;
+}
+
+/* Handles one decoded event, DATA joining G; returns false when input must
+ * stop (the owner closed, stopped reading, or the session died). */
+static bool take_event(tt_sess *s, const tt_sess_ev *ev, gather *g)
 {
     switch (ev->kind) {
     case TT_SESS_EV_DATA: {
@@ -171,14 +226,15 @@ static bool take_event(tt_sess *s, const tt_sess_ev *ev)
             tt_sess_fail(s, UV_EPROTO, "the peer skipped bytes of the session", true);
             return false;
         }
-        if (ev->len > skip && s->base.handler && s->base.handler->on_data)
-            s->base.handler->on_data(&s->base, s->base.ud, ev->data + skip, ev->len - skip);
-        if (s->closing || s->dead)
+        if (ev->len > skip && !gather_add(s, g, ev->data + skip, ev->len - skip))
             return false;
-        if (eof_now)
+        if (eof_now) {
+            if (!gather_flush(s, g))
+                return false;
             deliver_eof(s);
-        if (s->closing || s->dead)
-            return false;
+            if (s->closing || s->dead)
+                return false;
+        }
         if (tt_sess_core_ack_due(&s->core))
             send_ack(s);
         else if (tt_sess_core_ack_owed(&s->core) && !uv_is_active((uv_handle_t *)&s->ack_timer))
@@ -193,6 +249,8 @@ static bool take_event(tt_sess *s, const tt_sess_ev *ev)
         pump(s, false);
         return !s->closing && !s->dead && s->leg != NULL;
     case TT_SESS_EV_CLOSE:
+        if (!gather_flush(s, g))
+            return false;
         s->peer_done = true;
         if (ev->code == TT_SESS_CLOSE_DONE && s->core.eof) {
             /* A clean end: both directions ended before. */
@@ -209,6 +267,7 @@ static bool take_event(tt_sess *s, const tt_sess_ev *ev)
 static void leg_input(tt_sess *s, const uint8_t *data, size_t len)
 {
     s->last_rx_ms = uv_now(s->base.loop);
+    gather g = {0};
     size_t i = 0;
     while (i < len && !s->dead && !s->closing && s->leg) {
         if (!s->reading) {
@@ -216,13 +275,13 @@ static void leg_input(tt_sess *s, const uint8_t *data, size_t len)
             uint8_t *b = malloc(len - i);
             if (b == NULL) {
                 tt_sess_fail(s, UV_ENOMEM, "out of memory", true);
-                return;
+                break;
             }
             memcpy(b, data + i, len - i);
             s->stash = b;
             s->stash_len = len - i;
             tt_link_read_stop(s->leg);
-            return;
+            break;
         }
         size_t used = 0;
         tt_sess_ev ev;
@@ -232,11 +291,14 @@ static void leg_input(tt_sess *s, const uint8_t *data, size_t len)
         if (rc < 0) {
             tt_warn("session %s: %s", s->name, why);
             tt_sess_fail(s, UV_EPROTO, why, true);
-            return;
+            break;
         }
-        if (rc == 0 || !take_event(s, &ev))
-            return;
+        if (rc == 0 || !take_event(s, &ev, &g))
+            break;
     }
+    if (!s->dead && !s->closing)
+        gather_flush(s, &g);
+    tt_scratch_give(&gather_scratch, g.buf);
 }
 
 /* Leg callbacks. */
