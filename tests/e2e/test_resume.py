@@ -311,8 +311,9 @@ def join_answer(port, join):
 
 def test_forged_replayed_and_guessed_joins_are_refused(procs, proxy_to, echo):
     """A join under another key naming the real session, the real session's
-    own join replayed, and a join (with the key) for a session id that does
-    not exist: each is refused, and the real session carries on."""
+    own join replayed, and joins with the key for a session id that does not
+    exist, for the real id as a new session, and for it with a stale
+    counter: each is refused, and the real session carries on."""
     from helpers import TCP
     server, proxy, client = resumable(procs, TCP, proxy_to, forwards=["127.0.0.1:%d" % echo])
     s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
@@ -332,6 +333,12 @@ def test_forged_replayed_and_guessed_joins_are_refused(procs, proxy_to, echo):
         mac = hmac.new(key, b"tt-session joined" + forged[57:] + ans[:10], "sha256").digest()
         assert ans[10:] == mac[:16], "the answer's MAC does not match docs/SESSION.md"
         server.proc.wait_log(r"session join refused: unknown session")
+        # With the key: the real id as a new session, and a rejoin whose
+        # counter is not above the session's last (0, the first join's).
+        ans = join_answer(server.port, make_join(key, sid, False))
+        assert len(ans) == 26 and ans[0] == 3, ans
+        ans = join_answer(server.port, make_join(key, sid, True, counter=0, offset=0))
+        assert len(ans) == 26 and ans[0] == 2, ans
         echo_roundtrip(s, b"still here")
     assert "resumed" not in server.proc.log()
 
