@@ -76,7 +76,8 @@ WEB_SYSTEMS = [
 GROUPS = {"default": ALL_SYSTEMS, "web": WEB_SYSTEMS,
           "all": ALL_SYSTEMS + [s for s in WEB_SYSTEMS if s not in ALL_SYSTEMS]}
 # Known but in no group: --systems tt-aes-256-gcm-16k,...
-EXTRA_SYSTEMS = ["tt-socks5", "tt-ssh-chacha20", "tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
+EXTRA_SYSTEMS = ["tt-socks5", "tt-ssh-chacha20", "tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux",
+                 "tt-chacha20-resume", "tt-chacha20-mux-1", "tt-chacha20-resume-1", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
 KNOWN_SYSTEMS = GROUPS["all"] + EXTRA_SYSTEMS
 ALIASES = {"tt": "tt-tcp"}
 # tt's web carriers: (scheme, forward mode, --mux). The WebSocket ones listen
@@ -112,6 +113,12 @@ TT_NATIVE = {
     "tt-aes-256-gcm-fast": ("aes-256-gcm", None, False, FAST),
     "tt-chacha20-early": ("chacha20-poly1305", None, False, ("--early-reply",)),
     "tt-chacha20-mux": ("chacha20-poly1305", None, False, ("--mux",)),
+    # Resumable sessions (--resume implies --mux); the -1 rows put each
+    # stream on a session of its own, so an idle connection is an idle session.
+    "tt-chacha20-resume": ("chacha20-poly1305", None, False, ("--resume",)),
+    "tt-chacha20-mux-1": ("chacha20-poly1305", None, False, ("--mux", "--mux-max-streams", "1")),
+    "tt-chacha20-resume-1": ("chacha20-poly1305", None, False,
+                             ("--resume", "--mux-max-streams", "1")),
 }
 STUNNEL_SUITES = {
     "stunnel-aes-256-gcm": "TLS_AES_256_GCM_SHA384",

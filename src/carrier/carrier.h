@@ -212,6 +212,12 @@ struct tt_carrier_type {
      * X: ..." (the carrier may know more than the code, such as the error
      * a helper process printed). NULL: the code's own text. */
     const char *(*dial_error)(tt_carrier *c, int status, char *buf, size_t len);
+    /* Optional: milliseconds from now until a connection dialed now should
+     * give way to a new one (tt://'s hopping ports: its port's slot ends),
+     * or 0 when a connection may live as long as it likes. A resumable
+     * session with --hop-migrate moves to a new connection then
+     * (session/client.c). NULL: always 0. */
+    uint64_t (*leg_lifetime)(tt_carrier *c);
     /* Stops listening (server) and frees the carrier. Established links live on. */
     void (*close)(tt_carrier *c);
 };

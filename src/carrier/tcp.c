@@ -164,10 +164,15 @@ static void tcp_close(tt_carrier *base)
     free(c);
 }
 
+/* tcp:// has no key of its own; -k authenticates resumable sessions
+ * (--resume) over it. */
+static const tt_carrier_optgroup *const tcp_groups[] = {&tt_carrier_key_opts, NULL};
+
 const tt_carrier_type tt_carrier_tcp = {
     .scheme = "tcp",
     .url_form = "tcp://HOST:PORT",
     .summary = "plain TCP, unencrypted (loopback, or inside another secure layer)",
+    .groups = tcp_groups,
     .client_new = tcp_client_new,
     .server_new = tcp_server_new,
     .dial = tcp_dial,

@@ -320,6 +320,20 @@ static int ttc_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
     return 0;
 }
 
+/* Hopping ports: until the next slot begins, and a little more, so that a
+ * client whose clock is slightly behind the server's already dials the new
+ * slot's port (the server listens on the neighbouring slots' ports too). */
+static uint64_t ttc_leg_lifetime(tt_carrier *base)
+{
+    ttc *c = (ttc *)base;
+    if (c->cfg.url.hp.port != 0)
+        return 0;
+    uint64_t now = wall_ms(c);
+    uint64_t next =
+        tt_proto_hop_start(c->port_key, slot_of(c, now) + 1, (uint64_t)c->o.hop_interval_s * 1000);
+    return (next > now ? next - now : 0) + 200;
+}
+
 static void ttc_dial_cancel(tt_carrier_dial *d)
 {
     d->cancelled = true;
@@ -1059,5 +1073,6 @@ const tt_carrier_type tt_carrier_tt = {
     .dial = ttc_dial,
     .dial_cancel = ttc_dial_cancel,
     .describe = ttc_describe,
+    .leg_lifetime = ttc_leg_lifetime,
     .close = ttc_close,
 };

@@ -13,6 +13,7 @@
 #include "codec/nftrules.h"
 #include "codec/resolvconf.h"
 #include "codec/streamhdr.h"
+#include "codec/ttproto.h"
 #include "core/addr.h"
 #include "core/log.h"
 #include "entry/entry.h"
@@ -25,6 +26,7 @@
 #include "exit/nameserver.h"
 #include "exit/resolver.h"
 #include "mux/pool.h"
+#include "session/client.h"
 
 typedef struct client_cfg {
     const char *server;
@@ -48,6 +50,10 @@ typedef struct client_cfg {
     bool redirect_forwarded;
     bool dns;
     const char *dns_server;
+    bool resume;
+    bool hop_migrate;
+    unsigned reconnect_min_ms;
+    unsigned reconnect_max_ms;
 } client_cfg;
 
 #define O(field) offsetof(client_cfg, field)
@@ -65,6 +71,22 @@ static const tt_opt client_opts[] = {
      0, 0},
     {0, "mux-idle", "DURATION", TT_OPT_DURATION, O(mux_idle_ms),
      "with --mux: close a connection this long after its last stream ended (default 60s)", 0, 0},
+    {0, "resume", NULL, TT_OPT_FLAG, O(resume),
+     "resumable sessions: streams survive the loss of a carrier connection (implies --mux; needs "
+     "-k on both ends; also TT_RESUME=1)",
+     0, 0},
+    {0, "hop-migrate", NULL, TT_OPT_FLAG, O(hop_migrate),
+     "with --resume over tt:// with hopping ports: move each session to the new port when its "
+     "slot ends, so that no connection outlives its slot (also TT_HOP_MIGRATE=1)",
+     0, 0},
+    {0, "reconnect-min", "DURATION", TT_OPT_DURATION, O(reconnect_min_ms),
+     "with --resume: the first reconnection waits up to this long, doubling per failure (default "
+     "100ms; also TT_RECONNECT_MIN)",
+     0, 0},
+    {0, "reconnect-max", "DURATION", TT_OPT_DURATION, O(reconnect_max_ms),
+     "with --resume: the longest wait between reconnections (default 30s; also "
+     "TT_RECONNECT_MAX)",
+     0, 0},
     {'l', "listen", "ADDR", TT_OPT_STRING, O(listen),
      "SOCKS5 proxy address, HOST:PORT or PORT (default 127.0.0.1:1080; 'none' for no proxy)", 0, 0},
     {'L', "forward", "LISTEN[=DEST]", TT_OPT_LIST, O(forwards),
@@ -487,6 +509,80 @@ static int install_rules(client *c, const client_cfg *cfg)
     return 0;
 }
 
+/* A duration from the environment variable NAME into *MS, unless OPT was
+ * given on the command line (flags over environment over defaults).
+ * Returns 0 or 2 after one error line. */
+static int env_duration(const tt_carrier_opts *co, const char *opt, const char *name, unsigned *ms)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0' || tt_opts_given(&co->sets[0], opt))
+        return 0;
+    if (tt_parse_duration(v, ms) != 0)
+        return tt_opts_fail(&client_spec,
+                            "invalid %s '%s': expected a duration such as 500ms or 30s", name, v);
+    return 0;
+}
+
+/* A flag from the environment variable NAME ("1" or "0") into *ON, unless
+ * OPT was given on the command line. Returns 0 or 2 after one error line. */
+static int env_flag(const tt_carrier_opts *co, const char *opt, const char *name, bool *on)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0' || tt_opts_given(&co->sets[0], opt))
+        return 0;
+    if (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+        *on = true;
+    else if (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+        *on = false;
+    else
+        return tt_opts_fail(&client_spec, "invalid %s '%s': expected 1 or 0", name, v);
+    return 0;
+}
+
+/* Reads --resume and its options (and their TT_ variables), and checks
+ * what --resume needs. Returns 0 or 2 after one error line. */
+static int resume_opts(client_cfg *cfg, tt_carrier_opts *co)
+{
+    const tt_carrier_cfg *ccfg = &co->cfg;
+    int rc = env_flag(co, "resume", "TT_RESUME", &cfg->resume);
+    if (rc == 0)
+        rc = env_flag(co, "hop-migrate", "TT_HOP_MIGRATE", &cfg->hop_migrate);
+    if (rc == 0)
+        rc = env_duration(co, "reconnect-min", "TT_RECONNECT_MIN", &cfg->reconnect_min_ms);
+    if (rc == 0)
+        rc = env_duration(co, "reconnect-max", "TT_RECONNECT_MAX", &cfg->reconnect_max_ms);
+    if (rc)
+        return rc;
+    if (!cfg->resume) {
+        static const char *const ropts[] = {"reconnect-min", "reconnect-max", "hop-migrate"};
+        for (size_t i = 0; i < 3; i++) {
+            if (tt_opts_given(&co->sets[0], ropts[i]))
+                return tt_opts_fail(&client_spec, "--%s applies with --resume only", ropts[i]);
+        }
+        if (ccfg->key && strcmp(ccfg->type->scheme, "tcp") == 0)
+            return tt_opts_fail(&client_spec,
+                                "-k/--key applies to tt://, tls://, ws://, wss:// (and to tcp:// "
+                                "with --resume only)");
+        return 0;
+    }
+    if (ccfg->type->opener != NULL)
+        return tt_opts_fail(&client_spec,
+                            "--resume needs a tt server at the far end; %s:// ends at a proxy",
+                            ccfg->type->scheme);
+    if (ccfg->key == NULL)
+        return tt_opts_fail(&client_spec, "--resume needs -k KEY on both ends (the session join is "
+                                          "authenticated with it)");
+    if (cfg->hop_migrate && (strcmp(ccfg->type->scheme, "tt") != 0 || ccfg->url.hp.port != 0))
+        return tt_opts_fail(&client_spec,
+                            "--hop-migrate applies to tt:// with hopping ports (a server URL "
+                            "without a port)");
+    if (cfg->reconnect_min_ms == 0 || cfg->reconnect_max_ms < cfg->reconnect_min_ms)
+        return tt_opts_fail(&client_spec,
+                            "--reconnect-min must be more than 0 and at most --reconnect-max");
+    cfg->mux = true;
+    return 0;
+}
+
 static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loop)
 {
     const char *why = NULL;
@@ -564,6 +660,9 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
             return rc;
     }
 
+    rc = resume_opts(cfg, co);
+    if (rc)
+        return rc;
     static const char *const mux_opts[] = {"mux-max-streams", "mux-keepalive", "mux-idle"};
     for (size_t i = 0; i < sizeof mux_opts / sizeof mux_opts[0] && !cfg->mux; i++) {
         if (tt_opts_given(&co->sets[0], mux_opts[i]))
@@ -581,6 +680,24 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     rc = type->client_new(loop, ccfg, &c->carrier, &why);
     if (rc < 0)
         return tt_opts_fail(&client_spec, "--server '%s': %s", cfg->server, why);
+    if (cfg->resume) {
+        /* The session wrapper is a carrier over the real one, and the pool
+         * runs over it: each mux session rides one resumable session. */
+        uint8_t psk[32];
+        bool is_password = false;
+        if (tt_psk_derive(ccfg->key, psk, &is_password) != 0)
+            return tt_opts_fail(&client_spec, "--resume: cannot derive the key from -k");
+        tt_sess_client_cfg sc = {.psk = psk,
+                                 .reconnect_min_ms = cfg->reconnect_min_ms,
+                                 .reconnect_max_ms = cfg->reconnect_max_ms,
+                                 .join_timeout_ms = cfg->handshake_timeout_ms,
+                                 .migrate = cfg->hop_migrate};
+        rc = tt_sess_client_new(loop, c->carrier, &sc, &c->carrier);
+        if (rc < 0) {
+            c->carrier = NULL;
+            return tt_opts_fail(&client_spec, "--resume: %s", strerror(-rc));
+        }
+    }
     if (cfg->mux) {
         /* The pool is a carrier too: the entries and the stream layer run
          * over it unchanged, and it owns the real carrier from now on. */
@@ -589,6 +706,11 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         mc.ping_interval_ms = cfg->mux_keepalive_ms;
         mc.ping_timeout_ms = cfg->mux_keepalive_ms / 2;
         mc.idle_timeout_ms = cfg->mux_idle_ms;
+        /* Over a resumable session an outage is not a dead peer: the pings
+         * keep the connection under watch, and only a session the server
+         * dropped ends the mux. */
+        if (cfg->resume)
+            mc.ping_timeout_ms = 600000;
         tt_mux_pool *pool = tt_mux_pool_new(loop, c->carrier, &mc, cfg->mux_max_streams);
         if (pool == NULL) {
             c->carrier = NULL;
@@ -680,6 +802,8 @@ int tt_cmd_client(int argc, char **argv)
         .mux_max_streams = 4,
         .mux_keepalive_ms = 30000,
         .mux_idle_ms = 60000,
+        .reconnect_min_ms = 100,
+        .reconnect_max_ms = 30000,
     };
     return tt_cmd_main(&client_spec, client_opts, sizeof client_opts / sizeof client_opts[0], &cfg,
                        false, argc, argv, run);

@@ -11,6 +11,8 @@
 #include "exit/acl.h"
 #include "exit/nameserver.h"
 #include "exit/resolver.h"
+#include "codec/ttproto.h"
+#include "session/server.h"
 #include "stream/accept.h"
 
 typedef struct server_cfg {
@@ -22,6 +24,7 @@ typedef struct server_cfg {
     unsigned timeout_ms;
     unsigned handshake_timeout_ms;
     unsigned connect_timeout_ms;
+    unsigned session_linger_ms;
     tt_cmd_service svc;
 } server_cfg;
 
@@ -47,6 +50,11 @@ static const tt_opt server_opts[] = {
      "limit for a client's handshake and stream header (default 10s; more than 0)", 0, 0},
     {0, "connect-timeout", "DURATION", TT_OPT_DURATION, O(connect_timeout_ms),
      "limit for resolving and connecting to a destination (default 10s)", 0, 0},
+    {0, "session-linger", "DURATION", TT_OPT_DURATION, O(session_linger_ms),
+     "keep a resumable session (a client's --resume) this long after its connection is lost, "
+     "for the client to resume it; then its streams are reset (default 60s; also "
+     "TT_SESSION_LINGER)",
+     0, 0},
     TT_CMD_SERVICE_OPTS(server_cfg, svc),
 };
 #undef O
@@ -64,6 +72,7 @@ typedef struct server {
     tt_resolver *resolver;
     tt_acl acl;
     tt_stream_server_cfg scfg;
+    tt_sess_server *sessions;
 } server;
 
 static void on_stream(void *ud, tt_link *link)
@@ -72,9 +81,50 @@ static void on_stream(void *ud, tt_link *link)
     tt_stream_accept(link, &s->scfg);
 }
 
+static void on_session(void *ud, tt_link *link)
+{
+    server *s = ud;
+    tt_stream_accept_session(link, &s->scfg);
+}
+
+/* The table of resumable sessions: every server takes them (and plain
+ * clients alike); without -k it refuses their joins with one clear line.
+ * Returns 0 or 2 after one error line. */
+static int setup_sessions(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loop)
+{
+    const char *env = getenv("TT_SESSION_LINGER");
+    if (env && *env && !tt_opts_given(&co->sets[0], "session-linger") &&
+        tt_parse_duration(env, &cfg->session_linger_ms) != 0)
+        return tt_opts_fail(&server_spec,
+                            "invalid TT_SESSION_LINGER '%s': expected a duration such as 60s", env);
+    if (cfg->session_linger_ms == 0)
+        return tt_opts_fail(&server_spec, "--session-linger must be more than 0");
+    uint8_t psk[32];
+    bool is_password = false;
+    bool has_key = co->cfg.key && tt_psk_derive(co->cfg.key, psk, &is_password) == 0;
+    tt_sess_server_cfg sc = {
+        .psk = has_key ? psk : NULL,
+        .linger_ms = cfg->session_linger_ms,
+        .handshake_timeout_ms = cfg->handshake_timeout_ms,
+        .window_ms = co->cfg.replay_window_ms,
+        .on_session = on_session,
+        .ud = s,
+    };
+    s->sessions = tt_sess_server_new(loop, &sc);
+    if (s->sessions == NULL)
+        return tt_opts_fail(&server_spec, "out of memory");
+    s->scfg.sessions = s->sessions;
+    return 0;
+}
+
 static void server_stop(void *ud)
 {
     server *s = ud;
+    if (s->sessions) {
+        tt_sess_server_close(s->sessions);
+        s->sessions = NULL;
+        s->scfg.sessions = NULL;
+    }
     if (s->carrier) {
         s->carrier->type->close(s->carrier);
         s->carrier = NULL;
@@ -132,6 +182,9 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         s->scfg.has_fixed_dest = true;
     }
 
+    rc = setup_sessions(s, cfg, co, loop);
+    if (rc)
+        return rc;
     rc = tt_cmd_resolver(&server_spec, ccfg, loop, &s->resolver);
     if (rc)
         return rc;
@@ -186,6 +239,7 @@ int tt_cmd_server(int argc, char **argv)
         .timeout_ms = 300000,
         .handshake_timeout_ms = 10000,
         .connect_timeout_ms = 10000,
+        .session_linger_ms = 60000,
     };
     return tt_cmd_main(&server_spec, server_opts, sizeof server_opts / sizeof server_opts[0], &cfg,
                        true, argc, argv, run);

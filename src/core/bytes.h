@@ -28,4 +28,15 @@ static inline void tt_put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+static inline uint64_t tt_get64(const uint8_t *p)
+{
+    return (uint64_t)tt_get32(p) << 32 | tt_get32(p + 4);
+}
+
+static inline void tt_put64(uint8_t *p, uint64_t v)
+{
+    tt_put32(p, (uint32_t)(v >> 32));
+    tt_put32(p + 4, (uint32_t)v);
+}
+
 #endif

@@ -334,6 +334,18 @@ uint32_t tt_hotp(const uint8_t *key, size_t key_len, uint64_t counter)
            ((uint32_t)mac[off + 2] << 8) | mac[off + 3];
 }
 
+void tt_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len,
+                    uint8_t out[32])
+{
+    size_t mac_len = 0;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, msg, len, out, 32, &mac_len) ==
+            NULL ||
+        mac_len != 32) {
+        fprintf(stderr, "tt: HMAC-SHA256 unavailable\n");
+        abort();
+    }
+}
+
 void tt_random(void *buf, size_t len)
 {
     if (len > INT32_MAX || RAND_bytes(buf, (int)len) != 1) {

@@ -110,6 +110,11 @@ int tt_x25519(const uint8_t priv[32], const uint8_t peer[32], uint8_t shared[32]
  * for KEY and COUNTER; the 6-digit code is this modulo 10^6. */
 uint32_t tt_hotp(const uint8_t *key, size_t key_len, uint64_t counter);
 
+/* HMAC-SHA256 of the LEN bytes at MSG under KEY into OUT (32 bytes). Aborts
+ * if OpenSSL cannot compute it (as tt_hotp does): there is no safe way on. */
+void tt_hmac_sha256(const uint8_t *key, size_t key_len, const uint8_t *msg, size_t len,
+                    uint8_t out[32]);
+
 /* Fills BUF with cryptographically random bytes; aborts if the system
  * cannot provide them (there is no safe way on). */
 void tt_random(void *buf, size_t len);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "codec/mux.h"
+#include "codec/sess.h"
 #include "codec/socks5.h"
 #include "codec/streamhdr.h"
 #include "core/log.h"
@@ -12,6 +13,7 @@
 #include "link/relay.h"
 #include "link/tcp.h"
 #include "mux/session.h"
+#include "session/server.h"
 
 typedef struct sstream {
     tt_link *link;
@@ -25,8 +27,9 @@ typedef struct sstream {
     int outstanding; /* link close, timer close, dial callback */
     bool have_header;
     bool closed;
-    bool in_mux;    /* a stream of a mux session: no session inside it */
-    bool seen_data; /* some byte arrived: too late to start a mux session */
+    bool in_mux;     /* a stream of a mux session: no session inside it */
+    bool in_session; /* the link of a resumable session: no session inside it */
+    bool seen_data;  /* some byte arrived: too late to start a mux session */
     char peer[64];
 } sstream;
 
@@ -117,7 +120,8 @@ static void on_dialed(void *ud, uint8_t rep, int err, tt_link *dest)
     tt_relay_start(link, dest, &ro);
 }
 
-static void accept_stream(tt_link *link, const tt_stream_server_cfg *cfg, bool in_mux);
+static void accept_stream(tt_link *link, const tt_stream_server_cfg *cfg, bool in_mux,
+                          bool in_session);
 
 /* A connection whose first byte starts a mux preface carries a mux session,
  * each of whose streams starts with its own stream header: the server takes
@@ -130,7 +134,7 @@ typedef struct muxconn {
 static void mux_on_stream(void *ud, tt_link *stream)
 {
     muxconn *m = ud;
-    accept_stream(stream, m->cfg, true);
+    accept_stream(stream, m->cfg, true, false);
 }
 
 static void mux_on_end(void *ud, int err)
@@ -157,10 +161,26 @@ static void start_mux(sstream *s, const uint8_t *data, size_t len)
     m->cfg = s->cfg;
     tt_mux_cfg mc;
     tt_mux_cfg_default(&mc);
+    if (s->in_session)
+        mc.ping_interval_ms = 0;
     static const tt_mux_callbacks cbs = {mux_on_stream, mux_on_end};
     m->session = tt_mux_server(link, &mc, &cbs, m, data, len);
     if (m->session == NULL)
         free(m);
+}
+
+/* A connection that starts with a JOIN is a leg of a resumable session. */
+static void start_session(sstream *s, const uint8_t *data, size_t len)
+{
+    tt_link *link = s->link;
+    tt_link_read_stop(link);
+    s->link = NULL;
+    ss_close(s);
+    if (s->cfg->sessions == NULL) {
+        tt_link_close(link, NULL, NULL);
+        return;
+    }
+    tt_sess_server_accept(s->cfg->sessions, link, data, len);
 }
 
 static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
@@ -174,6 +194,10 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         s->seen_data = true;
         if (!s->in_mux && tt_mux_is_preface(data, 1) != 0) {
             start_mux(s, data, len);
+            return;
+        }
+        if (!s->in_mux && !s->in_session && tt_sess_is_join(data[0])) {
+            start_session(s, data, len);
             return;
         }
     }
@@ -252,10 +276,16 @@ static const tt_link_handler accept_handler = {
 
 void tt_stream_accept(tt_link *link, const tt_stream_server_cfg *cfg)
 {
-    accept_stream(link, cfg, false);
+    accept_stream(link, cfg, false, false);
 }
 
-static void accept_stream(tt_link *link, const tt_stream_server_cfg *cfg, bool in_mux)
+void tt_stream_accept_session(tt_link *link, const tt_stream_server_cfg *cfg)
+{
+    accept_stream(link, cfg, false, true);
+}
+
+static void accept_stream(tt_link *link, const tt_stream_server_cfg *cfg, bool in_mux,
+                          bool in_session)
 {
     sstream *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -265,6 +295,7 @@ static void accept_stream(tt_link *link, const tt_stream_server_cfg *cfg, bool i
     s->link = link;
     s->cfg = cfg;
     s->in_mux = in_mux;
+    s->in_session = in_session;
     s->outstanding = 2;
     tt_streamhdr_parser_init(&s->parser);
     tt_link_peer(link, s->peer, sizeof s->peer);

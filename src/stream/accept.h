@@ -24,10 +24,19 @@ typedef struct tt_stream_server_cfg {
     bool has_nameserver;
     tt_target nameserver;
     tt_acl nameserver_acl;
+    /* Resumable sessions (src/session/server.h): connections that start with
+     * a session JOIN go there. NULL: they are refused. */
+    struct tt_sess_server *sessions;
 } tt_stream_server_cfg;
 
 /* Takes ownership of LINK, a new stream from a carrier. CFG must outlive
  * every stream (it is the server's configuration). */
 void tt_stream_accept(tt_link *link, const tt_stream_server_cfg *cfg);
+
+/* As tt_stream_accept for the session link of a new resumable session: it
+ * carries a mux session (or one stream), never another session. The mux
+ * over it does not ping: the session layer watches its connections and
+ * keeps the session across their loss. */
+void tt_stream_accept_session(tt_link *link, const tt_stream_server_cfg *cfg);
 
 #endif

@@ -111,7 +111,7 @@ def test_server_daemon_ready_pid_file_and_stop(daemons):
 
 @pytest.mark.parametrize("bad", [
     ["--bogus"],                        # refused by the parser, before the fork
-    ["-k", "x"],                        # refused by the command's checks, after the fork
+    ["--session-linger", "0"],          # refused by the command's checks, after the fork
     ["--log-file", "x", "--syslog"],
 ], ids=["parser", "command check", "two log sinks"])
 def test_daemon_bad_option_one_line_exit_2(daemons, bad):

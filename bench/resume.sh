@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# --resume over tt:// against plain tt:// (and tt:// --mux, which --resume
+# implies), single-stream throughput up and down through the client's SOCKS5
+# port with ttbench, alternating the three ROUNDS times so that the shared
+# machine's drift hits all alike. Each run starts a fresh server and client
+# on loopback.
+#   bench/resume.sh [TT (build/tt)] [ROUNDS (5)] [BYTES (512M)]
+# Needs build/bench/ttbench (scripts/build.sh release). Prints a line per run
+# (with the CPU ticks of client and server, read from /proc) and the medians
+# with the ratio of --resume to plain tt://; on a shared machine the CPU per
+# byte is the steadier figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tt=${1:-build/tt} rounds=${2:-5} bytes=${3:-512M}
+. bench/ab_common.sh
+key=$("$tt" keygen)
+results=$(mktemp)
+cleanup() {
+    kill_started
+    rm -f "$results"
+}
+trap cleanup EXIT
+tick=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+start_destination
+run() { # LABEL [client options]
+    local label=$1 srv cli sp cp dir mbps before after
+    shift
+    srv=$(free_port)
+    cli=$(free_port)
+    "$tt" server -l "127.0.0.1:$srv" -k "$key" --allow 127.0.0.0/8 >/dev/null 2>&1 &
+    sp=$!
+    pids+=("$sp")
+    wait_port "$srv"
+    "$tt" client -s "127.0.0.1:$srv" -k "$key" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 &
+    cp=$!
+    pids+=("$cp")
+    wait_port "$cli"
+    for dir in up down; do
+        before=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
+        mbps=$("$bench" throughput --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --bytes "$bytes" \
+            --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
+        after=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
+        echo "$label $dir $mbps $((after - before))" >>"$results"
+        printf '%-7s %-4s %8s MB/s  %s CPU ticks\n' "$label" "$dir" "$mbps" "$((after - before))"
+    done
+    kill "$cp" "$sp"
+    wait "$cp" "$sp" 2>/dev/null || true
+}
+for i in $(seq "$rounds"); do
+    run plain
+    run mux --mux
+    run resume --resume
+done
+/usr/bin/python3 - "$results" "$bytes" "$tick" <<'PY'
+import statistics, sys
+path, size, tick = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+n = int(size[:-1]) * mult[size[-1]] if size[-1] in mult else int(size)
+runs, cpu = {}, {}
+for line in open(path):
+    label, d, mbps, ticks = line.split()
+    runs.setdefault((label, d), []).append(float(mbps))
+    cpu.setdefault((label, d), []).append(int(ticks) / tick / (n / 1e9))
+med = {k: statistics.median(v) for k, v in runs.items()}
+cmed = {k: statistics.median(v) for k, v in cpu.items()}
+for label in ("plain", "mux", "resume"):
+    print("median %-6s up %6.0f MB/s %.2f CPU s/GB  down %6.0f MB/s %.2f CPU s/GB" % (
+        label, med[(label, "up")], cmed[(label, "up")], med[(label, "down")],
+        cmed[(label, "down")]))
+for d in ("up", "down"):
+    print("resume / plain %s: %.2fx (CPU %.2fx)   resume / mux %s: %.2fx (CPU %.2fx)" % (
+        d, med[("resume", d)] / med[("plain", d)], cmed[("resume", d)] / cmed[("plain", d)],
+        d, med[("resume", d)] / med[("mux", d)], cmed[("resume", d)] / cmed[("mux", d)]))
+PY

@@ -1,0 +1,562 @@
+/* The session link: the tt_link the mux runs over, whose bytes travel on one
+ * carrier connection (leg) at a time through the sans-I/O core (core.h).
+ *
+ * Writes are copied into the core's buffer and framed onto the leg while its
+ * queue is under TT_SESS_LEG_BOUND and the in-flight bound allows; what waits
+ * is the link's pending, so the mux's own backpressure stops the streams
+ * while a leg is missing or slow. Input from the leg is decoded in place and
+ * delivered to the owner without a copy, unless the owner stopped reading:
+ * then the rest of that read is stashed and the leg's reading stopped.
+ *
+ * A leg that ends or fails without a CLOSE frame does not end the session:
+ * the role reconnects (client) or lingers (server), and the next leg resumes
+ * from the offsets exchanged in the join. Errors reach the owner from the
+ * loop (idle handle), never inside the owner's own calls.
+ *
+ * Lifetime: refs counts the three timers, the idle handle, every leg still
+ * closing and the owner; the memory goes at zero, after which the owner's
+ * close callback runs. */
+#include "session/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "link/linger.h"
+#include "link/scratch.h"
+
+/* The DATA of one read of the leg reaches the owner in one on_data call, as
+ * a carrier link hands over all the frames of one read at once: the mux
+ * then writes once per read to each stream's destination, not once per
+ * frame. A single piece is passed in place; several are joined here. */
+#define GATHER_MAX (256u * 1024)
+TT_SCRATCH_DEFINE(gather_scratch, GATHER_MAX);
+
+typedef struct gather {
+    const uint8_t *first; /* the first piece, in place */
+    size_t first_len;
+    uint8_t *buf; /* from the second piece on: the pieces joined */
+    size_t len, cap;
+} gather;
+
+uint64_t tt_sess_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void unref(tt_sess *s)
+{
+    if (--s->refs > 0)
+        return;
+    tt_link_close_cb cb = s->close_cb;
+    void *ud = s->close_ud;
+    tt_sess_core_free(&s->core);
+    free(s->stash);
+    free(s);
+    if (cb)
+        cb(ud);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    unref(h->data);
+}
+
+static void on_leg_closed(void *ud)
+{
+    unref(ud);
+}
+
+static void pump(tt_sess *s, bool from_owner);
+static void leg_input(tt_sess *s, const uint8_t *data, size_t len);
+
+/* Lets go of the current leg: with CLOSE_CODE >= 0 a CLOSE frame is written
+ * first and the leg lingers so that it arrives; else it is closed at once. */
+static void drop_leg(tt_sess *s, int close_code)
+{
+    tt_link *leg = s->leg;
+    if (leg == NULL)
+        return;
+    s->leg = NULL;
+    uv_timer_stop(&s->live_timer);
+    uv_timer_stop(&s->ack_timer);
+    if (close_code >= 0) {
+        uint8_t f[TT_SESS_HDR_LEN];
+        tt_sess_hdr_encode(TT_SESS_CLOSE, (uint8_t)close_code, 0, 0, f);
+        if (tt_link_write1(leg, f, sizeof f) == 0) {
+            tt_link_linger(leg, 2000);
+            return;
+        }
+    }
+    s->refs++;
+    tt_link_close(leg, on_leg_closed, s);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    tt_sess *s = h->data;
+    uv_idle_stop(h);
+    if (s->closing)
+        return;
+    if (s->err_pending) {
+        int err = s->err_pending;
+        s->err_pending = 0;
+        if (s->base.handler && s->base.handler->on_error)
+            s->base.handler->on_error(&s->base, s->base.ud, err);
+        return;
+    }
+    if (s->stash && s->reading) {
+        uint8_t *b = s->stash;
+        size_t n = s->stash_len;
+        s->stash = NULL;
+        s->stash_len = 0;
+        leg_input(s, b, n);
+        free(b);
+    }
+    if (!s->closing && !s->dead && s->stash == NULL && s->reading && s->leg &&
+        tt_link_read_start(s->leg) < 0)
+        tt_sess_fail(s, UV_EIO, "cannot read from the carrier connection", false);
+}
+
+void tt_sess_fail(tt_sess *s, int err, const char *why, bool send_close)
+{
+    if (s->dead)
+        return;
+    s->dead = true;
+    s->why = why;
+    drop_leg(s, send_close ? TT_SESS_CLOSE_ABORT : -1);
+    uv_timer_stop(&s->role_timer);
+    free(s->stash);
+    s->stash = NULL;
+    s->stash_len = 0;
+    s->err_pending = err;
+    if (!s->closing)
+        uv_idle_start(&s->idle, on_idle);
+}
+
+/* The leg ended without a CLOSE: the session lives on without it. */
+static void leg_broken(tt_sess *s, int err)
+{
+    if (s->dead || s->closing)
+        return;
+    drop_leg(s, -1);
+    tt_sess_reader_init(&s->rd);
+    free(s->stash);
+    s->stash = NULL;
+    s->stash_len = 0;
+    s->role->leg_lost(s, err);
+}
+
+static void deliver_eof(tt_sess *s)
+{
+    if (s->base.handler && s->base.handler->on_eof)
+        s->base.handler->on_eof(&s->base, s->base.ud);
+}
+
+static void send_ack(tt_sess *s)
+{
+    uint8_t f[TT_SESS_ACK_MAX];
+    size_t n = tt_sess_core_ack_frame(&s->core, f);
+    uv_timer_stop(&s->ack_timer);
+    if (s->leg && tt_link_write1(s->leg, f, n) < 0)
+        leg_broken(s, UV_EIO);
+}
+
+static void on_ack_timer(uv_timer_t *t)
+{
+    tt_sess *s = t->data;
+    if (s->leg && tt_sess_core_ack_owed(&s->core))
+        send_ack(s);
+}
+
+/* Hands what G holds to the owner; returns false when input must stop (the
+ * owner closed, or the session died). G's buffer stays taken for reuse. */
+static bool gather_flush(tt_sess *s, gather *g)
+{
+    const uint8_t *p = g->len ? g->buf : g->first;
+    size_t n = g->len ? g->len : g->first_len;
+    g->first = NULL;
+    g->first_len = 0;
+    g->len = 0;
+    if (n > 0 && s->base.handler && s->base.handler->on_data)
+        s->base.handler->on_data(&s->base, s->base.ud, p, n);
+    return !s->closing && !s->dead;
+}
+
+static bool gather_add(tt_sess *s, gather *g, const uint8_t *p, size_t n)
+{
+    if (g->first == NULL && g->len == 0) {
+        g->first = p;
+        g->first_len = n;
+        return true;
+    }
+    if (g->buf == NULL)
+        g->buf = tt_scratch_take(&gather_scratch, GATHER_MAX, GATHER_MAX, &g->cap);
+    if (g->buf && g->len == 0) {
+        memcpy(g->buf, g->first, g->first_len);
+        g->len = g->first_len;
+    }
+    if (g->buf == NULL || g->len + n > g->cap) {
+        /* No room (or no memory): what is held goes first. */
+        if (!gather_flush(s, g))
+            return false;
+        g->first = p;
+        g->first_len = n;
+        return true;
+    }
+    memcpy(g->buf + g->len, p, n);
+    g->len += n;
+    return true;
+}
+
+/* Handles one decoded event, DATA joining G; returns false when input must
+ * stop (the owner closed, stopped reading, or the session died). */
+static bool take_event(tt_sess *s, const tt_sess_ev *ev, gather *g)
+{
+    switch (ev->kind) {
+    case TT_SESS_EV_DATA: {
+        size_t skip = 0;
+        bool eof_now = false;
+        if (tt_sess_core_input(&s->core, ev->offset, ev->len, ev->fin, &skip, &eof_now) < 0) {
+            tt_sess_fail(s, UV_EPROTO, "the peer skipped bytes of the session", true);
+            return false;
+        }
+        if (ev->len > skip && !gather_add(s, g, ev->data + skip, ev->len - skip))
+            return false;
+        if (eof_now) {
+            if (!gather_flush(s, g))
+                return false;
+            deliver_eof(s);
+            if (s->closing || s->dead)
+                return false;
+        }
+        if (tt_sess_core_ack_due(&s->core))
+            send_ack(s);
+        else if (tt_sess_core_ack_owed(&s->core) && !uv_is_active((uv_handle_t *)&s->ack_timer))
+            uv_timer_start(&s->ack_timer, on_ack_timer, TT_SESS_ACK_DELAY_MS, 0);
+        return s->leg != NULL;
+    }
+    case TT_SESS_EV_ACK:
+        if (tt_sess_core_ack(&s->core, ev->cum) < 0) {
+            tt_sess_fail(s, UV_EPROTO, "the peer acknowledged bytes never sent", true);
+            return false;
+        }
+        pump(s, false);
+        return !s->closing && !s->dead && s->leg != NULL;
+    case TT_SESS_EV_CLOSE:
+        if (!gather_flush(s, g))
+            return false;
+        s->peer_done = true;
+        if (ev->code == TT_SESS_CLOSE_DONE && s->core.eof) {
+            /* A clean end: both directions ended before. */
+            drop_leg(s, -1);
+            return false;
+        }
+        tt_sess_fail(s, UV_ECONNRESET, "the peer cut the session", false);
+        return false;
+    default:
+        return false;
+    }
+}
+
+static void leg_input(tt_sess *s, const uint8_t *data, size_t len)
+{
+    s->last_rx_ms = uv_now(s->base.loop);
+    gather g = {0};
+    size_t i = 0;
+    while (i < len && !s->dead && !s->closing && s->leg) {
+        if (!s->reading) {
+            /* The owner stopped reading: keep the rest for read_start. */
+            uint8_t *b = malloc(len - i);
+            if (b == NULL) {
+                tt_sess_fail(s, UV_ENOMEM, "out of memory", true);
+                break;
+            }
+            memcpy(b, data + i, len - i);
+            s->stash = b;
+            s->stash_len = len - i;
+            tt_link_read_stop(s->leg);
+            break;
+        }
+        size_t used = 0;
+        tt_sess_ev ev;
+        const char *why = NULL;
+        int rc = tt_sess_read(&s->rd, data + i, len - i, &used, &ev, &why);
+        i += used;
+        if (rc < 0) {
+            tt_warn("session %s: %s", s->name, why);
+            tt_sess_fail(s, UV_EPROTO, why, true);
+            break;
+        }
+        if (rc == 0 || !take_event(s, &ev, &g))
+            break;
+    }
+    if (!s->dead && !s->closing)
+        gather_flush(s, &g);
+    tt_scratch_give(&gather_scratch, g.buf);
+}
+
+/* Leg callbacks. */
+
+static void on_leg_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
+{
+    (void)l;
+    leg_input(ud, data, len);
+}
+
+static void on_leg_eof(tt_link *l, void *ud)
+{
+    (void)l;
+    leg_broken(ud, UV_EOF);
+}
+
+static void on_leg_error(tt_link *l, void *ud, int err)
+{
+    (void)l;
+    leg_broken(ud, err);
+}
+
+static void on_leg_drained(tt_link *l, void *ud)
+{
+    (void)l;
+    pump(ud, false);
+}
+
+static const tt_link_handler leg_handler = {on_leg_data, on_leg_eof, on_leg_error, on_leg_drained};
+
+static void on_live_timer(uv_timer_t *t)
+{
+    tt_sess *s = t->data;
+    uint64_t quiet = uv_now(s->base.loop) - s->last_rx_ms;
+    bool waiting = s->core.snd_nxt > s->core.snd_una;
+    if ((waiting && quiet >= TT_SESS_LIVE_MS) || quiet >= TT_SESS_IDLE_MS) {
+        tt_info("session %s: the connection is silent for %llu s; taking it as lost", s->name,
+                (unsigned long long)(quiet / 1000));
+        leg_broken(s, UV_ETIMEDOUT);
+    }
+}
+
+void tt_sess_attach(tt_sess *s, tt_link *leg, const uint8_t *early, size_t n)
+{
+    drop_leg(s, -1);
+    s->leg = leg;
+    tt_sess_reader_init(&s->rd);
+    /* The join told the peer what arrived: that is an acknowledgment. */
+    s->core.rcv_acked = s->core.rcv_nxt;
+    s->last_rx_ms = uv_now(s->base.loop);
+    tt_link_set_handler(leg, &leg_handler, s);
+    uv_timer_start(&s->live_timer, on_live_timer, TT_SESS_LIVE_MS / 4, TT_SESS_LIVE_MS / 4);
+    if (n > 0)
+        leg_input(s, early, n);
+    if (s->leg != leg || s->dead || s->closing)
+        return;
+    if (s->reading && s->stash == NULL && tt_link_read_start(leg) < 0) {
+        leg_broken(s, UV_EIO);
+        return;
+    }
+    pump(s, false);
+}
+
+/* Frames what may go onto the leg: a due acknowledgment, then DATA, several
+ * frames per write. FROM_OWNER: called inside the owner's write, where no
+ * callback of the owner may run. */
+static void pump(tt_sess *s, bool from_owner)
+{
+    enum { FRAMES = 16 };
+    while (s->leg && !s->dead && tt_link_pending(s->leg) < TT_SESS_LEG_BOUND) {
+        uint8_t hdr[FRAMES][TT_SESS_HDR_LEN];
+        uv_buf_t iov[2 * FRAMES];
+        unsigned niov = 0, nf = 0;
+        size_t bytes = 0;
+        while (nf < FRAMES && bytes < TT_SESS_LEG_BOUND) {
+            const uint8_t *d = NULL;
+            size_t len = 0;
+            if (!tt_sess_core_next(&s->core, hdr[nf], &d, &len))
+                break;
+            iov[niov++] = uv_buf_init((char *)hdr[nf], TT_SESS_HDR_LEN);
+            if (len)
+                iov[niov++] = uv_buf_init((char *)(uintptr_t)d, (unsigned)len);
+            bytes += len;
+            nf++;
+        }
+        if (nf == 0)
+            break;
+        if (tt_link_write(s->leg, iov, niov) < 0) {
+            leg_broken(s, UV_EIO);
+            return;
+        }
+    }
+    if (from_owner) {
+        if (tt_sess_core_unsent(&s->core) > 0)
+            s->drain_wanted = true;
+        return;
+    }
+    if (s->drain_wanted && tt_sess_core_unsent(&s->core) == 0 && !s->closing && !s->dead) {
+        s->drain_wanted = false;
+        if (s->base.handler && s->base.handler->on_drained)
+            s->base.handler->on_drained(&s->base, s->base.ud);
+    }
+}
+
+/* The link operations of the session link. */
+
+static int sl_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)
+{
+    tt_sess *s = (tt_sess *)l;
+    if (s->dead)
+        return s->err_pending ? s->err_pending : UV_EPIPE;
+    int rc = tt_sess_core_write(&s->core, bufs, nbufs);
+    if (rc < 0)
+        return rc == -ENOMEM ? UV_ENOMEM : UV_EPIPE;
+    pump(s, true);
+    return 0;
+}
+
+static int sl_read_start(tt_link *l)
+{
+    tt_sess *s = (tt_sess *)l;
+    s->reading = true;
+    if (s->dead)
+        return 0;
+    if (s->stash) {
+        uv_idle_start(&s->idle, on_idle);
+        return 0;
+    }
+    return s->leg ? tt_link_read_start(s->leg) : 0;
+}
+
+static void sl_read_stop(tt_link *l)
+{
+    tt_sess *s = (tt_sess *)l;
+    s->reading = false;
+    if (s->leg)
+        tt_link_read_stop(s->leg);
+}
+
+static int sl_shutdown(tt_link *l)
+{
+    tt_sess *s = (tt_sess *)l;
+    if (s->dead)
+        return UV_EPIPE;
+    tt_sess_core_shutdown(&s->core);
+    pump(s, true);
+    return 0;
+}
+
+static size_t sl_pending(const tt_link *l)
+{
+    const tt_sess *s = (const tt_sess *)l;
+    return tt_sess_core_unsent(&s->core);
+}
+
+static void sl_close_as(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
+{
+    tt_sess *s = (tt_sess *)l;
+    if (s->closing)
+        return;
+    s->closing = true;
+    s->close_cb = cb;
+    s->close_ud = ud;
+    /* A close is an end of stream, as a TCP socket's is: what was written
+     * goes out with a FIN behind it, and CLOSE says "done" only when all of
+     * it is on the leg; else (an abort, no leg, bytes held by the in-flight
+     * bound) the peer's streams must fail, not look complete. */
+    bool clean = false;
+    if (!abort && !s->dead && !s->peer_done && s->leg) {
+        if (!s->core.fin_queued)
+            tt_sess_core_shutdown(&s->core);
+        pump(s, true);
+        clean = s->leg && tt_sess_core_unsent(&s->core) == 0 && s->core.fin_sent;
+    }
+    s->clean = clean || (s->peer_done && !s->dead);
+    if (!s->dead && !s->peer_done)
+        drop_leg(s, clean ? TT_SESS_CLOSE_DONE : TT_SESS_CLOSE_ABORT);
+    else
+        drop_leg(s, -1);
+    s->role->released(s);
+    uv_close((uv_handle_t *)&s->ack_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->live_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->role_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->idle, on_handle_closed);
+    unref(s);
+}
+
+static void sl_close(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    sl_close_as(l, cb, ud, false);
+}
+
+static void sl_abort(tt_link *l, tt_link_close_cb cb, void *ud)
+{
+    sl_close_as(l, cb, ud, true);
+}
+
+static const char *sl_peer(tt_link *l, char *buf, size_t len)
+{
+    tt_sess *s = (tt_sess *)l;
+    if (s->leg)
+        return tt_link_peer(s->leg, buf, len);
+    snprintf(buf, len, "session %s", s->name);
+    return buf;
+}
+
+static const tt_link_ops sess_ops = {
+    .write = sl_write,
+    .read_start = sl_read_start,
+    .read_stop = sl_read_stop,
+    .shutdown = sl_shutdown,
+    .close = sl_close,
+    .pending = sl_pending,
+    .abort = sl_abort,
+    .peer = sl_peer,
+};
+
+tt_sess *tt_sess_new(uv_loop_t *loop, const sess_role *role, void *owner,
+                     const uint8_t id[TT_SESS_ID_LEN])
+{
+    tt_sess *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->base.ops = &sess_ops;
+    s->base.loop = loop;
+    s->base.id = tt_link_next_id();
+    s->role = role;
+    s->owner = owner;
+    memcpy(s->id, id, TT_SESS_ID_LEN);
+    snprintf(s->name, sizeof s->name, "s%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
+    tt_sess_core_init(&s->core);
+    tt_sess_reader_init(&s->rd);
+    uv_timer_init(loop, &s->ack_timer);
+    uv_timer_init(loop, &s->live_timer);
+    uv_timer_init(loop, &s->role_timer);
+    uv_idle_init(loop, &s->idle);
+    s->ack_timer.data = s->live_timer.data = s->role_timer.data = s->idle.data = s;
+    s->refs = 5; /* four handles and the owner */
+    return s;
+}
+
+void tt_sess_destroy(tt_sess *s, tt_link_close_cb cb, void *ud)
+{
+    sl_close_as(&s->base, cb, ud, true);
+}
+
+void tt_sess_hold(tt_sess *s)
+{
+    s->refs++;
+}
+
+void tt_sess_unref(tt_sess *s)
+{
+    unref(s);
+}
+
+void tt_sess_close_link(tt_sess *s, tt_link *link)
+{
+    s->refs++;
+    tt_link_close(link, on_leg_closed, s);
+}

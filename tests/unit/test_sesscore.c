@@ -1,0 +1,381 @@
+/* Tests of the session core (session/core.h), sans-I/O: two cores exchange
+ * frames through the frame reader; a leg is "lost" by dropping what was in
+ * flight, and the rejoin must resend exactly what the peer lacks. Also the
+ * bounds: the in-flight limit, chunks freed on acknowledgment (an idle
+ * session holds no buffer), duplicates dropped, gaps refused. And the
+ * session link over in-memory legs (session/internal.h). */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memlink.h"
+#include "session/core.h"
+#include "session/internal.h"
+
+static uint8_t pattern(uint64_t i)
+{
+    return (uint8_t)(i * 7 + (i >> 9));
+}
+
+static void write_pattern(tt_sess_core *c, uint64_t from, size_t n)
+{
+    uint8_t *b = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        b[i] = pattern(from + i);
+    uv_buf_t buf = uv_buf_init((char *)b, (unsigned)n);
+    cr_assert_eq(tt_sess_core_write(c, &buf, 1), 0);
+    free(b);
+}
+
+/* The wire between two cores: bytes framed by the sender, read by the
+ * receiver, which checks every delivered byte against the pattern. */
+typedef struct wire {
+    uint8_t *buf;
+    size_t len, cap;
+} wire;
+
+static void wire_put(wire *w, const void *p, size_t n)
+{
+    if (w->len + n > w->cap) {
+        w->cap = (w->len + n) * 2;
+        w->buf = realloc(w->buf, w->cap);
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+/* Frames everything TX may send now onto W; returns the payload bytes. */
+static size_t send_all(tt_sess_core *tx, wire *w)
+{
+    size_t total = 0;
+    uint8_t hdr[TT_SESS_HDR_LEN];
+    const uint8_t *d;
+    size_t n;
+    while (tt_sess_core_next(tx, hdr, &d, &n)) {
+        wire_put(w, hdr, sizeof hdr);
+        if (n)
+            wire_put(w, d, n);
+        total += n;
+    }
+    return total;
+}
+
+typedef struct rx {
+    tt_sess_core core;
+    tt_sess_reader rd;
+    uint64_t delivered;
+    bool eof;
+} rx;
+
+/* Reads W into R, checking the pattern; clears W. */
+static void receive(rx *r, wire *w)
+{
+    size_t at = 0;
+    while (at < w->len) {
+        size_t used = 0;
+        tt_sess_ev ev;
+        const char *why = NULL;
+        int rc = tt_sess_read(&r->rd, w->buf + at, w->len - at, &used, &ev, &why);
+        cr_assert_geq(rc, 0, "%s", why);
+        at += used;
+        if (rc == 0)
+            break;
+        cr_assert_eq(ev.kind, TT_SESS_EV_DATA);
+        size_t skip;
+        bool eof_now;
+        cr_assert_eq(tt_sess_core_input(&r->core, ev.offset, ev.len, ev.fin, &skip, &eof_now), 0);
+        for (size_t i = skip; i < ev.len; i++)
+            cr_assert_eq(ev.data[i], pattern(r->delivered + i - skip), "byte %llu",
+                         (unsigned long long)(r->delivered + i - skip));
+        r->delivered += ev.len - skip;
+        if (eof_now)
+            r->eof = true;
+    }
+    w->len = 0;
+}
+
+Test(sess_core, resend_after_rejoin_loses_and_repeats_nothing)
+{
+    tt_sess_core tx;
+    tt_sess_core_init(&tx);
+    tx.inflight_max = 256 * 1024;
+    rx r = {0};
+    tt_sess_core_init(&r.core);
+    tt_sess_reader_init(&r.rd);
+    wire w = {0};
+    uint64_t written = 0;
+    for (int round = 0; round < 20; round++) {
+        write_pattern(&tx, written, 100000 + 777 * (size_t)round);
+        written += 100000 + 777 * (size_t)round;
+        send_all(&tx, &w);
+        /* Part of the flight arrives; the leg breaks mid-frame. */
+        size_t keep = w.len * (size_t)(round % 5) / 5 + (size_t)round;
+        if (keep > w.len)
+            keep = w.len;
+        w.len = keep;
+        receive(&r, &w);
+        /* The new leg: the receiver says what it has; the reader restarts. */
+        tt_sess_reader_init(&r.rd);
+        cr_assert_eq(tt_sess_core_rejoin(&tx, r.core.rcv_nxt), 0);
+        cr_assert_eq(tx.snd_una, r.core.rcv_nxt);
+        cr_assert_eq(tx.snd_nxt, r.core.rcv_nxt);
+    }
+    /* The last leg holds: everything arrives, once. */
+    tt_sess_core_shutdown(&tx);
+    while (!r.eof) {
+        send_all(&tx, &w);
+        receive(&r, &w);
+        uint8_t ack[TT_SESS_ACK_MAX];
+        tt_sess_core_ack_frame(&r.core, ack);
+        cr_assert_eq(tt_sess_core_ack(&tx, r.core.rcv_acked), 0);
+    }
+    cr_assert_eq(r.delivered, written);
+    cr_assert(tx.fin_acked);
+    cr_assert_eq(tx.held, 0, "acknowledged chunks are freed");
+    tt_sess_core_free(&tx);
+    free(w.buf);
+}
+
+Test(sess_core, in_flight_is_bounded_and_acks_release_it)
+{
+    tt_sess_core tx;
+    tt_sess_core_init(&tx);
+    tx.inflight_max = 64 * 1024;
+    write_pattern(&tx, 0, 1 << 20);
+    wire w = {0};
+    cr_assert_eq(send_all(&tx, &w), 64 * 1024, "no more than the bound in flight");
+    cr_assert_eq(tt_sess_core_unsent(&tx), (1 << 20) - 64 * 1024, "the rest is pending");
+    cr_assert_eq(send_all(&tx, &w), 0);
+    cr_assert_eq(tt_sess_core_ack(&tx, 32 * 1024), 0);
+    cr_assert_eq(send_all(&tx, &w), 32 * 1024);
+    cr_assert_eq(tt_sess_core_ack(&tx, 200 * 1024), -EPROTO, "acknowledging unsent bytes");
+    cr_assert_eq(tt_sess_core_ack(&tx, 10), 0, "an old acknowledgment is harmless");
+    cr_assert_eq(tx.snd_una, 32 * 1024);
+    /* Chunks below the acknowledged offset are gone. */
+    cr_assert_leq(tx.held, (1 << 20) - 32 * 1024 + TT_SESS_CHUNK + 64);
+    tt_sess_core_free(&tx);
+    free(w.buf);
+}
+
+Test(sess_core, duplicates_dropped_gaps_refused)
+{
+    tt_sess_core c;
+    tt_sess_core_init(&c);
+    size_t skip;
+    bool eof;
+    cr_assert_eq(tt_sess_core_input(&c, 0, 100, false, &skip, &eof), 0);
+    cr_assert_eq(skip, 0);
+    cr_assert_eq(tt_sess_core_input(&c, 50, 100, false, &skip, &eof), 0);
+    cr_assert_eq(skip, 50, "the first 50 bytes were delivered before");
+    cr_assert_eq(c.rcv_nxt, 150);
+    cr_assert_eq(tt_sess_core_input(&c, 0, 150, false, &skip, &eof), 0);
+    cr_assert_eq(skip, 150, "a whole duplicate");
+    cr_assert_eq(tt_sess_core_input(&c, 151, 10, false, &skip, &eof), -EPROTO, "a gap");
+    cr_assert_eq(tt_sess_core_input(&c, 150, 0, true, &skip, &eof), 0);
+    cr_assert(eof);
+    cr_assert_eq(c.rcv_nxt, 151, "the FIN counts one");
+    cr_assert_eq(tt_sess_core_input(&c, 140, 10, true, &skip, &eof), 0);
+    cr_assert_eq(skip, 10);
+    cr_assert_not(eof, "a repeated FIN is a duplicate");
+    cr_assert_eq(tt_sess_core_input(&c, 150, 5, false, &skip, &eof), -EPROTO, "data after the FIN");
+    tt_sess_core_free(&c);
+}
+
+Test(sess_core, rejoin_offsets)
+{
+    tt_sess_core c;
+    tt_sess_core_init(&c);
+    write_pattern(&c, 0, 1000);
+    wire w = {0};
+    send_all(&c, &w);
+    cr_assert_eq(tt_sess_core_ack(&c, 400), 0);
+    cr_assert_eq(tt_sess_core_rejoin(&c, 1001), -EPROTO, "beyond what was written");
+    cr_assert_eq(c.snd_una, 400, "a refused rejoin changes nothing");
+    cr_assert_eq(c.snd_nxt, 1000);
+    /* An offset below what the peer acknowledged (an ACK on the old leg
+     * crossed the join): the peer has those bytes; resend from the ACK. */
+    cr_assert_eq(tt_sess_core_rejoin(&c, 300), 0);
+    cr_assert_eq(c.snd_una, 400);
+    cr_assert_eq(c.snd_nxt, 400);
+    cr_assert_eq(tt_sess_core_unsent(&c), 600);
+    cr_assert_eq(tt_sess_core_rejoin(&c, 1000), 0);
+    cr_assert_eq(tt_sess_core_unsent(&c), 0);
+    tt_sess_core_free(&c);
+    free(w.buf);
+}
+
+Test(sess_core, ack_policy)
+{
+    tt_sess_core c;
+    tt_sess_core_init(&c);
+    c.inflight_max = 4096;
+    size_t skip;
+    bool eof;
+    cr_assert_not(tt_sess_core_ack_owed(&c));
+    tt_sess_core_input(&c, 0, 1000, false, &skip, &eof);
+    cr_assert(tt_sess_core_ack_owed(&c));
+    cr_assert_not(tt_sess_core_ack_due(&c), "less than a quarter of the bound: wait");
+    tt_sess_core_input(&c, 1000, 24, false, &skip, &eof);
+    cr_assert(tt_sess_core_ack_due(&c), "a quarter of the bound: now");
+    uint8_t f[TT_SESS_ACK_MAX];
+    cr_assert_eq(tt_sess_core_ack_frame(&c, f), 16);
+    static const uint8_t want[] = {1, 0, 0, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0x10, 0};
+    cr_assert_arr_eq(f, want, sizeof want);
+    cr_assert_not(tt_sess_core_ack_owed(&c));
+    tt_sess_core_free(&c);
+}
+
+/* The session link over in-memory legs. */
+
+typedef struct side {
+    tt_sess *s;
+    memlink *leg;
+    size_t taken; /* bytes of leg->written already passed on */
+    int lost;
+    uint8_t *got;
+    size_t got_len;
+    bool eof;
+} side;
+
+static void role_lost(tt_sess *s, int err)
+{
+    (void)err;
+    side *me = s->owner;
+    me->lost++;
+}
+
+static void role_released(tt_sess *s)
+{
+    (void)s;
+}
+
+static const sess_role test_role = {role_lost, role_released};
+
+static void on_data(tt_link *l, void *ud, const uint8_t *d, size_t n)
+{
+    (void)l;
+    side *me = ud;
+    me->got = realloc(me->got, me->got_len + n);
+    memcpy(me->got + me->got_len, d, n);
+    me->got_len += n;
+}
+
+static void on_eof(tt_link *l, void *ud)
+{
+    (void)l;
+    ((side *)ud)->eof = true;
+}
+
+static void on_error(tt_link *l, void *ud, int err)
+{
+    (void)l, (void)ud;
+    cr_assert_fail("session error %d", err);
+}
+
+static void on_drained(tt_link *l, void *ud)
+{
+    (void)l, (void)ud;
+}
+
+static const tt_link_handler owner = {on_data, on_eof, on_error, on_drained};
+
+/* Passes what each side's leg wrote to the other, until both are quiet. */
+static void shuttle(side *a, side *b, uv_loop_t *loop)
+{
+    for (int i = 0; i < 1000; i++) {
+        bool moved = false;
+        side *pair[2][2] = {{a, b}, {b, a}};
+        for (int k = 0; k < 2; k++) {
+            side *from = pair[k][0], *to = pair[k][1];
+            if (from->leg == NULL || to->leg == NULL)
+                continue;
+            size_t n = from->leg->written_len - from->taken;
+            if (n > 0 && memlink_deliver(to->leg, from->leg->written + from->taken, n)) {
+                from->taken += n;
+                moved = true;
+            }
+        }
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (!moved)
+            return;
+    }
+}
+
+static void new_leg(side *me, uv_loop_t *loop, uint64_t peer_rcv)
+{
+    me->leg = calloc(1, sizeof *me->leg);
+    memlink_init(me->leg, loop);
+    me->taken = 0;
+    cr_assert_eq(tt_sess_core_rejoin(&me->s->core, peer_rcv), 0);
+    tt_sess_attach(me->s, &me->leg->base, NULL, 0);
+}
+
+Test(sess_link, survives_lost_legs_and_idles_without_buffers)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    side a = {0}, b = {0};
+    uint8_t id[TT_SESS_ID_LEN] = {1, 2, 3, 4};
+    a.s = tt_sess_new(&loop, &test_role, &a, id);
+    b.s = tt_sess_new(&loop, &test_role, &b, id);
+    tt_link_set_handler(&a.s->base, &owner, &a);
+    tt_link_set_handler(&b.s->base, &owner, &b);
+    tt_link_read_start(&a.s->base);
+    tt_link_read_start(&b.s->base);
+    new_leg(&a, &loop, 0);
+    new_leg(&b, &loop, 0);
+
+    enum { TOTAL = 3 << 20, STEP = 100000 };
+    uint8_t *src = malloc(TOTAL);
+    for (size_t i = 0; i < TOTAL; i++)
+        src[i] = pattern(i);
+    memlink *old[64];
+    int nold = 0;
+    for (size_t at = 0; at < TOTAL; at += STEP) {
+        size_t n = TOTAL - at < STEP ? TOTAL - at : STEP;
+        cr_assert_eq(tt_link_write1(&a.s->base, src + at, n), 0);
+        shuttle(&a, &b, &loop);
+        if ((at / STEP) % 7 == 3) {
+            /* Both legs break; what was written but not passed on is lost. */
+            old[nold++] = a.leg;
+            old[nold++] = b.leg;
+            memlink_error(a.leg, UV_ECONNRESET);
+            memlink_error(b.leg, UV_ECONNRESET);
+            uv_run(&loop, UV_RUN_NOWAIT);
+            new_leg(&a, &loop, b.s->core.rcv_nxt);
+            new_leg(&b, &loop, a.s->core.rcv_nxt);
+            shuttle(&a, &b, &loop);
+        }
+    }
+    tt_link_shutdown(&a.s->base);
+    tt_link_shutdown(&b.s->base);
+    shuttle(&a, &b, &loop);
+    /* The delayed acknowledgments. */
+    uv_run(&loop, UV_RUN_ONCE);
+    shuttle(&a, &b, &loop);
+    cr_assert_eq(b.got_len, TOTAL);
+    cr_assert_arr_eq(b.got, src, TOTAL, "every byte once, in order");
+    cr_assert(b.eof && a.eof);
+    cr_assert_gt(a.lost, 0);
+    /* Idle: everything acknowledged, no buffer left. */
+    cr_assert_eq(a.s->core.held, 0);
+    cr_assert_eq(b.s->core.held, 0);
+    cr_assert_lt(sizeof(tt_sess), 16 * 1024, "an idle session is its struct");
+    cr_log_info("idle session: %zu bytes", sizeof(tt_sess));
+
+    tt_link_close(&a.s->base, NULL, NULL);
+    tt_link_close(&b.s->base, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    old[nold++] = a.leg;
+    old[nold++] = b.leg;
+    for (int i = 0; i < nold; i++) {
+        memlink_free(old[i]);
+        free(old[i]);
+    }
+    free(src);
+    free(a.got);
+    free(b.got);
+    tt_test_close_loop(&loop);
+}
