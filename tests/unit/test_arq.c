@@ -817,3 +817,295 @@ Test(arq_timer, probe_backoff_and_persistent_congestion)
     tt_arq_free(a);
     tt_arq_free(b);
 }
+
+/* ---- refused input ---- */
+
+/* A talks to B1; B2 gets every packet B1 gets and must answer with the same
+ * bytes. Malformed and contradictory packets go to B2 alone: each must be
+ * refused, and B2 must go on exactly as B1 does, so a refusal changed
+ * nothing. */
+typedef struct twins {
+    tt_arq *a, *b1, *b2;
+    uint64_t now;
+    size_t a_got, b_got;
+    uint8_t last[1000];
+    size_t last_len;
+} twins;
+
+static void twins_step(twins *t)
+{
+    uint8_t pkt[1000], p2[1000], r1[65536], r2[65536];
+    size_t n;
+    const char *why;
+    t->now += 10000;
+    while ((n = tt_arq_poll(t->a, t->now, pkt, sizeof pkt, 0)) > 0) {
+        cr_assert_eq(tt_arq_input(t->b1, t->now, pkt, n, &why), 0, "%s", why);
+        cr_assert_eq(tt_arq_input(t->b2, t->now, pkt, n, &why), 0, "%s", why);
+        memcpy(t->last, pkt, n);
+        t->last_len = n;
+    }
+    for (;;) {
+        n = tt_arq_poll(t->b1, t->now, pkt, sizeof pkt, 0);
+        size_t n2 = tt_arq_poll(t->b2, t->now, p2, sizeof p2, 0);
+        cr_assert_eq(n, n2, "the twins diverged");
+        cr_assert_arr_eq(pkt, p2, n, "the twins diverged");
+        if (n == 0)
+            break;
+        cr_assert_eq(tt_arq_input(t->a, t->now, pkt, n, &why), 0, "%s", why);
+    }
+    n = tt_arq_read(t->b1, r1, sizeof r1);
+    cr_assert_eq(tt_arq_read(t->b2, r2, sizeof r2), n);
+    cr_assert_arr_eq(r1, r2, n);
+    t->b_got += n;
+    t->a_got += tt_arq_read(t->a, r1, sizeof r1);
+    cr_assert_eq(tt_arq_next_timeout(t->b1, t->now), tt_arq_next_timeout(t->b2, t->now));
+}
+
+static void refuse(twins *t, const uint8_t *p, size_t n, const char *what)
+{
+    const char *why = NULL;
+    cr_assert_eq(tt_arq_input(t->b2, t->now, p, n, &why), -EPROTO, "%s accepted", what);
+    cr_assert_not_null(why);
+}
+
+/* A packet number then one DATA frame. */
+static size_t mk_data(uint8_t *p, uint64_t pn, uint64_t off, size_t len, bool fin)
+{
+    size_t n = tt_arq_varint_put(p, pn);
+    n += tt_arq_data_head_put(p + n, off, len, fin);
+    memset(p + n, 'x', len);
+    return n + len;
+}
+
+/* A packet number then one ACK frame. */
+static size_t mk_ack(uint8_t *p, uint64_t pn, const tt_arq_ack *k)
+{
+    size_t n = tt_arq_varint_put(p, pn);
+    return n + tt_arq_ack_put(p + n, 200, k);
+}
+
+Test(arq_input, refused_packets_change_nothing)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    twins t = {.a = tt_arq_new(&cfg), .b1 = tt_arq_new(&cfg), .b2 = tt_arq_new(&cfg)};
+    static uint8_t data[100000];
+    gen(1, 0, data, sizeof data);
+    tt_arq_write(t.a, data, sizeof data);
+    tt_arq_write(t.b1, data, 30000);
+    tt_arq_write(t.b2, data, 30000);
+    for (int i = 0; i < 4; i++)
+        twins_step(&t);
+    cr_assert_gt(t.b_got, 0);
+
+    /* Every truncation of a real packet that cuts a frame. */
+    tt_arq_pkt whole;
+    const char *why;
+    cr_assert_eq(tt_arq_pkt_decode(t.last, t.last_len, &whole, &why), 0);
+    unsigned cut = 0;
+    for (size_t k = 0; k < t.last_len; k++) {
+        tt_arq_pkt p;
+        if (tt_arq_pkt_decode(t.last, k, &p, &why) == 0)
+            continue; /* a frame boundary: a valid, shorter packet */
+        refuse(&t, t.last, k, "a truncation");
+        cut++;
+    }
+    cr_assert_gt(cut, t.last_len / 2);
+
+    uint8_t p[300];
+    uint64_t limit = 256 * 1024 + t.b_got;
+    refuse(&t, p, mk_data(p, 900, limit, 10, false), "DATA beyond the window");
+    refuse(&t, p, mk_data(p, 900, limit - 5, 10, false), "DATA across the window's end");
+    refuse(&t, p, mk_data(p, 900, 1ull << 40, 10, false), "DATA far beyond the window");
+    refuse(&t, p, mk_data(p, 900, 0, 1, true), "a FIN below bytes received");
+    size_t n = tt_arq_varint_put(p, 900);
+    n += tt_arq_data_head_put(p + n, 0, 1u << 29, false);
+    refuse(&t, p, n + 5, "a huge DATA length");
+
+    tt_arq_ack k = {.largest = 0, .cum = 0, .limit = 1 << 20};
+    k.largest = 1000000;
+    refuse(&t, p, mk_ack(p, 900, &k), "an ACK of a packet never sent");
+    k.largest = 0;
+    k.cum = 500000;
+    refuse(&t, p, mk_ack(p, 900, &k), "an ACK of bytes never sent");
+    k.cum = 0;
+    k.n = 1;
+    k.r[0] = (tt_arq_range){40000, 900000};
+    refuse(&t, p, mk_ack(p, 900, &k), "a SACK range of bytes never sent");
+    k.n = 0;
+    k.fin = true;
+    refuse(&t, p, mk_ack(p, 900, &k), "an ACK of a FIN never sent");
+    /* Ranges that overlap, touch or run backwards cannot be written but
+     * as a zero gap or length, or past the window. */
+    static const uint8_t inverted[] = {0x40, 0x90, 0x02, 0x00, 0x00, 0x00, 0x7f,
+                                       0xff, 0x02, 0x05, 0x05, 0x00, 0x03};
+    refuse(&t, inverted, sizeof inverted, "overlapping SACK ranges");
+    static const uint8_t wraps[] = {0x40, 0x90, 0x02, 0x00, 0x00, 0x00, 0x7f, 0xff, 0x01,
+                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0x20};
+    refuse(&t, wraps, sizeof wraps, "a SACK range that wraps");
+
+    /* The twins still agree to the end of both streams. */
+    tt_arq_write(t.b1, data + 30000, 20000);
+    tt_arq_write(t.b2, data + 30000, 20000);
+    tt_arq_close(t.a);
+    tt_arq_close(t.b1);
+    tt_arq_close(t.b2);
+    for (int i = 0; i < 200 && !(tt_arq_done(t.b1) && tt_arq_done(t.a)); i++)
+        twins_step(&t);
+    cr_assert(tt_arq_done(t.a) && tt_arq_done(t.b1) && tt_arq_done(t.b2));
+    cr_assert_eq(t.b_got, sizeof data);
+    cr_assert_eq(t.a_got, 50000);
+    /* After the FIN, data past it and a second FIN are refused too. */
+    refuse(&t, p, mk_data(p, 900, sizeof data, 1, false), "DATA past the FIN");
+    refuse(&t, p, mk_data(p, 900, 10, 0, true), "a FIN at a second offset");
+    tt_arq_stats st;
+    tt_arq_get_stats(t.b2, &st);
+    tt_arq_stats st1;
+    tt_arq_get_stats(t.b1, &st1);
+    cr_assert_eq(st1.pkts_refused, 0);
+    cr_assert_eq(st.pkts_refused, cut + 13);
+    tt_arq_free(t.a);
+    tt_arq_free(t.b1);
+    tt_arq_free(t.b2);
+}
+
+/* ---- the poll model of DNS ---- */
+
+/* The server may send only in answer to a query: one answer (possibly
+ * empty) per query. The client keeps queries outstanding as the server's
+ * BACKLOG asks, each carrying its own data or an acknowledgment, and
+ * polls with backoff when both sides are idle. Query payloads are 100-150
+ * bytes, answers 500-900, on a path that loses 5%, duplicates 2% and
+ * reorders. 3 MB down and 300 KB up arrive intact. */
+typedef struct query {
+    uint32_t id;
+    uint64_t sent;
+} query;
+
+#define QUERIES_MAX 32
+
+Test(arq_poll, dns_like_server_answers_only, .timeout = 60)
+{
+    chan up, down;
+    chan_init(&up, 77);
+    chan_init(&down, 78);
+    up.loss = down.loss = 50;
+    up.dup = down.dup = 20;
+    up.reorder = down.reorder = 100;
+    up.jitter_us = down.jitter_us = 30000;
+    tt_arq_cfg ccfg, scfg;
+    tt_arq_cfg_default(&ccfg);
+    tt_arq_cfg_default(&scfg);
+    ccfg.mss = 120;
+    scfg.mss = 900;
+    end c, sv;
+    const uint64_t up_total = 300000, down_total = 3 * MB;
+    end_init(&c, &ccfg, 5, up_total, 6, down_total);
+    end_init(&sv, &scfg, 6, down_total, 5, up_total);
+    query out[QUERIES_MAX];
+    size_t nout = 0;
+    uint32_t next_id = 1;
+    uint64_t now = 0, idle_wait = 50000, next_poll = 0, queries = 0, empty_answers = 0;
+    rng r = {9};
+    const char *why;
+    while (!(c.eof && sv.eof && tt_arq_done(c.a) && tt_arq_done(sv.a))) {
+        long i;
+        dgram d;
+        /* The server answers each query that arrives, and nothing else. */
+        while ((i = chan_next(&up)) >= 0 && up.q[i].at <= now) {
+            chan_take(&up, i, &d);
+            if (d.len > 0)
+                cr_assert_eq(tt_arq_input(sv.a, now, d.data, d.len, &why), 0, "%s", why);
+            end_app(&sv, now, true);
+            uint8_t ans[PKT_MAX];
+            size_t n = tt_arq_poll(sv.a, now, ans, between(&r, 500, 900), TT_ARQ_POLL_ACK);
+            empty_answers += n == 0;
+            chan_send(&down, now, ans, n, d.id);
+        }
+        while ((i = chan_next(&down)) >= 0 && down.q[i].at <= now) {
+            chan_take(&down, i, &d);
+            for (size_t k = 0; k < nout; k++)
+                if (out[k].id == d.id) {
+                    out[k] = out[--nout];
+                    break;
+                }
+            if (d.len > 0) {
+                cr_assert_eq(tt_arq_input(c.a, now, d.data, d.len, &why), 0, "%s", why);
+                idle_wait = 50000;
+                next_poll = now;
+            }
+        }
+        /* A query unanswered after 500 ms is taken for lost (the resolver
+         * may still answer it; the answer is used if it comes). */
+        for (size_t k = 0; k < nout;)
+            if (now - out[k].sent > 500000)
+                out[k] = out[--nout];
+            else
+                k++;
+        end_app(&c, now, true);
+        end_app(&sv, now, true);
+        if (c.eof && sv.eof && tt_arq_done(c.a) && tt_arq_done(sv.a))
+            break;
+
+        uint64_t backlog = tt_arq_peer_backlog(c.a);
+        size_t target = backlog > 0 ? 1 + (size_t)(backlog / 700) : 1;
+        if (target > 16)
+            target = 16;
+        while (nout < QUERIES_MAX) {
+            bool want = tt_arq_wants(c.a, now) != 0;
+            bool need = nout < target && now >= next_poll;
+            if (!want && !need)
+                break;
+            uint8_t q[150];
+            size_t n = tt_arq_poll(c.a, now, q, between(&r, 100, 150), TT_ARQ_POLL_ACK);
+            if (n == 0 && !need)
+                break;
+            chan_send(&up, now, q, n, next_id);
+            out[nout++] = (query){next_id++, now};
+            queries++;
+            if (n == 0 && backlog == 0) {
+                next_poll = now + idle_wait;
+                idle_wait = idle_wait * 2 > 1000000 ? 1000000 : idle_wait * 2;
+            }
+        }
+
+        uint64_t next = tt_arq_next_timeout(c.a, now);
+        if (nout < target && next_poll < next)
+            next = next_poll;
+        i = chan_next(&up);
+        if (i >= 0 && up.q[i].at < next)
+            next = up.q[i].at;
+        i = chan_next(&down);
+        if (i >= 0 && down.q[i].at < next)
+            next = down.q[i].at;
+        for (size_t k = 0; k < nout; k++)
+            if (out[k].sent + 500001 < next)
+                next = out[k].sent + 500001;
+        /* A client at its limit of queries waits for answers. */
+        now = next > now && next != UINT64_MAX ? next : now + 1000;
+        cr_assert_lt(now, 900 * 1000000ull, "not done within the time limit");
+    }
+    cr_assert_eq(c.got, down_total);
+    cr_assert_eq(sv.got, up_total);
+    tt_arq_stats cs, ss;
+    tt_arq_get_stats(c.a, &cs);
+    tt_arq_get_stats(sv.a, &ss);
+    double secs = (double)(c.eof_at > sv.eof_at ? c.eof_at : sv.eof_at) / 1e6;
+    if (figures())
+        fprintf(stderr,
+                "arq poll model: 3 MB down, 300 KB up in %.2f s simulated; %llu queries "
+                "(%llu answered empty), down %.0f B/answer, up %.0f B/query; resent %.1f%% down, "
+                "%.1f%% up\n",
+                secs, (unsigned long long)queries, (unsigned long long)empty_answers,
+                (double)(ss.bytes_new + ss.bytes_resent) / (double)(queries - empty_answers),
+                (double)(cs.bytes_new + cs.bytes_resent) / (double)queries,
+                100.0 * (double)ss.bytes_resent / (double)down_total,
+                100.0 * (double)cs.bytes_resent / (double)up_total);
+    /* The answers are mostly full: the client kept the server supplied. */
+    cr_assert_lt(secs, 60);
+    cr_assert_lt(empty_answers, queries / 4);
+    tt_arq_free(c.a);
+    tt_arq_free(sv.a);
+    free(up.q);
+    free(down.q);
+}
