@@ -30,6 +30,11 @@
 #define PACKET_MAX 65535u
 
 enum rec_state { REC_FLIGHT, REC_ACKED, REC_LOST };
+/* The packet carried the FIN. */
+#define REC_FIN 1u
+/* A probe sent these bytes again while this packet was in flight, so their
+ * acknowledgment does not tell which copy arrived. */
+#define REC_COPIED 2u
 
 /* A packet that asked for an acknowledgment (DATA or PING), until it is
  * acknowledged, or declared lost and its bytes acknowledged since (a lost
@@ -41,10 +46,7 @@ typedef struct rec {
     uint64_t pn, sent, off, lost_pn;
     uint32_t len;
     uint16_t size;
-    uint8_t fin, state;
-    /* A probe sent these bytes again while this packet was in flight, so
-     * their acknowledgment does not tell which copy arrived. */
-    bool copied;
+    uint8_t state, flags;
 } rec;
 
 /* What the next packet carries from the send buffer. */
@@ -379,7 +381,7 @@ static void lose(tt_arq *a, rec *r)
         uint64_t start = r->off > a->snd_una ? r->off : a->snd_una;
         (void)tt_arq_set_add(&a->resend, start, end, TT_ARQ_SET_WIDEN);
     }
-    if (r->fin && !a->fin_acked)
+    if ((r->flags & REC_FIN) && !a->fin_acked)
         a->fin_resend = true;
 }
 
@@ -590,9 +592,9 @@ static void on_ack(tt_arq *a, uint64_t now, const tt_arq_ack *k)
     for (size_t i = 0; i < a->rec_n; i++) {
         rec *r = rec_at(a, i);
         if (r->state == REC_LOST) {
-            if (data_covered(a, r) && (!r->fin || a->fin_acked)) {
+            if (data_covered(a, r) && (!(r->flags & REC_FIN) || a->fin_acked)) {
                 r->state = REC_ACKED;
-                if (a->largest_acked < r->lost_pn && !r->copied)
+                if (a->largest_acked < r->lost_pn && !(r->flags & REC_COPIED))
                     spurious(a, r);
             }
             continue;
@@ -600,10 +602,10 @@ static void on_ack(tt_arq *a, uint64_t now, const tt_arq_ack *k)
         if (r->state != REC_FLIGHT)
             continue;
         bool done;
-        if (r->len == 0 && !r->fin)
+        if (r->len == 0 && !(r->flags & REC_FIN))
             done = r->pn <= a->largest_acked; /* a PING has done its job */
         else
-            done = data_covered(a, r) && (!r->fin || a->fin_acked);
+            done = data_covered(a, r) && (!(r->flags & REC_FIN) || a->fin_acked);
         if (!done)
             continue;
         r->state = REC_ACKED;
@@ -869,7 +871,7 @@ static void mark_copied(tt_arq *a, uint64_t start, uint64_t end)
     for (size_t i = 0; i < a->rec_n; i++) {
         rec *r = rec_at(a, i);
         if (r->state == REC_FLIGHT && r->off < end && r->off + r->len > start)
-            r->copied = true;
+            r->flags |= REC_COPIED;
     }
 }
 
@@ -1007,7 +1009,7 @@ size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned f
                    .off = data ? c.off : 0,
                    .len = (uint32_t)len,
                    .size = (uint16_t)pos,
-                   .fin = fin,
+                   .flags = fin ? REC_FIN : 0,
                    .state = REC_FLIGHT};
         a->in_flight += pos;
         a->flight_n++;

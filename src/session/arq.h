@@ -44,7 +44,7 @@ typedef struct tt_arq_cfg {
     /* The usual packet size, the unit of the congestion window (its start
      * is 10 of them, its floor 2). */
     size_t mss;
-    /* Most packets awaiting acknowledgment (each costs 32 bytes). */
+    /* Most packets awaiting acknowledgment (each costs 40 bytes). */
     size_t max_records;
     /* The RTT assumed before the first sample. */
     uint64_t initial_rtt_us;
