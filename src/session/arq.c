@@ -729,13 +729,14 @@ static void on_data(tt_arq *a, const tt_arq_pkt *p)
     tt_arq_ring_put(&a->rbuf, start, p->data + (start - p->off), (size_t)(end - start));
     if (in_order) {
         a->rcv_cum = end;
-        if (a->ooo.n > 0 && a->ooo.r[0].start <= a->rcv_cum) {
+        /* The bytes may reach into (or past) several ranges held. */
+        while (a->ooo.n > 0 && a->ooo.r[0].start <= a->rcv_cum) {
             if (a->ooo.r[0].end > a->rcv_cum)
                 a->rcv_cum = a->ooo.r[0].end;
+            tt_arq_set_trim(&a->ooo, a->rcv_cum);
             /* A hole filled: the sender learns it at once. */
             a->ack_now = true;
         }
-        tt_arq_set_trim(&a->ooo, a->rcv_cum);
     } else {
         a->ack_now = true;
     }
@@ -832,12 +833,15 @@ static bool pick(const tt_arq *a, bool probe, chunk *c)
 }
 
 /* Whether a packet that asks for an acknowledgment may go: the congestion
- * window has room (probes ignore it) and a record can be kept. */
+ * window has room and a record can be kept (rec_evict). Probes may always
+ * go. */
 static bool may_send(const tt_arq *a, bool probe)
 {
-    if (!probe && a->in_flight >= a->cwnd)
+    if (probe)
+        return true;
+    if (a->in_flight >= a->cwnd)
         return false;
-    return a->rec_n < a->cfg.max_records || probe;
+    return a->rec_n < a->cfg.max_records || rec_at(a, 0)->state != REC_FLIGHT;
 }
 
 unsigned tt_arq_wants(tt_arq *a, uint64_t now)
@@ -875,17 +879,22 @@ static void mark_copied(tt_arq *a, uint64_t start, uint64_t end)
     }
 }
 
-/* Makes room for a probe's record when the records are all taken: the
- * oldest is declared lost (its bytes will be resent). */
-static bool rec_evict(tt_arq *a, uint64_t now)
+/* Makes room for one more record when all max_records are taken, by
+ * forgetting the oldest: a lost one whose bytes wait in the resend set
+ * anyway (only the check for a spurious loss is given up), or, for a
+ * probe, one still in flight, which is then declared lost. */
+static bool rec_evict(tt_arq *a, uint64_t now, bool probe)
 {
     if (rec_room(a))
         return true;
     rec *r = rec_at(a, 0);
     if (r->state == REC_FLIGHT) {
+        if (!probe)
+            return false;
         lose(a, r);
         on_congestion(a, now, r->sent, false, 1);
     }
+    r->state = REC_ACKED;
     rec_pop(a);
     return rec_room(a);
 }
@@ -912,12 +921,12 @@ size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned f
     bool probe = a->probes > 0;
     chunk c;
     bool data = may_send(a, probe) && pick(a, probe, &c);
-    bool ping = !data && (probe || a->ping_wanted) && may_send(a, true);
+    bool ping = !data && (probe || a->ping_wanted);
     bool ack = a->rx_any &&
                (ack_due(a, now) || (flags & TT_ARQ_POLL_ACK) || ((data || ping) && a->unacked > 0));
     if (!data && !ping && !ack)
         return 0;
-    if ((data || ping) && !rec_evict(a, now)) {
+    if ((data || ping) && !rec_evict(a, now, probe)) {
         data = ping = false;
         if (!ack)
             return 0;
@@ -969,6 +978,7 @@ size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned f
             pos += tt_arq_data_head_put(buf + pos, c.off, (size_t)len, fin);
             tt_arq_ring_get(&a->sbuf, c.off, buf + pos, (size_t)len);
             pos += (size_t)len;
+            a->ping_wanted = false; /* DATA asks for an acknowledgment too */
             if (c.kind == CHUNK_NEW) {
                 a->snd_nxt = end;
                 a->st.bytes_new += len;

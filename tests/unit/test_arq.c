@@ -969,6 +969,29 @@ Test(arq_input, refused_packets_change_nothing)
     tt_arq_free(t.b2);
 }
 
+/* In-order bytes that reach past the first range held out of order into
+ * the second: both join the in-order bytes, and the ACK (which must
+ * decode) says so. Found by fuzz_arq. */
+Test(arq_input, in_order_bytes_spanning_two_held_ranges)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    tt_arq *b = tt_arq_new(&cfg);
+    uint8_t p[600];
+    const char *why;
+    cr_assert_eq(tt_arq_input(b, 0, p, mk_data(p, 0, 100, 100, false), &why), 0);
+    cr_assert_eq(tt_arq_input(b, 0, p, mk_data(p, 1, 300, 100, false), &why), 0);
+    cr_assert_eq(tt_arq_input(b, 0, p, mk_data(p, 2, 0, 350, false), &why), 0);
+    cr_assert_eq(tt_arq_readable(b), 400);
+    size_t n = tt_arq_poll(b, 0, p, sizeof p, 0);
+    tt_arq_pkt k;
+    cr_assert_eq(tt_arq_pkt_decode(p, n, &k, &why), 0, "%s", why);
+    cr_assert(k.has_ack);
+    cr_assert_eq(k.ack.cum, 400);
+    cr_assert_eq(k.ack.n, 0);
+    tt_arq_free(b);
+}
+
 /* ---- the poll model of DNS ---- */
 
 /* The server may send only in answer to a query: one answer (possibly
