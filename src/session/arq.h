@@ -114,7 +114,9 @@ int tt_arq_input(tt_arq *a, uint64_t now, const uint8_t *pkt, size_t len, const 
 unsigned tt_arq_wants(tt_arq *a, uint64_t now);
 
 /* tt_arq_poll flag: a datagram goes out anyway (a DNS answer, a poll
- * query), so add an acknowledgment to it even if none is due yet. */
+ * query), so add an acknowledgment to it even if none is due yet. Every
+ * call with it makes a packet once anything was received, so use it once
+ * per datagram, not in a loop until 0. */
 #define TT_ARQ_POLL_ACK 1u
 
 /* Fills BUF with one packet of at most MAX bytes, if there is something
@@ -125,7 +127,9 @@ size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned f
 
 /* The time by which tt_arq_poll should be called again (a timer expires:
  * a delayed acknowledgment, loss detection, a probe), NOW if it is due
- * already, UINT64_MAX when no timer runs. */
+ * already, UINT64_MAX when no timer runs. A carrier that sends only when
+ * asked (a DNS server) needs no timer: the engine catches up on its timers
+ * at the next poll. */
 uint64_t tt_arq_next_timeout(tt_arq *a, uint64_t now);
 
 /* Asks for a PING in the next packet (a keepalive, or an RTT sample). */
