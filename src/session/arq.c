@@ -932,12 +932,15 @@ size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned f
             return 0;
     }
 
+    /* A PING may end the packet (a probe or a PING asked for, when the
+     * data does not fit): the ACK and BACKLOG leave it its byte. */
+    size_t tail = probe || a->ping_wanted ? 1 : 0;
     size_t pos = tt_arq_varint_put(buf, a->next_pn);
     if (ack) {
         tt_arq_ack k;
         build_ack(a, now, &k);
         /* Leave most of a small packet to the data. */
-        size_t room = max - pos;
+        size_t room = max - tail - pos;
         if (data && room / 3 > 48)
             room = room / 3;
         else if (data && room > 48)
@@ -1000,7 +1003,7 @@ size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned f
         /* An acknowledgment alone (a sender held back by its congestion
          * window, or a DNS answer) still says what waits. */
         uint64_t ready = tt_arq_backlog(a);
-        if (ready > 0 && pos + 1 + tt_arq_varint_len(ready) <= max) {
+        if (ready > 0 && pos + 1 + tt_arq_varint_len(ready) + tail <= max) {
             buf[pos++] = TT_ARQ_BACKLOG;
             pos += tt_arq_varint_put(buf + pos, ready);
         }

@@ -1001,6 +1001,35 @@ Test(arq_input, in_order_bytes_spanning_two_held_ranges)
     tt_arq_free(b);
 }
 
+/* A packet never exceeds the size asked for, whatever must share it: an
+ * ACK with many ranges, the BACKLOG, a PING asked for, data. Every size
+ * from the smallest up is tried on the same state. Found by fuzz_arq (a
+ * PING went one byte past an ACK that filled the room). */
+Test(arq_output, every_size_is_kept)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    static uint8_t data[3000];
+    for (size_t max = TT_ARQ_MIN_PACKET; max <= 200; max++) {
+        tt_arq *b = tt_arq_new(&cfg);
+        uint8_t p[600];
+        const char *why;
+        for (unsigned i = 0; i < 20; i++)
+            cr_assert_eq(tt_arq_input(b, 0, p, mk_data(p, i, 100 + 200 * i, 50, false), &why), 0);
+        tt_arq_write(b, data, sizeof data);
+        tt_arq_ping(b);
+        for (int k = 0; k < 4; k++) {
+            size_t n = tt_arq_poll(b, 0, p, max, k == 0 ? TT_ARQ_POLL_ACK : 0);
+            cr_assert_leq(n, max, "%zu bytes for a room of %zu", n, max);
+            if (n > 0) {
+                tt_arq_pkt pk;
+                cr_assert_eq(tt_arq_pkt_decode(p, n, &pk, &why), 0, "%s", why);
+            }
+        }
+        tt_arq_free(b);
+    }
+}
+
 /* ---- the poll model of DNS ---- */
 
 /* The server may send only in answer to a query: one answer (possibly
