@@ -123,6 +123,7 @@ void tt_arq_cfg_default(tt_arq_cfg *cfg)
     cfg->initial_rtt_us = 333000;
     cfg->max_ack_delay_us = 25000;
     cfg->max_pto_us = 60000000;
+    cfg->loss_reduction_pct = 50;
 }
 
 static void clamp(tt_arq_cfg *c)
@@ -141,6 +142,10 @@ static void clamp(tt_arq_cfg *c)
         c->initial_rtt_us = GRANULARITY_US;
     if (c->max_pto_us < GRANULARITY_US)
         c->max_pto_us = GRANULARITY_US;
+    if (c->loss_reduction_pct < 50)
+        c->loss_reduction_pct = 50;
+    if (c->loss_reduction_pct > 90)
+        c->loss_reduction_pct = 90;
 }
 
 static uint64_t min_window(const tt_arq *a)
@@ -398,7 +403,7 @@ static void on_congestion(tt_arq *a, uint64_t now, uint64_t largest_sent, bool p
         a->episode_lost = 0;
         a->in_recovery_ever = true;
         a->recovery_start = now;
-        a->ssthresh = a->cwnd / 2;
+        a->ssthresh = a->cwnd * a->cfg.loss_reduction_pct / 100;
         if (a->ssthresh < min_window(a))
             a->ssthresh = min_window(a);
         a->cwnd = a->ssthresh;

@@ -53,10 +53,15 @@ typedef struct tt_arq_cfg {
     uint64_t max_ack_delay_us;
     /* Longest probe timeout the backoff reaches. */
     uint64_t max_pto_us;
+    /* The congestion window after a loss, in percent of the window before
+     * (50 to 90): 50 is NewReno's halving. A carrier whose losses are
+     * mostly not congestion (a lossy resolver path) may choose more. */
+    unsigned loss_reduction_pct;
 } tt_arq_cfg;
 
 /* Defaults: 256 KiB send buffer and window, mss 1200, 4096 records, RTT
- * 333 ms, acknowledgments within 25 ms, probes at most 60 s apart. */
+ * 333 ms, acknowledgments within 25 ms, probes at most 60 s apart, the
+ * window halved at a loss. */
 void tt_arq_cfg_default(tt_arq_cfg *cfg);
 
 /* A new engine, or NULL when out of memory. Values out of range in CFG are
