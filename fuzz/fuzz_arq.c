@@ -2,8 +2,9 @@
  * decoder.
  *
  * Two engines, A and B, are driven by a script read off the input:
- *   byte 0     the configuration: bit 0 small buffers (A's send buffer and
- *              both windows at their minimum), bit 1 few records (16)
+ *   byte 0     the configuration of both: bit 0 small buffers (send
+ *              buffers of 2000 bytes, windows at their minimum), bit 1
+ *              few packet records (16)
  *   then ops, each one byte (the low 3 bits pick it) and its operands:
  *     0 LEN(2) BYTES  a packet of arbitrary bytes into A
  *     1 MAX(1) FLAGS  A polls a packet of 24 + 4 * MAX bytes at most;
@@ -14,14 +15,17 @@
  *     4 N(2)          A reads up to N bytes
  *     5 DT(2)         the time advances by DT * 100 microseconds
  *     6               A is asked for a PING
- *     7 N(1)          B writes 64 * N bytes and reads all it can
+ *     7 N(1)          B writes 64 * N bytes and reads up to 64 KiB
  *
  * Every packet either engine makes must decode, fit the size asked for
  * and carry a larger packet number than the one before; each engine must
- * accept every packet the other makes, until a flipped or arbitrary packet
- * was accepted (then the two may rightly disagree); memory must stay within
- * the bound and the timers must never lie in the past. A refused packet
- * must leave a clear reason. ASan reports leaks at the end. */
+ * accept every packet the other makes, and read exactly the bytes the
+ * other wrote, with the end of the stream only after all of them, until a
+ * flipped or arbitrary packet was accepted (then the two may rightly
+ * disagree, as real peers cannot under the carrier's AEAD); memory must
+ * stay within the bound and the timers must never lie in the past. A
+ * refused packet must leave a clear reason. ASan reports leaks at the
+ * end. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,8 +41,52 @@ typedef struct side {
     tt_arq_cfg cfg;
     uint64_t last_pn;
     bool sent_any;
-    uint64_t read; /* bytes read so far */
+    uint64_t written, read; /* stream bytes so far */
+    bool closed;
 } side;
+
+/* The byte at stream offset OFF: a function of the offset, so a reader
+ * can check what it gets without a copy of what was sent. */
+static uint8_t byte_at(uint64_t off, uint8_t salt)
+{
+    return (uint8_t)((off * 31 + off / 251) ^ salt);
+}
+
+/* Once an engine took a packet that did not come from its peer as the
+ * peer made it, the two may rightly disagree about the stream: what is
+ * read is then no longer checked against what was written. */
+static bool consistent;
+
+static void write_some(side *s, size_t n, uint8_t salt)
+{
+    static uint8_t buf[64 * 255];
+    if (n > sizeof buf)
+        n = sizeof buf;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = byte_at(s->written + i, salt);
+    size_t took = tt_arq_write(s->a, buf, n);
+    CHECK(took <= n);
+    CHECK(took == n || tt_arq_writable(s->a) < n);
+    s->written += took;
+}
+
+/* Reads up to MAX bytes from S, written by PEER with SALT. */
+static void read_some(side *s, const side *peer, size_t max, uint8_t salt)
+{
+    static uint8_t buf[65536];
+    if (max > sizeof buf)
+        max = sizeof buf;
+    size_t got = tt_arq_read(s->a, buf, max);
+    CHECK(got <= max);
+    for (size_t i = 0; consistent && i < got; i++)
+        CHECK(buf[i] == byte_at(s->read + i, salt));
+    s->read += got;
+    if (consistent) {
+        CHECK(s->read <= peer->written);
+        if (tt_arq_eof(s->a))
+            CHECK(peer->closed && s->read == peer->written);
+    }
+}
 
 static void check_bounds(side *s, uint64_t now)
 {
@@ -80,14 +128,6 @@ static bool input(side *s, uint64_t now, const uint8_t *p, size_t n, bool must_a
     return rc == 0;
 }
 
-static void drain(side *s)
-{
-    uint8_t buf[4096];
-    size_t n;
-    while ((n = tt_arq_read(s->a, buf, sizeof buf)) > 0)
-        s->read += n;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cursor c = {data, size, 0};
@@ -106,15 +146,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sb.a = tt_arq_new(&sb.cfg);
     CHECK(sa.a != NULL && sb.a != NULL);
 
-    static uint8_t pkt[65536], wbuf[64 * 255];
+    static uint8_t pkt[65536];
     uint64_t now = 0;
-    for (size_t i = 0; i < sizeof wbuf; i++)
-        wbuf[i] = (uint8_t)(i * 31 + 7);
     unsigned ops = 0;
-    /* Once A took a packet that did not come from B as B made it, B's
-     * packets may rightly contradict what A knows (and the reverse), as a
-     * real peer's cannot under the carrier's AEAD. */
-    bool consistent = true;
+    consistent = true;
     while (c.off < c.n && ops++ < 4096) {
         uint8_t op = u8(&c);
         switch (op & 7) {
@@ -145,20 +180,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case 3: {
             uint8_t k = u8(&c);
-            if (k == 255)
+            if (k == 255) {
                 (void)tt_arq_close(sa.a);
-            else
-                (void)tt_arq_write(sa.a, wbuf, 64 * (size_t)k);
+                sa.closed = true;
+            } else {
+                write_some(&sa, 64 * (size_t)k, 0xa5);
+            }
             break;
         }
-        case 4: {
-            size_t n = u16(&c);
-            uint8_t *buf = pkt;
-            size_t got = tt_arq_read(sa.a, buf, n);
-            CHECK(got <= n);
-            sa.read += got;
+        case 4:
+            read_some(&sa, &sb, u16(&c), 0x3c);
             break;
-        }
         case 5:
             now += 100 * (uint64_t)u16(&c);
             break;
@@ -166,8 +198,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             tt_arq_ping(sa.a);
             break;
         default:
-            (void)tt_arq_write(sb.a, wbuf, 64 * (size_t)u8(&c));
-            drain(&sb);
+            write_some(&sb, 64 * (size_t)u8(&c), 0x3c);
+            read_some(&sb, &sa, SIZE_MAX, 0xa5);
             break;
         }
         check_bounds(&sa, now);
