@@ -1043,6 +1043,49 @@ Test(arq_output, every_size_is_kept)
     }
 }
 
+/* The receiver tracks at most 32 ranges out of order: bytes that would
+ * need a 33rd are dropped unacknowledged (they come again), an ACK carries
+ * at most 16 ranges, and once the holes fill everything kept is read, by
+ * peek and consume, without a copy. */
+Test(arq_input, reorder_ranges_are_capped)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    tt_arq *b = tt_arq_new(&cfg);
+    uint8_t p[600];
+    const char *why;
+    uint64_t pn = 0;
+    for (unsigned i = 0; i < 40; i++)
+        cr_assert_eq(tt_arq_input(b, 0, p, mk_data(p, pn++, 100 * i + 50, 10, false), &why), 0);
+    tt_arq_stats st;
+    tt_arq_get_stats(b, &st);
+    cr_assert_eq(st.bytes_dropped, 8 * 10);
+    cr_assert_eq(tt_arq_readable(b), 0);
+    size_t n = tt_arq_poll(b, 0, p, sizeof p, 0);
+    tt_arq_pkt k;
+    cr_assert_eq(tt_arq_pkt_decode(p, n, &k, &why), 0, "%s", why);
+    cr_assert_eq(k.ack.n, TT_ARQ_SACK_MAX);
+    cr_assert_eq(k.ack.r[0].start, 50);
+    /* The holes before the 32 kept ranges fill: 3160 bytes in order. */
+    for (unsigned i = 0; i < 32; i++) {
+        uint64_t from = i == 0 ? 0 : 100 * (i - 1) + 60;
+        size_t len = (size_t)(100 * i + 50 - from);
+        cr_assert_eq(tt_arq_input(b, 0, p, mk_data(p, pn++, from, len, false), &why), 0);
+    }
+    cr_assert_eq(tt_arq_readable(b), 3160);
+    size_t got = 0;
+    const uint8_t *q;
+    while ((n = tt_arq_peek(b, &q)) > 0) {
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(q[i], 'x');
+        tt_arq_consume(b, n > 1000 ? 1000 : n);
+        got += n > 1000 ? 1000 : n;
+    }
+    cr_assert_eq(got, 3160);
+    cr_assert_lt(tt_arq_memory(b), 16384, "the receive buffer went once read");
+    tt_arq_free(b);
+}
+
 /* ---- the poll model of DNS ---- */
 
 /* The server may send only in answer to a query: one answer (possibly
