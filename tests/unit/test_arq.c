@@ -890,6 +890,16 @@ static void refuse(twins *t, const uint8_t *p, size_t n, const char *what)
     cr_assert_not_null(why);
 }
 
+/* An engine with the default configuration. */
+static tt_arq *default_engine(void)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    tt_arq *a = tt_arq_new(&cfg);
+    cr_assert_not_null(a);
+    return a;
+}
+
 /* A packet number then one DATA frame. */
 static size_t mk_data(uint8_t *p, uint64_t pn, uint64_t off, size_t len, bool fin)
 {
@@ -996,9 +1006,7 @@ Test(arq_input, refused_packets_change_nothing)
  * decode) says so. Found by fuzz_arq. */
 Test(arq_input, in_order_bytes_spanning_two_held_ranges)
 {
-    tt_arq_cfg cfg;
-    tt_arq_cfg_default(&cfg);
-    tt_arq *b = tt_arq_new(&cfg);
+    tt_arq *b = default_engine();
     uint8_t p[600];
     const char *why;
     cr_assert_eq(tt_arq_input(b, 0, p, mk_data(p, 0, 100, 100, false), &why), 0);
@@ -1049,9 +1057,7 @@ Test(arq_output, every_size_is_kept)
  * peek and consume, without a copy. */
 Test(arq_input, reorder_ranges_are_capped)
 {
-    tt_arq_cfg cfg;
-    tt_arq_cfg_default(&cfg);
-    tt_arq *b = tt_arq_new(&cfg);
+    tt_arq *b = default_engine();
     uint8_t p[600];
     const char *why;
     uint64_t pn = 0;
