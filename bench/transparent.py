@@ -4,6 +4,7 @@
 Run as root (it makes network namespaces, a private sshd and nftables rules):
 
     sudo bench/transparent.py [--rounds 3] [--bytes 268435456] [--count 200]
+                              [--dns-count 200]
 
 Two network namespaces joined by one veth pair:
 
@@ -33,6 +34,23 @@ echo of its first byte), and stops it again; rounds alternate the systems so
 drift hits all alike. The figures are medians over the rounds; the ratios are
 those of issue 12 item 6.
 
+DNS (unless --dns-count 0): the server namespace also runs unbound on
+10.79.1.53, an address on its loopback that the client namespace has no
+route to, answering every name under tt-bench.test. with one address (a
+local-zone redirect, TTL 300). Each namespace gets its own resolv.conf
+(/etc/netns/NAME/resolv.conf, which `ip netns exec` mounts): the server's
+names unbound, the client's names 10.79.2.53, routed to the server
+namespace, which does not forward, so only a capture answers there.
+sshuttle, tt-ssh-redir and tt-redir then run with --dns (tt without
+--dns-server: over ssh:// the remote resolv.conf's nameserver, over tt://
+the tt server's own), and bench/dnsstub.py in the client namespace times
+UDP lookups to the resolv.conf nameserver: the first of the run, --dns-count
+cold ones (names never asked before: neither tt's cache nor anything else
+has them) and --dns-count cached ones (one name again and again: tt answers
+from its TTL cache; sshuttle has none and asks unbound each time). The row
+"direct" times the same lookups from the server namespace straight to
+unbound, without any tunnel (the floor).
+
 Every process is stopped by pid (with its descendants) and the namespaces are
 deleted at the end, on an error and on Ctrl-C alike.
 """
@@ -60,6 +78,29 @@ ROOT = Path(__file__).resolve().parent.parent
 CLIENT_IP, SERVER_IP, DEST_IP = "10.79.0.1", "10.79.0.2", "10.79.0.3"
 DEST_PORT, TT_PORT = 7001, 7002
 SOCKS_TT, SOCKS_SSH = 1080, 1081
+# DNS: unbound on the server namespace's loopback (the client has no route
+# to it); the client's resolv.conf names an address nothing answers at.
+RESOLVER_IP, CLIENT_NS_IP = "10.79.1.53", "10.79.2.53"
+ZONE, ZONE_ANSWER = "tt-bench.test", "10.79.1.99"
+# The systems with a --dns of their own, and direct (unbound asked from the
+# server namespace) for reference.
+DNS_SYSTEMS = ["sshuttle", "tt-ssh-redir", "tt-redir", "direct"]
+DNS_KEYS = ["dns_first", "dns_cold", "dns_cold_p90", "dns_cached", "dns_cached_p90"]
+UNBOUND_CONF = """\
+server:
+    interface: {addr}@53
+    use-syslog: no
+    verbosity: 0
+    chroot: ""
+    username: ""
+    directory: "{wd}"
+    pidfile: "{wd}/unbound.pid"
+    access-control: 10.79.0.0/16 allow
+    local-zone: "{zone}." redirect
+    local-data: "{zone}. 300 IN A {answer}"
+remote-control:
+    control-enable: no
+"""
 SYSTEMS = ["sshuttle", "tt-ssh-redir", "ssh-D", "tt-redir", "tt-socks", "direct"]
 # Run only when named in --systems: tt-ssh-redir with TT_SPLICE=0, its relay
 # copying through user space instead of splicing (the A/B of that change).
@@ -179,7 +220,14 @@ class Net:
     def __init__(self):
         tag = f"{os.getpid()}"
         self.client, self.server = f"ttb-c-{tag}", f"ttb-s-{tag}"
-        self.made = []
+        self.made, self.etc = [], []
+        # Each namespace's resolv.conf, which `ip netns exec` mounts over
+        # /etc/resolv.conf for what it starts (so before anything starts).
+        for ns, server in ((self.client, CLIENT_NS_IP), (self.server, RESOLVER_IP)):
+            d = Path("/etc/netns") / ns
+            d.mkdir(parents=True)
+            self.etc.append(d)
+            (d / "resolv.conf").write_text(f"nameserver {server}\n")
         for ns in (self.client, self.server):
             run(["ip", "netns", "add", ns])
             self.made.append(ns)
@@ -191,6 +239,12 @@ class Net:
         self.ip(self.server, "addr", "add", f"{DEST_IP}/24", "dev", "s0")
         self.ip(self.client, "link", "set", "c0", "up")
         self.ip(self.server, "link", "set", "s0", "up")
+        # The far resolver's address, on the server's loopback: the client
+        # namespace has no route to it. The client's nameserver is routed
+        # to the server namespace, which does not forward: a query there
+        # is answered only if captured.
+        self.ip(self.server, "addr", "add", f"{RESOLVER_IP}/32", "dev", "lo")
+        self.ip(self.client, "route", "add", f"{CLIENT_NS_IP}/32", "via", SERVER_IP)
 
     @staticmethod
     def ip(ns, *args):
@@ -200,6 +254,9 @@ class Net:
         for ns in self.made:
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
         self.made = []
+        for d in self.etc:
+            shutil.rmtree(d, ignore_errors=True)
+        self.etc = []
 
 
 # ---- the systems ---------------------------------------------------------------
@@ -212,6 +269,7 @@ class Bench:
         self.ttbench = str(args.ttbench)
         self.key = run([self.tt, "keygen"]).strip()
         self.env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+        self.dns = args.dns_count > 0
         self.ssh = self._ssh_keys()
 
     def _ssh_keys(self):
@@ -236,12 +294,20 @@ class Bench:
         wait_listening(s, 22, [sshd])
         wait_listening(s, DEST_PORT, [dest])
         self.procs.wait_log(tts, r"tt server listening on")
+        if self.dns:
+            conf = self.wd / "unbound.conf"
+            conf.write_text(UNBOUND_CONF.format(addr=RESOLVER_IP, wd=self.wd, zone=ZONE,
+                                                answer=ZONE_ANSWER))
+            run(["unbound-checkconf", str(conf)])
+            ub = self.procs.start("unbound", s, ["unbound", "-d", "-c", str(conf)])
+            wait_listening(s, 53, [ub])
 
     def start(self, name):
         """Starts system NAME in the client namespace; returns its processes
         and ttbench's route arguments."""
         c, pr = self.net.client, self.procs
         direct = ["--direct"]
+        dns = ["--dns"] if self.dns and name != "direct" else []
         if name == "direct":
             return [], direct
         if name == "sshuttle":
@@ -252,7 +318,8 @@ class Bench:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ready:
                 ready.bind(str(path))
                 p = pr.start(name, c, ["sshuttle", "--method", "nft", "-r", f"root@{SERVER_IP}",
-                                       "--ssh-cmd", shlex.join(self.ssh), f"{DEST_IP}/32"],
+                                       "--ssh-cmd", shlex.join(self.ssh), f"{DEST_IP}/32"]
+                             + dns,
                              env=dict(self.env, NOTIFY_SOCKET=str(path)))
                 wait_ready(ready, p, timeout=30)
             return [p], direct
@@ -260,9 +327,11 @@ class Bench:
             env = dict(self.env, TT_SPLICE="0") if name.endswith("-copy") else self.env
             p = pr.start(name, c, [self.tt, "client", "-s", f"ssh://root@{SERVER_IP}",
                                    "--ssh-command", shlex.join(self.ssh),
-                                   "--redirect", f"{DEST_IP}/32", "-l", "none"], env=env)
+                                   "--redirect", f"{DEST_IP}/32", "-l", "none"] + dns, env=env)
             pr.wait_log(p, r"redirecting TCP to .* nftables table")
             pr.wait_log(p, r" is up \(ssh pid ", timeout=30)
+            if dns:
+                pr.wait_log(p, r"capturing DNS to \d+ nameserver", timeout=30)
             return [p], direct
         if name == "ssh-D":
             p = pr.start(name, c, self.ssh + ["-N", "-D", f"127.0.0.1:{SOCKS_SSH}",
@@ -271,8 +340,10 @@ class Bench:
             return [p], ["--socks", f"127.0.0.1:{SOCKS_SSH}"]
         tt = [self.tt, "client", "-s", f"tt://{SERVER_IP}:{TT_PORT}", "-k", self.key]
         if name == "tt-redir":
-            p = pr.start(name, c, tt + ["--redirect", f"{DEST_IP}/32", "-l", "none"])
+            p = pr.start(name, c, tt + ["--redirect", f"{DEST_IP}/32", "-l", "none"] + dns)
             pr.wait_log(p, r"redirecting TCP to .* nftables table")
+            if dns:
+                pr.wait_log(p, r"capturing DNS to \d+ nameserver")
             return [p], direct
         if name == "tt-socks":
             p = pr.start(name, c, tt + ["-l", f"127.0.0.1:{SOCKS_TT}"])
@@ -284,7 +355,28 @@ class Bench:
         return ttbench({"ttbench": self.ttbench}, args, timeout,
                        prefix=["ip", "netns", "exec", self.net.client])
 
-    def measure(self, name):
+    def dns_lookups(self, name, tag):
+        """Times lookups through NAME's --dns (for direct: unbound asked
+        from the server namespace); returns the DNS_KEYS figures in us."""
+        ns, extra = self.net.client, []
+        if name == "direct":
+            ns, extra = self.net.server, ["--server", RESOLVER_IP]
+        argv = ["ip", "netns", "exec", ns, sys.executable, str(ROOT / "bench" / "dnsstub.py"),
+                "--zone", ZONE, "--tag", tag, "--count", str(self.args.dns_count),
+                "--expect", ZONE_ANSWER] + extra
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"timed out: {' '.join(argv)}") from None
+        if r.returncode != 0:
+            raise BenchError(f"failed ({r.returncode}): {' '.join(argv)}\n    {r.stderr.strip()}")
+        d = json.loads(r.stdout)
+        return {"dns_first": d["first_us"],
+                "dns_cold": statistics.median(d["cold_us"]), "dns_cold_p90": p90(d["cold_us"]),
+                "dns_cached": statistics.median(d["cached_us"]),
+                "dns_cached_p90": p90(d["cached_us"])}
+
+    def measure(self, name, tag):
         procs, route = self.start(name)
         try:
             target = ["--target", f"{DEST_IP}:{DEST_PORT}"]
@@ -296,6 +388,8 @@ class Bench:
             r = self.ttbench_run(["latency"] + route + target + ["--count", str(self.args.count)],
                                  timeout=120)
             out["lat"] = r["median_us"]
+            if self.dns and name in DNS_SYSTEMS:
+                out.update(self.dns_lookups(name, f"{tag}-{name}"))
             for p in procs:
                 if p.poll() is not None:
                     raise BenchError(f"{p.name} exited ({p.returncode}):\n{tail(p.log)}")
@@ -305,6 +399,10 @@ class Bench:
 
 
 # ---- report ------------------------------------------------------------------
+
+
+def p90(xs):
+    return statistics.quantiles(xs, n=10, method="inclusive")[8]
 
 
 def machine():
@@ -339,7 +437,8 @@ def report(rounds, args):
     for name in SYSTEMS + EXTRA:
         rs = [r[name] for r in rounds if name in r]
         if rs:
-            med[name] = {k: statistics.median(r[k] for r in rs) for k in ("up", "down", "lat")}
+            med[name] = {k: statistics.median(r[k] for r in rs)
+                         for k in ["up", "down", "lat"] + DNS_KEYS if k in rs[0]}
     print(f"\nmedians over {len(rounds)} rounds ({args.bytes} bytes per transfer, "
           f"{args.count} connections for latency; cipher {args.cipher}):")
     print(f"  {'system':<14}{'up MB/s':>10}{'down MB/s':>11}{'connect+echo us':>17}")
@@ -367,6 +466,21 @@ def report(rounds, args):
         a, b = med["tt-ssh-redir"]["lat"], med["sshuttle"]["lat"]
         print(f"  connect+first echoed byte: tt-ssh-redir {a:.0f} us, sshuttle {b:.0f} us "
               f"({a / b:.2f}x)")
+    dns = [n for n in DNS_SYSTEMS if n in med and "dns_cold" in med[n]]
+    if dns:
+        print(f"\nDNS lookups, us (medians over the rounds of each round's median and p90 "
+              f"of {args.dns_count} lookups; first: the run's first lookup):")
+        print(f"  {'system':<14}{'first':>8}{'cold med':>10}{'cold p90':>10}"
+              f"{'cached med':>12}{'cached p90':>12}")
+        for n in dns:
+            m = med[n]
+            print(f"  {n:<14}{m['dns_first']:>8.0f}{m['dns_cold']:>10.0f}"
+                  f"{m['dns_cold_p90']:>10.0f}{m['dns_cached']:>12.0f}{m['dns_cached_p90']:>12.0f}")
+        for a in ("tt-ssh-redir", "tt-redir"):
+            if a in dns and "sshuttle" in dns:
+                x = " ".join(f"{k[4:]} {med[a][k] / med['sshuttle'][k]:.2f}x"
+                             for k in DNS_KEYS[1:])
+                print(f"  {a} / sshuttle: {x}")
     print("\n" + json.dumps({"machine": machine(), "medians": med}, indent=1))
 
 
@@ -375,6 +489,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bytes", type=int, default=256 << 20, help="bytes per throughput transfer")
     ap.add_argument("--count", type=int, default=200, help="connections timed for latency")
+    ap.add_argument("--dns-count", type=int, default=200,
+                    help="DNS lookups timed per kind (cold, cached); 0: no DNS phase")
     ap.add_argument("--cipher", default="aes128-gcm@openssh.com",
                     help="the one SSH cipher of every ssh-based system")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
@@ -393,6 +509,9 @@ def main():
             sys.exit(f"transparent.py: {b} missing: run scripts/build.sh release")
     if "sshuttle" in systems and not shutil.which("sshuttle"):
         sys.exit("transparent.py: sshuttle not installed (scripts/install-deps.sh)")
+    if args.dns_count > 0 and not shutil.which("unbound"):
+        sys.exit("transparent.py: unbound not installed (scripts/install-deps.sh), "
+                 "or --dns-count 0")
 
     def on_term(*_):
         raise KeyboardInterrupt
@@ -410,10 +529,15 @@ def main():
             order = systems if i % 2 == 0 else systems[::-1]
             res = {}
             for name in order:
-                res[name] = bench.measure(name)
+                res[name] = bench.measure(name, f"{os.getpid()}-r{i + 1}")
                 m = res[name]
-                print(f"round {i + 1} {name:<14} up {m['up']:8.1f} MB/s  down {m['down']:8.1f} "
-                      f"MB/s  connect+echo {m['lat']:8.0f} us", flush=True)
+                line = (f"round {i + 1} {name:<14} up {m['up']:8.1f} MB/s  down {m['down']:8.1f} "
+                        f"MB/s  connect+echo {m['lat']:8.0f} us")
+                if "dns_cold" in m:
+                    line += (f"  dns first {m['dns_first']:.0f} cold {m['dns_cold']:.0f}"
+                             f"/{m['dns_cold_p90']:.0f} cached {m['dns_cached']:.0f}"
+                             f"/{m['dns_cached_p90']:.0f} us")
+                print(line, flush=True)
             rounds.append(res)
         report(rounds, args)
     except BenchError as e:
