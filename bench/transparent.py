@@ -25,6 +25,8 @@ In the client namespace, one system at a time:
   direct        no tunnel at all (the ceiling, for reference);
   tt-ssh-redir-copy  (only when named in --systems) tt-ssh-redir with
                 TT_SPLICE=0: tt's relay copies instead of splicing.
+  tt-socks-nft  (only when named in --systems) tt-socks plus
+                --redirect UNUSED/32: its nftables table in place, unused.
 The transparent systems' ttbench connects straight to DEST: the nftables
 redirect carries it. Every ssh uses the same sshd and the same cipher (-c).
 
@@ -104,7 +106,12 @@ remote-control:
 SYSTEMS = ["sshuttle", "tt-ssh-redir", "ssh-D", "tt-redir", "tt-socks", "direct"]
 # Run only when named in --systems: tt-ssh-redir with TT_SPLICE=0, its relay
 # copying through user space instead of splicing (the A/B of that change).
-EXTRA = ["tt-ssh-redir-copy"]
+# tt-socks-nft: tt-socks with --redirect of an address nothing uses, so that
+# tt's nftables table (and with it connection tracking on every packet of the
+# namespace) is there while the traffic still goes through SOCKS5: what the
+# redirect's rules cost apart from the redirect itself.
+EXTRA = ["tt-ssh-redir-copy", "tt-socks-nft"]
+UNUSED_IP = "10.79.3.1"
 
 
 # ---- processes -----------------------------------------------------------------
@@ -345,8 +352,9 @@ class Bench:
             if dns:
                 pr.wait_log(p, r"capturing DNS to \d+ nameserver")
             return [p], direct
-        if name == "tt-socks":
-            p = pr.start(name, c, tt + ["-l", f"127.0.0.1:{SOCKS_TT}"])
+        if name in ("tt-socks", "tt-socks-nft"):
+            nft = ["--redirect", f"{UNUSED_IP}/32"] if name.endswith("-nft") else []
+            p = pr.start(name, c, tt + ["-l", f"127.0.0.1:{SOCKS_TT}"] + nft)
             pr.wait_log(p, r"SOCKS5 proxy listening on")
             return [p], ["--socks", f"127.0.0.1:{SOCKS_TT}"]
         raise BenchError(f"unknown system {name}")
@@ -462,6 +470,8 @@ def report(rounds, args):
     ratio("tt-ssh-redir", "ssh-D", 0.8, "transparent ssh:// vs ssh -D")
     ratio("tt-redir", "tt-socks", 0.9, "transparent tt:// vs tt SOCKS5")
     ratio("tt-ssh-redir", "tt-ssh-redir-copy", 1.0, "splicing vs copying relay")
+    ratio("tt-socks-nft", "tt-socks", 1.0, "SOCKS5 with vs without the nftables table")
+    ratio("tt-redir", "tt-socks-nft", 0.9, "transparent vs SOCKS5, both with the table")
     if "tt-ssh-redir" in med and "sshuttle" in med:
         a, b = med["tt-ssh-redir"]["lat"], med["sshuttle"]["lat"]
         print(f"  connect+first echoed byte: tt-ssh-redir {a:.0f} us, sshuttle {b:.0f} us "
