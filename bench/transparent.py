@@ -228,11 +228,19 @@ class Net:
         tag = f"{os.getpid()}"
         self.client, self.server = f"ttb-c-{tag}", f"ttb-s-{tag}"
         self.made, self.etc = [], []
+        try:
+            self._make()
+        except BaseException:
+            # The caller has no Net to delete yet: undo what was made here.
+            self.delete()
+            raise
+
+    def _make(self):
         # Each namespace's resolv.conf, which `ip netns exec` mounts over
         # /etc/resolv.conf for what it starts (so before anything starts).
         for ns, server in ((self.client, CLIENT_NS_IP), (self.server, RESOLVER_IP)):
             d = Path("/etc/netns") / ns
-            d.mkdir(parents=True)
+            d.mkdir(parents=True, exist_ok=True)
             self.etc.append(d)
             (d / "resolv.conf").write_text(f"nameserver {server}\n")
         for ns in (self.client, self.server):
