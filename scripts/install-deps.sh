@@ -21,7 +21,8 @@ packages=(
   # the system's; sshuttle is what bench/transparent.py compares --redirect with)
   microsocks shadowsocks-libev stunnel4 openssl openssh-server openssh-client sshuttle
   v2ray shadowsocks-v2ray-plugin
-  # --resolver's end-to-end test: a real DNS server
+  # --resolver's and --dns's end-to-end tests, and bench/transparent.py's DNS
+  # phase: a real DNS server on the far side
   unbound
   # the DNS tunnel's tests: dig asks its server as any client would
   bind9-dnsutils
