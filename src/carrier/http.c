@@ -38,6 +38,10 @@ extern const tt_carrier_type tt_carrier_http;
 extern const tt_carrier_type tt_carrier_https;
 
 #define LINGER_MS 10000
+/* An idle POST connection is closed after this long: well before the idle
+ * timeouts of front ends (nginx: keepalive_timeout 75 s) and tt's server,
+ * so that a POST never races a front end closing its connection. */
+#define POST_IDLE_MS 20000
 
 enum pstate { P_NONE = 0, P_CONNECTING, P_IDLE, P_BUSY, P_DEAD };
 
@@ -56,6 +60,7 @@ typedef struct pconn {
     bool close_after; /* the answer said Connection: close, or has no length */
     uint64_t body_left;
     tt_http_chunked ck;
+    uint64_t idle_since; /* loop time it became idle */
 } pconn;
 
 struct hcl {
@@ -476,6 +481,41 @@ static void maybe_drained(hcl *t)
         t->base.handler->on_drained(&t->base, t->base.ud);
 }
 
+static void on_idle_timer(uv_timer_t *timer);
+
+/* Runs the idle check while a connection is idle (the timer serves the
+ * dial's deadline before, and the close's linger after). */
+static void arm_idle(hcl *t)
+{
+    if (!t->closing && !t->dialing && !t->finished && !uv_is_active((uv_handle_t *)&t->timer))
+        uv_timer_start(&t->timer, on_idle_timer, POST_IDLE_MS, 0);
+}
+
+static void set_idle(pconn *p)
+{
+    p->state = P_IDLE;
+    p->idle_since = uv_now(p->t->base.loop);
+    arm_idle(p->t);
+}
+
+static void on_idle_timer(uv_timer_t *timer)
+{
+    hcl *t = timer->data;
+    uint64_t now = uv_now(t->base.loop), next = 0;
+    for (int i = 0; i < TT_HTTP_POSTS; i++) {
+        pconn *p = &t->p[i];
+        if (p->state != P_IDLE)
+            continue;
+        uint64_t age = now - p->idle_since;
+        if (age >= POST_IDLE_MS)
+            pconn_drop(p, false);
+        else if (next == 0 || POST_IDLE_MS - age < next)
+            next = POST_IDLE_MS - age;
+    }
+    if (next > 0)
+        uv_timer_start(&t->timer, on_idle_timer, next, 0);
+}
+
 /* The answer to a POST is complete: the connection is free again. */
 static void post_answered(pconn *p)
 {
@@ -487,7 +527,7 @@ static void post_answered(pconn *p)
     if (p->close_after)
         pconn_drop(p, false);
     else
-        p->state = P_IDLE;
+        set_idle(p);
     if (t->closing) {
         maybe_finish(t);
         return;
@@ -706,8 +746,8 @@ static void on_post_connected(void *ud, int status, tt_link *link, const char *w
         return;
     }
     p->link = link;
-    p->state = P_IDLE;
     tt_link_set_handler(link, &post_handler, p);
+    set_idle(p);
     if (t->closing) {
         maybe_finish(t);
         return;
@@ -895,8 +935,10 @@ static void get_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     t->dialing = false;
     t->dial_cb(t->dial_ud, 0, &t->base);
     /* The first POST's connection is ready when the first bytes come. */
-    if (!t->closing && !t->failed)
+    if (!t->closing && !t->failed) {
         kick(t);
+        arm_idle(t);
+    }
 }
 
 static void get_eof(tt_link *l, void *ud)
