@@ -43,6 +43,8 @@ TUNED = """proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_buffering off;
             proxy_request_buffering off;
+            proxy_buffer_size 64k;
+            proxy_buffers 4 64k;
             proxy_read_timeout 300s;"""
 
 
