@@ -205,3 +205,21 @@ def test_a_cut_stream_is_not_taken_for_a_complete_one(procs, echo):
             how = "reset"
         assert how != "eof", "a cut stream ended like a complete one"
     procs.discard(srv.proc)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_fixed_destination_without_key(procs, echo, scheme):
+    """mtt's mode over HTTP streaming: -d, no -k (the tokens are made under
+    the all-zero key and still carry the tunnel's id and order)."""
+    srv = web_server(procs, scheme, "-d", "127.0.0.1:%d" % echo, path=PATH, key=None)
+    args = ("--pin", srv.pin) if scheme == "https" else ()
+    c = web_client(procs, srv.url, *args, key=None, socks=False,
+                   forwards=["127.0.0.1:%d" % echo])
+    assert echo_bulk(c.forward_ports[0], 4 << 20)
+    # A client with a key is not one of this server's.
+    k = web_client(procs, srv.url, *args, socks=False, forwards=["127.0.0.1:%d" % echo],
+                   name="tt-client-key")
+    with socket.create_connection(("127.0.0.1", k.forward_ports[0]), timeout=30) as s:
+        s.sendall(b"hello")
+        rest, how = recv_until_eof(s, 30)
+        assert rest == b"", "a client with another key got an echo"
