@@ -28,6 +28,7 @@
 #include "codec/http1.h"
 #include "core/log.h"
 #include "decoy/decoy.h"
+#include "link/linger.h"
 #include "link/tcp.h"
 #include "link/tls.h"
 
@@ -216,10 +217,10 @@ static void await_head(sconn *s)
     uint64_t now = uv_now(s->link->loop);
     s->deadline = now + s->c->w.cfg.header_timeout_ms;
     uv_timer_start(&s->timer, on_sconn_timeout, s->c->w.cfg.keepalive_timeout_ms, 0);
-    if (s->have > 0)
-        sconn_process(s);
-    else if (tt_link_read_start(s->link) < 0)
+    if (tt_link_read_start(s->link) < 0)
         sconn_close(s, false);
+    else if (s->have > 0)
+        sconn_process(s);
 }
 
 /* Drops the first N bytes of S->buf. */
@@ -296,8 +297,12 @@ static void body_done(sconn *s)
             kick_resume(t);
     }
     if (s->close_after) {
-        tt_link_shutdown(s->link);
-        sconn_close(s, false);
+        /* The answer must not be lost to a reset: half-close after it,
+         * and close on the peer's end. */
+        tt_link *l = s->link;
+        tt_link_read_stop(l);
+        sconn_end(s);
+        tt_link_linger(l, 5000);
         return;
     }
     await_head(s);
