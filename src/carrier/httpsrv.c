@@ -697,7 +697,7 @@ static void take_post(sconn *s, const tt_http_head *h, const tt_hts_token *tok)
     s->left = len;
     s->seq = tok->seq;
     s->fin = (tok->flags & TT_HTS_FIN) != 0;
-    consume(s, h->head_len);
+    size_t head_len = h->head_len;
     uv_timer_stop(&s->timer);
     tt_tcp_link_trust(s->link);
     uint32_t ahead = tok->seq - t->next_seq;
@@ -705,6 +705,7 @@ static void take_post(sconn *s, const tt_http_head *h, const tt_hts_token *tok)
         /* A POST sent again whose first copy was read: its body goes. It
          * stays the carrier's child, as it belongs to no tunnel. */
         s->state = S_DISCARD;
+        consume(s, head_len);
         sconn_process(s);
         return;
     }
@@ -713,6 +714,7 @@ static void take_post(sconn *s, const tt_http_head *h, const tt_hts_token *tok)
         to_web(s, "POST out of its window");
         return;
     }
+    consume(s, head_len);
     /* The tunnel owns it now (tt_http_server_forget). */
     if (s->is_child)
         tt_child_remove(&s->child);

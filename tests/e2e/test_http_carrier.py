@@ -7,16 +7,20 @@ settings, and proxy_buffering off), many streams over the mux through it,
 and probes without a token, which get the same web site as from the other
 web carriers."""
 
+import base64
 import hashlib
+import hmac
 import os
 import socket
+import struct
 import threading
+import time
 
 import pytest
 
 from helpers import NGINX_PRELUDE, recv_until_eof, start_nginx
 from test_web_carriers import (KEY, PATH, ask, comparable, fetch, fetch_big, get, pki,  # noqa: F401
-                               web_client, web_server)
+                               read_response, web_client, web_server)
 
 # nginx reverse-proxying PATH to tt's http:// listener. TUNING is what the
 # location adds: nothing (nginx's defaults: HTTP/1.0 upstream, buffered
@@ -223,3 +227,95 @@ def test_fixed_destination_without_key(procs, echo, scheme):
         s.sendall(b"hello")
         rest, how = recv_until_eof(s, 30)
         assert rest == b"", "a client with another key got an echo"
+
+
+# ---------------------------------------------------------------------------
+# The wire format by hand (docs/HTTP.md)
+
+
+def http_auth_key(key):
+    """HKDF-SHA256(IKM = PSK, salt = empty, info = "tt-http1 auth", 32)."""
+    psk = base64.b64decode(key)
+    prk = hmac.new(b"\0" * 32, psk, hashlib.sha256).digest()
+    return hmac.new(prk, b"tt-http1 auth" + b"\x01", hashlib.sha256).digest()
+
+
+def http_token(key, tid, seq, kind, fin=False, path=PATH, now=None):
+    k = http_auth_key(key)
+    nonce = os.urandom(16)
+    pad = os.urandom(os.urandom(1)[0] % 49)
+    plain = struct.pack(">Q8sIBBH", int(time.time()) if now is None else now, tid, seq, kind,
+                        1 if fin else 0, 0)
+    mask = hmac.new(k, b"tt-http1 mask" + nonce, hashlib.sha256).digest()[:24]
+    mac = hmac.new(k, b"tt-http1" + nonce + plain + bytes([len(pad)]) + pad + path.encode(),
+                   hashlib.sha256).digest()[:16]
+    sealed = bytes(a ^ b for a, b in zip(plain, mask))
+    return base64.urlsafe_b64encode(nonce + sealed + mac + pad).rstrip(b"=").decode()
+
+
+def post(seq, tid, body, fin=False):
+    return (("POST %s HTTP/1.1\r\nHost: tunnel.test\r\nContent-Length: %d\r\n"
+             "Cookie: sid=%s\r\n\r\n" % (PATH, len(body), http_token(KEY, tid, seq, 2, fin)))
+            .encode() + body)
+
+
+def read_records(sock, head):
+    """The GET's answer after its head: chunked records until the end record;
+    returns the data."""
+    buf, data = head, b""
+    while True:
+        while b"\r\n" not in buf:
+            buf += sock.recv(65536)
+        line, _, buf = buf.partition(b"\r\n")
+        n = int(line, 16)
+        while len(buf) < n + 2:
+            d = sock.recv(65536)
+            assert d, "the stream ended without its end record"
+            buf += d
+        chunk, buf = buf[:n], buf[n + 2:]
+        while chunk:
+            typ, ln = chunk[0], int.from_bytes(chunk[1:4], "big")
+            if typ == 1:
+                return data
+            if typ == 0:
+                data += chunk[4:4 + ln]
+            chunk = chunk[4 + ln:]
+
+
+def test_posts_out_of_order_are_read_in_order(procs, echo):
+    """A tunnel by hand: the GET, then three POSTs sent last first, each on
+    its own connection. The server reads them in their order (the echo
+    returns the bytes in that order), answers each once read, and ends the
+    stream with the end record. A POST far beyond the window, and the GET's
+    token again, get the web site."""
+    srv = web_server(procs, "http", path=PATH)
+    tid = os.urandom(8)
+    g = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    get_req = ("GET %s HTTP/1.1\r\nHost: tunnel.test\r\nCookie: a=b; sid=%s\r\n\r\n"
+               % (PATH, http_token(KEY, tid, 0, 1)))
+    g.sendall(get_req.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += g.recv(65536)
+    head, _, rest = head.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+    assert b"Transfer-Encoding: chunked" in head and b"X-Accel-Buffering: no" in head
+    hdr = bytes([1, 0, 1, 127, 0, 0, 1]) + struct.pack(">H", echo)
+    parts = [hdr + b"A" * 70000, b"B" * 50000, b"C" * 30000]
+    conns = []
+    for seq in (2, 1, 0):
+        c = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        c.sendall(post(seq, tid, parts[seq], fin=seq == 2))
+        conns.append((seq, c))
+    # Far beyond the window: the site's answer, the tunnel unharmed.
+    assert ask(srv.port, post(40, tid, b"x"), False)[0].startswith("HTTP/1.1 404")
+    for seq, c in conns:
+        status, headers, body = read_response(c)
+        assert status == "HTTP/1.1 200 OK" and body == b"", (seq, status)
+        c.close()
+    data = read_records(g, rest)
+    assert data == b"\x01\x00" + b"A" * 70000 + b"B" * 50000 + b"C" * 30000
+    g.close()
+    assert ask(srv.port, get_req.encode(), False)[0].startswith("HTTP/1.1 404")
+    assert "not a tt client (replayed token)" in srv.proc.log()
+    assert "not a tt client (POST out of its window)" in srv.proc.log()
