@@ -77,7 +77,8 @@ GROUPS = {"default": ALL_SYSTEMS, "web": WEB_SYSTEMS,
           "all": ALL_SYSTEMS + [s for s in WEB_SYSTEMS if s not in ALL_SYSTEMS]}
 # Known but in no group: --systems tt-aes-256-gcm-16k,...
 EXTRA_SYSTEMS = ["tt-socks5", "tt-ssh-chacha20", "tt-aes-256-gcm-16k", "tt-chacha20-early", "tt-chacha20-mux",
-                 "tt-chacha20-resume", "tt-chacha20-mux-1", "tt-chacha20-resume-1", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss"]
+                 "tt-chacha20-resume", "tt-chacha20-mux-1", "tt-chacha20-resume-1", "tt-ws", "tt-wss-mux", "tt-wss-L", "v2ray-vmess-wss",
+                 "tt-http", "tt-https", "tt-https-mux"]
 KNOWN_SYSTEMS = GROUPS["all"] + EXTRA_SYSTEMS
 ALIASES = {"tt": "tt-tcp"}
 # tt's web carriers: (scheme, forward mode, --mux). The WebSocket ones listen
@@ -90,6 +91,10 @@ TT_WEB = {
     "tt-wss-L": ("wss", True, False),
     "tt-wss-mux": ("wss", False, True),
     "tt-ws": ("ws", False, False),
+    # HTTP streaming (a long GET down, POSTs up), beside ws:// and wss://.
+    "tt-http": ("http", False, False),
+    "tt-https": ("https", False, False),
+    "tt-https-mux": ("https", False, True),
 }
 WS_PATH = "/ttbench"
 # The name in the benchmark certificate (subjectAltName DNS:) that the TLS
@@ -585,7 +590,7 @@ def start_tt_client(name, ctx, argv, forward, server):
 
 
 def start_tt_web(name, ctx):
-    """tt over tls://, wss:// or ws://. The server uses the benchmark's
+    """tt over tls://, wss://, ws://, http:// or https://. The server uses the benchmark's
     certificate (--cert, --tls-key: the one stunnel's server has); the client
     trusts it as its CA and checks its name (--ca, -n), as a user of a
     self-signed certificate would, never --insecure-skip-verify. Otherwise
@@ -594,14 +599,14 @@ def start_tt_web(name, ctx):
     scheme, forward, mux = TT_WEB[name]
     key, crt = ctx.cert()
     srv_port = free_port()
-    url = f"{scheme}://{HOST}:{srv_port}" + (WS_PATH if scheme in ("ws", "wss") else "")
+    url = f"{scheme}://{HOST}:{srv_port}" + (WS_PATH if scheme != "tls" else "")
     argv = [binaries["tt"], "server", "-l", url, "-k", ctx.tt_key(), "--allow", "127.0.0.0/8"]
-    if scheme != "ws":
+    if scheme not in ("ws", "http"):
         argv += ["--cert", str(crt), "--tls-key", str(key)]
     s = procs.start(f"{name}-server", argv)
     wait_listening(procs, srv_port, [s])
     argv = [binaries["tt"], "client", "-s", url, "-k", ctx.tt_key()]
-    if scheme != "ws":
+    if scheme not in ("ws", "http"):
         argv += ["--ca", str(crt), "-n", CERT_NAME]
     if mux:
         argv.append("--mux")

@@ -376,6 +376,24 @@ static void on_tcp_dialed(void *ud, uint8_t rep, int err, tt_link *link)
         finish(c, UV_ENOMEM, NULL, "cannot set up TLS");
 }
 
+int tt_webbase_need_h1(tt_webbase *w, tt_link *link, const char *what, const char **why)
+{
+    char alpn[16];
+    if (!w->tls || strcmp(tt_tls_link_alpn(link, alpn, sizeof alpn), "h2") != 0)
+        return 0;
+    tt_link_close(link, NULL, NULL);
+    if (w->h1_only || tt_tls_ctx_set_alpn(w->ctx, "http/1.1") != 0) {
+        *why = "the server chose HTTP/2 (ALPN h2), which cannot carry this carrier";
+        return -EPROTO;
+    }
+    w->h1_only = true;
+    tt_warn("the %s:// server %s chose HTTP/2 (ALPN h2), which cannot carry %s: offering only "
+            "http/1.1 from now on (better: turn http2 off on the front end's listener for this "
+            "site, so that the first connection works too)",
+            w->cfg.url.scheme, w->cfg.url.hp.host, what);
+    return 1;
+}
+
 int tt_webbase_connect_start(tt_webbase *w, tt_webbase_connect_cb cb, void *ud,
                              tt_webbase_connect **out)
 {

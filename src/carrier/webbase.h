@@ -34,6 +34,7 @@ struct tt_webbase {
     uint8_t auth[32]; /* read-only: the carrier's authentication key, from -k */
     tt_target server; /* read-only, client: where to connect */
     char name[256];   /* read-only, client: the TLS name (-n, else the URL's host) */
+    bool h1_only;     /* client: the server chose h2 once; offer http/1.1 alone */
     /* Server. */
     tt_tcp_listener *listener;
     tt_carrier_accept_cb accept_cb;
@@ -81,6 +82,16 @@ typedef void (*tt_webbase_connect_cb)(void *ud, int status, tt_link *link, const
  * inside this call. Returns 0 or -ENOMEM. */
 int tt_webbase_connect_start(tt_webbase *w, tt_webbase_connect_cb cb, void *ud,
                              tt_webbase_connect **out);
+
+/* Client: whether LINK, just connected, may carry HTTP/1.1. The client
+ * offers h2 as curl does; a front end that takes it (nginx with http2 on
+ * this listener) cannot pass an HTTP/1.1 upgrade or stream on to tt. Then
+ * W offers http/1.1 alone from now on, as a browser does for a WebSocket's
+ * connection, and WHAT (the carrier's phrase) says so once. Returns 0 when
+ * LINK speaks HTTP/1.1; 1 when LINK was closed and the caller should
+ * connect again; -EPROTO with *WHY when h2 was chosen though only
+ * http/1.1 was offered. */
+int tt_webbase_need_h1(tt_webbase *w, tt_link *link, const char *what, const char **why);
 
 /* Client: abandons a connect; its callback runs with UV_ECANCELED. */
 void tt_webbase_connect_cancel(tt_webbase_connect *c);

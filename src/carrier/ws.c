@@ -37,7 +37,6 @@ typedef struct wsc {
     tt_replay replay;
     char host_header[300]; /* client */
     char origin[310];      /* client: the page the upgrade claims to come from */
-    bool h1_only;          /* client: the server chose h2 once; offer http/1.1 alone */
 } wsc;
 
 static const tt_carrier_type *ops_for(const tt_carrier_cfg *cfg)
@@ -185,28 +184,13 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     }
     wsc *c = d->c;
     d->link = link;
-    char alpn[16];
-    if (c->w.tls && strcmp(tt_tls_link_alpn(link, alpn, sizeof alpn), "h2") == 0) {
-        /* The client offers h2 as curl does; a front end that takes it
-         * (nginx with http2 on this listener) cannot pass on an HTTP/1.1
-         * upgrade. From then on this carrier offers http/1.1 alone, as a
-         * browser does for a WebSocket's connection, and dials again. */
+    const char *h2why = NULL;
+    int h2 = tt_webbase_need_h1(&c->w, link, "the WebSocket upgrade", &h2why);
+    if (h2 != 0) {
         d->link = NULL;
-        tt_link_close(link, NULL, NULL);
-        if (c->h1_only || tt_tls_ctx_set_alpn(c->w.ctx, "http/1.1") != 0) {
-            dial_done(d, UV_EPROTO, NULL,
-                      "the server chose HTTP/2 (ALPN h2), which cannot carry the WebSocket "
-                      "upgrade");
-            return;
-        }
-        c->h1_only = true;
-        tt_warn("the %s:// server %s chose HTTP/2 (ALPN h2), which cannot carry the WebSocket "
-                "upgrade: offering only http/1.1 from now on (better: turn http2 off on the "
-                "front end's listener for this site, so that the first connection works too)",
-                c->w.cfg.url.scheme, c->w.cfg.url.hp.host);
-        int rc = tt_webbase_connect_start(&c->w, on_connected, d, &d->conn);
+        int rc = h2 < 0 ? h2 : tt_webbase_connect_start(&c->w, on_connected, d, &d->conn);
         if (rc != 0)
-            dial_done(d, rc, NULL, "cannot connect again");
+            dial_done(d, h2 < 0 ? UV_EPROTO : rc, NULL, h2 < 0 ? h2why : "cannot connect again");
         return;
     }
     /* The token is a session cookie's value; its length varies with the

@@ -469,6 +469,35 @@ enum tt_http_te tt_http_transfer_encoding(const tt_http_head *h)
     return TT_HTTP_TE_OTHER;
 }
 
+/* Adds the values of the cookies in one Cookie field's value V to OUT (*N of
+ * MAX used). */
+static void add_cookies(tt_http_str v, tt_http_str *out, size_t *n, size_t max)
+{
+    size_t i = 0;
+    while (i < v.len && *n < max) {
+        const char *semi = memchr(v.p + i, ';', v.len - i);
+        size_t end = semi ? (size_t)(semi - v.p) : v.len;
+        const char *eq = memchr(v.p + i, '=', end - i);
+        if (eq != NULL) {
+            size_t a = (size_t)(eq - v.p) + 1, b = end;
+            while (b > a && (v.p[b - 1] == ' ' || v.p[b - 1] == '\t'))
+                b--;
+            out[(*n)++] = (tt_http_str){v.p + a, b - a};
+        }
+        i = end + 1;
+    }
+}
+
+size_t tt_http_cookies(const tt_http_head *h, tt_http_str *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (tt_http_str_ieq(h->headers[i].name, "Cookie"))
+            add_cookies(h->headers[i].value, out, &n, max);
+    }
+    return n;
+}
+
 /* --- chunked bodies ---------------------------------------------------- */
 
 enum {
@@ -512,8 +541,11 @@ static int after_size_line(const tt_http_chunked *c)
     return c->left == 0 ? CK_TRAILER : CK_DATA;
 }
 
-int tt_http_chunked_feed(tt_http_chunked *c, const uint8_t *p, size_t len, size_t *used,
-                         const char **why)
+/* The one chunked-body reader behind tt_http_chunked_feed (DATA NULL: data
+ * is skipped) and tt_http_chunked_read (DATA set: it stops after the first
+ * run of chunk data and points *DATA at it). */
+static int chunked_run(tt_http_chunked *c, const uint8_t *p, size_t len, size_t *used,
+                       tt_http_str *data, const char **why)
 {
     size_t i = 0;
     while (i < len && c->state != CK_DONE) {
@@ -575,9 +607,14 @@ int tt_http_chunked_feed(tt_http_chunked *c, const uint8_t *p, size_t len, size_
             if (n > c->left)
                 n = (size_t)c->left;
             c->left -= n;
-            i += n;
             if (c->left == 0)
                 c->state = CK_DATA_END;
+            if (data != NULL && n > 0) {
+                *data = (tt_http_str){(const char *)p + i, n};
+                *used = i + n;
+                return 2;
+            }
+            i += n;
             continue;
         }
         case CK_DATA_END:
@@ -659,6 +696,18 @@ bad:
     c->state = -1;
     *used = i;
     return -EINVAL;
+}
+
+int tt_http_chunked_feed(tt_http_chunked *c, const uint8_t *p, size_t len, size_t *used,
+                         const char **why)
+{
+    return chunked_run(c, p, len, used, NULL, why);
+}
+
+int tt_http_chunked_read(tt_http_chunked *c, const uint8_t *p, size_t len, size_t *used,
+                         tt_http_str *data, const char **why)
+{
+    return chunked_run(c, p, len, used, data, why);
 }
 
 /* --- dates ---------------------------------------------------------------- */

@@ -146,6 +146,18 @@ void tt_http_chunked_init(tt_http_chunked *c);
 int tt_http_chunked_feed(tt_http_chunked *c, const uint8_t *p, size_t len, size_t *used,
                          const char **why);
 
+/* As tt_http_chunked_feed, but hands the data on: returns 2 when it stopped
+ * after a run of chunk data, which is *DATA (pointing into P, within the
+ * *USED bytes consumed); 1, 0 and -EINVAL as tt_http_chunked_feed. A caller
+ * loops, feeding what follows *USED, until 0 or 1. */
+int tt_http_chunked_read(tt_http_chunked *c, const uint8_t *p, size_t len, size_t *used,
+                         tt_http_str *data, const char **why);
+
+/* Collects the values of the cookies in every Cookie field of H ("a=1;
+ * b=2", RFC 6265 section 4.2.1), in order, the first MAX of them, into OUT;
+ * pairs without '=' are skipped. Returns how many. */
+size_t tt_http_cookies(const tt_http_head *h, tt_http_str *out, size_t max);
+
 /* IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters. */
 #define TT_HTTP_DATE_LEN 29
 

@@ -116,6 +116,16 @@ size_t tt_ws_base64(const uint8_t *in, size_t len, char *out)
     return b64_encode(b64_std, true, in, len, out);
 }
 
+size_t tt_ws_b64url(const uint8_t *in, size_t len, char *out)
+{
+    return b64_encode(b64_url, false, in, len, out);
+}
+
+int tt_ws_b64url_decode(const char *text, size_t len, uint8_t *out, size_t out_len)
+{
+    return b64_decode_exact(b64_url, false, text, len, out, out_len);
+}
+
 int tt_ws_accept(const char *key, size_t key_len, char out[TT_WS_ACCEPT_LEN + 1])
 {
     uint8_t md[EVP_MAX_MD_SIZE];
@@ -211,26 +221,6 @@ static tt_http_str target_path(tt_http_str t)
     return (tt_http_str){t.p, q ? (size_t)(q - t.p) : t.len};
 }
 
-/* Adds the values of the cookies in one Cookie header's value V ("a=1;
- * b=2", RFC 6265 section 4.2.1) to UP, as many as fit. Pairs without '='
- * are skipped. */
-static void add_cookies(tt_http_str v, tt_ws_upgrade *up)
-{
-    size_t i = 0;
-    while (i < v.len && up->ncookies < TT_WS_COOKIES_MAX) {
-        const char *semi = memchr(v.p + i, ';', v.len - i);
-        size_t end = semi ? (size_t)(semi - v.p) : v.len;
-        const char *eq = memchr(v.p + i, '=', end - i);
-        if (eq != NULL) {
-            size_t a = (size_t)(eq - v.p) + 1, b = end;
-            while (b > a && (v.p[b - 1] == ' ' || v.p[b - 1] == '\t'))
-                b--;
-            up->cookies[up->ncookies++] = (tt_http_str){v.p + a, b - a};
-        }
-        i = end + 1;
-    }
-}
-
 int tt_ws_server_check(const tt_http_head *req, const char *path, tt_ws_upgrade *up,
                        const char **why)
 {
@@ -273,10 +263,7 @@ int tt_ws_server_check(const tt_http_head *req, const char *path, tt_ws_upgrade 
         *why = "Sec-WebSocket-Key is not base64 of 16 bytes";
         return -EINVAL;
     }
-    for (size_t i = 0; i < req->nheaders; i++) {
-        if (tt_http_str_ieq(req->headers[i].name, "Cookie"))
-            add_cookies(req->headers[i].value, up);
-    }
+    up->ncookies = tt_http_cookies(req, up->cookies, TT_WS_COOKIES_MAX);
     up->key = key;
     return 0;
 }
@@ -312,8 +299,8 @@ static EVP_MAC *hmac_impl(void)
 }
 
 /* HMAC-SHA256 under KEY of the N pieces P[i] (L[i] bytes) into OUT. */
-static int hmac_parts(const uint8_t key[TT_WS_AUTH_KEY_LEN], const void *const *p, const size_t *l,
-                      size_t n, uint8_t out[32])
+int tt_ws_hmac_parts(const uint8_t key[TT_WS_AUTH_KEY_LEN], const void *const *p, const size_t *l,
+                     size_t n, uint8_t out[32])
 {
     static char digest[] = "SHA256";
     EVP_MAC *impl = hmac_impl();
@@ -341,14 +328,14 @@ static int token_macs(const uint8_t key[TT_WS_AUTH_KEY_LEN], const uint8_t nonce
     uint8_t full[32];
     const void *mp[] = {mask_label, nonce};
     const size_t ml[] = {sizeof mask_label - 1, TT_WS_NONCE_LEN};
-    int rc = hmac_parts(key, mp, ml, 2, full);
+    int rc = tt_ws_hmac_parts(key, mp, ml, 2, full);
     if (rc == 0)
         memcpy(mask, full, 8);
     if (rc == 0 && time8 != NULL) {
         uint8_t plen = (uint8_t)pad_len;
         const void *p[] = {token_label, nonce, time8, &plen, pad, path};
         const size_t l[] = {sizeof token_label - 1, TT_WS_NONCE_LEN, 8, 1, pad_len, strlen(path)};
-        rc = hmac_parts(key, p, l, 6, full);
+        rc = tt_ws_hmac_parts(key, p, l, 6, full);
         if (rc == 0)
             memcpy(mac, full, TT_WS_MAC_LEN);
     }
@@ -361,7 +348,7 @@ const char *tt_ws_cookie_name(const uint8_t key[TT_WS_AUTH_KEY_LEN])
     uint8_t full[32];
     const void *p[] = {name_label};
     const size_t l[] = {sizeof name_label - 1};
-    if (hmac_parts(key, p, l, 1, full) != 0)
+    if (tt_ws_hmac_parts(key, p, l, 1, full) != 0)
         return cookie_names[0];
     return cookie_names[full[0] % (sizeof cookie_names / sizeof cookie_names[0])];
 }

@@ -65,6 +65,20 @@
  * OUT needs 4 * ((LEN + 2) / 3) + 1 bytes. Returns the text length. */
 size_t tt_ws_base64(const uint8_t *in, size_t len, char *out);
 
+/* Base64url without padding (RFC 4648 section 5) of LEN bytes at IN into
+ * OUT, NUL-terminated (OUT needs (4 * LEN + 2) / 3 + 1 bytes). Returns the
+ * text length. The tokens of the web carriers are written with it. */
+size_t tt_ws_b64url(const uint8_t *in, size_t len, char *out);
+
+/* Decodes the canonical base64url text TEXT (LEN characters, no padding,
+ * zero unused bits) into exactly OUT_LEN bytes. Returns 0 or -EINVAL. */
+int tt_ws_b64url_decode(const char *text, size_t len, uint8_t *out, size_t out_len);
+
+/* HMAC-SHA256 under KEY of the N pieces P[i] (L[i] bytes) into OUT.
+ * Returns 0, or -EIO if HMAC-SHA256 is unavailable. */
+int tt_ws_hmac_parts(const uint8_t key[TT_WS_AUTH_KEY_LEN], const void *const *p, const size_t *l,
+                     size_t n, uint8_t out[32]);
+
 /* Writes Sec-WebSocket-Accept for the key text KEY (KEY_LEN bytes, as sent)
  * and a NUL into OUT. Returns 0, or -EIO if SHA-1 is unavailable. */
 int tt_ws_accept(const char *key, size_t key_len, char out[TT_WS_ACCEPT_LEN + 1]);

@@ -60,7 +60,8 @@ static tt_www_opts site_opts(const tt_carrier_cfg *cfg, uint64_t deadline)
                          .keepalive_timeout_ms = cfg->keepalive_timeout_ms,
                          .first_deadline = deadline,
                          .port = cfg->url.hp.port,
-                         .https = strcmp(cfg->url.scheme, "ws") != 0};
+                         .https = strcmp(cfg->url.scheme, "ws") != 0 &&
+                                  strcmp(cfg->url.scheme, "http") != 0};
 }
 
 void tt_decoy_plain_on_tls(tt_link *l, const tt_carrier_cfg *cfg, const uint8_t *bytes, size_t len,

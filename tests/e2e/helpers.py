@@ -571,6 +571,8 @@ CARRIERS = [
     Carrier("tls", key=True, tls=True),
     Carrier("ws", path="/tun", key=True),
     Carrier("wss", path="/tun", key=True, tls=True),
+    Carrier("http", path="/tun", key=True),
+    Carrier("https", path="/tun", key=True, tls=True),
     Carrier("socks5", mux=False, far_end="socks5", reply_codes=False),
 ]
 TCP = CARRIERS[0]
