@@ -15,6 +15,7 @@
  * the server keeps a silent connection. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,39 @@ static int parse_ip(const char *host, int port, struct sockaddr_storage *out)
     return -EINVAL;
 }
 
+static int add_resolver(dns_carrier *c, const char *host, int port, const char **why)
+{
+    if (c->nresolvers == TT_DNSC_RESOLVERS_MAX) {
+        *why = "dns:// takes at most 8 resolvers";
+        return -EINVAL;
+    }
+    if (parse_ip(host, port, &c->resolvers[c->nresolvers]) != 0) {
+        *why = "a dns:// resolver must be an IP address (127.0.0.1, ::1, ...)";
+        return -EINVAL;
+    }
+    c->nresolvers++;
+    return 0;
+}
+
+/* The client's own option: more resolvers beside the URL's. */
+typedef struct dns_settings {
+    tt_strlist resolvers;
+} dns_settings;
+
+static const tt_opt dns_rows[] = {
+    {0, "dns-resolver", "IP[:PORT]", TT_OPT_LIST, offsetof(dns_settings, resolvers),
+     "with dns://: one more resolver to spread queries over (port 53 by default); repeatable, 8 in "
+     "all",
+     0, 0},
+};
+
+static const tt_carrier_optgroup dns_opts = {
+    .sides = TT_SIDE_CLIENT,
+    .opts = dns_rows,
+    .n_opts = sizeof dns_rows / sizeof dns_rows[0],
+    .size = sizeof(dns_settings),
+};
+
 /* Common to both sides: the key and the domain. */
 static int common_new(dns_carrier *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const char **why)
 {
@@ -133,25 +167,21 @@ static int dns_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
         return -ENOMEM;
     int rc = common_new(c, loop, cfg, why);
     if (rc == 0) {
-        /* Several resolvers: ADDR[:PORT] separated by '+' in the host
-         * (dns://127.0.0.1+127.0.0.2:5353/t.example.com): a URL's host
-         * cannot hold a comma list that the URL parser accepts, and all
-         * share the port. */
-        char hosts[TT_HOST_MAX + 1];
-        snprintf(hosts, sizeof hosts, "%s", cfg->url.hp.host);
-        char *save = NULL;
-        for (char *h = strtok_r(hosts, "+", &save); h; h = strtok_r(NULL, "+", &save)) {
-            if (c->nresolvers == TT_DNSC_RESOLVERS_MAX) {
-                *why = "dns:// takes at most 8 resolvers";
+        /* The URL's resolver first, then each --dns-resolver. */
+        const dns_settings *o = tt_carrier_settings(cfg, &dns_opts);
+        rc = add_resolver(c, cfg->url.hp.host, cfg->url.hp.port, why);
+        for (unsigned i = 0; rc == 0 && o && i < o->resolvers.n; i++) {
+            const char *r = o->resolvers.v[i];
+            tt_hostport hp;
+            const char *pwhy = NULL;
+            if (parse_ip(r, 53, &(struct sockaddr_storage){0}) == 0)
+                rc = add_resolver(c, r, 53, why);
+            else if (tt_hostport_parse(r, &hp, &pwhy) == 0)
+                rc = add_resolver(c, hp.host, hp.port, why);
+            else {
+                *why = "--dns-resolver takes an IP address with an optional :PORT";
                 rc = -EINVAL;
-                break;
             }
-            if (parse_ip(h, cfg->url.hp.port, &c->resolvers[c->nresolvers]) != 0) {
-                *why = "the resolver of dns:// must be an IP address (127.0.0.1, ::1, ...)";
-                rc = -EINVAL;
-                break;
-            }
-            c->nresolvers++;
         }
         if (rc == 0 && c->nresolvers == 0) {
             *why = "dns:// needs a resolver address";
@@ -445,7 +475,7 @@ static void dns_close(tt_carrier *base)
 }
 
 static const tt_carrier_optgroup *const dns_groups[] = {&tt_carrier_key_opts,
-                                                        &tt_carrier_replay_opts, NULL};
+                                                        &tt_carrier_replay_opts, &dns_opts, NULL};
 
 const tt_carrier_type tt_carrier_dns = {
     .scheme = "dns",

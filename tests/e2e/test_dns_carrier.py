@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from helpers import (CARRIER_KEY, bulk_echo, connect, curl, free_port, recv_until_eof,
-                     start_client, wait_until)
+from helpers import (CARRIER_KEY, bulk_echo, connect, curl, free_port, port_accepts,
+                     recv_until_eof, run_tt, start_client, wait_until)
 from test_dnstun import SERVER_HOST, DOMAIN, Unbound
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
@@ -200,19 +200,8 @@ def test_bulk_through_a_lossy_path(procs, server, unbound, echo):
         shim.close()
 
 
-def test_tunnelers_deployment(procs):
-    """Tunneler's setup: the server sends every stream to a fixed
-    destination (-d), the client forwards a local port (-L) to it;
-    Tunneler's environment sets the timers."""
-    _, echo_port = procs.peer("echo")
-    env = {"READ_TIMEOUT_IN_MILLISECONDS": "300", "IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS": "20000",
-           "LOG_LEVEL": "info"}
-    srv = DnsServer(procs, ["-d", "127.0.0.1:%d" % echo_port], env=env)
-    ub = Unbound(procs, procs_tmp(procs), srv)
-    client = start_dns_client(procs, ub.addr, socks=False, env=env, args=["-L", "127.0.0.1:0"])
-    port = int(client.proc.wait_log(r"forward listening on 127\.0\.0\.1:(\d+) -> the server")
-               .group(1))
-    data = os.urandom(200 * 1024)
+def echo_through(port, size):
+    data = os.urandom(size)
     with connect(("127.0.0.1", port), timeout=30) as s:
         s.sendall(data)
         got = b""
@@ -222,6 +211,39 @@ def test_tunnelers_deployment(procs):
             assert chunk, "EOF after %d bytes" % len(got)
             got += chunk
     assert got == data
+
+
+def test_tunnelers_deployment(procs):
+    """Tunneler's setup, configured as Tunneler is, by its environment: the
+    server sends every stream to REMOTE_ADDRESS:REMOTE_PORT (tt's -d), the
+    client listens on LOCAL_PORT (tt's -L LOCAL_PORT) and forwards to it;
+    the timers come from READ_TIMEOUT_IN_MILLISECONDS and
+    IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS."""
+    _, echo_port = procs.peer("echo")
+    env = {"READ_TIMEOUT_IN_MILLISECONDS": "300", "IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS": "20000",
+           "LOG_LEVEL": "info", "REMOTE_ADDRESS": "127.0.0.1", "REMOTE_PORT": str(echo_port)}
+    srv = DnsServer(procs, env=env)
+    assert "every stream to 127.0.0.1:%d" % echo_port in srv.proc.log()
+    ub = Unbound(procs, procs_tmp(procs), srv)
+    local = free_port(("127.0.0.1",))
+    start_dns_client(procs, ub.addr, socks=False, env=dict(env, LOCAL_PORT=str(local)))
+    wait_until(lambda: port_accepts("127.0.0.1", local), 10, "the client on LOCAL_PORT")
+    echo_through(local, 200 * 1024)
+
+
+def test_tunnelers_tcp_proxy_role(procs):
+    """Tunneler's plain TCP tunnel is tcp:// with -d; its environment
+    works there too."""
+    _, echo_port = procs.peer("echo")
+    port = free_port(("127.0.0.1",))
+    env = {"REMOTE_ADDRESS": "127.0.0.1", "REMOTE_PORT": str(echo_port)}
+    procs.tt(["server", "-l", "tcp://127.0.0.1:%d" % port] + LOOPBACK, name="tt-server",
+             env=env).wait_log(r"every stream to 127\.0\.0\.1:%d" % echo_port)
+    local = free_port(("127.0.0.1",))
+    procs.tt(["client", "-s", "tcp://127.0.0.1:%d" % port, "-l", "none"], name="tt-client",
+             env={"LOCAL_PORT": str(local)})
+    wait_until(lambda: port_accepts("127.0.0.1", local), 10, "the client on LOCAL_PORT")
+    echo_through(local, 100 * 1024)
 
 
 def procs_tmp(procs):
@@ -256,3 +278,22 @@ def test_idle_connection_cleaned_up(procs):
         assert s.recv(5) == b"hello"
         client.proc.kill()
     srv.proc.wait_log(r"nothing from the peer for 1500 ms", timeout=10)
+
+
+def test_several_resolvers_one_dead(procs, server, unbound, echo):
+    """Queries spread over unbound, the server itself and a resolver that
+    never answers (--dns-resolver, repeatable): the dead one is backed off
+    and the bytes arrive whole."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+        dead.bind(("127.0.0.1", 0))
+        client = start_dns_client(procs, unbound.addr,
+                                  ["--mux", "--dns-resolver", "%s:%d" % dead.getsockname(),
+                                   "--dns-resolver", "%s:%d" % (SERVER_HOST, server.port)])
+        bulk_echo(client.socks, echo, size=MB)
+
+
+def test_bad_resolver_is_one_clear_line(procs):
+    r = run_tt(["client", "-k", CARRIER_KEY, "-s", "dns://resolver.example/" + DOMAIN])
+    assert r.returncode == 2 and "must be an IP address" in r.stderr, r.stderr
+    r = run_tt(["client", "-k", CARRIER_KEY, "-s", "dns://127.0.0.1", "-l", "127.0.0.1:0"])
+    assert r.returncode == 2 and "DOMAIN" in r.stderr, r.stderr
