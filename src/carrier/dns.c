@@ -48,13 +48,15 @@ typedef struct dns_carrier {
     unsigned nresolvers;
     unsigned read_timeout_ms; /* READ_TIMEOUT_IN_MILLISECONDS, 0: the layers' default */
     unsigned idle_ms;         /* server: a silent connection ends */
+    /* The connections: the client's (so that closing the carrier ends
+     * their lingers) and the server's, by client id. */
+    tt_dnslink *conns[CONNS_MAX];
+    unsigned nconns;
     /* Server. */
     tt_dgram *dnss;
     tt_carrier_accept_cb accept_cb;
     void *accept_ud;
     tt_replay replay;
-    tt_dnslink *conns[CONNS_MAX];
-    unsigned nconns;
 } dns_carrier;
 
 struct tt_carrier_dial {
@@ -217,6 +219,8 @@ static void on_req_timer(uv_timer_t *t)
     uv_close((uv_handle_t *)t, on_req_closed);
 }
 
+static void forget_conn(void *owner, tt_dnslink *l);
+
 static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb, void *ud,
                     tt_carrier_dial **out)
 {
@@ -237,13 +241,19 @@ static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
         tt_warn("dns://: cannot open the client: %s", why ? why : uv_strerror(rc));
         return rc;
     }
+    if (c->nconns == CONNS_MAX) {
+        tt_dgram_close(dg, NULL, NULL);
+        return UV_EMFILE;
+    }
     tt_dnslink_cfg lc = {.server = false,
                          .dg = dg,
                          .client_id = id,
                          .psk = c->psk,
                          .idle_ms = CLIENT_IDLE_MS,
                          .keepalive_ms = KEEPALIVE_MS,
-                         .linger_ms = LINGER_MS};
+                         .linger_ms = LINGER_MS,
+                         .on_free = forget_conn,
+                         .owner = c};
     uint64_t now = wall_s(c);
     for (int i = 0; i < 4; i++)
         lc.salt[i] = (uint8_t)(now >> (24 - 8 * i));
@@ -255,6 +265,7 @@ static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
         tt_dgram_close(dg, NULL, NULL);
         return -ENOMEM;
     }
+    c->conns[c->nconns++] = l;
     req->link = tt_dnslink_link(l);
     req->cb = cb;
     req->ud = ud;
@@ -466,8 +477,13 @@ static void dns_close(tt_carrier *base)
     dns_carrier *c = (dns_carrier *)base;
     /* A server's connections cannot outlive its nameserver: they fail (the
      * owners close them), and lingering ones go now. */
-    while (c->nconns > 0)
-        tt_dnslink_detach(c->conns[--c->nconns]);
+    while (c->nconns > 0) {
+        tt_dnslink *l = c->conns[--c->nconns];
+        if (c->dnss)
+            tt_dnslink_detach(l);
+        else
+            tt_dnslink_orphan(l);
+    }
     if (c->dnss)
         tt_dgram_close(c->dnss, NULL, NULL);
     tt_replay_free(&c->replay);

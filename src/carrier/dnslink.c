@@ -48,6 +48,7 @@ struct tt_dnslink {
     bool failed;   /* an error was reported to the owner */
     bool freeing;  /* the timer is closing; memory goes after */
     bool detached; /* server: the datagram layer is gone */
+    bool orphaned; /* client: the carrier is gone; a close does not linger */
     bool in_pump, pump_again;
     /* Server: a new connection on trial sends nothing, not even an ACK: if
      * it is refused, bytes it acknowledged would never be resent to the
@@ -445,7 +446,7 @@ static void close_common(tt_dnslink *l, tt_link_close_cb cb, void *ud, bool abor
     l->reading = false;
     l->close_cb = cb;
     l->close_ud = ud;
-    if (abort || l->failed || l->detached || l->freeing) {
+    if (abort || l->failed || l->detached || l->orphaned || l->freeing) {
         destroy(l);
         return;
     }
@@ -589,6 +590,14 @@ void tt_dnslink_detach(tt_dnslink *l)
     /* The owner hears of it from the loop, not inside the carrier's close. */
     if (!l->freeing)
         uv_timer_start(&l->timer, on_timer, 0, 0);
+}
+
+void tt_dnslink_orphan(tt_dnslink *l)
+{
+    l->cfg.on_free = NULL;
+    l->orphaned = true;
+    if (l->closed)
+        destroy(l);
 }
 
 uint32_t tt_dnslink_client_id(const tt_dnslink *l)

@@ -74,6 +74,12 @@ void tt_dnslink_discard(tt_dnslink *l);
  * (if still open) and frees itself if it was lingering. */
 void tt_dnslink_detach(tt_dnslink *l);
 
+/* Client: the carrier is going. A link its owner closed (lingering to
+ * deliver its last bytes) goes now, so that nothing outlives the program's
+ * last turns of the loop; an open one lives on, owning its layer, and goes
+ * at once when its owner closes it. */
+void tt_dnslink_orphan(tt_dnslink *l);
+
 /* The client id and salt, for the server's table. */
 uint32_t tt_dnslink_client_id(const tt_dnslink *l);
 const uint8_t *tt_dnslink_salt(const tt_dnslink *l);
