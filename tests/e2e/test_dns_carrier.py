@@ -252,14 +252,18 @@ def procs_tmp(procs):
     return d
 
 
-def test_wrong_key_gets_nothing(procs, server, unbound, echo):
-    other = "x" * 16
-    client = start_dns_client(procs, unbound.addr, key=other,
-                              args=["--connect-timeout", "3s"])
+def test_wrong_key_gets_nothing(procs, tmp_path):
+    """A client with another key: its packets do not open at the server,
+    which makes no connection of them and stays up."""
+    srv = DnsServer(procs, env={"LOG_LEVEL": "debug"})
+    ub = Unbound(procs, tmp_path, srv)
+    client = start_dns_client(procs, ub.addr, key="x" * 16)
     r = curl("-x", "socks5h://127.0.0.1:%d" % client.socks_port, "http://127.0.0.1:1/",
-             timeout=8)
+             timeout=4)
     assert r.returncode != 0
-    assert server.proc.alive()
+    srv.proc.wait_log(r"does not open under the key; dropped")
+    assert "new connection" not in srv.proc.log()
+    assert srv.proc.alive()
 
 
 def test_idle_connection_cleaned_up(procs):
