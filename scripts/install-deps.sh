@@ -26,6 +26,8 @@ packages=(
   unbound
   # the DNS tunnel's tests: dig asks its server as any client would
   bind9-dnsutils
+  # bench/dnscarrier.sh: the DNS tunnels dns:// is compared with
+  dns2tcp iodine
 )
 
 missing=()
@@ -59,6 +61,9 @@ if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&
   $sudo systemctl disable --now shadowsocks-libev.service >/dev/null 2>&1 || true
   if [[ " ${missing[*]} " == *" unbound "* ]]; then
     $sudo systemctl disable --now unbound.service >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" iodine "* ]]; then
+    $sudo systemctl disable --now iodined.service >/dev/null 2>&1 || true
   fi
   if [[ " ${missing[*]} " == *" openssh-server "* ]]; then
     $sudo systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true

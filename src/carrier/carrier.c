@@ -22,11 +22,12 @@ extern const tt_carrier_type tt_carrier_http;
 extern const tt_carrier_type tt_carrier_https;
 extern const tt_carrier_type tt_carrier_socks5;
 extern const tt_carrier_type tt_carrier_ssh;
+extern const tt_carrier_type tt_carrier_dns;
 
 /* The order is the order of --help. */
 static const tt_carrier_type *const g_types[] = {
     &tt_carrier_tt,   &tt_carrier_tcp,   &tt_carrier_tls,    &tt_carrier_ws,  &tt_carrier_wss,
-    &tt_carrier_http, &tt_carrier_https, &tt_carrier_socks5, &tt_carrier_ssh,
+    &tt_carrier_http, &tt_carrier_https, &tt_carrier_socks5, &tt_carrier_ssh, &tt_carrier_dns,
 };
 
 #define N_TYPES (sizeof g_types / sizeof g_types[0])

@@ -604,6 +604,13 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     if (socks && tt_listen_parse(cfg->listen ? cfg->listen : "127.0.0.1:1080", "127.0.0.1", true,
                                  &socks_hp, &why) != 0)
         return tt_opts_fail(&client_spec, "invalid --listen '%s': %s", cfg->listen, why);
+    /* Tunneler's client listens on LOCAL_PORT and sends what arrives to
+     * the server's target: in the roles tt shares with it (dns:// and the
+     * plain tcp:// proxy), that is -L LOCAL_PORT when no -L is given. */
+    const char *lport = getenv("LOCAL_PORT");
+    if (cfg->forwards.n == 0 && lport && *lport &&
+        (strcmp(type->scheme, "dns") == 0 || strcmp(type->scheme, "tcp") == 0))
+        cfg->forwards.v[cfg->forwards.n++] = lport;
     tt_hostport fw_hp[TT_STRLIST_MAX];
     for (unsigned i = 0; i < cfg->forwards.n; i++) {
         const char *spec = cfg->forwards.v[i];

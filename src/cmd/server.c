@@ -173,6 +173,18 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     s->scfg.connect_timeout_ms = cfg->connect_timeout_ms;
     s->scfg.handshake_timeout_ms = cfg->handshake_timeout_ms;
     s->scfg.idle_timeout_ms = cfg->timeout_ms;
+    /* Tunneler's server takes its target from the environment; in the
+     * roles tt shares with it (dns:// and the plain tcp:// proxy) so does
+     * tt, when -d is not given. */
+    static char tunneler_dest[300];
+    const char *scheme = co->cfg.type ? co->cfg.type->scheme : "";
+    const char *raddr = getenv("REMOTE_ADDRESS"), *rport = getenv("REMOTE_PORT");
+    if (cfg->destination == NULL && (strcmp(scheme, "dns") == 0 || strcmp(scheme, "tcp") == 0) &&
+        raddr && *raddr && rport && *rport) {
+        snprintf(tunneler_dest, sizeof tunneler_dest, strchr(raddr, ':') ? "[%s]:%s" : "%s:%s",
+                 raddr, rport);
+        cfg->destination = tunneler_dest;
+    }
     if (cfg->destination) {
         tt_hostport hp;
         if (tt_hostport_parse(cfg->destination, &hp, &why) != 0 ||

@@ -24,7 +24,7 @@ const char *tt_aead_name(enum tt_aead_alg alg);
 
 typedef struct tt_aead {
     void *ctx;        /* private: EVP_CIPHER_CTX */
-    uint64_t counter; /* read-only: the next nonce; starts at 0 */
+    uint64_t counter; /* the next nonce; starts at 0 (see tt_aead_set_counter) */
     bool encrypt;     /* read-only */
 } tt_aead;
 
@@ -56,6 +56,15 @@ int tt_aead_seal_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t 
 /* As tt_aead_open, with additional data AD that must match the sealer's. */
 int tt_aead_open_ad(tt_aead *a, const uint8_t *ad, size_t ad_len, const uint8_t *in, size_t len,
                     uint8_t *out);
+
+/* Makes N the nonce of the next message sealed or opened with A, for
+ * messages that carry their own number (a packet number sent in the clear
+ * and authenticated as additional data): the caller guarantees that no
+ * number is sealed twice under one key. */
+static inline void tt_aead_set_counter(tt_aead *a, uint64_t n)
+{
+    a->counter = n;
+}
 
 /* Nonces whose last byte has its top bit set are never message nonces (a
  * counter would need 2^95 messages to reach them); they name keystream

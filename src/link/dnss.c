@@ -762,6 +762,10 @@ static void dnss_close(tt_dgram *d, tt_dgram_close_cb cb, void *ud)
             h->to.conn->refs--;
         free(h);
     }
+    /* Clients with datagrams waiting for the flush leave that list here,
+     * not one by one in client_free (which would walk an emptied list). */
+    for (client *c = s->dirty; c != NULL; c = c->dnext)
+        c->dirty = false;
     s->dirty = NULL;
     while (s->lru_head)
         client_free(s, s->lru_head);

@@ -1,0 +1,303 @@
+"""The dns:// carrier end to end: tt server authoritative for DOMAIN on
+127.0.0.2, a real unbound on 127.0.0.1 whose stub zone points at it, and
+tt client asking unbound. Streams go through the ARQ engine over DNS
+queries and answers (docs/DNS.md, "The dns:// carrier").
+
+Also through a UDP shim between the client and unbound that drops,
+duplicates and reorders datagrams: the transfer must still be intact."""
+import hashlib
+import os
+import pathlib
+import random
+import selectors
+import socket
+import threading
+import time
+
+import pytest
+
+from helpers import (CARRIER_KEY, bulk_echo, connect, curl, free_port, port_accepts,
+                     recv_until_eof, run_tt, start_client, wait_until)
+from test_dnstun import SERVER_HOST, DOMAIN, Unbound
+
+LOOPBACK = ["--allow", "127.0.0.0/8"]
+MB = 1 << 20
+
+
+class DnsServer:
+    """tt server -l dns://127.0.0.2:PORT/DOMAIN."""
+
+    def __init__(self, procs, args=(), env=None, name="tt-server"):
+        for _ in range(3):
+            port = free_port((SERVER_HOST,))
+            url = "dns://%s:%d/%s" % (SERVER_HOST, port, DOMAIN)
+            p = procs.tt(["server", "-k", CARRIER_KEY, "-l", url] + LOOPBACK + list(args),
+                         name=name, env=env)
+            m = p.wait_log(r"tt server listening on dns://\S+|(address already in use)")
+            if not m.group(1):
+                self.proc, self.port = p, port
+                return
+            procs.discard(p)
+        pytest.fail("could not find a free port for the dns:// server")
+
+
+def client_url(addr):
+    return "dns://%s:%d/%s" % (addr[0], addr[1], DOMAIN)
+
+
+def start_dns_client(procs, resolver, args=(), key=CARRIER_KEY, **kw):
+    return start_client(procs, client_url(resolver), ["-k", key] + list(args), **kw)
+
+
+@pytest.fixture
+def server(procs):
+    return DnsServer(procs)
+
+
+@pytest.fixture
+def unbound(procs, tmp_path, server):
+    return Unbound(procs, tmp_path, server)
+
+
+def test_curl_through_socks5_via_unbound(procs, server, unbound, nginx):
+    name = "dns-%s.bin" % os.urandom(4).hex()
+    body = os.urandom(300 * 1024)
+    with open(os.path.join(nginx.root, name), "wb") as f:
+        f.write(body)
+    client = start_dns_client(procs, unbound.addr)
+    proxy = "socks5h://127.0.0.1:%d" % client.socks_port
+    r = curl("-x", proxy, "http://127.0.0.1:%d/" % nginx.port)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == nginx.index
+    r = curl("-x", proxy, "http://127.0.0.1:%d/%s" % (nginx.port, name))
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(body).digest()
+
+
+def test_bulk_both_ways_via_unbound_with_mux(procs, server, unbound, echo):
+    client = start_dns_client(procs, unbound.addr, ["--mux"])
+    bulk_echo(client.socks, echo, size=3 * MB)
+
+
+def test_upload_with_half_close_without_mux(procs, server, unbound):
+    """One stream per DNS connection: the upload ends with our EOF, which
+    must reach the sink through the engine's FIN before it answers."""
+    _, sink = procs.peer("sink")
+    client = start_dns_client(procs, unbound.addr, socks=False,
+                              forwards=["127.0.0.1:%d" % sink])
+    data = os.urandom(MB)
+    with connect(("127.0.0.1", client.forward_ports[0]), timeout=60) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        answer, how = recv_until_eof(s, 60)
+    assert how == "eof"
+    assert answer.decode() == "%s %d\n" % (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_many_streams_and_two_clients(procs, server, unbound, echo):
+    clients = [start_dns_client(procs, unbound.addr, ["--mux"], name="tt-client%d" % i)
+               for i in range(2)]
+    errors = []
+
+    def one(c):
+        try:
+            bulk_echo(c.socks, echo, size=200 * 1024)
+        except BaseException as e:  # noqa: B036 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(clients[i % 2],)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "streams still running"
+    assert not errors, errors
+
+
+class LossyShim:
+    """A UDP proxy from 127.0.0.1:PORT to TARGET that drops a share of the
+    datagrams each way, duplicates some and holds some back for a while
+    (so that they arrive after later ones). Deterministic per seed."""
+
+    def __init__(self, target, drop=0.05, dup=0.02, reorder=0.03, seed=14):
+        self.target = target
+        self.drop, self.dup, self.reorder = drop, dup, reorder
+        self.rng = random.Random(seed)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.addr = self.sock.getsockname()
+        self.up = {}  # client address -> socket towards TARGET
+        self.held = []  # (due, socket, data, address)
+        self.counts = {"in": 0, "dropped": 0, "duplicated": 0, "held": 0}
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ, None)
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _send(sock, data, addr):
+        # A socket towards TARGET is connected: ADDR None is its peer.
+        if addr is None:
+            sock.send(data)
+        else:
+            sock.sendto(data, addr)
+
+    def _pass(self, sock, data, addr):
+        self.counts["in"] += 1
+        r = self.rng.random()
+        if r < self.drop:
+            self.counts["dropped"] += 1
+            return
+        if r < self.drop + self.reorder:
+            self.counts["held"] += 1
+            self.held.append((time.monotonic() + 0.03, sock, data, addr))
+            return
+        self._send(sock, data, addr)
+        if self.rng.random() < self.dup:
+            self.counts["duplicated"] += 1
+            self._send(sock, data, addr)
+
+    def _run(self):
+        while not self.stop:
+            for key, _ in self.sel.select(0.01):
+                s = key.fileobj
+                data, addr = s.recvfrom(65536)
+                if key.data is None:
+                    up = self.up.get(addr)
+                    if up is None:
+                        up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        up.connect(self.target)
+                        self.up[addr] = up
+                        self.sel.register(up, selectors.EVENT_READ, addr)
+                    self._pass(up, data, None)
+                else:
+                    self._pass(self.sock, data, key.data)
+            now = time.monotonic()
+            due = [h for h in self.held if h[0] <= now]
+            self.held = [h for h in self.held if h[0] > now]
+            for _, s, data, addr in due:
+                self._send(s, data, addr)
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        for s in list(self.up.values()) + [self.sock]:
+            s.close()
+
+
+def test_bulk_through_a_lossy_path(procs, server, unbound, echo):
+    """5% of queries and of answers lost, 2% duplicated, 3% reordered
+    between the client and unbound: the engine resends, the bytes arrive
+    whole both ways."""
+    shim = LossyShim(unbound.addr)
+    try:
+        client = start_dns_client(procs, shim.addr, ["--mux"])
+        bulk_echo(client.socks, echo, size=MB // 2)
+        assert shim.counts["dropped"] > 20, shim.counts
+        assert shim.counts["duplicated"] > 5, shim.counts
+    finally:
+        shim.close()
+
+
+def echo_through(port, size):
+    data = os.urandom(size)
+    with connect(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        got = b""
+        s.settimeout(30)
+        while len(got) < len(data):
+            chunk = s.recv(65536)
+            assert chunk, "EOF after %d bytes" % len(got)
+            got += chunk
+    assert got == data
+
+
+def test_tunnelers_deployment(procs):
+    """Tunneler's setup, configured as Tunneler is, by its environment: the
+    server sends every stream to REMOTE_ADDRESS:REMOTE_PORT (tt's -d), the
+    client listens on LOCAL_PORT (tt's -L LOCAL_PORT) and forwards to it;
+    the timers come from READ_TIMEOUT_IN_MILLISECONDS and
+    IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS."""
+    _, echo_port = procs.peer("echo")
+    env = {"READ_TIMEOUT_IN_MILLISECONDS": "300", "IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS": "20000",
+           "LOG_LEVEL": "info", "REMOTE_ADDRESS": "127.0.0.1", "REMOTE_PORT": str(echo_port)}
+    srv = DnsServer(procs, env=env)
+    assert "every stream to 127.0.0.1:%d" % echo_port in srv.proc.log()
+    ub = Unbound(procs, procs_tmp(procs), srv)
+    local = free_port(("127.0.0.1",))
+    start_dns_client(procs, ub.addr, socks=False, env=dict(env, LOCAL_PORT=str(local)))
+    wait_until(lambda: port_accepts("127.0.0.1", local), 10, "the client on LOCAL_PORT")
+    echo_through(local, 200 * 1024)
+
+
+def test_tunnelers_tcp_proxy_role(procs):
+    """Tunneler's plain TCP tunnel is tcp:// with -d; its environment
+    works there too."""
+    _, echo_port = procs.peer("echo")
+    port = free_port(("127.0.0.1",))
+    env = {"REMOTE_ADDRESS": "127.0.0.1", "REMOTE_PORT": str(echo_port)}
+    procs.tt(["server", "-l", "tcp://127.0.0.1:%d" % port] + LOOPBACK, name="tt-server",
+             env=env).wait_log(r"every stream to 127\.0\.0\.1:%d" % echo_port)
+    local = free_port(("127.0.0.1",))
+    procs.tt(["client", "-s", "tcp://127.0.0.1:%d" % port, "-l", "none"], name="tt-client",
+             env={"LOCAL_PORT": str(local)})
+    wait_until(lambda: port_accepts("127.0.0.1", local), 10, "the client on LOCAL_PORT")
+    echo_through(local, 100 * 1024)
+
+
+def procs_tmp(procs):
+    d = pathlib.Path(procs.workdir) / ("unbound-%s" % os.urandom(3).hex())
+    d.mkdir()
+    return d
+
+
+def test_wrong_key_gets_nothing(procs, tmp_path):
+    """A client with another key: its packets do not open at the server,
+    which makes no connection of them and stays up."""
+    srv = DnsServer(procs, env={"LOG_LEVEL": "debug"})
+    ub = Unbound(procs, tmp_path, srv)
+    client = start_dns_client(procs, ub.addr, key="x" * 16)
+    r = curl("-x", "socks5h://127.0.0.1:%d" % client.socks_port, "http://127.0.0.1:1/",
+             timeout=4)
+    assert r.returncode != 0
+    srv.proc.wait_log(r"does not open under the key; dropped")
+    assert "new connection" not in srv.proc.log()
+    assert srv.proc.alive()
+
+
+def test_idle_connection_cleaned_up(procs):
+    """A client that vanishes: the server ends its connection after the
+    idle time (Tunneler's IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS)."""
+    _, echo_port = procs.peer("echo")
+    srv = DnsServer(procs, ["-d", "127.0.0.1:%d" % echo_port],
+                    env={"IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS": "1500", "LOG_LEVEL": "debug"})
+    client = start_dns_client(procs, ("127.0.0.2", srv.port), socks=False,
+                              args=["-L", "127.0.0.1:0"])
+    port = int(client.proc.wait_log(r"forward listening on 127\.0\.0\.1:(\d+) -> the server")
+               .group(1))
+    with connect(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"hello")
+        s.settimeout(10)
+        assert s.recv(5) == b"hello"
+        client.proc.kill()
+    srv.proc.wait_log(r"nothing from the peer for 1500 ms", timeout=10)
+
+
+def test_several_resolvers_one_dead(procs, server, unbound, echo):
+    """Queries spread over unbound, the server itself and a resolver that
+    never answers (--dns-resolver, repeatable): the dead one is backed off
+    and the bytes arrive whole."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+        dead.bind(("127.0.0.1", 0))
+        client = start_dns_client(procs, unbound.addr,
+                                  ["--mux", "--dns-resolver", "%s:%d" % dead.getsockname(),
+                                   "--dns-resolver", "%s:%d" % (SERVER_HOST, server.port)])
+        bulk_echo(client.socks, echo, size=MB)
+
+
+def test_bad_resolver_is_one_clear_line(procs):
+    r = run_tt(["client", "-k", CARRIER_KEY, "-s", "dns://resolver.example/" + DOMAIN])
+    assert r.returncode == 2 and "must be an IP address" in r.stderr, r.stderr
+    r = run_tt(["client", "-k", CARRIER_KEY, "-s", "dns://127.0.0.1", "-l", "127.0.0.1:0"])
+    assert r.returncode == 2 and "DOMAIN" in r.stderr, r.stderr
