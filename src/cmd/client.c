@@ -51,6 +51,7 @@ typedef struct client_cfg {
     bool dns;
     const char *dns_server;
     bool resume;
+    const char *down;
     bool hop_migrate;
     unsigned reconnect_min_ms;
     unsigned reconnect_max_ms;
@@ -74,6 +75,11 @@ static const tt_opt client_opts[] = {
     {0, "resume", NULL, TT_OPT_FLAG, O(resume),
      "resumable sessions: streams survive the loss of a carrier connection (implies --mux; needs "
      "-k on both ends; also TT_RESUME=1)",
+     0, 0},
+    {0, "down", "URL", TT_OPT_STRING, O(down),
+     "split paths: the server's bytes come back on connections to URL (any carrier, host and "
+     "port), the client's go out only on -s's; either leg may break and rejoin alone (implies "
+     "--resume; also TT_DOWN)",
      0, 0},
     {0, "hop-migrate", NULL, TT_OPT_FLAG, O(hop_migrate),
      "with --resume over tt:// with hopping ports: move each session to the new port when its "
@@ -147,6 +153,7 @@ static tt_cmd_spec client_spec = {
 
 typedef struct client {
     tt_carrier *carrier;
+    tt_carrier_cfg down_cfg; /* --down's carrier */
     tt_resolver *resolver;
     tt_tcp_listener *listeners[TT_STRLIST_MAX + 3]; /* SOCKS5, -L, --redirect (one a family) */
     unsigned n_listeners;
@@ -541,10 +548,12 @@ static int env_flag(const tt_carrier_opts *co, const char *opt, const char *name
 
 /* Reads --resume and its options (and their TT_ variables), and checks
  * what --resume needs. Returns 0 or 2 after one error line. */
-static int resume_opts(client_cfg *cfg, tt_carrier_opts *co)
+static int resume_opts(client *c, client_cfg *cfg, tt_carrier_opts *co)
 {
     const tt_carrier_cfg *ccfg = &co->cfg;
     int rc = env_flag(co, "resume", "TT_RESUME", &cfg->resume);
+    if (cfg->down)
+        cfg->resume = true;
     if (rc == 0)
         rc = env_flag(co, "hop-migrate", "TT_HOP_MIGRATE", &cfg->hop_migrate);
     if (rc == 0)
@@ -569,6 +578,10 @@ static int resume_opts(client_cfg *cfg, tt_carrier_opts *co)
         return tt_opts_fail(&client_spec,
                             "--resume needs a tt server at the far end; %s:// ends at a proxy",
                             ccfg->type->scheme);
+    if (cfg->down && c->down_cfg.type->opener != NULL)
+        return tt_opts_fail(&client_spec,
+                            "--down needs a tt server at the far end; %s:// ends at a proxy",
+                            c->down_cfg.type->scheme);
     if (ccfg->key == NULL)
         return tt_opts_fail(&client_spec, "--resume needs -k KEY on both ends (the session join is "
                                           "authenticated with it)");
@@ -590,9 +603,23 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         return tt_opts_fail(&client_spec, "missing -s/--server SERVER");
     if (cfg->handshake_timeout_ms == 0)
         return tt_opts_fail(&client_spec, "--handshake-timeout must be more than 0");
-    int rc = tt_cmd_carrier_cfg(&client_spec, "--server", cfg->server, co);
+    const char *down = getenv("TT_DOWN");
+    if (down && *down && !tt_opts_given(&co->sets[0], "down"))
+        cfg->down = down;
+    /* -s and --down are read together: an option either carrier takes is
+     * in effect. */
+    const char *const eopts[2] = {"--server", "--down"};
+    const char *const urls[2] = {cfg->server, cfg->down};
+    tt_carrier_cfg ends[2];
+    int rc = tt_cmd_carrier_cfgs(&client_spec, eopts, urls, cfg->down ? 2 : 1, co, ends);
     if (rc)
         return rc;
+    co->cfg = ends[0];
+    if (cfg->down) {
+        c->down_cfg = ends[1];
+        c->down_cfg.connect_timeout_ms = cfg->connect_timeout_ms;
+        c->down_cfg.handshake_timeout_ms = cfg->handshake_timeout_ms;
+    }
     tt_carrier_cfg *ccfg = &co->cfg;
     ccfg->connect_timeout_ms = cfg->connect_timeout_ms;
     ccfg->handshake_timeout_ms = cfg->handshake_timeout_ms;
@@ -660,7 +687,7 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
             return rc;
     }
 
-    rc = resume_opts(cfg, co);
+    rc = resume_opts(c, cfg, co);
     if (rc)
         return rc;
     static const char *const mux_opts[] = {"mux-max-streams", "mux-keepalive", "mux-idle"};
@@ -692,7 +719,14 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
                                  .reconnect_max_ms = cfg->reconnect_max_ms,
                                  .join_timeout_ms = cfg->handshake_timeout_ms,
                                  .migrate = cfg->hop_migrate};
-        rc = tt_sess_client_new(loop, c->carrier, &sc, &c->carrier);
+        tt_carrier *down_car = NULL;
+        if (cfg->down) {
+            c->down_cfg.resolver = c->resolver;
+            rc = c->down_cfg.type->client_new(loop, &c->down_cfg, &down_car, &why);
+            if (rc < 0)
+                return tt_opts_fail(&client_spec, "--down '%s': %s", cfg->down, why);
+        }
+        rc = tt_sess_client_new(loop, c->carrier, down_car, &sc, &c->carrier);
         if (rc < 0) {
             c->carrier = NULL;
             return tt_opts_fail(&client_spec, "--resume: %s", strerror(-rc));

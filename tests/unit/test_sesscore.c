@@ -239,9 +239,9 @@ typedef struct side {
     bool eof;
 } side;
 
-static void role_lost(tt_sess *s, int err)
+static void role_lost(tt_sess *s, int slot, int err)
 {
-    (void)err;
+    (void)err, (void)slot;
     side *me = s->owner;
     me->lost++;
 }
@@ -309,7 +309,7 @@ static void new_leg(side *me, uv_loop_t *loop, uint64_t peer_rcv)
     memlink_init(me->leg, loop);
     me->taken = 0;
     cr_assert_eq(tt_sess_core_rejoin(&me->s->core, peer_rcv), 0);
-    tt_sess_attach(me->s, &me->leg->base, NULL, 0);
+    tt_sess_attach(me->s, TT_SESS_UP, &me->leg->base, NULL, 0);
 }
 
 Test(sess_link, survives_lost_legs_and_idles_without_buffers)
