@@ -5,9 +5,9 @@
 # machine's drift hits all alike. Each run starts a fresh server and client
 # on loopback.
 #   bench/resume.sh [TT (build/tt)] [ROUNDS (5)] [BYTES (512M)]
-# With CARRIER=wss the three are plain wss://, wss:// --resume, and split
-# wss:// (-s wss://.../up --down wss://.../down, two listeners of one
-# server): split paths against plain wss.
+# With CARRIER=wss: plain wss://, --mux, --resume, and split wss:// (-s
+# wss://.../up --down wss://.../down, two listeners of one server): split
+# paths against plain wss.
 # Needs build/bench/ttbench (scripts/build.sh release). Prints a line per run
 # (with the CPU ticks of client and server, read from /proc) and the medians
 # with the ratio of --resume to plain tt://; on a shared machine the CPU per
@@ -45,6 +45,7 @@ run() { # LABEL [client options]
     sp=$!
     pids+=("$sp")
     wait_port "$srv"
+    [ "$carrier" = wss ] && wait_port "$srv2"
     [ "$label" = split ] && set -- "$@" --down "wss://127.0.0.1:$srv2/down"
     [ "$carrier" = wss ] && set -- "$@" --insecure-skip-verify
     "$tt" client -s "$url" -k "$key" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 &
@@ -64,13 +65,10 @@ run() { # LABEL [client options]
 }
 for i in $(seq "$rounds"); do
     run plain
-    if [ "$carrier" = wss ]; then
-        run resume --resume
-        run split
-    else
-        run mux --mux
-        run resume --resume
-    fi
+    run mux --mux
+    run resume --resume
+    [ "$carrier" = wss ] && run split
+    true
 done
 /usr/bin/python3 - "$results" "$bytes" "$tick" <<'PY'
 import statistics, sys
