@@ -164,7 +164,7 @@ typedef struct client {
      * rules exempt, and the rules' libnftables context. */
     tt_cidr redirect[TT_STRLIST_MAX];
     tt_cidr exclude[TT_STRLIST_MAX];
-    tt_nft_endpoint carrier_ends[8];
+    tt_nft_endpoint carrier_ends[16];
     tt_nftrules rules;
     tt_nft *nft;
     /* --dns: the nameservers captured, the one that answers, the entry. */
@@ -251,8 +251,43 @@ static void free_creds(client *c)
     free(c->creds);
 }
 
+/* Adds the addresses of the server HP to the endpoints the redirect rules
+ * exempt (C's carrier_ends, *N of them so far). Returns 0 or 2 after one
+ * error line. */
+static int exempt_server(client *c, const tt_hostport *hp, size_t *n)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(hp->host, NULL, &hints, &res);
+    if (gai != 0)
+        return tt_opts_fail(&client_spec,
+                            "--redirect would capture the carrier itself: cannot resolve the "
+                            "server '%s' to exempt it: %s",
+                            hp->host, gai_strerror(gai));
+    const size_t max = sizeof c->carrier_ends / sizeof c->carrier_ends[0];
+    for (struct addrinfo *ai = res; ai && *n < max; ai = ai->ai_next) {
+        tt_nft_endpoint *e = &c->carrier_ends[*n];
+        memset(e, 0, sizeof *e);
+        if (ai->ai_family == AF_INET) {
+            e->addr.family = 4;
+            e->addr.prefix = 32;
+            memcpy(e->addr.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+        } else if (ai->ai_family == AF_INET6) {
+            e->addr.family = 6;
+            e->addr.prefix = 128;
+            memcpy(e->addr.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        e->port = hp->port;
+        (*n)++;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
 /* Reads --redirect and --exclude into C's rules, and the addresses of the
- * server (-s), which the rules exempt: the ssh carrier's child cannot mark
+ * server (-s, and --down's), which the rules exempt: the ssh carrier's child cannot mark
  * its connections, and a name that later resolves to another address would
  * only be missed by this list, not by the mark. Returns 0 or 2 after one
  * error line. */
@@ -281,34 +316,12 @@ static int parse_redirect(client *c, const client_cfg *cfg, const tt_carrier_cfg
             return tt_opts_fail(&client_spec, "invalid --exclude '%s': %s", cfg->excludes.v[i],
                                 why);
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(ccfg->url.hp.host, NULL, &hints, &res);
-    if (gai != 0)
-        return tt_opts_fail(&client_spec,
-                            "--redirect would capture the carrier itself: cannot resolve the "
-                            "server '%s' to exempt it: %s",
-                            ccfg->url.hp.host, gai_strerror(gai));
     size_t n = 0;
-    for (struct addrinfo *ai = res; ai && n < sizeof c->carrier_ends / sizeof c->carrier_ends[0];
-         ai = ai->ai_next) {
-        tt_nft_endpoint *e = &c->carrier_ends[n];
-        memset(e, 0, sizeof *e);
-        if (ai->ai_family == AF_INET) {
-            e->addr.family = 4;
-            e->addr.prefix = 32;
-            memcpy(e->addr.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-        } else if (ai->ai_family == AF_INET6) {
-            e->addr.family = 6;
-            e->addr.prefix = 128;
-            memcpy(e->addr.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-        } else {
-            continue;
-        }
-        e->port = ccfg->url.hp.port;
-        n++;
-    }
-    freeaddrinfo(res);
+    int rc = exempt_server(c, &ccfg->url.hp, &n);
+    if (rc == 0 && cfg->down)
+        rc = exempt_server(c, &c->down_cfg.url.hp, &n);
+    if (rc)
+        return rc;
     r->id = (unsigned long)getpid();
     r->forwarded = cfg->redirect_forwarded;
     r->mark = CLIENT_MARK;
