@@ -111,8 +111,10 @@ def join_key():
                 info=b"join").derive(psk)
 
 
-def make_join(key, sid, rejoin, counter=0, offset=0, stamp=None):
-    body = bytes([0xF5, 0x74, 0x73, 0x01, 1 if rejoin else 0]) + sid + os.urandom(16)
+def make_join(key, sid, rejoin, counter=0, offset=0, stamp=None, role=0):
+    """A JOIN (docs/SESSION.md) under KEY; ROLE 1 is an up leg, 2 a down leg."""
+    body = bytes([0xF5, 0x74, 0x73, 0x01, (1 if rejoin else 0) | role << 1]) + sid
+    body += os.urandom(16)
     body += struct.pack(">QIQ", int((stamp or time.time()) * 1000), counter, offset)
     return body + hmac.new(key, body, "sha256").digest()[:16]
 

@@ -171,6 +171,33 @@ def test_transfer_survives_cuts_of_either_leg(procs, proxy_to, victim):
             "the %s leg was not cut but was lost" % spared
 
 
+def test_joins_that_do_not_fit_a_split_session_are_refused(procs, proxy_to, echo):
+    """With the key: a leg of both directions for a split session (status
+    6), a second new JOIN for its up slot (3), a rejoin of its down slot
+    whose counter is not above the last (2): each refused, and the real
+    session carries on."""
+    from test_resume import join_answer, join_key, make_join
+    server, client, pu, pd = split_client(procs, proxy_to, "tcp", "tcp",
+                                          ["127.0.0.1:%d" % echo])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        s.sendall(b"first")
+        assert recv_exact(s, 5) == b"first"
+        sid = pu.firsts[0][5:21]
+        assert pd.firsts[0][5:21] == sid and pu.firsts[0][4] == 2 and pd.firsts[0][4] == 4
+        key = join_key()
+        port = server.ports[0]
+        for join, status in ((make_join(key, sid, True, counter=9), 6),
+                             (make_join(key, sid, False, role=1), 3),
+                             (make_join(key, sid, True, counter=0, role=2), 2)):
+            ans = join_answer(port, join)
+            assert len(ans) == 26 and ans[0] == status, (ans, status)
+        server.proc.wait_log(r"session join refused: the leg's role does not fit the session")
+        s.sendall(b"still here")
+        assert recv_exact(s, 10) == b"still here"
+    assert "resumed" not in server.proc.log()
+
+
 def test_down_from_environment_and_flag_wins(procs, echo):
     """TT_DOWN makes a split client; a --down on the command line wins over
     it; a --down whose far end is not a tt server is refused in one line."""
