@@ -5,6 +5,9 @@
 # machine's drift hits all alike. Each run starts a fresh server and client
 # on loopback.
 #   bench/resume.sh [TT (build/tt)] [ROUNDS (5)] [BYTES (512M)]
+# With CARRIER=wss: plain wss://, --mux, --resume, and split wss:// (-s
+# wss://.../up --down wss://.../down, two listeners of one server): split
+# paths against plain wss.
 # Needs build/bench/ttbench (scripts/build.sh release). Prints a line per run
 # (with the CPU ticks of client and server, read from /proc) and the medians
 # with the ratio of --resume to plain tt://; on a shared machine the CPU per
@@ -23,16 +26,29 @@ trap cleanup EXIT
 tick=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 start_destination
+carrier=${CARRIER:-tt}
+export TT_STATE_DIR=${TT_STATE_DIR:-$(mktemp -d)}
 run() { # LABEL [client options]
-    local label=$1 srv cli sp cp dir mbps before after
+    local label=$1 srv srv2 cli sp cp dir mbps before after url
     shift
     srv=$(free_port)
+    srv2=$(free_port)
     cli=$(free_port)
-    "$tt" server -l "127.0.0.1:$srv" -k "$key" --allow 127.0.0.0/8 >/dev/null 2>&1 &
+    if [ "$carrier" = wss ]; then
+        url="wss://127.0.0.1:$srv/up"
+        "$tt" server -l "$url" -l "wss://127.0.0.1:$srv2/down" -k "$key" --allow 127.0.0.0/8 \
+            >/dev/null 2>&1 &
+    else
+        url="127.0.0.1:$srv"
+        "$tt" server -l "$url" -k "$key" --allow 127.0.0.0/8 >/dev/null 2>&1 &
+    fi
     sp=$!
     pids+=("$sp")
     wait_port "$srv"
-    "$tt" client -s "127.0.0.1:$srv" -k "$key" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 &
+    [ "$carrier" = wss ] && wait_port "$srv2"
+    [ "$label" = split ] && set -- "$@" --down "wss://127.0.0.1:$srv2/down"
+    [ "$carrier" = wss ] && set -- "$@" --insecure-skip-verify
+    "$tt" client -s "$url" -k "$key" -l "127.0.0.1:$cli" "$@" >/dev/null 2>&1 &
     cp=$!
     pids+=("$cp")
     wait_port "$cli"
@@ -51,6 +67,8 @@ for i in $(seq "$rounds"); do
     run plain
     run mux --mux
     run resume --resume
+    [ "$carrier" = wss ] && run split
+    true
 done
 /usr/bin/python3 - "$results" "$bytes" "$tick" <<'PY'
 import statistics, sys
@@ -64,12 +82,17 @@ for line in open(path):
     cpu.setdefault((label, d), []).append(int(ticks) / tick / (n / 1e9))
 med = {k: statistics.median(v) for k, v in runs.items()}
 cmed = {k: statistics.median(v) for k, v in cpu.items()}
-for label in ("plain", "mux", "resume"):
+labels = []
+for label, _ in runs:
+    if label not in labels:
+        labels.append(label)
+for label in labels:
     print("median %-6s up %6.0f MB/s %.2f CPU s/GB  down %6.0f MB/s %.2f CPU s/GB" % (
         label, med[(label, "up")], cmed[(label, "up")], med[(label, "down")],
         cmed[(label, "down")]))
 for d in ("up", "down"):
-    print("resume / plain %s: %.2fx (CPU %.2fx)   resume / mux %s: %.2fx (CPU %.2fx)" % (
-        d, med[("resume", d)] / med[("plain", d)], cmed[("resume", d)] / cmed[("plain", d)],
-        d, med[("resume", d)] / med[("mux", d)], cmed[("resume", d)] / cmed[("mux", d)]))
+    for label in labels[1:]:
+        print("%s / plain %s: %.2fx (CPU %.2fx)" % (
+            label, d, med[(label, d)] / med[("plain", d)],
+            cmed[(label, d)] / cmed[("plain", d)]))
 PY

@@ -91,10 +91,11 @@ const char *tt_carrier_opts_help(const tt_carrier_opts *o)
     return b;
 }
 
-int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text,
-                       tt_carrier_opts *o)
+/* Reads URL_TEXT (given as OPT) into CFG's url and type. Returns 0, or 2
+ * after one error line. */
+static int endpoint(const tt_cmd_spec *spec, const char *opt, const char *url_text,
+                    const tt_carrier_opts *o, tt_carrier_cfg *cfg)
 {
-    tt_carrier_cfg *cfg = &o->cfg;
     const char *why = NULL;
     if (tt_url_parse_ex(url_text, true, &cfg->url, &why) != 0)
         return tt_opts_fail(spec, "invalid %s '%s': %s", opt, url_text, why);
@@ -119,38 +120,72 @@ int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url
     }
     if ((t->flags & TT_CARRIER_PATH) && cfg->url.path[0] == '\0')
         strcpy(cfg->url.path, "/");
+    return 0;
+}
 
-    /* An option of a group the carrier does not take would do nothing: the
-     * user who typed it learns that it is not in effect. */
+int tt_cmd_carrier_cfgs(const tt_cmd_spec *spec, const char *const *opts,
+                        const char *const *url_texts, size_t n, tt_carrier_opts *o,
+                        tt_carrier_cfg *out)
+{
+    for (size_t k = 0; k < n; k++) {
+        int rc = endpoint(spec, opts[k], url_texts[k], o, &out[k]);
+        if (rc)
+            return rc;
+    }
+    /* An option of a group that none of the carriers takes would do
+     * nothing: the user who typed it learns that it is not in effect. */
     for (size_t i = 1; i < o->n_sets; i++) {
         char name[64], list[120];
         const char *given = tt_opts_first_given(&o->sets[i], name, sizeof name);
-        if (given == NULL || tt_carrier_type_has(t, o->groups[i]))
+        bool taken = false;
+        for (size_t k = 0; k < n && !taken; k++)
+            taken = tt_carrier_type_has(out[k].type, o->groups[i]);
+        if (given == NULL || taken)
             continue;
         tt_carrier_schemes(o->groups[i], o->server, list, sizeof list);
-        return tt_opts_fail(spec, "%s applies to %s only, not %s://", given, list, t->scheme);
+        return tt_opts_fail(spec, "%s applies to %s only, not %s://", given, list,
+                            out[0].type->scheme);
     }
-    /* The shared groups first, so that a type's own check can rely on them. */
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 1; i < o->n_sets; i++) {
-            const tt_carrier_optgroup *g = o->groups[i];
-            if ((g->size != 0) != (pass == 1) || !tt_carrier_type_has(t, g) || g->check == NULL)
-                continue;
-            char msg[400];
-            if (g->check(o->sets[i].cfg, &o->sets[i], o->server, msg, sizeof msg) != 0)
-                return tt_opts_fail(spec, "%s", msg);
+    for (size_t k = 0; k < n; k++) {
+        const tt_carrier_type *t = out[k].type;
+        /* The shared groups first, so that a type's own check can rely on them. */
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t i = 1; i < o->n_sets; i++) {
+                const tt_carrier_optgroup *g = o->groups[i];
+                if ((g->size != 0) != (pass == 1) || !tt_carrier_type_has(t, g) || g->check == NULL)
+                    continue;
+                char msg[400];
+                if (g->check(o->sets[i].cfg, &o->sets[i], o->server, msg, sizeof msg) != 0)
+                    return tt_opts_fail(spec, "%s", msg);
+            }
         }
-    }
-    /* The instance finds its groups' settings by the type's own order. */
-    for (size_t j = 0; t->groups && j < TT_CARRIER_GROUPS_MAX && t->groups[j]; j++) {
-        for (size_t i = 1; i < o->n_sets; i++) {
-            if (o->groups[i] == t->groups[j])
-                cfg->settings[j] = o->settings[i];
+        /* The shared options are the same for every endpoint. */
+        tt_url url = out[k].url;
+        out[k] = o->cfg;
+        out[k].url = url;
+        out[k].type = t;
+        memset(out[k].settings, 0, sizeof out[k].settings);
+        /* The instance finds its groups' settings by the type's own order. */
+        for (size_t j = 0; t->groups && j < TT_CARRIER_GROUPS_MAX && t->groups[j]; j++) {
+            for (size_t i = 1; i < o->n_sets; i++) {
+                if (o->groups[i] == t->groups[j])
+                    out[k].settings[j] = o->settings[i];
+            }
         }
+        if ((t->flags & TT_CARRIER_NEEDS_KEY) && out[k].key == NULL)
+            return tt_opts_fail(spec, "missing -k KEY (a password, or a key from 'tt keygen')");
     }
-    if ((t->flags & TT_CARRIER_NEEDS_KEY) && cfg->key == NULL)
-        return tt_opts_fail(spec, "missing -k KEY (a password, or a key from 'tt keygen')");
     return 0;
+}
+
+int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text,
+                       tt_carrier_opts *o)
+{
+    tt_carrier_cfg cfg = {0};
+    int rc = tt_cmd_carrier_cfgs(spec, &opt, &url_text, 1, o, &cfg);
+    if (rc == 0)
+        o->cfg = cfg;
+    return rc;
 }
 
 int tt_cmd_main(tt_cmd_spec *spec, const tt_opt *opts, size_t n_opts, void *cfg, bool server,

@@ -51,6 +51,7 @@ typedef struct client_cfg {
     bool dns;
     const char *dns_server;
     bool resume;
+    const char *down;
     bool hop_migrate;
     unsigned reconnect_min_ms;
     unsigned reconnect_max_ms;
@@ -74,6 +75,11 @@ static const tt_opt client_opts[] = {
     {0, "resume", NULL, TT_OPT_FLAG, O(resume),
      "resumable sessions: streams survive the loss of a carrier connection (implies --mux; needs "
      "-k on both ends; also TT_RESUME=1)",
+     0, 0},
+    {0, "down", "URL", TT_OPT_STRING, O(down),
+     "split paths: the server's bytes come back on connections to URL (any carrier, host and "
+     "port), the client's go out only on -s's; either leg may break and rejoin alone (implies "
+     "--resume; also TT_DOWN)",
      0, 0},
     {0, "hop-migrate", NULL, TT_OPT_FLAG, O(hop_migrate),
      "with --resume over tt:// with hopping ports: move each session to the new port when its "
@@ -147,6 +153,7 @@ static tt_cmd_spec client_spec = {
 
 typedef struct client {
     tt_carrier *carrier;
+    tt_carrier_cfg down_cfg; /* --down's carrier */
     tt_resolver *resolver;
     tt_tcp_listener *listeners[TT_STRLIST_MAX + 3]; /* SOCKS5, -L, --redirect (one a family) */
     unsigned n_listeners;
@@ -157,7 +164,7 @@ typedef struct client {
      * rules exempt, and the rules' libnftables context. */
     tt_cidr redirect[TT_STRLIST_MAX];
     tt_cidr exclude[TT_STRLIST_MAX];
-    tt_nft_endpoint carrier_ends[8];
+    tt_nft_endpoint carrier_ends[16];
     tt_nftrules rules;
     tt_nft *nft;
     /* --dns: the nameservers captured, the one that answers, the entry. */
@@ -244,8 +251,43 @@ static void free_creds(client *c)
     free(c->creds);
 }
 
+/* Adds the addresses of the server HP to the endpoints the redirect rules
+ * exempt (C's carrier_ends, *N of them so far). Returns 0 or 2 after one
+ * error line. */
+static int exempt_server(client *c, const tt_hostport *hp, size_t *n)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(hp->host, NULL, &hints, &res);
+    if (gai != 0)
+        return tt_opts_fail(&client_spec,
+                            "--redirect would capture the carrier itself: cannot resolve the "
+                            "server '%s' to exempt it: %s",
+                            hp->host, gai_strerror(gai));
+    const size_t max = sizeof c->carrier_ends / sizeof c->carrier_ends[0];
+    for (struct addrinfo *ai = res; ai && *n < max; ai = ai->ai_next) {
+        tt_nft_endpoint *e = &c->carrier_ends[*n];
+        memset(e, 0, sizeof *e);
+        if (ai->ai_family == AF_INET) {
+            e->addr.family = 4;
+            e->addr.prefix = 32;
+            memcpy(e->addr.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+        } else if (ai->ai_family == AF_INET6) {
+            e->addr.family = 6;
+            e->addr.prefix = 128;
+            memcpy(e->addr.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        e->port = hp->port;
+        (*n)++;
+    }
+    freeaddrinfo(res);
+    return 0;
+}
+
 /* Reads --redirect and --exclude into C's rules, and the addresses of the
- * server (-s), which the rules exempt: the ssh carrier's child cannot mark
+ * server (-s, and --down's), which the rules exempt: the ssh carrier's child cannot mark
  * its connections, and a name that later resolves to another address would
  * only be missed by this list, not by the mark. Returns 0 or 2 after one
  * error line. */
@@ -274,34 +316,12 @@ static int parse_redirect(client *c, const client_cfg *cfg, const tt_carrier_cfg
             return tt_opts_fail(&client_spec, "invalid --exclude '%s': %s", cfg->excludes.v[i],
                                 why);
     }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(ccfg->url.hp.host, NULL, &hints, &res);
-    if (gai != 0)
-        return tt_opts_fail(&client_spec,
-                            "--redirect would capture the carrier itself: cannot resolve the "
-                            "server '%s' to exempt it: %s",
-                            ccfg->url.hp.host, gai_strerror(gai));
     size_t n = 0;
-    for (struct addrinfo *ai = res; ai && n < sizeof c->carrier_ends / sizeof c->carrier_ends[0];
-         ai = ai->ai_next) {
-        tt_nft_endpoint *e = &c->carrier_ends[n];
-        memset(e, 0, sizeof *e);
-        if (ai->ai_family == AF_INET) {
-            e->addr.family = 4;
-            e->addr.prefix = 32;
-            memcpy(e->addr.addr, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-        } else if (ai->ai_family == AF_INET6) {
-            e->addr.family = 6;
-            e->addr.prefix = 128;
-            memcpy(e->addr.addr, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-        } else {
-            continue;
-        }
-        e->port = ccfg->url.hp.port;
-        n++;
-    }
-    freeaddrinfo(res);
+    int rc = exempt_server(c, &ccfg->url.hp, &n);
+    if (rc == 0 && cfg->down)
+        rc = exempt_server(c, &c->down_cfg.url.hp, &n);
+    if (rc)
+        return rc;
     r->id = (unsigned long)getpid();
     r->forwarded = cfg->redirect_forwarded;
     r->mark = CLIENT_MARK;
@@ -541,10 +561,12 @@ static int env_flag(const tt_carrier_opts *co, const char *opt, const char *name
 
 /* Reads --resume and its options (and their TT_ variables), and checks
  * what --resume needs. Returns 0 or 2 after one error line. */
-static int resume_opts(client_cfg *cfg, tt_carrier_opts *co)
+static int resume_opts(client *c, client_cfg *cfg, tt_carrier_opts *co)
 {
     const tt_carrier_cfg *ccfg = &co->cfg;
     int rc = env_flag(co, "resume", "TT_RESUME", &cfg->resume);
+    if (cfg->down)
+        cfg->resume = true;
     if (rc == 0)
         rc = env_flag(co, "hop-migrate", "TT_HOP_MIGRATE", &cfg->hop_migrate);
     if (rc == 0)
@@ -569,6 +591,10 @@ static int resume_opts(client_cfg *cfg, tt_carrier_opts *co)
         return tt_opts_fail(&client_spec,
                             "--resume needs a tt server at the far end; %s:// ends at a proxy",
                             ccfg->type->scheme);
+    if (cfg->down && c->down_cfg.type->opener != NULL)
+        return tt_opts_fail(&client_spec,
+                            "--down needs a tt server at the far end; %s:// ends at a proxy",
+                            c->down_cfg.type->scheme);
     if (ccfg->key == NULL)
         return tt_opts_fail(&client_spec, "--resume needs -k KEY on both ends (the session join is "
                                           "authenticated with it)");
@@ -590,9 +616,23 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         return tt_opts_fail(&client_spec, "missing -s/--server SERVER");
     if (cfg->handshake_timeout_ms == 0)
         return tt_opts_fail(&client_spec, "--handshake-timeout must be more than 0");
-    int rc = tt_cmd_carrier_cfg(&client_spec, "--server", cfg->server, co);
+    const char *down = getenv("TT_DOWN");
+    if (down && *down && !tt_opts_given(&co->sets[0], "down"))
+        cfg->down = down;
+    /* -s and --down are read together: an option either carrier takes is
+     * in effect. */
+    const char *const eopts[2] = {"--server", "--down"};
+    const char *const urls[2] = {cfg->server, cfg->down};
+    tt_carrier_cfg ends[2];
+    int rc = tt_cmd_carrier_cfgs(&client_spec, eopts, urls, cfg->down ? 2 : 1, co, ends);
     if (rc)
         return rc;
+    co->cfg = ends[0];
+    if (cfg->down) {
+        c->down_cfg = ends[1];
+        c->down_cfg.connect_timeout_ms = cfg->connect_timeout_ms;
+        c->down_cfg.handshake_timeout_ms = cfg->handshake_timeout_ms;
+    }
     tt_carrier_cfg *ccfg = &co->cfg;
     ccfg->connect_timeout_ms = cfg->connect_timeout_ms;
     ccfg->handshake_timeout_ms = cfg->handshake_timeout_ms;
@@ -667,7 +707,7 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
             return rc;
     }
 
-    rc = resume_opts(cfg, co);
+    rc = resume_opts(c, cfg, co);
     if (rc)
         return rc;
     static const char *const mux_opts[] = {"mux-max-streams", "mux-keepalive", "mux-idle"};
@@ -699,7 +739,14 @@ static int setup(client *c, client_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
                                  .reconnect_max_ms = cfg->reconnect_max_ms,
                                  .join_timeout_ms = cfg->handshake_timeout_ms,
                                  .migrate = cfg->hop_migrate};
-        rc = tt_sess_client_new(loop, c->carrier, &sc, &c->carrier);
+        tt_carrier *down_car = NULL;
+        if (cfg->down) {
+            c->down_cfg.resolver = c->resolver;
+            rc = c->down_cfg.type->client_new(loop, &c->down_cfg, &down_car, &why);
+            if (rc < 0)
+                return tt_opts_fail(&client_spec, "--down '%s': %s", cfg->down, why);
+        }
+        rc = tt_sess_client_new(loop, c->carrier, down_car, &sc, &c->carrier);
         if (rc < 0) {
             c->carrier = NULL;
             return tt_opts_fail(&client_spec, "--resume: %s", strerror(-rc));

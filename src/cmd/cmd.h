@@ -43,6 +43,15 @@ const char *tt_carrier_opts_help(const tt_carrier_opts *o);
 int tt_cmd_carrier_cfg(const tt_cmd_spec *spec, const char *opt, const char *url_text,
                        tt_carrier_opts *o);
 
+/* As tt_cmd_carrier_cfg for N endpoints at once (the server's several -l,
+ * the client's -s and --down): URL_TEXTS[k], given as OPTS[k], into
+ * OUT[k], each with the shared options of O->cfg. An option is refused
+ * only when none of the N carriers takes it. O->cfg is left as it was.
+ * Returns 0, or 2 after printing one error line. */
+int tt_cmd_carrier_cfgs(const tt_cmd_spec *spec, const char *const *opts,
+                        const char *const *url_texts, size_t n, tt_carrier_opts *o,
+                        tt_carrier_cfg *out);
+
 /* The frame of the client and server commands: parses ARGV with the
  * command's own OPTS (into CFG) and every carrier group of its side, prints
  * --help with the carriers listed, and calls RUN(CFG, carrier options).

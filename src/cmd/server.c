@@ -15,8 +15,11 @@
 #include "session/server.h"
 #include "stream/accept.h"
 
+/* Listeners of one server, at most. */
+#define LISTEN_MAX 8
+
 typedef struct server_cfg {
-    const char *listen;
+    tt_strlist listen;
     const char *destination;
     tt_strlist allow;
     tt_strlist deny;
@@ -30,9 +33,10 @@ typedef struct server_cfg {
 
 #define O(field) offsetof(server_cfg, field)
 static const tt_opt server_opts[] = {
-    {'l', "listen", "URL", TT_OPT_STRING, O(listen),
+    {'l', "listen", "URL", TT_OPT_LIST, O(listen),
      "where clients connect: a carrier URL (below); HOST alone means tt:// with hopping ports "
-     "(default 0.0.0.0)",
+     "(default 0.0.0.0); repeatable: every listener feeds the same sessions and exits, so the "
+     "up and down legs of a split client (--down) may arrive on different ones",
      0, 0},
     {'d', "destination", "HOST:PORT", TT_OPT_STRING, O(destination),
      "send every stream to HOST:PORT, whatever the client asked for", 0, 0},
@@ -61,14 +65,16 @@ static const tt_opt server_opts[] = {
 
 static tt_cmd_spec server_spec = {
     .name = "server",
-    .usage = "tt server -k KEY [-l URL] [-d HOST:PORT] [--allow CIDR ...] [options]",
+    .usage = "tt server -k KEY [-l URL ...] [-d HOST:PORT] [--allow CIDR ...] [options]",
     .about = "Accepts tunnel clients and connects each of their streams to its\n"
              "destination (or to the fixed -d destination). Destinations on loopback, private,\n"
              "link-local and similar ranges are refused unless opened with --allow.",
 };
 
 typedef struct server {
-    tt_carrier *carrier;
+    tt_carrier *carriers[LISTEN_MAX];
+    unsigned n_carriers;
+    tt_carrier_cfg ccfgs[LISTEN_MAX]; /* one per -l */
     tt_resolver *resolver;
     tt_acl acl;
     tt_stream_server_cfg scfg;
@@ -125,10 +131,9 @@ static void server_stop(void *ud)
         s->sessions = NULL;
         s->scfg.sessions = NULL;
     }
-    if (s->carrier) {
-        s->carrier->type->close(s->carrier);
-        s->carrier = NULL;
-    }
+    for (unsigned i = 0; i < s->n_carriers; i++)
+        s->carriers[i]->type->close(s->carriers[i]);
+    s->n_carriers = 0;
 }
 
 static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loop)
@@ -138,27 +143,39 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
      * a probe would get no close) forever. */
     if (cfg->handshake_timeout_ms == 0)
         return tt_opts_fail(&server_spec, "--handshake-timeout must be more than 0");
-    int rc =
-        tt_cmd_carrier_cfg(&server_spec, "--listen", cfg->listen ? cfg->listen : "0.0.0.0", co);
+    if (cfg->listen.n == 0)
+        cfg->listen.v[cfg->listen.n++] = "0.0.0.0";
+    unsigned n = cfg->listen.n;
+    if (n > LISTEN_MAX)
+        return tt_opts_fail(&server_spec, "-l/--listen given more than %d times", LISTEN_MAX);
+    const char *opts[LISTEN_MAX];
+    for (unsigned i = 0; i < n; i++)
+        opts[i] = "--listen";
+    tt_carrier_cfg *ccfgs = s->ccfgs;
+    int rc = tt_cmd_carrier_cfgs(&server_spec, opts, cfg->listen.v, n, co, ccfgs);
     if (rc)
         return rc;
-    tt_carrier_cfg *ccfg = &co->cfg;
-    ccfg->insecure = cfg->insecure;
-    ccfg->connect_timeout_ms = cfg->connect_timeout_ms;
-    ccfg->handshake_timeout_ms = cfg->handshake_timeout_ms;
-    ccfg->idle_timeout_ms = cfg->timeout_ms;
-    const tt_carrier_type *type = ccfg->type;
-
-    if ((type->flags & TT_CARRIER_KEY_GUARDS) && ccfg->key == NULL) {
-        /* Only tt:// insists on a key for itself; for the web carriers the
-         * key is what keeps the server from being an open proxy. */
-        if (cfg->destination == NULL)
-            return tt_opts_fail(&server_spec,
-                                "missing -k KEY: without it anyone who finds this %s:// server "
-                                "could use it (or give -d HOST:PORT for one fixed destination)",
-                                type->scheme);
-        tt_warn("no -k: anyone who can reach this server (and knows its path) reaches %s",
-                cfg->destination);
+    /* The first listener's settings stand for the shared ones. */
+    co->cfg = ccfgs[0];
+    for (unsigned i = 0; i < n; i++) {
+        tt_carrier_cfg *ccfg = &ccfgs[i];
+        ccfg->insecure = cfg->insecure;
+        ccfg->connect_timeout_ms = cfg->connect_timeout_ms;
+        ccfg->handshake_timeout_ms = cfg->handshake_timeout_ms;
+        ccfg->idle_timeout_ms = cfg->timeout_ms;
+        const tt_carrier_type *type = ccfg->type;
+        if ((type->flags & TT_CARRIER_KEY_GUARDS) && ccfg->key == NULL) {
+            /* Only tt:// insists on a key for itself; for the web carriers the
+             * key is what keeps the server from being an open proxy. */
+            if (cfg->destination == NULL)
+                return tt_opts_fail(&server_spec,
+                                    "missing -k KEY: without it anyone who finds this %s:// "
+                                    "server could use it (or give -d HOST:PORT for one fixed "
+                                    "destination)",
+                                    type->scheme);
+            tt_warn("no -k: anyone who can reach this server (and knows its path) reaches %s",
+                    cfg->destination);
+        }
     }
     tt_acl_init(&s->acl);
     for (unsigned i = 0; i < cfg->allow.n; i++) {
@@ -197,6 +214,7 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
     rc = setup_sessions(s, cfg, co, loop);
     if (rc)
         return rc;
+    tt_carrier_cfg *ccfg = &co->cfg;
     rc = tt_cmd_resolver(&server_spec, ccfg, loop, &s->resolver);
     if (rc)
         return rc;
@@ -210,15 +228,20 @@ static int setup(server *s, server_cfg *cfg, tt_carrier_opts *co, uv_loop_t *loo
         tt_debug("clients' DNS (--dns) goes to %s",
                  tt_target_format(&s->scfg.nameserver, tbuf, sizeof tbuf));
     }
-    rc = type->server_new(loop, ccfg, on_stream, s, &s->carrier, &why);
-    if (rc < 0) {
-        tt_error("cannot listen on %s: %s", cfg->listen, why);
-        return 1;
+    for (unsigned i = 0; i < n; i++) {
+        ccfgs[i].resolver = s->resolver;
+        tt_carrier *car = NULL;
+        rc = ccfgs[i].type->server_new(loop, &ccfgs[i], on_stream, s, &car, &why);
+        if (rc < 0) {
+            tt_error("cannot listen on %s: %s", cfg->listen.v[i], why);
+            return 1;
+        }
+        s->carriers[s->n_carriers++] = car;
+        char buf[300];
+        tt_info("tt server listening on %s%s%s", car->type->describe(car, buf, sizeof buf),
+                cfg->destination ? ", every stream to " : "",
+                cfg->destination ? cfg->destination : "");
     }
-    char buf[300];
-    tt_info("tt server listening on %s%s%s",
-            s->carrier->type->describe(s->carrier, buf, sizeof buf),
-            cfg->destination ? ", every stream to " : "", cfg->destination ? cfg->destination : "");
     return 0;
 }
 

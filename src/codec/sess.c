@@ -152,7 +152,7 @@ const char *tt_sess_status_str(uint8_t status)
     case TT_SESS_RANGE:
         return "received offset out of range";
     case TT_SESS_ROLE:
-        return "leg role not supported";
+        return "the leg's role does not fit the session";
     default:
         return "unknown status";
     }

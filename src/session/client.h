@@ -29,10 +29,14 @@ typedef struct tt_sess_client_cfg {
     bool migrate;
 } tt_sess_client_cfg;
 
-/* Wraps INNER (owned from now on; closed with the wrapper). CFG is copied.
- * Returns 0 with *OUT, or -ENOMEM / -EIO (INNER is then closed). */
-int tt_sess_client_new(uv_loop_t *loop, tt_carrier *inner, const tt_sess_client_cfg *cfg,
-                       tt_carrier **out);
+/* Wraps INNER (owned from now on; closed with the wrapper). With DOWN (also
+ * owned) each session is split: its up leg is dialled with INNER and
+ * carries the client's bytes, its down leg is dialled with DOWN and carries
+ * the server's; each leg breaks and rejoins on its own, with its own
+ * backoff. DOWN NULL: one leg carries both directions. CFG is copied.
+ * Returns 0 with *OUT, or -ENOMEM / -EIO (INNER and DOWN are then closed). */
+int tt_sess_client_new(uv_loop_t *loop, tt_carrier *inner, tt_carrier *down,
+                       const tt_sess_client_cfg *cfg, tt_carrier **out);
 
 /* Bytes the client's sessions hold in their buffers now (tests, bench). */
 size_t tt_sess_client_held(const tt_carrier *c);

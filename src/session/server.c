@@ -106,19 +106,39 @@ static void on_linger(uv_timer_t *t)
 {
     tt_sess *s = t->data;
     tt_sess_server *srv = s->owner;
-    tt_info("session %s: no connection for %u ms; dropped, its streams are reset", s->name,
-            srv->cfg.linger_ms);
+    tt_info("session %s: no connection%s for %u ms; dropped, its streams are reset", s->name,
+            s->split ? " on one of its legs" : "", srv->cfg.linger_ms);
     /* Out of the table first: a late rejoin hears "unknown session". */
     remove_from_table(s);
     tt_sess_fail(s, UV_ECONNRESET, "dropped after --session-linger", false);
 }
 
-static void server_leg_lost(tt_sess *s, int err)
+/* The linger runs while a leg the session needs is missing: from the
+ * earliest such loss, for --session-linger. lost_ms[slot] is when the
+ * slot's leg went (0 while it is there). */
+static void arm_linger(tt_sess *s)
 {
     tt_sess_server *srv = s->owner;
-    tt_info("session %s: its connection ended (%s); keeping it %u ms for the client to resume",
-            s->name, uv_strerror(err), srv->cfg.linger_ms);
-    uv_timer_start(&s->role_timer, on_linger, srv->cfg.linger_ms, 0);
+    uint64_t since = 0;
+    for (int slot = 0; slot < tt_sess_slots(s); slot++) {
+        if (s->leg[slot] == NULL && s->lost_ms[slot] && (since == 0 || s->lost_ms[slot] < since))
+            since = s->lost_ms[slot];
+    }
+    if (since == 0) {
+        uv_timer_stop(&s->role_timer[0]);
+        return;
+    }
+    uint64_t now = uv_now(srv->loop), end = since + srv->cfg.linger_ms;
+    uv_timer_start(&s->role_timer[0], on_linger, end > now ? end - now : 0, 0);
+}
+
+static void server_leg_lost(tt_sess *s, int slot, int err)
+{
+    tt_sess_server *srv = s->owner;
+    tt_info("session %s: its connection%s ended (%s); keeping it %u ms for the client to resume",
+            s->name, tt_sess_leg_name(s, slot), uv_strerror(err), srv->cfg.linger_ms);
+    s->lost_ms[slot] = uv_now(srv->loop);
+    arm_linger(s);
 }
 
 static void server_released(tt_sess *s)
@@ -192,17 +212,17 @@ static void take_join(joiner *j, const uint8_t *early, size_t n)
         joiner_end(j, false);
         return;
     }
-    if ((jn.flags & TT_SESS_ROLE_MASK) != 0) {
-        refuse(j, &jn, TT_SESS_ROLE);
+    int role = (jn.flags & TT_SESS_ROLE_MASK) >> TT_SESS_ROLE_SHIFT;
+    int slot = role == TT_SESS_ROLE_DOWN ? TT_SESS_DOWN : TT_SESS_UP;
+    bool split = role != TT_SESS_ROLE_BOTH;
+    tt_sess *s = find(srv, jn.id);
+    bool rejoin = jn.flags & TT_SESS_JOIN_REJOIN;
+    bool fresh = false; /* this JOIN makes the session */
+    if (s && (s->dead || s->split != split)) {
+        refuse(j, &jn, s->dead ? TT_SESS_UNKNOWN : TT_SESS_ROLE);
         return;
     }
-    tt_sess *s = find(srv, jn.id);
-    bool fresh = !(jn.flags & TT_SESS_JOIN_REJOIN);
-    if (fresh) {
-        if (s) {
-            refuse(j, &jn, TT_SESS_IN_USE);
-            return;
-        }
+    if (!rejoin && s == NULL) {
         if (srv->n >= srv->cfg.max_sessions) {
             refuse(j, &jn, TT_SESS_FULL);
             return;
@@ -212,31 +232,54 @@ static void take_join(joiner *j, const uint8_t *early, size_t n)
             joiner_end(j, false);
             return;
         }
+        s->is_server = true;
+        s->split = split;
         s->next = srv->list;
         if (srv->list)
             srv->list->prev = s;
         srv->list = s;
         s->in_table = true;
         srv->n++;
-        tt_info("c%llu %s: session %s begins", cid, j->peer, s->name);
+        fresh = true;
+        /* The other leg of a split session has its linger from now. */
+        s->lost_ms[!slot] = uv_now(srv->loop);
+        tt_info("c%llu %s: session %s%s begins", cid, j->peer, s->name, tt_sess_leg_name(s, slot));
+    } else if (!rejoin) {
+        /* A split session's legs join in either order, each first with a
+         * new JOIN; a second new JOIN for a slot, or for another kind of
+         * session, is a clash of ids. */
+        if (!split || s->made[slot] || s->leg[slot]) {
+            refuse(j, &jn, TT_SESS_IN_USE);
+            return;
+        }
+        tt_info("c%llu %s: session %s%s joins", cid, j->peer, s->name, tt_sess_leg_name(s, slot));
     } else {
-        if (s == NULL || s->dead) {
+        if (s == NULL) {
             refuse(j, &jn, TT_SESS_UNKNOWN);
             return;
         }
-        if (jn.counter <= s->counter) {
+        if (jn.counter <= s->counter[slot]) {
             refuse(j, &jn, TT_SESS_STALE);
             return;
         }
-        uint64_t resend = s->core.snd_nxt > jn.offset ? s->core.snd_nxt - jn.offset : 0;
-        if (tt_sess_core_rejoin(&s->core, jn.offset) < 0) {
+        /* The client's offset restarts the server's sending when this leg
+         * carries it; on a split session's up leg it only acknowledges. */
+        uint64_t resend = 0;
+        int arc;
+        if (slot == tt_sess_tx(s)) {
+            resend = s->core.snd_nxt > jn.offset ? s->core.snd_nxt - jn.offset : 0;
+            arc = tt_sess_core_rejoin(&s->core, jn.offset);
+        } else {
+            arc = tt_sess_core_ack(&s->core, jn.offset);
+        }
+        if (arc < 0) {
             refuse(j, &jn, TT_SESS_RANGE);
             return;
         }
-        s->counter = jn.counter;
-        uv_timer_stop(&s->role_timer);
-        tt_info("c%llu %s: session %s resumed (join %u), resending %llu bytes", cid, j->peer,
-                s->name, (unsigned)jn.counter, (unsigned long long)resend);
+        s->counter[slot] = jn.counter;
+        tt_info("c%llu %s: session %s%s resumed (join %u), resending %llu bytes", cid, j->peer,
+                s->name, tt_sess_leg_name(s, slot), (unsigned)jn.counter,
+                (unsigned long long)resend);
     }
     uint8_t out[TT_SESS_JOINED_LEN];
     tt_sess_joined_encode(TT_SESS_OK, s->core.rcv_nxt, jn.mac, srv->key, out);
@@ -248,7 +291,9 @@ static void take_join(joiner *j, const uint8_t *early, size_t n)
             tt_sess_destroy(s, NULL, NULL);
         return;
     }
-    tt_sess_attach(s, link, early, n);
+    s->lost_ms[slot] = 0;
+    arm_linger(s);
+    tt_sess_attach(s, slot, link, early, n);
     if (fresh)
         srv->cfg.on_session(srv->cfg.ud, &s->base);
 }

@@ -13,7 +13,12 @@
  * from the offsets exchanged in the join. Errors reach the owner from the
  * loop (idle handle), never inside the owner's own calls.
  *
- * Lifetime: refs counts the three timers, the idle handle, every leg still
+ * A split session has two legs, up and down (internal.h): this side's DATA
+ * goes on one, the peer's arrives on the other, and each brings back only
+ * the acknowledgments of its own direction, so either can break and be
+ * replaced while the other keeps moving.
+ *
+ * Lifetime: refs counts the four timers, the idle handle, every leg still
  * closing and the owner; the memory goes at zero, after which the owner's
  * close callback runs. */
 #include "session/internal.h"
@@ -73,18 +78,27 @@ static void on_leg_closed(void *ud)
 }
 
 static void pump(tt_sess *s, bool from_owner);
-static void leg_input(tt_sess *s, const uint8_t *data, size_t len);
+static void leg_input(tt_sess *s, int slot, const uint8_t *data, size_t len);
 
-/* Lets go of the current leg: with CLOSE_CODE >= 0 a CLOSE frame is written
- * first and the leg lingers so that it arrives; else it is closed at once. */
-static void drop_leg(tt_sess *s, int close_code)
+const char *tt_sess_leg_name(const tt_sess *s, int slot)
 {
-    tt_link *leg = s->leg;
+    if (!s->split)
+        return "";
+    return slot == TT_SESS_UP ? " (up leg)" : " (down leg)";
+}
+
+/* Lets go of the leg in SLOT: with CLOSE_CODE >= 0 a CLOSE frame is written
+ * first and the leg lingers so that it arrives; else it is closed at once. */
+static void drop_leg(tt_sess *s, int slot, int close_code)
+{
+    tt_link *leg = s->leg[slot];
     if (leg == NULL)
         return;
-    s->leg = NULL;
-    uv_timer_stop(&s->live_timer);
-    uv_timer_stop(&s->ack_timer);
+    s->leg[slot] = NULL;
+    if (s->leg[0] == NULL && s->leg[1] == NULL)
+        uv_timer_stop(&s->live_timer);
+    if (slot == tt_sess_rx(s))
+        uv_timer_stop(&s->ack_timer);
     if (close_code >= 0) {
         uint8_t f[TT_SESS_HDR_LEN];
         tt_sess_hdr_encode(TT_SESS_CLOSE, (uint8_t)close_code, 0, 0, f);
@@ -95,6 +109,25 @@ static void drop_leg(tt_sess *s, int close_code)
     }
     s->refs++;
     tt_link_close(leg, on_leg_closed, s);
+}
+
+static void drop_all(tt_sess *s, int close_code)
+{
+    drop_leg(s, TT_SESS_UP, close_code);
+    drop_leg(s, TT_SESS_DOWN, close_code);
+}
+
+static int slot_of(const tt_sess *s, const tt_link *l)
+{
+    return s->leg[TT_SESS_DOWN] == l ? TT_SESS_DOWN : TT_SESS_UP;
+}
+
+/* Whether the owner's reading decides the reading of SLOT's leg: the leg
+ * with the peer's DATA; a split session's other leg brings ACKs alone,
+ * which are always taken. */
+static bool owner_paced(const tt_sess *s, int slot)
+{
+    return slot == tt_sess_rx(s);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -110,16 +143,17 @@ static void on_idle(uv_idle_t *h)
             s->base.handler->on_error(&s->base, s->base.ud, err);
         return;
     }
+    int rx = tt_sess_rx(s);
     if (s->stash && s->reading) {
         uint8_t *b = s->stash;
         size_t n = s->stash_len;
         s->stash = NULL;
         s->stash_len = 0;
-        leg_input(s, b, n);
+        leg_input(s, rx, b, n);
         free(b);
     }
-    if (!s->closing && !s->dead && s->stash == NULL && s->reading && s->leg &&
-        tt_link_read_start(s->leg) < 0)
+    if (!s->closing && !s->dead && s->stash == NULL && s->reading && s->leg[rx] &&
+        tt_link_read_start(s->leg[rx]) < 0)
         tt_sess_fail(s, UV_EIO, "cannot read from the carrier connection", false);
 }
 
@@ -129,8 +163,9 @@ void tt_sess_fail(tt_sess *s, int err, const char *why, bool send_close)
         return;
     s->dead = true;
     s->why = why;
-    drop_leg(s, send_close ? TT_SESS_CLOSE_ABORT : -1);
-    uv_timer_stop(&s->role_timer);
+    drop_all(s, send_close ? TT_SESS_CLOSE_ABORT : -1);
+    uv_timer_stop(&s->role_timer[0]);
+    uv_timer_stop(&s->role_timer[1]);
     free(s->stash);
     s->stash = NULL;
     s->stash_len = 0;
@@ -139,17 +174,19 @@ void tt_sess_fail(tt_sess *s, int err, const char *why, bool send_close)
         uv_idle_start(&s->idle, on_idle);
 }
 
-/* The leg ended without a CLOSE: the session lives on without it. */
-static void leg_broken(tt_sess *s, int err)
+/* The leg in SLOT ended without a CLOSE: the session lives on without it. */
+static void leg_broken(tt_sess *s, int slot, int err)
 {
-    if (s->dead || s->closing)
+    if (s->dead || s->closing || s->peer_done || s->leg[slot] == NULL)
         return;
-    drop_leg(s, -1);
-    tt_sess_reader_init(&s->rd);
-    free(s->stash);
-    s->stash = NULL;
-    s->stash_len = 0;
-    s->role->leg_lost(s, err);
+    drop_leg(s, slot, -1);
+    tt_sess_reader_init(&s->rd[slot]);
+    if (slot == tt_sess_rx(s)) {
+        free(s->stash);
+        s->stash = NULL;
+        s->stash_len = 0;
+    }
+    s->role->leg_lost(s, slot, err);
 }
 
 static void deliver_eof(tt_sess *s)
@@ -158,19 +195,21 @@ static void deliver_eof(tt_sess *s)
         s->base.handler->on_eof(&s->base, s->base.ud);
 }
 
+/* ACKs go back on the leg that brought the DATA. */
 static void send_ack(tt_sess *s)
 {
     uint8_t f[TT_SESS_ACK_MAX];
+    int rx = tt_sess_rx(s);
     size_t n = tt_sess_core_ack_frame(&s->core, f);
     uv_timer_stop(&s->ack_timer);
-    if (s->leg && tt_link_write1(s->leg, f, n) < 0)
-        leg_broken(s, UV_EIO);
+    if (s->leg[rx] && tt_link_write1(s->leg[rx], f, n) < 0)
+        leg_broken(s, rx, UV_EIO);
 }
 
 static void on_ack_timer(uv_timer_t *t)
 {
     tt_sess *s = t->data;
-    if (s->leg && tt_sess_core_ack_owed(&s->core))
+    if (s->leg[tt_sess_rx(s)] && tt_sess_core_ack_owed(&s->core))
         send_ack(s);
 }
 
@@ -214,12 +253,17 @@ static bool gather_add(tt_sess *s, gather *g, const uint8_t *p, size_t n)
     return true;
 }
 
-/* Handles one decoded event, DATA joining G; returns false when input must
- * stop (the owner closed, stopped reading, or the session died). */
-static bool take_event(tt_sess *s, const tt_sess_ev *ev, gather *g)
+/* Handles one decoded event from SLOT's leg, DATA joining G; returns false
+ * when input must stop (the owner closed, stopped reading, the leg went or
+ * the session died). */
+static bool take_event(tt_sess *s, int slot, const tt_sess_ev *ev, gather *g)
 {
     switch (ev->kind) {
     case TT_SESS_EV_DATA: {
+        if (slot != tt_sess_rx(s)) {
+            tt_sess_fail(s, UV_EPROTO, "DATA on the leg of the other direction", true);
+            return false;
+        }
         size_t skip = 0;
         bool eof_now = false;
         if (tt_sess_core_input(&s->core, ev->offset, ev->len, ev->fin, &skip, &eof_now) < 0) {
@@ -239,22 +283,32 @@ static bool take_event(tt_sess *s, const tt_sess_ev *ev, gather *g)
             send_ack(s);
         else if (tt_sess_core_ack_owed(&s->core) && !uv_is_active((uv_handle_t *)&s->ack_timer))
             uv_timer_start(&s->ack_timer, on_ack_timer, TT_SESS_ACK_DELAY_MS, 0);
-        return s->leg != NULL;
+        return s->leg[slot] != NULL;
     }
     case TT_SESS_EV_ACK:
+        if (slot != tt_sess_tx(s)) {
+            tt_sess_fail(s, UV_EPROTO, "an ACK on the leg of the other direction", true);
+            return false;
+        }
         if (tt_sess_core_ack(&s->core, ev->cum) < 0) {
             tt_sess_fail(s, UV_EPROTO, "the peer acknowledged bytes never sent", true);
             return false;
         }
         pump(s, false);
-        return !s->closing && !s->dead && s->leg != NULL;
+        return !s->closing && !s->dead && s->leg[slot] != NULL;
     case TT_SESS_EV_CLOSE:
         if (!gather_flush(s, g))
             return false;
+        if (ev->code == TT_SESS_CLOSE_DONE && slot != tt_sess_rx(s)) {
+            /* A clean end on the leg without the peer's DATA: the other
+             * leg's CLOSE, behind the peer's FIN, says the rest. */
+            drop_leg(s, slot, -1);
+            return false;
+        }
         s->peer_done = true;
         if (ev->code == TT_SESS_CLOSE_DONE && s->core.eof) {
             /* A clean end: both directions ended before. */
-            drop_leg(s, -1);
+            drop_all(s, -1);
             return false;
         }
         tt_sess_fail(s, UV_ECONNRESET, "the peer cut the session", false);
@@ -264,13 +318,14 @@ static bool take_event(tt_sess *s, const tt_sess_ev *ev, gather *g)
     }
 }
 
-static void leg_input(tt_sess *s, const uint8_t *data, size_t len)
+static void leg_input(tt_sess *s, int slot, const uint8_t *data, size_t len)
 {
-    s->last_rx_ms = uv_now(s->base.loop);
+    tt_link *leg = s->leg[slot];
+    s->last_rx_ms[slot] = uv_now(s->base.loop);
     gather g = {0};
     size_t i = 0;
-    while (i < len && !s->dead && !s->closing && s->leg) {
-        if (!s->reading) {
+    while (i < len && !s->dead && !s->closing && s->leg[slot] == leg && leg) {
+        if (!s->reading && owner_paced(s, slot)) {
             /* The owner stopped reading: keep the rest for read_start. */
             uint8_t *b = malloc(len - i);
             if (b == NULL) {
@@ -280,20 +335,20 @@ static void leg_input(tt_sess *s, const uint8_t *data, size_t len)
             memcpy(b, data + i, len - i);
             s->stash = b;
             s->stash_len = len - i;
-            tt_link_read_stop(s->leg);
+            tt_link_read_stop(leg);
             break;
         }
         size_t used = 0;
         tt_sess_ev ev;
         const char *why = NULL;
-        int rc = tt_sess_read(&s->rd, data + i, len - i, &used, &ev, &why);
+        int rc = tt_sess_read(&s->rd[slot], data + i, len - i, &used, &ev, &why);
         i += used;
         if (rc < 0) {
-            tt_warn("session %s: %s", s->name, why);
+            tt_warn("session %s%s: %s", s->name, tt_sess_leg_name(s, slot), why);
             tt_sess_fail(s, UV_EPROTO, why, true);
             break;
         }
-        if (rc == 0 || !take_event(s, &ev, &g))
+        if (rc == 0 || !take_event(s, slot, &ev, &g))
             break;
     }
     if (!s->dead && !s->closing)
@@ -305,20 +360,20 @@ static void leg_input(tt_sess *s, const uint8_t *data, size_t len)
 
 static void on_leg_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 {
-    (void)l;
-    leg_input(ud, data, len);
+    tt_sess *s = ud;
+    leg_input(s, slot_of(s, l), data, len);
 }
 
 static void on_leg_eof(tt_link *l, void *ud)
 {
-    (void)l;
-    leg_broken(ud, UV_EOF);
+    tt_sess *s = ud;
+    leg_broken(s, slot_of(s, l), UV_EOF);
 }
 
 static void on_leg_error(tt_link *l, void *ud, int err)
 {
-    (void)l;
-    leg_broken(ud, err);
+    tt_sess *s = ud;
+    leg_broken(s, slot_of(s, l), err);
 }
 
 static void on_leg_drained(tt_link *l, void *ud)
@@ -332,43 +387,57 @@ static const tt_link_handler leg_handler = {on_leg_data, on_leg_eof, on_leg_erro
 static void on_live_timer(uv_timer_t *t)
 {
     tt_sess *s = t->data;
-    uint64_t quiet = uv_now(s->base.loop) - s->last_rx_ms;
-    bool waiting = s->core.snd_nxt > s->core.snd_una;
-    if ((waiting && quiet >= TT_SESS_LIVE_MS) || quiet >= TT_SESS_IDLE_MS) {
-        tt_info("session %s: the connection is silent for %llu s; taking it as lost", s->name,
-                (unsigned long long)(quiet / 1000));
-        leg_broken(s, UV_ETIMEDOUT);
+    for (int slot = 0; slot < 2; slot++) {
+        if (s->leg[slot] == NULL)
+            continue;
+        uint64_t quiet = uv_now(s->base.loop) - s->last_rx_ms[slot];
+        /* Only the leg of this side's DATA brings acknowledgments of it. */
+        bool waiting = slot == tt_sess_tx(s) && s->core.snd_nxt > s->core.snd_una;
+        if ((waiting && quiet >= TT_SESS_LIVE_MS) || quiet >= TT_SESS_IDLE_MS) {
+            tt_info("session %s%s: the connection is silent for %llu s; taking it as lost", s->name,
+                    tt_sess_leg_name(s, slot), (unsigned long long)(quiet / 1000));
+            leg_broken(s, slot, UV_ETIMEDOUT);
+            if (s->dead || s->closing)
+                return;
+        }
     }
 }
 
-void tt_sess_attach(tt_sess *s, tt_link *leg, const uint8_t *early, size_t n)
+void tt_sess_attach(tt_sess *s, int slot, tt_link *leg, const uint8_t *early, size_t n)
 {
-    drop_leg(s, -1);
-    s->leg = leg;
-    tt_sess_reader_init(&s->rd);
+    drop_leg(s, slot, -1);
+    s->leg[slot] = leg;
+    s->made[slot] = true;
+    tt_sess_reader_init(&s->rd[slot]);
     /* The join told the peer what arrived: that is an acknowledgment. */
-    s->core.rcv_acked = s->core.rcv_nxt;
-    s->last_rx_ms = uv_now(s->base.loop);
+    if (slot == tt_sess_rx(s))
+        s->core.rcv_acked = s->core.rcv_nxt;
+    s->last_rx_ms[slot] = uv_now(s->base.loop);
     tt_link_set_handler(leg, &leg_handler, s);
-    uv_timer_start(&s->live_timer, on_live_timer, TT_SESS_LIVE_MS / 4, TT_SESS_LIVE_MS / 4);
+    if (!uv_is_active((uv_handle_t *)&s->live_timer))
+        uv_timer_start(&s->live_timer, on_live_timer, TT_SESS_LIVE_MS / 4, TT_SESS_LIVE_MS / 4);
     if (n > 0)
-        leg_input(s, early, n);
-    if (s->leg != leg || s->dead || s->closing)
+        leg_input(s, slot, early, n);
+    if (s->leg[slot] != leg || s->dead || s->closing)
         return;
-    if (s->reading && s->stash == NULL && tt_link_read_start(leg) < 0) {
-        leg_broken(s, UV_EIO);
+    bool read = owner_paced(s, slot) ? s->reading && s->stash == NULL : true;
+    if (read && tt_link_read_start(leg) < 0) {
+        leg_broken(s, slot, UV_EIO);
         return;
     }
+    if (slot == tt_sess_rx(s) && tt_sess_core_ack_owed(&s->core))
+        send_ack(s);
     pump(s, false);
 }
 
-/* Frames what may go onto the leg: a due acknowledgment, then DATA, several
- * frames per write. FROM_OWNER: called inside the owner's write, where no
- * callback of the owner may run. */
+/* Frames what may go onto the leg of this side's DATA, several frames per
+ * write. FROM_OWNER: called inside the owner's write, where no callback of
+ * the owner may run. */
 static void pump(tt_sess *s, bool from_owner)
 {
     enum { FRAMES = 16 };
-    while (s->leg && !s->dead && tt_link_pending(s->leg) < TT_SESS_LEG_BOUND) {
+    int tx = tt_sess_tx(s);
+    while (s->leg[tx] && !s->dead && tt_link_pending(s->leg[tx]) < TT_SESS_LEG_BOUND) {
         uint8_t hdr[FRAMES][TT_SESS_HDR_LEN];
         uv_buf_t iov[2 * FRAMES];
         unsigned niov = 0, nf = 0;
@@ -386,8 +455,8 @@ static void pump(tt_sess *s, bool from_owner)
         }
         if (nf == 0)
             break;
-        if (tt_link_write(s->leg, iov, niov) < 0) {
-            leg_broken(s, UV_EIO);
+        if (tt_link_write(s->leg[tx], iov, niov) < 0) {
+            leg_broken(s, tx, UV_EIO);
             return;
         }
     }
@@ -427,15 +496,17 @@ static int sl_read_start(tt_link *l)
         uv_idle_start(&s->idle, on_idle);
         return 0;
     }
-    return s->leg ? tt_link_read_start(s->leg) : 0;
+    int rx = tt_sess_rx(s);
+    return s->leg[rx] ? tt_link_read_start(s->leg[rx]) : 0;
 }
 
 static void sl_read_stop(tt_link *l)
 {
     tt_sess *s = (tt_sess *)l;
     s->reading = false;
-    if (s->leg)
-        tt_link_read_stop(s->leg);
+    int rx = tt_sess_rx(s);
+    if (s->leg[rx])
+        tt_link_read_stop(s->leg[rx]);
 }
 
 static int sl_shutdown(tt_link *l)
@@ -467,21 +538,25 @@ static void sl_close_as(tt_link *l, tt_link_close_cb cb, void *ud, bool abort)
      * it is on the leg; else (an abort, no leg, bytes held by the in-flight
      * bound) the peer's streams must fail, not look complete. */
     bool clean = false;
-    if (!abort && !s->dead && !s->peer_done && s->leg) {
+    int tx = tt_sess_tx(s);
+    if (!abort && !s->dead && !s->peer_done && s->leg[tx]) {
         if (!s->core.fin_queued)
             tt_sess_core_shutdown(&s->core);
         pump(s, true);
-        clean = s->leg && tt_sess_core_unsent(&s->core) == 0 && s->core.fin_sent;
+        clean = s->leg[tx] && tt_sess_core_unsent(&s->core) == 0 && s->core.fin_sent;
     }
     s->clean = clean || (s->peer_done && !s->dead);
+    /* CLOSE on every leg; a clean one on the leg of the other direction
+     * only tells the peer not to wait for that leg. */
     if (!s->dead && !s->peer_done)
-        drop_leg(s, clean ? TT_SESS_CLOSE_DONE : TT_SESS_CLOSE_ABORT);
+        drop_all(s, clean ? TT_SESS_CLOSE_DONE : TT_SESS_CLOSE_ABORT);
     else
-        drop_leg(s, -1);
+        drop_all(s, -1);
     s->role->released(s);
     uv_close((uv_handle_t *)&s->ack_timer, on_handle_closed);
     uv_close((uv_handle_t *)&s->live_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&s->role_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->role_timer[0], on_handle_closed);
+    uv_close((uv_handle_t *)&s->role_timer[1], on_handle_closed);
     uv_close((uv_handle_t *)&s->idle, on_handle_closed);
     unref(s);
 }
@@ -499,8 +574,9 @@ static void sl_abort(tt_link *l, tt_link_close_cb cb, void *ud)
 static const char *sl_peer(tt_link *l, char *buf, size_t len)
 {
     tt_sess *s = (tt_sess *)l;
-    if (s->leg)
-        return tt_link_peer(s->leg, buf, len);
+    tt_link *leg = s->leg[TT_SESS_UP] ? s->leg[TT_SESS_UP] : s->leg[TT_SESS_DOWN];
+    if (leg)
+        return tt_link_peer(leg, buf, len);
     snprintf(buf, len, "session %s", s->name);
     return buf;
 }
@@ -530,13 +606,16 @@ tt_sess *tt_sess_new(uv_loop_t *loop, const sess_role *role, void *owner,
     memcpy(s->id, id, TT_SESS_ID_LEN);
     snprintf(s->name, sizeof s->name, "s%02x%02x%02x%02x", id[0], id[1], id[2], id[3]);
     tt_sess_core_init(&s->core);
-    tt_sess_reader_init(&s->rd);
+    tt_sess_reader_init(&s->rd[0]);
+    tt_sess_reader_init(&s->rd[1]);
     uv_timer_init(loop, &s->ack_timer);
     uv_timer_init(loop, &s->live_timer);
-    uv_timer_init(loop, &s->role_timer);
+    uv_timer_init(loop, &s->role_timer[0]);
+    uv_timer_init(loop, &s->role_timer[1]);
     uv_idle_init(loop, &s->idle);
-    s->ack_timer.data = s->live_timer.data = s->role_timer.data = s->idle.data = s;
-    s->refs = 5; /* four handles and the owner */
+    s->ack_timer.data = s->live_timer.data = s->idle.data = s;
+    s->role_timer[0].data = s->role_timer[1].data = s;
+    s->refs = 6; /* five handles and the owner */
     return s;
 }
 

@@ -216,3 +216,19 @@ def nginx(procs, www, tmp_path):
 def sshd(procs, tmp_path):
     """A private sshd on 127.0.0.1 (helpers.start_sshd)."""
     return start_sshd(procs, tmp_path / "ssh")
+
+
+@pytest.fixture
+def proxy_to():
+    """proxy_to(PORT) starts a CuttingProxy to 127.0.0.1:PORT, closed at
+    teardown."""
+    made = []
+
+    def make(port):
+        p = helpers.CuttingProxy(port)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()

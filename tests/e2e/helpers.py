@@ -457,6 +457,18 @@ http {{
 """
 
 
+# The lines of an nginx location that passes WebSocket upgrades on to
+# 127.0.0.1:{upstream} (a str.format template inside a server block).
+NGINX_WS_PROXY = """\
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host $host;
+            proxy_read_timeout 300s;
+"""
+
+
 def start_nginx(procs, base, name, conf_for, ready):
     """Starts an nginx of the test's own: CONF_FOR(tmp, port) gives its
     nginx.conf for a free port on 127.0.0.1, written in BASE/NAME<n>; waits
@@ -952,6 +964,196 @@ def halfclose_exchange(s, body_size=100000):
     digest, n, blen, bdigest = head.decode().split()
     assert (digest, int(n)) == (hashlib.sha256(body).hexdigest(), len(body))
     assert int(blen) == len(rest) == body_size and hashlib.sha256(rest).hexdigest() == bdigest
+
+
+MB = 1 << 20
+
+
+def upload_random(s, mbytes, seed=2026):
+    """Sends MBYTES MiB of seeded random bytes over S, then a FIN; returns
+    their sha256 (hex)."""
+    rng = random.Random(seed)
+    h = hashlib.sha256()
+    for _ in range(mbytes):
+        chunk = rng.randbytes(MB)
+        h.update(chunk)
+        s.sendall(chunk)
+    s.shutdown(socket.SHUT_WR)
+    return h.hexdigest()
+
+
+def read_halfclose_answer(s, before_body=None):
+    """Reads the answer of the `halfclose` peer (peers.py) to the end: its
+    line with the sha256 and length of what it read, then a body whose
+    sha256 the line gives, which must arrive whole and intact, then EOF.
+    BEFORE_BODY(), if given, runs once the first MiB of the body is in.
+    Returns the upload's (sha256, length)."""
+    head = b""
+    while not head.endswith(b"\n"):
+        b = s.recv(1)
+        assert b, "the stream ended before the answer"
+        head += b
+    digest, n, body_len, body_sha = head.decode().split()
+    got = hashlib.sha256()
+    left = int(body_len)
+    while left:
+        b = s.recv(min(left, 1 << 20))
+        assert b, "the download ended %d bytes short" % left
+        got.update(b)
+        left -= len(b)
+        if before_body and int(body_len) - left >= MB:
+            before_body()
+            before_body = None
+    assert got.hexdigest() == body_sha, "the download arrived changed"
+    rest, how = recv_until_eof(s, 30)
+    assert (rest, how) == (b"", "eof")
+    return digest, int(n)
+
+
+# ---------------------------------------------------------------------------
+# A fault-injecting TCP proxy
+
+
+class CuttingProxy:
+    """A fault-injecting TCP proxy on 127.0.0.1 to TARGET_PORT. With
+    cut_randomly(LO, HI) it resets every connection through it (or through
+    the proxies in VICTIMS: the legs of a split session, cut while another
+    leg carries the data) each time a random amount of bytes in that range
+    has passed in one direction since the last cut, and counts the cuts per
+    direction. With `blackout` set, new connections are reset at once (the
+    server looks unreachable). It keeps the first bytes of each client
+    connection (`firsts`), where a join is, and counts the bytes that passed
+    each way (`bytes`, "up" from the client)."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns = []
+        self.firsts = []
+        self.cuts = {"up": 0, "down": 0}
+        self.since = {"up": 0, "down": 0}
+        self.cut_every = None
+        self.victims = [self]
+        self.bytes = {"up": 0, "down": 0}
+        self.max_cuts = 0
+        self.blackout = False
+        self.rng = random.Random(13)
+        self.next_cut = {}
+        self.closed = False
+        self.cut = set()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _draw(self, direction):
+        lo, hi = self.cut_every
+        self.next_cut[direction] = self.rng.randint(lo, hi)
+
+    def cut_randomly(self, lo, hi, max_cuts=1000, victims=None):
+        with self.lock:
+            self.victims = victims or [self]
+            self.cut_every = (lo, hi)
+            self.max_cuts = max_cuts
+            self._draw("up")
+            self._draw("down")
+            self.since = {"up": 0, "down": 0}
+
+    def stop_cutting(self):
+        with self.lock:
+            self.cut_every = None
+
+    @staticmethod
+    def _reset(sock):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        sock.close()
+
+    def cut_all(self):
+        """Resets every connection. A close alone would not do it while a
+        pump thread is blocked reading the socket (the kernel keeps the
+        file open until that read returns), so reading is shut down first,
+        which wakes it; the pumps see `cut` and pass nothing on."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+            self.cut.update(id(p) for p in conns)
+        for a, b in conns:
+            for x in (a, b):
+                try:
+                    x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    x.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+        for a, b in conns:
+            a.close()
+            b.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if self.blackout:
+                self._reset(c)
+                continue
+            try:
+                u = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                self._reset(c)
+                continue
+            u.settimeout(None)
+            pair = (c, u)
+            with self.lock:
+                self.conns.append(pair)
+            threading.Thread(target=self._pump, args=(c, u, "up", pair, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, "down", pair, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, direction, pair, first):
+        head = b""
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data:
+                    if id(pair) not in self.cut:
+                        dst.shutdown(socket.SHUT_WR)
+                    return
+                if first and len(head) < 73:
+                    head += data[:73 - len(head)]
+                    if len(head) == 73:
+                        with self.lock:
+                            self.firsts.append(head)
+                dst.sendall(data)
+                cut = False
+                with self.lock:
+                    self.bytes[direction] += len(data)
+                    if self.cut_every and sum(self.cuts.values()) < self.max_cuts:
+                        self.since[direction] += len(data)
+                        if self.since[direction] >= self.next_cut[direction]:
+                            self.cuts[direction] += 1
+                            self.since[direction] = 0
+                            self._draw(direction)
+                            cut = True
+                if cut:
+                    victims = self.victims
+                    for v in victims:
+                        v.cut_all()
+                    if self in victims:
+                        return
+        except OSError:
+            return
+
+    def close(self):
+        self.closed = True
+        self.lsock.close()
+        self.cut_all()
 
 
 # ---------------------------------------------------------------------------

@@ -32,7 +32,12 @@ BAD = [
     ("server unknown scheme", SERVER + ["-l", "udp://127.0.0.1:9"], None),
     ("-L without = over socks5", CLIENT + ["-s", "socks5://127.0.0.1:9", "-L", "8080"], None),
     ("-s given twice", CLIENT + ["-s", "tcp://127.0.0.1:9", "-s", "tcp://127.0.0.1:10"], None),
-    ("-l given twice", SERVER + ["-l", "tcp://127.0.0.1:9", "-l", "tcp://127.0.0.1:10"], None),
+    # The server's -l is a list (split paths), of at most 8.
+    ("-l given 9 times", SERVER + ["-l", "tcp://127.0.0.1:9"] * 9, None),
+    ("--down given twice", CLIENT + ["-s", "tcp://127.0.0.1:9", "-k", "a", "--down",
+                                     "tcp://127.0.0.1:10", "--down", "tcp://127.0.0.1:11"], None),
+    ("--down of a proxy", CLIENT + ["-s", "tcp://127.0.0.1:9", "-k", "a", "--down",
+                                    "socks5://127.0.0.1:10"], None),
     ("-k and its old name", CLIENT + ["-s", "127.0.0.1:9", "-k", "a", "--psk", "b"], None),
     ("-k on tcp://", CLIENT + ["-s", "tcp://127.0.0.1:9", "-k", "a"], None),
     ("socks5:// server", SERVER + ["-l", "socks5://127.0.0.1:9"], None),

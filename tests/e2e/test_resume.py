@@ -1,7 +1,7 @@
 """Resumable sessions (--resume, docs/SESSION.md): streams outlive the carrier
 connections that carry them.
 
-A fault-injecting TCP proxy, written here, sits between the client and the
+A fault-injecting TCP proxy (helpers.CuttingProxy) sits between the client and the
 server on 127.0.0.1 and cuts every connection through it (a reset both
 ways) at random points of a transfer; the bytes that arrive must be exactly
 the bytes sent, and a stream opened before the cuts must still work after
@@ -14,166 +14,18 @@ import base64
 import hashlib
 import hmac
 import os
-import random
 import re
 import socket
 import struct
-import threading
 import time
 
 import pytest
 
-from helpers import CARRIER_KEY, connect, recv_exact, recv_until_eof, start_client, \
-    start_server, wait_until
+from helpers import CARRIER_KEY, connect, read_halfclose_answer, recv_exact, recv_until_eof, \
+    start_client, start_server, upload_random, wait_until
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
 MB = 1 << 20
-
-
-class CuttingProxy:
-    """A TCP proxy on 127.0.0.1 to TARGET_PORT. With cut_every (LO, HI) it
-    resets every connection through it each time a random amount of bytes in
-    that range has passed in one direction since the last cut, and counts the
-    cuts per direction. With `blackout` set, new connections are reset at
-    once (the server looks unreachable). It also keeps the first bytes of
-    each client connection (`firsts`), where a join is."""
-
-    def __init__(self, target_port):
-        self.target = ("127.0.0.1", target_port)
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
-        self.port = self.lsock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.conns = []
-        self.firsts = []
-        self.cuts = {"up": 0, "down": 0}
-        self.since = {"up": 0, "down": 0}
-        self.cut_every = None
-        self.max_cuts = 0
-        self.blackout = False
-        self.rng = random.Random(13)
-        self.next_cut = {}
-        self.closed = False
-        self.cut = set()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _draw(self, direction):
-        lo, hi = self.cut_every
-        self.next_cut[direction] = self.rng.randint(lo, hi)
-
-    def cut_randomly(self, lo, hi, max_cuts=1000):
-        with self.lock:
-            self.cut_every = (lo, hi)
-            self.max_cuts = max_cuts
-            self._draw("up")
-            self._draw("down")
-            self.since = {"up": 0, "down": 0}
-
-    def stop_cutting(self):
-        with self.lock:
-            self.cut_every = None
-
-    @staticmethod
-    def _reset(sock):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        sock.close()
-
-    def cut_all(self):
-        """Resets every connection. A close alone would not do it while a
-        pump thread is blocked reading the socket (the kernel keeps the
-        file open until that read returns), so reading is shut down first,
-        which wakes it; the pumps see `cut` and pass nothing on."""
-        with self.lock:
-            conns, self.conns = self.conns, []
-            self.cut.update(id(p) for p in conns)
-        for a, b in conns:
-            for x in (a, b):
-                try:
-                    x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    x.shutdown(socket.SHUT_RD)
-                except OSError:
-                    pass
-        for a, b in conns:
-            a.close()
-            b.close()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            if self.blackout:
-                self._reset(c)
-                continue
-            try:
-                u = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                self._reset(c)
-                continue
-            u.settimeout(None)
-            pair = (c, u)
-            with self.lock:
-                self.conns.append(pair)
-            threading.Thread(target=self._pump, args=(c, u, "up", pair, True),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, "down", pair, False),
-                             daemon=True).start()
-
-    def _pump(self, src, dst, direction, pair, first):
-        head = b""
-        try:
-            while True:
-                data = src.recv(1 << 16)
-                if not data:
-                    if id(pair) not in self.cut:
-                        dst.shutdown(socket.SHUT_WR)
-                    return
-                if first and len(head) < 73:
-                    head += data[:73 - len(head)]
-                    if len(head) == 73:
-                        with self.lock:
-                            self.firsts.append(head)
-                dst.sendall(data)
-                cut = False
-                with self.lock:
-                    if self.cut_every and sum(self.cuts.values()) < self.max_cuts:
-                        self.since[direction] += len(data)
-                        if self.since[direction] >= self.next_cut[direction]:
-                            self.cuts[direction] += 1
-                            self.since[direction] = 0
-                            self._draw(direction)
-                            cut = True
-                if cut:
-                    self.cut_all()
-                    return
-        except OSError:
-            return
-
-    def close(self):
-        self.closed = True
-        self.lsock.close()
-        self.cut_all()
-
-
-@pytest.fixture
-def proxy_to():
-    made = []
-
-    def make(port):
-        p = CuttingProxy(port)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.close()
 
 
 def resumable(procs, carrier, proxy_to, server_args=(), client_args=(), forwards=()):
@@ -198,34 +50,6 @@ def echo_roundtrip(sock, payload):
     assert recv_exact(sock, len(payload), "the echo") == payload
 
 
-def read_halfclose_answer(s, before_body=None):
-    """Reads the answer of the `halfclose` peer (peers.py) to the end: its
-    line with the sha256 and length of what it read, then a body whose
-    sha256 the line gives, which must arrive whole and intact, then EOF.
-    BEFORE_BODY(), if given, runs once the first MiB of the body is in.
-    Returns the upload's (sha256, length)."""
-    head = b""
-    while not head.endswith(b"\n"):
-        b = s.recv(1)
-        assert b, "the stream ended before the answer"
-        head += b
-    digest, n, body_len, body_sha = head.decode().split()
-    got = hashlib.sha256()
-    left = int(body_len)
-    while left:
-        b = s.recv(min(left, 1 << 20))
-        assert b, "the download ended %d bytes short" % left
-        got.update(b)
-        left -= len(b)
-        if before_body and int(body_len) - left >= MB:
-            before_body()
-            before_body = None
-    assert got.hexdigest() == body_sha, "the download arrived changed"
-    rest, how = recv_until_eof(s, 30)
-    assert (rest, how) == (b"", "eof")
-    return digest, int(n)
-
-
 @pytest.mark.carriers_with("tt_far_end")
 def test_transfer_survives_cuts(procs, carrier, proxy_to):
     """64 MB up and 64 MB down on one stream while the proxy resets the
@@ -241,18 +65,12 @@ def test_transfer_survives_cuts(procs, carrier, proxy_to):
     side = connect(("127.0.0.1", client.forward_ports[1]), timeout=60)
     echo_roundtrip(side, b"before the cuts")
     proxy.cut_randomly(size * MB // 32, size * MB // 13)
-    rng = random.Random(2026)
-    h = hashlib.sha256()
     s = connect(("127.0.0.1", client.forward_ports[0]), timeout=120)
     with s, side:
-        for i in range(size):
-            chunk = rng.randbytes(MB)
-            h.update(chunk)
-            s.sendall(chunk)
-        s.shutdown(socket.SHUT_WR)
+        sent = upload_random(s, size)
         up_cuts = proxy.cuts["up"]
         digest, n = read_halfclose_answer(s)
-        assert (digest, n) == (h.hexdigest(), size * MB), "the upload arrived changed"
+        assert (digest, n) == (sent, size * MB), "the upload arrived changed"
         down_cuts = proxy.cuts["down"]
         proxy.stop_cutting()
         assert up_cuts >= 10 and down_cuts >= 10, proxy.cuts
@@ -293,8 +111,10 @@ def join_key():
                 info=b"join").derive(psk)
 
 
-def make_join(key, sid, rejoin, counter=0, offset=0, stamp=None):
-    body = bytes([0xF5, 0x74, 0x73, 0x01, 1 if rejoin else 0]) + sid + os.urandom(16)
+def make_join(key, sid, rejoin, counter=0, offset=0, stamp=None, role=0):
+    """A JOIN (docs/SESSION.md) under KEY; ROLE 1 is an up leg, 2 a down leg."""
+    body = bytes([0xF5, 0x74, 0x73, 0x01, (1 if rejoin else 0) | role << 1]) + sid
+    body += os.urandom(16)
     body += struct.pack(">QIQ", int((stamp or time.time()) * 1000), counter, offset)
     return body + hmac.new(key, body, "sha256").digest()[:16]
 

@@ -25,7 +25,7 @@ import types
 
 import pytest
 
-from helpers import (NGINX_PRELUDE, PIN_RE, carrier_named, connections_to, curl, free_port,
+from helpers import (NGINX_PRELUDE, NGINX_WS_PROXY, PIN_RE, carrier_named, connections_to, curl, free_port,
                      recv_exact, recv_until_eof, rep_code, run_tt, sanitizer_report,
                      socks_connect, socks_open, start_client, start_client_of, start_nginx,
                      start_server, tls_probe, wait_until)
@@ -397,12 +397,7 @@ NGINX_WS_CONF = NGINX_PRELUDE + """\
         ssl_certificate_key {key};
         root {root};
         location /tun {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_set_header Host $host;
-            proxy_read_timeout 300s;
+""" + NGINX_WS_PROXY + """\
         }}
         location / {{
         }}

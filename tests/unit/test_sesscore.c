@@ -239,9 +239,9 @@ typedef struct side {
     bool eof;
 } side;
 
-static void role_lost(tt_sess *s, int err)
+static void role_lost(tt_sess *s, int slot, int err)
 {
-    (void)err;
+    (void)err, (void)slot;
     side *me = s->owner;
     me->lost++;
 }
@@ -309,7 +309,28 @@ static void new_leg(side *me, uv_loop_t *loop, uint64_t peer_rcv)
     memlink_init(me->leg, loop);
     me->taken = 0;
     cr_assert_eq(tt_sess_core_rejoin(&me->s->core, peer_rcv), 0);
-    tt_sess_attach(me->s, &me->leg->base, NULL, 0);
+    tt_sess_attach(me->s, TT_SESS_UP, &me->leg->base, NULL, 0);
+}
+
+/* Two session links A and B (owned by A and B, reading) for the same id. */
+static void open_pair(side *a, side *b, uv_loop_t *loop, uint8_t first_id_byte)
+{
+    uint8_t id[TT_SESS_ID_LEN] = {first_id_byte, 2, 3, 4};
+    a->s = tt_sess_new(loop, &test_role, a, id);
+    b->s = tt_sess_new(loop, &test_role, b, id);
+    tt_link_set_handler(&a->s->base, &owner, a);
+    tt_link_set_handler(&b->s->base, &owner, b);
+    tt_link_read_start(&a->s->base);
+    tt_link_read_start(&b->s->base);
+}
+
+/* N bytes of the pattern, malloc'd. */
+static uint8_t *pattern_buf(size_t n)
+{
+    uint8_t *src = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        src[i] = pattern(i);
+    return src;
 }
 
 Test(sess_link, survives_lost_legs_and_idles_without_buffers)
@@ -317,20 +338,12 @@ Test(sess_link, survives_lost_legs_and_idles_without_buffers)
     uv_loop_t loop;
     uv_loop_init(&loop);
     side a = {0}, b = {0};
-    uint8_t id[TT_SESS_ID_LEN] = {1, 2, 3, 4};
-    a.s = tt_sess_new(&loop, &test_role, &a, id);
-    b.s = tt_sess_new(&loop, &test_role, &b, id);
-    tt_link_set_handler(&a.s->base, &owner, &a);
-    tt_link_set_handler(&b.s->base, &owner, &b);
-    tt_link_read_start(&a.s->base);
-    tt_link_read_start(&b.s->base);
+    open_pair(&a, &b, &loop, 1);
     new_leg(&a, &loop, 0);
     new_leg(&b, &loop, 0);
 
     enum { TOTAL = 3 << 20, STEP = 100000 };
-    uint8_t *src = malloc(TOTAL);
-    for (size_t i = 0; i < TOTAL; i++)
-        src[i] = pattern(i);
+    uint8_t *src = pattern_buf(TOTAL);
     memlink *old[64];
     int nold = 0;
     for (size_t at = 0; at < TOTAL; at += STEP) {
@@ -377,5 +390,139 @@ Test(sess_link, survives_lost_legs_and_idles_without_buffers)
     free(src);
     free(a.got);
     free(b.got);
+    tt_test_close_loop(&loop);
+}
+
+/* Split paths: a client side and a server side with an up leg and a down
+ * leg each (in memory). */
+typedef struct sside {
+    side base; /* first: the owner callbacks take it as a side */
+    memlink *legs[2];
+    size_t taken[2];
+} sside;
+
+static void split_shuttle(sside *a, sside *b, uv_loop_t *loop)
+{
+    for (int i = 0; i < 1000; i++) {
+        bool moved = false;
+        for (int slot = 0; slot < 2; slot++) {
+            sside *pair[2][2] = {{a, b}, {b, a}};
+            for (int k = 0; k < 2; k++) {
+                sside *from = pair[k][0], *to = pair[k][1];
+                memlink *f = from->legs[slot], *t = to->legs[slot];
+                if (f == NULL || t == NULL)
+                    continue;
+                size_t n = f->written_len - from->taken[slot];
+                if (n > 0 && memlink_deliver(t, f->written + from->taken[slot], n)) {
+                    from->taken[slot] += n;
+                    moved = true;
+                }
+            }
+        }
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (!moved)
+            return;
+    }
+}
+
+/* Counts the DATA frames (and their bytes) in what a leg wrote. */
+static size_t data_bytes(const memlink *m)
+{
+    tt_sess_reader rd;
+    tt_sess_reader_init(&rd);
+    size_t i = 0, n = 0;
+    while (i < m->written_len) {
+        size_t used = 0;
+        tt_sess_ev ev;
+        const char *why = NULL;
+        int rc = tt_sess_read(&rd, m->written + i, m->written_len - i, &used, &ev, &why);
+        cr_assert_geq(rc, 0, "%s", why ? why : "");
+        i += used;
+        if (rc == 1 && ev.kind == TT_SESS_EV_DATA)
+            n += ev.len + 1;
+        if (rc == 0)
+            break;
+    }
+    return n;
+}
+
+static void split_leg(sside *me, int slot, uv_loop_t *loop)
+{
+    me->legs[slot] = calloc(1, sizeof *me->legs[slot]);
+    memlink_init(me->legs[slot], loop);
+    me->taken[slot] = 0;
+    tt_sess_attach(me->base.s, slot, &me->legs[slot]->base, NULL, 0);
+}
+
+Test(sess_link, split_legs_carry_one_direction_each_and_break_alone)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    sside a = {0}, b = {0};
+    open_pair(&a.base, &b.base, &loop, 5);
+    a.base.s->split = b.base.s->split = true;
+    b.base.s->is_server = true;
+    for (int slot = 0; slot < 2; slot++) {
+        split_leg(&a, slot, &loop);
+        split_leg(&b, slot, &loop);
+    }
+    enum { TOTAL = 1 << 20, STEP = 65536 };
+    uint8_t *src = pattern_buf(TOTAL);
+    memlink *old[6];
+    int nold = 0;
+    for (size_t at = 0; at < TOTAL; at += STEP) {
+        cr_assert_eq(tt_link_write1(&a.base.s->base, src + at, STEP), 0);
+        cr_assert_eq(tt_link_write1(&b.base.s->base, src + at, STEP), 0);
+        split_shuttle(&a, &b, &loop);
+        if (at == 4 * STEP) {
+            /* The down leg breaks at both ends; the up leg goes on. */
+            old[nold++] = a.legs[1];
+            old[nold++] = b.legs[1];
+            memlink_error(a.legs[1], UV_ECONNRESET);
+            memlink_error(b.legs[1], UV_ECONNRESET);
+            a.legs[1] = b.legs[1] = NULL;
+            uv_run(&loop, UV_RUN_NOWAIT);
+            cr_assert_eq(a.base.lost, 1);
+            size_t up_before = b.base.got_len, down_before = a.base.got_len;
+            cr_assert_eq(tt_link_write1(&a.base.s->base, src, 1000), 0);
+            cr_assert_eq(tt_link_write1(&b.base.s->base, src, 1000), 0);
+            split_shuttle(&a, &b, &loop);
+            cr_assert_eq(b.base.got_len, up_before + 1000, "the up leg moves alone");
+            cr_assert_eq(a.base.got_len, down_before, "the server's bytes wait");
+            /* The down leg rejoins: the server resends from what the
+             * client received; the client only takes the server's offset
+             * as an acknowledgment. */
+            cr_assert_eq(tt_sess_core_rejoin(&b.base.s->core, a.base.s->core.rcv_nxt), 0);
+            cr_assert_eq(tt_sess_core_ack(&a.base.s->core, b.base.s->core.rcv_nxt), 0);
+            split_leg(&a, 1, &loop);
+            split_leg(&b, 1, &loop);
+            split_shuttle(&a, &b, &loop);
+            cr_assert_eq(a.base.got_len, down_before + 1000, "the waiting bytes arrive");
+        }
+    }
+    uv_run(&loop, UV_RUN_ONCE);
+    split_shuttle(&a, &b, &loop);
+    cr_assert_eq(b.base.got_len, TOTAL + 1000);
+    cr_assert_eq(a.base.got_len, TOTAL + 1000);
+    /* Each leg carried one direction's DATA; the other way, ACKs only. */
+    cr_assert_eq(data_bytes(b.legs[0]), 0, "the server's DATA never goes up");
+    cr_assert_eq(data_bytes(a.legs[1]), 0, "the client's DATA never goes down");
+    cr_assert_gt(data_bytes(a.legs[0]), 0);
+    cr_assert_gt(data_bytes(b.legs[1]), 0);
+
+    tt_link_close(&a.base.s->base, NULL, NULL);
+    tt_link_close(&b.base.s->base, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    for (int slot = 0; slot < 2; slot++) {
+        old[nold++] = a.legs[slot];
+        old[nold++] = b.legs[slot];
+    }
+    for (int i = 0; i < nold; i++) {
+        memlink_free(old[i]);
+        free(old[i]);
+    }
+    free(src);
+    free(a.base.got);
+    free(b.base.got);
     tt_test_close_loop(&loop);
 }
