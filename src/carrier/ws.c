@@ -291,6 +291,7 @@ typedef struct up {
     uv_timer_t timer;
     uint8_t *buf; /* the request so far, grown as it comes */
     size_t have, cap;
+    bool got;          /* bytes came (empty lines may have been dropped) */
     tt_http_head req;  /* its parse so far */
     uint64_t deadline; /* the head's, from the accept */
     char peer[64];
@@ -387,15 +388,16 @@ static void srv_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     }
     memcpy(u->buf + u->have, data, len);
     u->have += len;
+    u->got = u->got || len > 0;
     tt_http_head *h = &u->req;
     const char *why = NULL;
     int rc = tt_http_head_parse(h, u->buf, u->have, &why);
-    if (rc == 0 && u->have <= 2 * TT_HTTP_HEAD_MAX)
-        return;
     if (rc == 0) {
-        /* Only empty lines can make a head undecided this long: the site
-         * reads on (and bounds) them. */
-        to_web(u, "empty lines before the request");
+        /* Empty lines before the request line are done with (nginx takes
+         * any number of them): the buffer holds at most a head. */
+        size_t drop = tt_http_head_drop_lead(h);
+        memmove(u->buf, u->buf + drop, u->have - drop);
+        u->have -= drop;
         return;
     }
     if (rc < 0) {
@@ -465,7 +467,7 @@ static void on_srv_timeout(uv_timer_t *t)
      * without an answer; over TLS with close_notify after silence, without
      * one in the middle of a head. */
     tt_debug("c%llu %s: no request in time", (unsigned long long)u->link->id, u->peer);
-    if (u->have > 0)
+    if (u->got)
         tt_tls_link_close_quietly(u->link);
     tt_link_close(u->link, NULL, NULL);
     up_end(u);

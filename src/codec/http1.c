@@ -442,6 +442,16 @@ int tt_http_head_parse(tt_http_head *h, const uint8_t *buf, size_t len, const ch
     return 0;
 }
 
+size_t tt_http_head_drop_lead(tt_http_head *h)
+{
+    if (h->rc != 0 || (h->state != S_LEAD && h->state != S_LEAD_CR))
+        return 0;
+    /* A CR waiting for its LF stays: the next byte is checked against it. */
+    size_t drop = h->state == S_LEAD_CR ? h->pos - 1 : h->pos;
+    h->pos -= drop;
+    return drop;
+}
+
 tt_http_header tt_http_header_at(const tt_http_head *h, size_t i)
 {
     const tt_http_field *f = &(h->fields ? h->fields : h->inline_fields)[i];

@@ -151,6 +151,13 @@ void tt_http_head_free(tt_http_head *h);
  * depend on how the bytes were split. */
 int tt_http_head_parse(tt_http_head *h, const uint8_t *buf, size_t len, const char **why);
 
+/* While H has seen only empty lines before a request line: how many of its
+ * first bytes the caller may drop (they are done with), after which it
+ * calls again with the head starting that much later. nginx starts its
+ * buffer over when such lines fill it, so a peer may send any number of
+ * them; dropping them keeps the caller's buffer bounded too. */
+size_t tt_http_head_drop_lead(tt_http_head *h);
+
 /* Field I of a parsed head (I < H->nheaders), pointing into its buffer. */
 tt_http_header tt_http_header_at(const tt_http_head *h, size_t i);
 

@@ -912,8 +912,16 @@ static void pump_input(www *w)
         }
         const char *why = NULL;
         int rc = tt_http_head_parse(&w->req, w->in + off, w->in_len - off, &why);
-        if (rc == 0)
+        if (rc == 0) {
+            /* Empty lines before a request line are dropped (nginx takes
+             * any number of them); they begin a head all the same, whose
+             * deadline then runs. */
+            size_t drop = tt_http_head_drop_lead(&w->req);
+            if (drop > 0 && w->head_deadline == 0)
+                w->head_deadline = uv_now(w->loop) + w->header_ms;
+            off += drop;
             break;
+        }
         if (rc < 0) {
             answer_error(w, w->req.status, false, false);
             return;

@@ -334,6 +334,7 @@ LARGE_HEAD_CASES = [
     ("1000 fields", shaped_head(40, 10, 998), True),
     ("1001 fields", shaped_head(40, 10, 999), b"400"),
     ("20000 empty lines first", b"\r\n" * 10000 + shaped_head(40), True),
+    ("3 MiB of empty lines first", b"\r\n" * (3 << 19) + shaped_head(40), True),
 ]
 
 

@@ -398,6 +398,40 @@ Test(http1, limits)
     free(buf);
 }
 
+Test(http1, leading_empty_lines_are_dropped)
+{
+    /* A reader that drops what tt_http_head_drop_lead allows keeps no more
+     * of them than one read brought, however many come, and gets the same
+     * head. */
+    static const char req[] = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+    size_t lead = 30000, len = lead + strlen(req);
+    char *in = malloc(len);
+    for (size_t i = 0; i < lead; i++)
+        in[i] = i % 2 ? '\n' : '\r';
+    memcpy(in + lead, req, strlen(req));
+    tt_http_head h;
+    tt_http_head_init(&h, true);
+    size_t start = 0, end = 0, most = 0;
+    const char *why = NULL;
+    int rc = 0;
+    while (rc == 0 && end < len) {
+        end = end + 7 < len ? end + 7 : len;
+        rc = tt_http_head_parse(&h, (const uint8_t *)in + start, end - start, &why);
+        if (rc == 0)
+            start += tt_http_head_drop_lead(&h);
+        if (end - start > most && end <= lead)
+            most = end - start;
+    }
+    cr_assert_eq(rc, 1, "%s", why ? why : "");
+    /* Dropped up to the read that brought the request line. */
+    cr_assert(start <= lead && start + 8 >= lead, "dropped %zu of %zu", start, lead);
+    cr_assert_leq(most, 8);
+    assert_str(h.target, "/x");
+    cr_assert_eq(h.head_len, len - start);
+    tt_http_head_free(&h);
+    free(in);
+}
+
 Test(http1, trickled_head_costs_linear_work)
 {
     /* A 32 KiB head (the most nginx takes, in lines of 8 KiB) fed one byte
