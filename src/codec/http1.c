@@ -442,6 +442,24 @@ int tt_http_head_parse(tt_http_head *h, const uint8_t *buf, size_t len, const ch
     return 0;
 }
 
+void tt_http_head_restart(tt_http_head *h, size_t body)
+{
+    /* The head's last byte (its final LF) ended the parse before it was
+     * counted in the buffer. */
+    size_t cap = h->buf_cap, fill = h->buf_fill + 1 + body;
+    bool large = h->bufs > 0, request = h->request;
+    tt_http_head_free(h);
+    tt_http_head_init(h, request);
+    if (fill < cap) {
+        /* nginx goes on in that buffer; a large one counts as one of its
+         * four. A full buffer (or a body past its end) means the next
+         * request was not in it: a fresh start. */
+        h->buf_cap = cap;
+        h->buf_fill = fill;
+        h->bufs = large ? 1 : 0;
+    }
+}
+
 size_t tt_http_head_drop_lead(tt_http_head *h)
 {
     if (h->rc != 0 || (h->state != S_LEAD && h->state != S_LEAD_CR))

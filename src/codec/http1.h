@@ -151,6 +151,15 @@ void tt_http_head_free(tt_http_head *h);
  * depend on how the bytes were split. */
 int tt_http_head_parse(tt_http_head *h, const uint8_t *buf, size_t len, const char **why);
 
+/* Starts H, a complete request head, again for the next request on the
+ * same connection, whose first byte came BODY bytes after H's head and was
+ * already read with it (a pipelined request). nginx parses such a request
+ * on in the buffer where the previous head ended, with the large buffers
+ * that remain, so its limits differ from a fresh connection's; H keeps
+ * them. (A request whose bytes came later starts as on a new connection:
+ * tt_http_head_free and tt_http_head_init.) */
+void tt_http_head_restart(tt_http_head *h, size_t body);
+
 /* While H has seen only empty lines before a request line: how many of its
  * first bytes the caller may drop (they are done with), after which it
  * calls again with the head starting that much later. nginx starts its

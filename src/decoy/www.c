@@ -928,10 +928,17 @@ static void pump_input(www *w)
         }
         off += w->req.head_len;
         w->head_deadline = 0; /* the next head's starts with its first byte */
+        size_t head_end = off;
         handle(w, &w->req, &off);
-        /* The answer keeps copies of what it needs from the head. */
-        tt_http_head_free(&w->req);
-        w->req_started = false;
+        /* The answer keeps copies of what it needs from the head. A
+         * request already read behind this one (and its whole body) is
+         * parsed on where nginx would parse it: in the same buffer. */
+        if (w->body == BODY_NONE && off < w->in_len) {
+            tt_http_head_restart(&w->req, off - head_end);
+        } else {
+            tt_http_head_free(&w->req);
+            w->req_started = false;
+        }
     }
     if (w->ending)
         return;

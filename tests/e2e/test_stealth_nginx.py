@@ -299,6 +299,10 @@ def shaped_head(req, line=0, count=0):
     return out + b"Connection: close\r\n\r\n"
 
 
+# A request line of 1000 bytes, Host, four field lines of 8190 bytes.
+PIPELINED = shaped_head(1000, 8190, 4).replace(b"Connection: close\r\n", b"")
+
+
 # Heads that nginx 1.22 serves or refuses by its header buffers
 # (client_header_buffer_size 1k, large_client_header_buffers 4 8k): a line,
 # CRLF included, fits 8192 bytes; lines pack whole into the 1k buffer and
@@ -335,6 +339,10 @@ LARGE_HEAD_CASES = [
     ("1001 fields", shaped_head(40, 10, 999), b"400"),
     ("20000 empty lines first", b"\r\n" * 10000 + shaped_head(40), True),
     ("3 MiB of empty lines first", b"\r\n" * (3 << 19) + shaped_head(40), True),
+    # Behind a request in the same read, nginx parses on in the buffer where
+    # that one ended: this head fits a fresh connection's buffers, not these.
+    ("pipelined behind a small request", GET + PIPELINED, True),
+    ("the same, alone", PIPELINED, True),
 ]
 
 

@@ -432,6 +432,36 @@ Test(http1, leading_empty_lines_are_dropped)
     free(in);
 }
 
+Test(http1, pipelined_request_goes_on_in_the_same_buffer)
+{
+    /* A request line of 1000 bytes, Host, four field lines of 8190 bytes:
+     * from a fresh 1 KiB buffer it fits (as nginx serves it), but behind a
+     * 27-byte request in the same buffer its Host line spills into a large
+     * buffer and the four long lines need a fifth (nginx answers 494). */
+    static const char first[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t len = 0;
+    char *in = shaped_request(1000, 8190, 4, &len);
+    /* No "Connection: close" line: the shape is the nginx-measured one. */
+    len -= 21;
+    memcpy(in + len, "\r\n", 2);
+    len += 2;
+    tt_http_head h;
+    const char *why = NULL;
+    cr_assert_eq(tt_http_parse_request((const uint8_t *)first, strlen(first), &h, &why), 1);
+    tt_http_head_restart(&h, 0);
+    cr_assert_eq(tt_http_head_parse(&h, (const uint8_t *)in, len, &why), -EINVAL);
+    cr_assert_eq(h.status, TT_HTTP_STATUS_HEADER_TOO_LARGE);
+    tt_http_head_free(&h);
+    cr_assert_eq(tt_http_parse_request((const uint8_t *)in, len, &h, &why), 1, "%s", why);
+    tt_http_head_free(&h);
+    /* A body that reaches the buffer's end: the next request starts fresh. */
+    cr_assert_eq(tt_http_parse_request((const uint8_t *)first, strlen(first), &h, &why), 1);
+    tt_http_head_restart(&h, TT_HTTP_FIRST_BUF);
+    cr_assert_eq(tt_http_head_parse(&h, (const uint8_t *)in, len, &why), 1, "%s", why);
+    tt_http_head_free(&h);
+    free(in);
+}
+
 Test(http1, trickled_head_costs_linear_work)
 {
     /* A 32 KiB head (the most nginx takes, in lines of 8 KiB) fed one byte
