@@ -61,12 +61,11 @@ static void decode_key(tt_http_str key, uint8_t out[TT_WS_KEY_LEN])
     CHECK(key.p[22] == '=' && key.p[23] == '=');
 }
 
-static void server_side(const uint8_t *in, size_t len)
+/* The checks on a request head parsed from IN (LEN bytes); H is a copy
+ * that shares its fields. */
+static void server_checks(tt_http_head h, const uint8_t *in, size_t len)
 {
-    tt_http_head h;
     const char *why = NULL;
-    if (tt_http_parse_request(in, len, &h, &why) != 1)
-        return;
     tt_ws_upgrade up;
     int rc = tt_ws_server_check(&h, "/ws", &up, &why);
     CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL);
@@ -100,12 +99,19 @@ static void server_side(const uint8_t *in, size_t len)
                                 1u << 30, nonce, &made, &why) != 0);
 }
 
-static void client_side(const uint8_t *in, size_t len)
+static void server_side(const uint8_t *in, size_t len)
 {
     tt_http_head h;
     const char *why = NULL;
-    if (tt_http_parse_response(in, len, &h, &why) != 1)
-        return;
+    if (tt_http_parse_request(in, len, &h, &why) == 1)
+        server_checks(h, in, len);
+    tt_http_head_free(&h);
+}
+
+/* The checks on a parsed response head (a copy that shares its fields). */
+static void client_checks(tt_http_head h)
+{
+    const char *why = NULL;
     int rc = tt_ws_client_check(&h, client_key, &why);
     CHECK(rc == 0 || rc == -EPROTO);
     if (rc != 0) {
@@ -113,10 +119,20 @@ static void client_side(const uint8_t *in, size_t len)
         return;
     }
     CHECK(h.status == 101 && h.minor == 1);
-    const tt_http_header *a = tt_http_find(&h, "Sec-WebSocket-Accept");
-    CHECK(a != NULL && tt_http_count(&h, "Sec-WebSocket-Accept") == 1);
-    CHECK(a->value.len == TT_WS_ACCEPT_LEN &&
-          memcmp(a->value.p, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", TT_WS_ACCEPT_LEN) == 0);
+    tt_http_header a;
+    CHECK(tt_http_find(&h, "Sec-WebSocket-Accept", &a) &&
+          tt_http_count(&h, "Sec-WebSocket-Accept") == 1);
+    CHECK(a.value.len == TT_WS_ACCEPT_LEN &&
+          memcmp(a.value.p, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", TT_WS_ACCEPT_LEN) == 0);
+}
+
+static void client_side(const uint8_t *in, size_t len)
+{
+    tt_http_head h;
+    const char *why = NULL;
+    if (tt_http_parse_response(in, len, &h, &why) == 1)
+        client_checks(h);
+    tt_http_head_free(&h);
 }
 
 static void token_text(const uint8_t *in, size_t len)

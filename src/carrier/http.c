@@ -555,9 +555,12 @@ static void post_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
             tt_http_head h;
             const char *why = NULL;
             int rc = tt_http_parse_response(p->head, p->have, &h, &why);
-            if (rc == 0)
+            if (rc == 0) {
+                tt_http_head_free(&h);
                 return;
+            }
             if (rc < 0 || h.status != 200) {
+                tt_http_head_free(&h);
                 char msg[120];
                 snprintf(msg, sizeof msg, "a POST was answered %s %d", rc < 0 ? why : "HTTP",
                          h.status);
@@ -579,6 +582,7 @@ static void post_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
             if (!p->chunked && tt_http_content_length(&h, &cl, &why) != 1)
                 p->close_after = true;
             p->body_left = cl;
+            tt_http_head_free(&h);
             tt_http_chunked_init(&p->ck);
             p->in_body = true;
         }
@@ -910,19 +914,23 @@ static void get_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     tt_http_head h;
     const char *why = NULL;
     int rc = tt_http_parse_response(t->dhead, t->dhave, &h, &why);
+    int status = h.status;
+    size_t head_len = h.head_len;
+    bool bad = rc == 1 && tt_hts_down_check(&h, &t->chunked, &why) != 0;
+    tt_http_head_free(&h);
     if (rc == 0)
         return;
     if (rc < 0) {
         fail(t, UV_EPROTO, why);
         return;
     }
-    if (tt_hts_down_check(&h, &t->chunked, &why) != 0) {
+    if (bad) {
         char msg[240];
-        snprintf(msg, sizeof msg, "HTTP %d: %s", h.status, why);
+        snprintf(msg, sizeof msg, "HTTP %d: %s", status, why);
         fail(t, UV_EPROTO, msg);
         return;
     }
-    size_t head_in_data = h.head_len - (t->dhave - take);
+    size_t head_in_data = head_len - (t->dhave - take);
     free(t->dhead);
     t->dhead = NULL;
     uv_timer_stop(&t->timer);

@@ -63,6 +63,8 @@ struct sconn {
     uv_timer_t timer;
     uint8_t *buf; /* the head being read; then bytes kept while not read */
     size_t have;
+    tt_http_head head; /* the head being read, parsed as it comes (S_HEAD) */
+    bool head_live;    /* HEAD holds a parse under way */
     uint64_t deadline;
     enum sstate state;
     tt_http_stun *t; /* S_BODY, S_PARKED */
@@ -128,6 +130,8 @@ void tt_http_server_forget(tt_http_carrier *c)
 static void sconn_timer_closed(uv_handle_t *h)
 {
     sconn *s = h->data;
+    if (s->head_live)
+        tt_http_head_free(&s->head);
     free(s->buf);
     free(s);
 }
@@ -732,20 +736,36 @@ static void take_post(sconn *s, const tt_http_head *h, const tt_hts_token *tok)
         kick_resume(t);
 }
 
+static void on_head(sconn *s, const tt_http_head *h);
+
+/* Parses on with the bytes that came since the last call, so a head sent a
+ * byte at a time costs each byte once. A decided head is taken out of S
+ * before it is acted on: acting on it may start the next request's parse. */
 static void on_request(sconn *s)
 {
-    tt_http_head h;
     const char *why = NULL;
-    int rc = tt_http_parse_request(s->buf, s->have, &h, &why);
+    if (!s->head_live) {
+        tt_http_head_init(&s->head, true);
+        s->head_live = true;
+    }
+    int rc = tt_http_head_parse(&s->head, s->buf, s->have, &why);
     if (rc == 0)
         return;
-    if (rc < 0) {
+    tt_http_head h = s->head;
+    s->head_live = false;
+    if (rc < 0)
         to_web(s, why);
-        return;
-    }
+    else
+        on_head(s, &h);
+    tt_http_head_free(&h);
+}
+
+static void on_head(sconn *s, const tt_http_head *h)
+{
+    const char *why = NULL;
     tt_http_str cookies[TT_HTS_COOKIES_MAX];
     size_t n = 0;
-    int kind = tt_hts_server_check(&h, s->c->w.cfg.url.path, cookies, &n);
+    int kind = tt_hts_server_check(h, s->c->w.cfg.url.path, cookies, &n);
     if (kind == 0) {
         to_web(s, "not the tunnel's path or method");
         return;
@@ -757,9 +777,9 @@ static void on_request(sconn *s)
         return;
     }
     if (kind == TT_HTS_GET)
-        open_tunnel(s, &h, &tok);
+        open_tunnel(s, h, &tok);
     else
-        take_post(s, &h, &tok);
+        take_post(s, h, &tok);
 }
 
 static void sconn_process(sconn *s)

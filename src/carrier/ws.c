@@ -86,6 +86,7 @@ struct tt_carrier_dial {
     uint8_t key[TT_WS_KEY_LEN];
     uint8_t *buf; /* the answer's head */
     size_t have;
+    tt_http_head resp; /* its parse so far */
     bool cancelled;
     tt_carrier_dial_cb cb;
     void *ud;
@@ -94,6 +95,7 @@ struct tt_carrier_dial {
 static void dial_timer_closed(uv_handle_t *h)
 {
     tt_carrier_dial *d = h->data;
+    tt_http_head_free(&d->resp);
     free(d->buf);
     free(d);
 }
@@ -120,27 +122,27 @@ static void dial_fail(tt_carrier_dial *d, int status, const char *why)
 static void up_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 {
     tt_carrier_dial *d = ud;
-    size_t room = TT_HTTP_HEAD_MAX - d->have;
+    size_t room = TT_HTTP_RESPONSE_MAX - d->have;
     size_t take = len < room ? len : room;
     memcpy(d->buf + d->have, data, take);
     d->have += take;
-    tt_http_head h;
+    tt_http_head *h = &d->resp;
     const char *why = NULL;
-    int rc = tt_http_parse_response(d->buf, d->have, &h, &why);
+    int rc = tt_http_head_parse(h, d->buf, d->have, &why);
     if (rc == 0)
         return;
     if (rc < 0) {
         dial_fail(d, UV_EPROTO, why);
         return;
     }
-    if (tt_ws_client_check(&h, d->key, &why) != 0) {
+    if (tt_ws_client_check(h, d->key, &why) != 0) {
         char msg[200];
-        snprintf(msg, sizeof msg, "the upgrade was refused (HTTP %d: %s)", h.status, why);
+        snprintf(msg, sizeof msg, "the upgrade was refused (HTTP %d: %s)", h->status, why);
         dial_fail(d, UV_EPROTO, msg);
         return;
     }
     /* The bytes after the head are the server's first frames. */
-    size_t head_in_data = h.head_len - (d->have - take);
+    size_t head_in_data = h->head_len - (d->have - take);
     tt_link_read_stop(l);
     d->link = NULL;
     tt_link *ws = tt_ws_link_new(l, true, data + head_in_data, len - head_in_data, NULL);
@@ -213,7 +215,8 @@ static void on_connected(void *ud, int status, tt_link *link, const char *why)
     char req[2048];
     size_t n = tt_ws_client_request(req, sizeof req, c->host_header, c->origin, c->w.cfg.url.path,
                                     d->key, c->w.has_key ? cookie : NULL);
-    d->buf = malloc(TT_HTTP_HEAD_MAX);
+    d->buf = malloc(TT_HTTP_RESPONSE_MAX);
+    tt_http_head_init(&d->resp, false);
     if (n == 0 || d->buf == NULL) {
         dial_fail(d, UV_ENOMEM, "cannot build the upgrade request");
         return;
@@ -270,8 +273,10 @@ typedef struct up {
     tt_child child; /* in c->w.children until the upgrade ends */
     tt_link *link;
     uv_timer_t timer;
-    uint8_t *buf;
-    size_t have;
+    uint8_t *buf; /* the request so far, grown as it comes */
+    size_t have, cap;
+    bool got;          /* bytes came (empty lines may have been dropped) */
+    tt_http_head req;  /* its parse so far */
     uint64_t deadline; /* the head's, from the accept */
     char peer[64];
 } up;
@@ -279,6 +284,7 @@ typedef struct up {
 static void up_timer_closed(uv_handle_t *h)
 {
     up *u = h->data;
+    tt_http_head_free(&u->req);
     free(u->buf);
     free(u);
 }
@@ -349,31 +355,42 @@ static const char *check_token(wsc *c, const tt_ws_upgrade *upg)
 static void srv_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 {
     up *u = ud;
-    size_t room = TT_HTTP_HEAD_MAX - u->have;
-    if (len > room) {
-        /* More than a head's worth: whatever it is, it goes to the site. */
-        uint8_t *b = realloc(u->buf, u->have + len);
+    if (len > u->cap - u->have) {
+        /* The buffer grows with the head (nginx's buffers are 1 KiB, then
+         * up to four of 8 KiB), not to its largest size at once. */
+        size_t cap = u->cap * 2;
+        while (cap < u->have + len)
+            cap *= 2;
+        uint8_t *b = realloc(u->buf, cap);
         if (b == NULL) {
             tt_link_close(l, NULL, NULL);
             up_end(u);
             return;
         }
         u->buf = b;
+        u->cap = cap;
     }
     memcpy(u->buf + u->have, data, len);
     u->have += len;
-    tt_http_head h;
+    u->got = u->got || len > 0;
+    tt_http_head *h = &u->req;
     const char *why = NULL;
-    int rc = tt_http_parse_request(u->buf, u->have, &h, &why);
-    if (rc == 0)
+    int rc = tt_http_head_parse(h, u->buf, u->have, &why);
+    if (rc == 0) {
+        /* Empty lines before the request line are done with (nginx takes
+         * any number of them): the buffer holds at most a head. */
+        size_t drop = tt_http_head_drop_lead(h);
+        memmove(u->buf, u->buf + drop, u->have - drop);
+        u->have -= drop;
         return;
+    }
     if (rc < 0) {
         to_web(u, why);
         return;
     }
     tt_ws_upgrade upg;
     wsc *c = u->c;
-    rc = tt_ws_server_check(&h, c->w.cfg.url.path, &upg, &why);
+    rc = tt_ws_server_check(h, c->w.cfg.url.path, &upg, &why);
     if (rc != 0) {
         to_web(u, why);
         return;
@@ -392,7 +409,7 @@ static void srv_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         up_end(u);
         return;
     }
-    tt_link *ws = tt_ws_link_new(l, false, u->buf + h.head_len, u->have - h.head_len, NULL);
+    tt_link *ws = tt_ws_link_new(l, false, u->buf + h->head_len, u->have - h->head_len, NULL);
     up_end(u);
     if (ws != NULL) {
         tt_tcp_link_trust(ws); /* never shed when descriptors run short */
@@ -434,7 +451,7 @@ static void on_srv_timeout(uv_timer_t *t)
      * without an answer; over TLS with close_notify after silence, without
      * one in the middle of a head. */
     tt_debug("c%llu %s: no request in time", (unsigned long long)u->link->id, u->peer);
-    if (u->have > 0)
+    if (u->got)
         tt_tls_link_close_quietly(u->link);
     tt_link_close(u->link, NULL, NULL);
     up_end(u);
@@ -452,7 +469,7 @@ static void on_conn(tt_webbase *w, tt_link *link, uint64_t deadline)
 {
     wsc *c = (wsc *)w;
     up *u = calloc(1, sizeof *u);
-    uint8_t *buf = malloc(TT_HTTP_HEAD_MAX);
+    uint8_t *buf = malloc(TT_HTTP_FIRST_BUF);
     if (u == NULL || buf == NULL) {
         free(u);
         free(buf);
@@ -462,6 +479,8 @@ static void on_conn(tt_webbase *w, tt_link *link, uint64_t deadline)
     u->c = c;
     u->link = link;
     u->buf = buf;
+    u->cap = TT_HTTP_FIRST_BUF;
+    tt_http_head_init(&u->req, true);
     u->deadline = deadline;
     tt_link_peer(link, u->peer, sizeof u->peer);
     tt_child_add(&w->children, &u->child, up_close, u);

@@ -220,8 +220,8 @@ int tt_hts_down_check(const tt_http_head *resp, bool *chunked, const char **why)
         *why = "the server refused the stream";
         return -EPROTO;
     }
-    const tt_http_header *ce = tt_http_find(resp, "Content-Encoding");
-    if (ce != NULL && !tt_http_str_ieq(ce->value, "identity")) {
+    tt_http_header ce;
+    if (tt_http_find(resp, "Content-Encoding", &ce) && !tt_http_str_ieq(ce.value, "identity")) {
         *why = "the stream arrived compressed (Content-Encoding); turn compression off for the "
                "path on the front end";
         return -EPROTO;
@@ -231,7 +231,7 @@ int tt_hts_down_check(const tt_http_head *resp, bool *chunked, const char **why)
         *why = "the stream arrived with a transfer coding other than chunked";
         return -EPROTO;
     }
-    if (te == TT_HTTP_TE_NONE && tt_http_find(resp, "Content-Length") != NULL) {
+    if (te == TT_HTTP_TE_NONE && tt_http_find(resp, "Content-Length", NULL)) {
         *why = "the stream arrived with a Content-Length (a front end buffered it)";
         return -EPROTO;
     }

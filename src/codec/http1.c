@@ -1,18 +1,20 @@
 /* HTTP/1.1 head parser, body framing, dates and the text helpers of
  * answers.
  *
- * The parser works on complete lines: it finds each line end with memchr,
- * checks the line, and goes on, so one call is linear in the bytes given. A
- * caller that calls again after every read rescans what it had, which costs
- * at most TT_HTTP_HEAD_MAX bytes per read. The last, incomplete line is
- * checked as a prefix with the same code, so an invalid byte is reported as
- * soon as it arrives, with the same phrase as when the line is whole: the
- * outcome never depends on how the input was split. */
+ * The parser is a byte-at-a-time state machine that keeps its place in the
+ * tt_http_head between calls: each byte is checked once, when it first
+ * arrives, so a caller that calls again after every read with the whole
+ * head so far costs only the new bytes, and an invalid byte is reported as
+ * soon as it arrives, with the same phrase whatever the split of the input.
+ * Positions are kept as offsets from the head's start, since the caller's
+ * buffer may move between calls. Beside the checks it replays nginx's
+ * header buffers (see http1.h) to refuse a head exactly where nginx does. */
 #include "codec/http1.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -57,28 +59,7 @@ static uint8_t lower(uint8_t c)
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
 }
 
-/* --- line scanning ---------------------------------------------------- */
-
-/* Finds the line starting at S. Returns 1 when an LF comes before LIM, with
- * *END at the end of its content (before the LF, and before a CR right
- * before it) and *NEXT after the LF; else 0, with *END at LIM, or at LIM - 1
- * when the last byte is a CR that may start a CRLF. *CR is the position of
- * the first CR inside the content, or END when there is none. */
-static int scan_line(const uint8_t *buf, size_t s, size_t lim, size_t *end, size_t *next,
-                     size_t *cr)
-{
-    /* BUF may be NULL when LIM is 0: memchr must not see it then. */
-    const uint8_t *lf = lim > s ? memchr(buf + s, '\n', lim - s) : NULL;
-    size_t e = lf != NULL ? (size_t)(lf - buf) : lim;
-    if (lf != NULL)
-        *next = e + 1;
-    if (e > s && buf[e - 1] == '\r')
-        e--;
-    *end = e;
-    const uint8_t *c = e > s ? memchr(buf + s, '\r', e - s) : NULL;
-    *cr = c != NULL ? (size_t)(c - buf) : e;
-    return lf != NULL;
-}
+/* --- the head parser ----------------------------------------------------- */
 
 /* Checks "HTTP/D.D" at P (N bytes, COMPLETE or a prefix). Returns 0 (and
  * *MINOR for a complete 1.0 or 1.1), 1 for a well-formed version other than
@@ -116,256 +97,396 @@ static bool origin_or_absolute(tt_http_str t)
     return i > 0 && t.len - i >= 3 && memcmp(t.p + i, "://", 3) == 0;
 }
 
-/* Checks the request line P (N bytes; COMPLETE, or a prefix of one) and
- * fills H's method, target and minor version when complete. */
-static int check_request_line(const uint8_t *p, size_t n, bool complete, tt_http_head *h,
-                              const char **why)
-{
-    size_t i = 0;
-    while (i < n && is_method_char(p[i]))
-        i++;
-    if (i == n && !complete)
-        return 0;
-    if (i == 0 || i == n || p[i] != ' ') {
-        *why = "bad method in request line";
-        goto bad;
-    }
-    h->method = (tt_http_str){(const char *)p, i};
-
-    size_t t = ++i;
-    while (i < n && is_target_char(p[i]))
-        i++;
-    if (i == n && !complete)
-        return 0;
-    if (i == t || i == n || p[i] != ' ') {
-        *why = "bad request target";
-        goto bad;
-    }
-    h->target = (tt_http_str){(const char *)p + t, i - t};
-
-    i++;
-    int rc = check_version(p + i, n - i, complete, &h->minor);
-    if (rc < 0) {
-        *why = "bad HTTP version in request line";
-        goto bad;
-    }
-    if (rc == 1) {
-        *why = "unsupported HTTP version";
-        /* nginx refuses a target that is neither a path nor an absolute URI
-         * before it looks at the version ("PRI * HTTP/2.0" gets a 400). */
-        h->status = origin_or_absolute(h->target) ? 505 : 400;
-        return -EINVAL;
-    }
-    return 0;
-bad:
-    h->status = 400;
-    return -EINVAL;
-}
-
-/* Checks the status line P (N bytes; COMPLETE or a prefix) and fills H's
- * status, reason and minor version when complete. */
-static int check_status_line(const uint8_t *p, size_t n, bool complete, tt_http_head *h,
-                             const char **why)
-{
-    size_t vn = n < 8 ? n : 8;
-    int minor = 0;
-    int rc = check_version(p, vn, complete || n >= 8, &minor);
-    if (rc != 0) {
-        *why = rc < 0 ? "bad HTTP version in status line" : "unsupported HTTP version";
-        return -EINVAL;
-    }
-    if (n > 8 && p[8] != ' ') {
-        *why = "bad status line";
-        return -EINVAL;
-    }
-    int status = 0;
-    for (size_t i = 9; i < 12 && i < n; i++) {
-        if (p[i] < '0' || p[i] > '9') {
-            *why = "bad status code";
-            return -EINVAL;
-        }
-        status = status * 10 + (p[i] - '0');
-    }
-    if (n > 12 && p[12] != ' ') {
-        *why = "bad status code";
-        return -EINVAL;
-    }
-    for (size_t i = 13; i < n; i++) {
-        if (!is_value_char(p[i])) {
-            *why = "bad reason phrase";
-            return -EINVAL;
-        }
-    }
-    if (!complete)
-        return 0;
-    if (n < 12 || status < 100 || status > 599) {
-        *why = "bad status code";
-        return -EINVAL;
-    }
-    h->minor = minor;
-    h->status = status;
-    h->reason = n > 13 ? (tt_http_str){(const char *)p + 13, n - 13} : (tt_http_str){"", 0};
-    return 0;
-}
-
-/* Checks the field line P (N bytes; COMPLETE or a prefix) and appends it to
- * H when complete. */
-static int check_field_line(const uint8_t *p, size_t n, bool complete, tt_http_head *h,
-                            const char **why)
-{
-    if (n > 0 && is_ows(p[0])) {
-        *why = "folded or indented header line";
-        return -EINVAL;
-    }
-    size_t i = 0;
-    while (i < n && is_tchar(p[i]))
-        i++;
-    if (i == n && !complete)
-        return 0;
-    if (i == n || p[i] != ':') {
-        *why =
-            (i < n && is_ows(p[i])) ? "whitespace before colon in header" : "bad header field name";
-        return -EINVAL;
-    }
-    if (i == 0) {
-        *why = "empty header field name";
-        return -EINVAL;
-    }
-    size_t name_len = i++;
-    for (size_t k = i; k < n; k++) {
-        if (!is_value_char(p[k])) {
-            *why = "bad byte in header field value";
-            return -EINVAL;
-        }
-    }
-    if (!complete)
-        return 0;
-    if (h->nheaders == TT_HTTP_HEADERS_MAX) {
-        *why = "too many header fields";
-        h->status = TT_HTTP_STATUS_HEADER_TOO_LARGE;
-        return -EINVAL;
-    }
-    size_t vs = i, ve = n;
-    while (vs < ve && is_ows(p[vs]))
-        vs++;
-    while (ve > vs && is_ows(p[ve - 1]))
-        ve--;
-    tt_http_header *f = &h->headers[h->nheaders++];
-    f->name = (tt_http_str){(const char *)p, name_len};
-    f->value = (tt_http_str){(const char *)p + vs, ve - vs};
-    return 0;
-}
-
-enum line_kind {
-    LINE_REQUEST,
-    LINE_STATUS,
-    LINE_FIELD,
+enum {
+    S_LEAD,    /* empty lines before a request line */
+    S_LEAD_CR, /* a CR there */
+    S_METHOD,  /* request line: the method */
+    S_TARGET,  /* request line: the target */
+    S_VERSION, /* request line: the version */
+    S_STATUS,  /* the status line of a response */
+    S_FSTART,  /* the first byte of a field line or of the final empty line */
+    S_NAME,    /* a field name */
+    S_VALUE,   /* a field value */
+    S_END_CR,  /* a CR first in a line: the final empty line's */
 };
 
-/* Finds and checks the line of KIND at OFF. Returns 1 (complete, *END and
- * *NEXT set), 0 (a valid prefix so far) or -EINVAL. A bare CR is reported
- * only after the bytes before it are checked as a prefix, so that the first
- * bad byte decides the error, whatever the split of the input. */
-static int take_line(const uint8_t *buf, size_t off, size_t lim, enum line_kind kind,
-                     tt_http_head *h, size_t *end, size_t *next, const char **why)
-{
-    size_t cr;
-    bool complete = scan_line(buf, off, lim, end, next, &cr) == 1;
-    size_t n = cr - off;
-    bool whole = complete && cr == *end;
-    int rc;
-    if (kind == LINE_REQUEST)
-        rc = check_request_line(buf + off, n, whole, h, why);
-    else if (kind == LINE_STATUS)
-        rc = check_status_line(buf + off, n, whole, h, why);
-    else
-        rc = check_field_line(buf + off, n, whole, h, why);
-    if (rc < 0)
-        return rc;
-    if (cr != *end) {
-        *why = "bare CR in HTTP head";
-        h->status = 400;
-        return -EINVAL;
-    }
-    return complete;
-}
-
-static int parse_head(const uint8_t *buf, size_t len, bool request, tt_http_head *h,
-                      const char **why)
+void tt_http_head_init(tt_http_head *h, bool request)
 {
     memset(h, 0, sizeof *h);
+    h->request = request;
     h->status = request ? 400 : 0;
-    size_t lim = len < TT_HTTP_HEAD_MAX ? len : TT_HTTP_HEAD_MAX;
-    size_t off = 0, end = 0, next = 0;
-    int rc;
+    h->state = request ? S_LEAD : S_STATUS;
+    h->fields_cap = TT_HTTP_FIELDS_INLINE;
+    h->buf_cap = TT_HTTP_FIRST_BUF;
+}
 
-    if (request) {
-        /* Empty lines before the request line. */
-        while (off < lim) {
-            if (buf[off] == '\n') {
-                off++;
-            } else if (buf[off] == '\r' && off + 1 < lim && buf[off + 1] == '\n') {
-                off += 2;
-            } else if (buf[off] == '\r' && off + 1 < lim) {
-                *why = "bare CR in HTTP head";
-                return -EINVAL;
-            } else {
+void tt_http_head_free(tt_http_head *h)
+{
+    free(h->fields);
+    h->fields = NULL;
+    h->fields_cap = TT_HTTP_FIELDS_INLINE;
+    h->nheaders = 0;
+}
+
+static bool in_request_line(int state)
+{
+    return state == S_METHOD || state == S_TARGET || state == S_VERSION;
+}
+
+/* Whether nginx takes C in a field name (else it ignores the line, which
+ * then does not count towards its limit on lines). */
+static bool is_nginx_name_char(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+}
+
+/* A refusal: *WHY and the status a server answers with (requests) or 0. */
+static int refuse(tt_http_head *h, int status, const char *why)
+{
+    h->status = h->request ? status : 0;
+    h->why = why;
+    h->rc = -EINVAL;
+    return -EINVAL;
+}
+
+/* The request line P[0..N) ended: its last checks. */
+static int end_request_line(tt_http_head *h, const uint8_t *buf, size_t n)
+{
+    const uint8_t *p = buf + h->line;
+    if (h->state == S_METHOD)
+        return refuse(h, 400, "bad method in request line");
+    if (h->state == S_TARGET)
+        return refuse(h, 400, "bad request target");
+    size_t v = h->mark2 + 1 - h->line;
+    int minor = 0;
+    int rc = check_version(p + v, n - v, true, &minor);
+    if (rc < 0)
+        return refuse(h, 400, "bad HTTP version in request line");
+    h->method_off = h->line;
+    h->method_len = h->mark1 - h->line;
+    h->target_off = h->mark1 + 1;
+    h->target_len = h->mark2 - h->mark1 - 1;
+    if (rc == 1) {
+        /* nginx refuses a target that is neither a path nor an absolute URI
+         * before it looks at the version ("PRI * HTTP/2.0" gets a 400). */
+        tt_http_str t = {(const char *)buf + h->target_off, h->target_len};
+        return refuse(h, origin_or_absolute(t) ? 505 : 400, "unsupported HTTP version");
+    }
+    h->minor = minor;
+    h->state = S_FSTART;
+    return 0;
+}
+
+/* The status line P[0..N) ended: its last checks. */
+static int end_status_line(tt_http_head *h, const uint8_t *buf, size_t n)
+{
+    const uint8_t *p = buf + h->line;
+    int minor = 0;
+    if (n < 8 || check_version(p, 8, true, &minor) != 0)
+        return refuse(h, 0, "bad HTTP version in status line");
+    int status = n >= 12 ? (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0') : 0;
+    if (n < 12 || status < 100 || status > 599)
+        return refuse(h, 0, "bad status code");
+    h->minor = minor;
+    h->reason_off = h->line + 13;
+    h->reason_len = n > 13 ? n - 13 : 0;
+    h->status = status;
+    h->state = S_FSTART;
+    return 0;
+}
+
+/* The field line at H->line ended. */
+static int end_field_line(tt_http_head *h)
+{
+    if (h->state == S_NAME)
+        return refuse(h, 400, "bad header field name");
+    if (h->request && h->name_ok && ++h->counted > TT_HTTP_FIELDS_MAX)
+        return refuse(h, TT_HTTP_STATUS_HEADER_TOO_LARGE, "too many header fields");
+    if (h->nheaders == h->fields_cap) {
+        size_t cap = h->fields_cap * 2;
+        tt_http_field *f = realloc(h->fields, cap * sizeof *f);
+        if (f == NULL)
+            return refuse(h, 500, "out of memory");
+        if (h->fields == NULL)
+            memcpy(f, h->inline_fields, sizeof h->inline_fields);
+        h->fields = f;
+        h->fields_cap = cap;
+    }
+    tt_http_field *f = &(h->fields ? h->fields : h->inline_fields)[h->nheaders++];
+    size_t vs = h->value_start ? h->value_start : h->mark1 + 1;
+    size_t ve = h->value_start ? h->value_end : vs;
+    /* A line is at most TT_HTTP_LINE_MAX (requests) or
+     * TT_HTTP_RESPONSE_MAX bytes, so these fit. */
+    f->name = (uint32_t)h->line;
+    f->name_len = (uint16_t)(h->mark1 - h->line);
+    f->value = (uint16_t)(vs - h->line);
+    f->value_len = (uint16_t)(ve - vs);
+    h->state = S_FSTART;
+    return 0;
+}
+
+/* The line at H->line ended; its content ends at END (before CR LF). */
+static int end_line(tt_http_head *h, const uint8_t *buf, size_t end)
+{
+    size_t n = end - h->line;
+    if (in_request_line(h->state))
+        return end_request_line(h, buf, n);
+    if (h->state == S_STATUS)
+        return end_status_line(h, buf, n);
+    return end_field_line(h);
+}
+
+/* Checks byte I of the start line or a field line (not CR or LF). */
+static int check_byte(tt_http_head *h, const uint8_t *buf, size_t i)
+{
+    uint8_t c = buf[i];
+    size_t k = i - h->line;
+    switch (h->state) {
+    case S_METHOD:
+        if (is_method_char(c))
+            return 0;
+        if (c != ' ' || k == 0)
+            return refuse(h, 400, "bad method in request line");
+        h->mark1 = i;
+        h->state = S_TARGET;
+        return 0;
+    case S_TARGET:
+        if (is_target_char(c))
+            return 0;
+        if (c != ' ' || i == h->mark1 + 1)
+            return refuse(h, 400, "bad request target");
+        h->mark2 = i;
+        h->state = S_VERSION;
+        return 0;
+    case S_VERSION: {
+        size_t v = i - h->mark2 - 1;
+        int minor;
+        if (v >= 8 || check_version(buf + h->mark2 + 1, v + 1, false, &minor) < 0)
+            return refuse(h, 400, "bad HTTP version in request line");
+        return 0;
+    }
+    case S_STATUS: {
+        int minor;
+        if (k < 8) {
+            if (check_version(buf + h->line, k + 1, k == 7, &minor) != 0)
+                return refuse(h, 0,
+                              check_version(buf + h->line, k + 1, false, &minor) < 0
+                                  ? "bad HTTP version in status line"
+                                  : "unsupported HTTP version");
+        } else if (k == 8) {
+            if (c != ' ')
+                return refuse(h, 0, "bad status line");
+        } else if (k < 12) {
+            if (c < '0' || c > '9')
+                return refuse(h, 0, "bad status code");
+        } else if (k == 12) {
+            if (c != ' ')
+                return refuse(h, 0, "bad status code");
+        } else if (!is_value_char(c)) {
+            return refuse(h, 0, "bad reason phrase");
+        }
+        return 0;
+    }
+    case S_NAME:
+        if (is_tchar(c)) {
+            h->name_ok = h->name_ok && is_nginx_name_char(c);
+            return 0;
+        }
+        if (c != ':')
+            return refuse(
+                h, 400, is_ows(c) ? "whitespace before colon in header" : "bad header field name");
+        if (k == 0)
+            return refuse(h, 400, "empty header field name");
+        h->mark1 = i;
+        h->value_start = 0;
+        h->state = S_VALUE;
+        return 0;
+    case S_VALUE:
+        if (!is_value_char(c))
+            return refuse(h, 400, "bad byte in header field value");
+        if (!is_ows(c)) {
+            if (h->value_start == 0)
+                h->value_start = i;
+            h->value_end = i + 1;
+        }
+        return 0;
+    default:
+        return refuse(h, 400, "bad HTTP head");
+    }
+}
+
+/* nginx's buffers after byte I was taken (requests): when the buffer in use
+ * is full and the head is not complete, the line in progress moves to a new
+ * large buffer, or the head is refused. */
+static int account(tt_http_head *h, size_t i)
+{
+    (void)i;
+    if (++h->buf_fill < h->buf_cap)
+        return 0;
+    if (h->state == S_LEAD || h->state == S_LEAD_CR) {
+        /* Only line ends so far: nginx starts the buffer over. */
+        h->buf_fill = 0;
+        return 0;
+    }
+    bool in_line = h->state != S_FSTART;
+    size_t partial = in_line ? h->buf_fill - h->buf_line : 0;
+    bool start = in_request_line(h->state);
+    if (in_line && partial >= TT_HTTP_LINE_MAX)
+        return start ? refuse(h, 414, "request line too long")
+                     : refuse(h, TT_HTTP_STATUS_HEADER_TOO_LARGE, "header line too long");
+    if (h->bufs == TT_HTTP_LARGE_BUFS)
+        return start ? refuse(h, 414, "request line too long")
+                     : refuse(h, TT_HTTP_STATUS_HEADER_TOO_LARGE, "request head too large");
+    h->bufs++;
+    h->buf_cap = TT_HTTP_LINE_MAX;
+    h->buf_fill = partial;
+    h->buf_line = 0;
+    return 0;
+}
+
+/* Sets the public pointers of a complete head into BUF. */
+static void publish(tt_http_head *h, const uint8_t *buf)
+{
+    const char *b = (const char *)buf;
+    if (h->request) {
+        h->method = (tt_http_str){b + h->method_off, h->method_len};
+        h->target = (tt_http_str){b + h->target_off, h->target_len};
+    } else {
+        h->reason =
+            h->reason_len ? (tt_http_str){b + h->reason_off, h->reason_len} : (tt_http_str){"", 0};
+    }
+}
+
+int tt_http_head_parse(tt_http_head *h, const uint8_t *buf, size_t len, const char **why)
+{
+    h->base = (const char *)buf;
+    if (h->rc == 1)
+        publish(h, buf);
+    if (h->rc != 0) {
+        *why = h->why;
+        return h->rc;
+    }
+    size_t i = h->pos;
+    int rc = 0;
+    for (; i < len && rc == 0; i++) {
+        uint8_t c = buf[i];
+        h->steps++;
+        if (h->cr) {
+            /* The byte after a CR: only an LF may follow it. */
+            h->cr = false;
+            if (c != '\n') {
+                rc = refuse(h, 400, "bare CR in HTTP head");
                 break;
             }
+            if (h->state == S_LEAD_CR) {
+                h->state = S_LEAD;
+            } else if (h->state == S_END_CR) {
+                h->head_len = i + 1;
+                h->rc = 1;
+                break;
+            } else {
+                rc = end_line(h, buf, i - 1);
+            }
+        } else if (h->state == S_LEAD) {
+            if (c == '\r') {
+                h->state = S_LEAD_CR;
+                h->cr = true;
+            } else if (c != '\n') {
+                h->state = S_METHOD;
+                h->line = i;
+                h->buf_line = h->buf_fill;
+                rc = check_byte(h, buf, i);
+            }
+        } else if (h->state == S_FSTART) {
+            h->line = i;
+            h->buf_line = h->buf_fill;
+            if (c == '\n') {
+                h->head_len = i + 1;
+                h->rc = 1;
+                break;
+            }
+            if (c == '\r') {
+                h->state = S_END_CR;
+                h->cr = true;
+            } else if (is_ows(c)) {
+                rc = refuse(h, 400, "folded or indented header line");
+            } else {
+                h->state = S_NAME;
+                h->name_ok = true;
+                rc = check_byte(h, buf, i);
+            }
+        } else if (c == '\r') {
+            h->cr = true;
+        } else if (c == '\n') {
+            rc = end_line(h, buf, i);
+        } else {
+            rc = check_byte(h, buf, i);
         }
-    }
-
-    /* The start line. */
-    rc = take_line(buf, off, lim, request ? LINE_REQUEST : LINE_STATUS, h, &end, &next, why);
-    if (rc < 0)
-        goto fail;
-    if (rc == 0) {
-        if (len < TT_HTTP_HEAD_MAX)
-            return 0;
-        *why = request ? "request line too long" : "response head too large";
-        h->status = request ? 414 : 0;
-        return -EINVAL;
-    }
-
-    /* Field lines up to the empty line. */
-    for (off = next;;) {
-        size_t cr;
-        if (scan_line(buf, off, lim, &end, &next, &cr) == 1 && end == off) {
-            h->head_len = next;
-            return 1;
-        }
-        rc = take_line(buf, off, lim, LINE_FIELD, h, &end, &next, why);
-        if (rc < 0)
-            goto fail;
-        if (rc == 0)
+        if (rc != 0)
             break;
-        off = next;
+        if (h->request) {
+            rc = account(h, i);
+        } else if (i + 1 >= TT_HTTP_RESPONSE_MAX) {
+            rc = refuse(h, 0, "response head too large");
+        }
     }
-    if (len < TT_HTTP_HEAD_MAX)
+    h->pos = i;
+    if (h->rc == 1) {
+        publish(h, buf);
+        return 1;
+    }
+    if (h->rc != 0) {
+        *why = h->why;
+        return h->rc;
+    }
+    return 0;
+}
+
+void tt_http_head_restart(tt_http_head *h, size_t body)
+{
+    /* The head's last byte (its final LF) ended the parse before it was
+     * counted in the buffer. */
+    size_t cap = h->buf_cap, fill = h->buf_fill + 1 + body;
+    bool large = h->bufs > 0, request = h->request;
+    tt_http_head_free(h);
+    tt_http_head_init(h, request);
+    if (fill < cap) {
+        /* nginx goes on in that buffer; a large one counts as one of its
+         * four. A full buffer (or a body past its end) means the next
+         * request was not in it: a fresh start. */
+        h->buf_cap = cap;
+        h->buf_fill = fill;
+        h->bufs = large ? 1 : 0;
+    }
+}
+
+size_t tt_http_head_drop_lead(tt_http_head *h)
+{
+    if (h->rc != 0 || (h->state != S_LEAD && h->state != S_LEAD_CR))
         return 0;
-    *why = request ? "request head too large" : "response head too large";
-    if (request)
-        h->status = TT_HTTP_STATUS_HEADER_TOO_LARGE;
-    return -EINVAL;
-fail:
-    /* Every error of a request is a plain 400 but those that set their own
-     * status (505, and 494 for too many fields); a response has none. */
-    if (!request)
-        h->status = 0;
-    return rc;
+    /* A CR waiting for its LF stays: the next byte is checked against it. */
+    size_t drop = h->state == S_LEAD_CR ? h->pos - 1 : h->pos;
+    h->pos -= drop;
+    return drop;
+}
+
+tt_http_header tt_http_header_at(const tt_http_head *h, size_t i)
+{
+    const tt_http_field *f = &(h->fields ? h->fields : h->inline_fields)[i];
+    const char *name = h->base + f->name;
+    return (tt_http_header){{name, f->name_len}, {name + f->value, f->value_len}};
 }
 
 int tt_http_parse_request(const uint8_t *buf, size_t len, tt_http_head *h, const char **why)
 {
-    return parse_head(buf, len, true, h, why);
+    tt_http_head_init(h, true);
+    return tt_http_head_parse(h, buf, len, why);
 }
 
 int tt_http_parse_response(const uint8_t *buf, size_t len, tt_http_head *h, const char **why)
 {
-    int rc = parse_head(buf, len, false, h, why);
-    if (rc < 0)
-        h->status = 0;
-    return rc;
+    tt_http_head_init(h, false);
+    return tt_http_head_parse(h, buf, len, why);
 }
 
 /* --- header helpers --------------------------------------------------- */
@@ -382,20 +503,24 @@ bool tt_http_str_ieq(tt_http_str s, const char *text)
     return true;
 }
 
-const tt_http_header *tt_http_find(const tt_http_head *h, const char *name)
+bool tt_http_find(const tt_http_head *h, const char *name, tt_http_header *out)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (tt_http_str_ieq(h->headers[i].name, name))
-            return &h->headers[i];
+        tt_http_header f = tt_http_header_at(h, i);
+        if (tt_http_str_ieq(f.name, name)) {
+            if (out != NULL)
+                *out = f;
+            return true;
+        }
     }
-    return NULL;
+    return false;
 }
 
 size_t tt_http_count(const tt_http_head *h, const char *name)
 {
     size_t n = 0;
     for (size_t i = 0; i < h->nheaders; i++)
-        n += tt_http_str_ieq(h->headers[i].name, name);
+        n += tt_http_str_ieq(tt_http_header_at(h, i).name, name);
     return n;
 }
 
@@ -421,8 +546,8 @@ bool tt_http_list_has(tt_http_str value, const char *token)
 bool tt_http_header_has(const tt_http_head *h, const char *name, const char *token)
 {
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (tt_http_str_ieq(h->headers[i].name, name) &&
-            tt_http_list_has(h->headers[i].value, token))
+        tt_http_header f = tt_http_header_at(h, i);
+        if (tt_http_str_ieq(f.name, name) && tt_http_list_has(f.value, token))
             return true;
     }
     return false;
@@ -431,14 +556,14 @@ bool tt_http_header_has(const tt_http_head *h, const char *name, const char *tok
 int tt_http_content_length(const tt_http_head *h, uint64_t *len, const char **why)
 {
     *len = 0;
-    const tt_http_header *f = tt_http_find(h, "Content-Length");
-    if (f == NULL)
+    tt_http_header f;
+    if (!tt_http_find(h, "Content-Length", &f))
         return 0;
     if (tt_http_count(h, "Content-Length") > 1) {
         *why = "duplicate Content-Length";
         return -EINVAL;
     }
-    tt_http_str v = f->value;
+    tt_http_str v = f.value;
     if (v.len == 0 || v.len > 16) {
         *why = v.len == 0 ? "empty Content-Length" : "Content-Length too large";
         return -EINVAL;
@@ -461,10 +586,10 @@ int tt_http_content_length(const tt_http_head *h, uint64_t *len, const char **wh
 
 enum tt_http_te tt_http_transfer_encoding(const tt_http_head *h)
 {
-    const tt_http_header *f = tt_http_find(h, "Transfer-Encoding");
-    if (f == NULL)
+    tt_http_header f;
+    if (!tt_http_find(h, "Transfer-Encoding", &f))
         return TT_HTTP_TE_NONE;
-    if (tt_http_count(h, "Transfer-Encoding") == 1 && tt_http_str_ieq(f->value, "chunked"))
+    if (tt_http_count(h, "Transfer-Encoding") == 1 && tt_http_str_ieq(f.value, "chunked"))
         return TT_HTTP_TE_CHUNKED;
     return TT_HTTP_TE_OTHER;
 }
@@ -492,8 +617,9 @@ size_t tt_http_cookies(const tt_http_head *h, tt_http_str *out, size_t max)
 {
     size_t n = 0;
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (tt_http_str_ieq(h->headers[i].name, "Cookie"))
-            add_cookies(h->headers[i].value, out, &n, max);
+        tt_http_header f = tt_http_header_at(h, i);
+        if (tt_http_str_ieq(f.name, "Cookie"))
+            add_cookies(f.value, out, &n, max);
     }
     return n;
 }
@@ -644,7 +770,7 @@ static int chunked_run(tt_http_chunked *c, const uint8_t *p, size_t len, size_t 
                 goto bad;
             } else {
                 c->state = CK_TRAILER_IN;
-                if (++c->trailer > TT_HTTP_HEAD_MAX) {
+                if (++c->trailer > TT_HTTP_LINE_MAX) {
                     *why = "trailers too large";
                     goto bad;
                 }
@@ -659,7 +785,7 @@ static int chunked_run(tt_http_chunked *c, const uint8_t *p, size_t len, size_t 
                 *why = "bad trailer line";
                 goto bad;
             }
-            if (++c->trailer > TT_HTTP_HEAD_MAX) {
+            if (++c->trailer > TT_HTTP_LINE_MAX) {
                 *why = "trailers too large";
                 goto bad;
             }
@@ -670,7 +796,7 @@ static int chunked_run(tt_http_chunked *c, const uint8_t *p, size_t len, size_t 
                 goto bad;
             }
             c->state = CK_TRAILER;
-            if (++c->trailer > TT_HTTP_HEAD_MAX) {
+            if (++c->trailer > TT_HTTP_LINE_MAX) {
                 *why = "trailers too large";
                 goto bad;
             }

@@ -190,13 +190,14 @@ int tt_ws_client_check(const tt_http_head *resp, const uint8_t key[TT_WS_KEY_LEN
         *why = "101 answer without Connection: upgrade";
         return -EPROTO;
     }
-    const tt_http_header *acc = tt_http_find(resp, "Sec-WebSocket-Accept");
-    if (acc == NULL || tt_http_count(resp, "Sec-WebSocket-Accept") != 1) {
+    tt_http_header acc;
+    if (!tt_http_find(resp, "Sec-WebSocket-Accept", &acc) ||
+        tt_http_count(resp, "Sec-WebSocket-Accept") != 1) {
         *why = "101 answer without exactly one Sec-WebSocket-Accept";
         return -EPROTO;
     }
-    if (tt_http_find(resp, "Sec-WebSocket-Extensions") != NULL ||
-        tt_http_find(resp, "Sec-WebSocket-Protocol") != NULL) {
+    if (tt_http_find(resp, "Sec-WebSocket-Extensions", NULL) ||
+        tt_http_find(resp, "Sec-WebSocket-Protocol", NULL)) {
         *why = "server chose a WebSocket extension or subprotocol that was not offered";
         return -EPROTO;
     }
@@ -206,7 +207,7 @@ int tt_ws_client_check(const tt_http_head *resp, const uint8_t key[TT_WS_KEY_LEN
         *why = "SHA-1 unavailable";
         return -EPROTO;
     }
-    tt_http_str got = acc->value;
+    tt_http_str got = acc.value;
     if (got.len != TT_WS_ACCEPT_LEN || memcmp(got.p, want, TT_WS_ACCEPT_LEN) != 0) {
         *why = "wrong Sec-WebSocket-Accept";
         return -EPROTO;
@@ -246,18 +247,19 @@ int tt_ws_server_check(const tt_http_head *req, const char *path, tt_ws_upgrade 
         *why = "upgrade without Connection: upgrade";
         return -EINVAL;
     }
-    const tt_http_header *ver = tt_http_find(req, "Sec-WebSocket-Version");
-    if (ver == NULL || tt_http_count(req, "Sec-WebSocket-Version") != 1 ||
-        !tt_http_str_ieq(ver->value, "13")) {
+    tt_http_header ver;
+    if (!tt_http_find(req, "Sec-WebSocket-Version", &ver) ||
+        tt_http_count(req, "Sec-WebSocket-Version") != 1 || !tt_http_str_ieq(ver.value, "13")) {
         *why = "not exactly one Sec-WebSocket-Version: 13";
         return -EINVAL;
     }
-    const tt_http_header *kf = tt_http_find(req, "Sec-WebSocket-Key");
-    if (kf == NULL || tt_http_count(req, "Sec-WebSocket-Key") != 1) {
+    tt_http_header kf;
+    if (!tt_http_find(req, "Sec-WebSocket-Key", &kf) ||
+        tt_http_count(req, "Sec-WebSocket-Key") != 1) {
         *why = "not exactly one Sec-WebSocket-Key";
         return -EINVAL;
     }
-    tt_http_str key = kf->value;
+    tt_http_str key = kf.value;
     uint8_t raw[TT_WS_KEY_LEN];
     if (b64_decode_exact(b64_std, true, key.p, key.len, raw, sizeof raw) < 0) {
         *why = "Sec-WebSocket-Key is not base64 of 16 bytes";

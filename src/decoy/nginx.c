@@ -184,7 +184,7 @@ static size_t page(char *out, size_t cap, int status, const char *server, int64_
 {
     const char *reason = tt_http_reason(status);
     if (reason == NULL || status < 300 || status == 304 || !tt_http_printable(server, 64) ||
-        (location != NULL && !tt_http_printable(location, TT_HTTP_HEAD_MAX)))
+        (location != NULL && !tt_http_printable(location, TT_HTTP_LINE_MAX)))
         return 0;
     char body[512];
     size_t blen = error_body(body, sizeof body, status, server);
@@ -420,7 +420,7 @@ int tt_http_map_path(tt_http_str target, char out[TT_HTTP_PATH_MAX], bool *is_di
      * and "%2e%2e" is "..", as in nginx, so no encoding slips a ".." past
      * the resolution. The decoded path is never longer than the target,
      * which is shorter than a head. */
-    char dec[TT_HTTP_HEAD_MAX];
+    char dec[TT_HTTP_LINE_MAX];
     size_t d = 0;
     if (n > sizeof dec)
         return 404;

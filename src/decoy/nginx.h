@@ -50,7 +50,7 @@ size_t tt_http_error_page(char *out, size_t cap, int status, const char *server,
                           bool keep_alive, bool head);
 
 /* As tt_http_error_page for nginx's "301 Moved Permanently" to LOCATION
- * (printable ASCII, at most TT_HTTP_HEAD_MAX bytes), as sent for a
+ * (printable ASCII, at most TT_HTTP_LINE_MAX bytes), as sent for a
  * directory asked for without its final slash. */
 size_t tt_http_redirect(char *out, size_t cap, const char *server, int64_t now,
                         const char *location, bool keep_alive, bool head);

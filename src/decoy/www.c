@@ -70,6 +70,10 @@ typedef struct www {
 
     uint8_t *in; /* input not used yet; NULL when empty */
     size_t in_len, in_cap;
+    /* The request head being read, from W->in: the parser keeps its place
+     * between reads, so each read costs only its own bytes. */
+    tt_http_head req;
+    bool req_started;
 
     body_kind body; /* the request body being dropped */
     uint64_t body_left;
@@ -144,6 +148,7 @@ static void release(www *w)
     if (--w->outstanding > 0)
         return;
     answer_free(w);
+    tt_http_head_free(&w->req);
     free(w->in);
     free(w->dir);
     free(w->server);
@@ -483,7 +488,7 @@ static void on_fstat(uv_fs_t *req)
             file_error(w, 403);
             return;
         }
-        char out[TT_HTTP_HEAD_MAX + 1024];
+        char out[TT_HTTP_LINE_MAX + 1024];
         size_t n = tt_http_redirect(out, sizeof out, w->server, time(NULL), w->location,
                                     w->keep_alive, w->head_only);
         if (n == 0) {
@@ -700,9 +705,10 @@ static int drop_body(www *w, const uint8_t *p, size_t len, size_t *used)
  * is none). Returns false when out of memory. */
 static bool copy_field(const tt_http_head *h, const char *name, char **out)
 {
-    const tt_http_header *f = tt_http_find(h, name);
-    *out = f ? strndup(f->value.p, f->value.len) : NULL;
-    return f == NULL || *out != NULL;
+    tt_http_header f;
+    bool found = tt_http_find(h, name, &f);
+    *out = found ? strndup(f.value.p, f.value.len) : NULL;
+    return !found || *out != NULL;
 }
 
 /* Starts the file answer for REL (a path under the directory). */
@@ -711,10 +717,11 @@ static void start_file(www *w, const tt_http_head *h, const char *rel, bool inde
     w->busy = true;
     w->index = index;
     w->post = method_is(h->method, "POST");
-    const tt_http_header *f = tt_http_find(h, "Expect");
-    w->expect_continue = h->minor == 1 && f != NULL && tt_http_str_ieq(f->value, "100-continue");
-    f = tt_http_find(h, "If-Modified-Since");
-    w->has_ims = f != NULL && tt_http_date_parse(f->value, &w->ims) == 0;
+    tt_http_header f;
+    w->expect_continue =
+        h->minor == 1 && tt_http_find(h, "Expect", &f) && tt_http_str_ieq(f.value, "100-continue");
+    w->has_ims =
+        tt_http_find(h, "If-Modified-Since", &f) && tt_http_date_parse(f.value, &w->ims) == 0;
     w->type = tt_http_mime_type(rel);
     bool copied = copy_field(h, "If-None-Match", &w->inm) && copy_field(h, "Range", &w->range) &&
                   copy_field(h, "If-Range", &w->if_range);
@@ -733,10 +740,10 @@ static void start_file(www *w, const tt_http_head *h, const char *rel, bool inde
         /* Where a directory named without its slash redirects: the same
          * scheme and host, the path with a slash, the same query. */
         char host[512];
-        const tt_http_header *hf = tt_http_find(h, "Host");
-        if (hf == NULL || !clean_host(hf->value, host, sizeof host))
+        tt_http_header hf;
+        if (!tt_http_find(h, "Host", &hf) || !clean_host(hf.value, host, sizeof host))
             snprintf(host, sizeof host, "%s", w->default_host);
-        size_t cap = TT_HTTP_PATH_MAX * 3 + sizeof host + TT_HTTP_HEAD_MAX + 16;
+        size_t cap = TT_HTTP_PATH_MAX * 3 + sizeof host + TT_HTTP_LINE_MAX + 16;
         w->location = malloc(cap);
         if (w->location == NULL) {
             stop(w, STOP_CLOSE);
@@ -788,9 +795,9 @@ static void handle(www *w, const tt_http_head *h, size_t *off)
     }
     size_t hosts = tt_http_count(h, "Host");
     char host[512];
-    const tt_http_header *hf = tt_http_find(h, "Host");
+    tt_http_header hf;
     if (hosts > 1 || (hosts == 0 && h->minor == 1) ||
-        (hf != NULL && !clean_host(hf->value, host, sizeof host))) {
+        (tt_http_find(h, "Host", &hf) && !clean_host(hf.value, host, sizeof host))) {
         answer_error(w, 400, false, head);
         return;
     }
@@ -899,18 +906,39 @@ static void pump_input(www *w)
         }
         if (off == w->in_len)
             break;
-        tt_http_head h;
+        if (!w->req_started) {
+            tt_http_head_init(&w->req, true);
+            w->req_started = true;
+        }
         const char *why = NULL;
-        int rc = tt_http_parse_request(w->in + off, w->in_len - off, &h, &why);
-        if (rc == 0)
+        int rc = tt_http_head_parse(&w->req, w->in + off, w->in_len - off, &why);
+        if (rc == 0) {
+            /* Empty lines before a request line are dropped (nginx takes
+             * any number of them); they begin a head all the same, whose
+             * deadline then runs. */
+            size_t drop = tt_http_head_drop_lead(&w->req);
+            if (drop > 0 && w->head_deadline == 0)
+                w->head_deadline = uv_now(w->loop) + w->header_ms;
+            off += drop;
             break;
+        }
         if (rc < 0) {
-            answer_error(w, h.status, false, false);
+            answer_error(w, w->req.status, false, false);
             return;
         }
-        off += h.head_len;
+        off += w->req.head_len;
         w->head_deadline = 0; /* the next head's starts with its first byte */
-        handle(w, &h, &off);
+        size_t head_end = off;
+        handle(w, &w->req, &off);
+        /* The answer keeps copies of what it needs from the head. A
+         * request already read behind this one (and its whole body) is
+         * parsed on where nginx would parse it: in the same buffer. */
+        if (w->body == BODY_NONE && off < w->in_len) {
+            tt_http_head_restart(&w->req, off - head_end);
+        } else {
+            tt_http_head_free(&w->req);
+            w->req_started = false;
+        }
     }
     if (w->ending)
         return;

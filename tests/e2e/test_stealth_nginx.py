@@ -289,6 +289,96 @@ def test_a_connection_ends_after_1000_requests_as_nginx(procs, pki, www, tmp_pat
     assert ng == tt, "nginx %r\ntt %r" % (ng[1:] + (ng[0][-300:],), tt[1:] + (tt[0][-300:],))
 
 
+def shaped_head(req, line=0, count=0):
+    """A GET whose request line is REQ bytes (CRLF included), then Host,
+    COUNT field lines of LINE bytes each (CRLF included), Connection: close
+    and the empty line."""
+    out = b"GET /" + b"a" * (req - 16) + b" HTTP/1.1\r\nHost: x\r\n"
+    for _ in range(count):
+        out += b"X-" + b"b" * (line - 6) + b": \r\n"
+    return out + b"Connection: close\r\n\r\n"
+
+
+# A request line of 1000 bytes, Host, four field lines of 8190 bytes.
+PIPELINED = shaped_head(1000, 8190, 4).replace(b"Connection: close\r\n", b"")
+
+
+# Heads that nginx 1.22 serves or refuses by its header buffers
+# (client_header_buffer_size 1k, large_client_header_buffers 4 8k): a line,
+# CRLF included, fits 8192 bytes; lines pack whole into the 1k buffer and
+# four 8k ones; more than 1000 fields are refused. (name, head, what nginx
+# answers: True for served, else the status line.)
+LARGE_HEAD_CASES = [
+    ("request line 1k", shaped_head(1024), True),
+    ("request line 4k", shaped_head(4096), True),
+    ("request line 8k", shaped_head(8192), True),
+    ("request line 8k+1", shaped_head(8193), b"414"),
+    ("request line 9k", shaped_head(9216), b"414"),
+    ("field line 1k", shaped_head(100, 1024, 1), True),
+    ("field line 7k", shaped_head(100, 7168, 1), True),
+    ("field line 8k", shaped_head(100, 8192, 1), True),
+    ("field line 8k+1", shaped_head(100, 8193, 1), b"400"),
+    ("a 9 KiB cookie", b"GET / HTTP/1.1\r\nHost: x\r\nCookie: s=" + b"c" * 9200 +
+     b"\r\nConnection: close\r\n\r\n", b"400"),
+    ("a 8 KiB cookie", b"GET / HTTP/1.1\r\nHost: x\r\nCookie: s=" + b"c" * 8000 +
+     b"\r\nConnection: close\r\n\r\n", True),
+    ("9k in lines of 100", shaped_head(60, 100, 92), True),
+    ("16k in lines of 1000", shaped_head(60, 1000, 16), True),
+    ("30k in lines of 4000", shaped_head(60, 4000, 7), True),
+    ("32k in lines of 100", shaped_head(60, 100, 327), True),
+    ("32k in lines of 8000", shaped_head(60, 8000, 4), True),
+    ("33k in lines of 100", shaped_head(60, 100, 337), b"400"),
+    ("33k in lines of 1000", shaped_head(60, 1000, 33), b"400"),
+    ("32k in lines of 4000, packed", shaped_head(60, 4000, 8), True),
+    ("40k in lines of 4000", shaped_head(60, 4000, 10), b"400"),
+    ("40k in lines of 8000", shaped_head(60, 8000, 5), b"400"),
+    ("64 fields", shaped_head(40, 10, 62), True),
+    ("65 fields", shaped_head(40, 10, 63), True),
+    ("100 fields", shaped_head(40, 10, 98), True),
+    ("1000 fields", shaped_head(40, 10, 998), True),
+    ("1001 fields", shaped_head(40, 10, 999), b"400"),
+    ("20000 empty lines first", b"\r\n" * 10000 + shaped_head(40), True),
+    ("3 MiB of empty lines first", b"\r\n" * (3 << 19) + shaped_head(40), True),
+    # Behind a request in the same read, nginx parses on in the buffer where
+    # that one ended: this head fits a fresh connection's buffers, not these.
+    ("pipelined behind a small request", GET + PIPELINED, True),
+    ("the same, alone", PIPELINED, True),
+]
+
+
+@pytest.mark.parametrize("scheme", ["tls", "wss"])
+def test_large_heads_get_nginx_answers(procs, pki, www, tmp_path, scheme):
+    """Request heads near nginx's buffer limits, inside TLS and as plain
+    HTTP on the TLS port: the same answer (Date aside), the same close."""
+    pair = start_pair(procs, pki, www, tmp_path, scheme, timed=False)
+    jobs = [(kind, case, port) for case in LARGE_HEAD_CASES for kind in ("tls", "raw")
+            for port in (pair.nginx, pair.tt)]
+
+    def run(job):
+        kind, (_, data, _), port = job
+        if kind == "raw":
+            got, how, _ = raw_probe(port, data, False, 5)
+            return got, how
+        plain, how, notify, _, _ = tls_probe(port, [data], 5)
+        return normalise(plain), how, notify
+
+    results = in_parallel(run, jobs)
+    diffs = []
+    for i in range(0, len(jobs), 2):
+        kind, (name, _, want), _ = jobs[i]
+        ng, tt = results[i], results[i + 1]
+        # nginx answers as this test says it does...
+        if kind == "tls":
+            status = ng[0][9:12]
+            assert (status in (b"200", b"404")) if want is True else status == want, (
+                "%s: nginx %r" % (name, ng[0][:200]))
+        # ... and tt the same way.
+        if ng != tt:
+            diffs.append("%s (%s):\n  nginx %r\n  tt    %r" % (name, kind, ng[0][:300] + b"...",
+                                                              (tt[0][:300] + b"...",) + tt[1:]))
+    assert not diffs, "\n".join(diffs)
+
+
 # ---------------------------------------------------------------------------
 # 3. Timers
 

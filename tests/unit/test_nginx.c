@@ -228,7 +228,7 @@ Test(nginx, map_path)
     }
 
     /* Too long for a path: 404, never an overflow. */
-    size_t n = TT_HTTP_HEAD_MAX - 100;
+    size_t n = TT_HTTP_LINE_MAX - 100;
     char *t = malloc(n + 1);
     t[0] = '/';
     memset(t + 1, 'a', n - 1);
