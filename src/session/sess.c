@@ -460,11 +460,14 @@ static void pump(tt_sess *s, bool from_owner)
             return;
         }
     }
-    if (from_owner) {
-        if (tt_sess_core_unsent(&s->core) > 0)
-            s->drain_wanted = true;
+    /* Bytes left unsent are pending in the owner's eyes, whether it wrote
+     * them just now or a rejoin moved the send point back over bytes it
+     * had already seen leave (so its pending grew with no write of its
+     * own): either way it may be waiting for on_drained. */
+    if (tt_sess_core_unsent(&s->core) > 0)
+        s->drain_wanted = true;
+    if (from_owner)
         return;
-    }
     if (s->drain_wanted && tt_sess_core_unsent(&s->core) == 0 && !s->closing && !s->dead) {
         s->drain_wanted = false;
         if (s->base.handler && s->base.handler->on_drained)
