@@ -3,7 +3,8 @@
 # network namespaces deleted on exit, and one real unbound with a stub zone
 # per tunnel server, whose statistics count the queries each run made.
 #
-# dns_tmp        the temporary directory (removed on exit)
+# dns_tmp        the temporary directory (removed on exit, unless KEEP_LOGS
+#                is set in the environment)
 # pids           every process started (killed on exit, by pid)
 # dns_in         a command prefix that runs in the bench's namespace
 #                (empty: this one); set by dns_netns_add's first call
@@ -22,7 +23,11 @@ dns_cleanup() {
     # A namespace goes once nothing runs in it; its TUN and veth links go
     # with it.
     for n in "${dns_netns[@]}"; do ip netns del "$n" 2>/dev/null || true; done
-    rm -rf "$dns_tmp"
+    if [[ -n ${KEEP_LOGS:-} ]]; then
+        echo "logs kept in $dns_tmp" >&2
+    else
+        rm -rf "$dns_tmp"
+    fi
 }
 trap dns_cleanup EXIT
 

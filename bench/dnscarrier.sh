@@ -145,7 +145,7 @@ run_row() { # ROUND ID DOWN_KIB UP_KIB FUNCTION ARGS...
         n=$(awk -v n="$n" -v s="$scale" 'BEGIN {printf "%d", n * s * 1024}')
         out=$("${in_ns[@]}" bench/dnspeer.py bulk "${target[@]}" "$mode" "$n")
         read -r q tcp < <(dns_unbound_queries)
-        echo "$round $id $mode $out $q $tcp" | tee -a "$results"
+        echo "$round $id $mode $out $q $tcp $n" | tee -a "$results"
     done
     kill "$client"
     wait "$client" 2>/dev/null || true
@@ -165,8 +165,10 @@ done
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ -s $tmp/udpdelay.log ]] && cat "$tmp/udpdelay.log"
 
+# Lines: "ROUND ID firstbyte MEDIAN_MS SAMPLES FAILED QUERIES" and "ROUND ID
+# down|up BYTES SECONDS MB/s QUERIES TCP_QUERIES BYTES_ASKED".
 /usr/bin/python3 - "$results" <<'PY'
-import statistics, sys
+import math, statistics, sys
 fb, bulk, order = {}, {}, []
 for line in open(sys.argv[1]):
     w = line.split()
@@ -174,20 +176,24 @@ for line in open(sys.argv[1]):
     if rid not in order:
         order.append(rid)
     if w[2] == "firstbyte":
-        fb.setdefault(rid, []).append((float(w[3]), float(w[4].split(",")[0])))
+        first = float(w[4].split(",")[0]) if w[4] != "-" else math.nan
+        fb.setdefault(rid, []).append((float(w[3]), first, int(w[5])))
     else:
-        got, secs, rate, q = int(w[3]), float(w[4]), float(w[5]), int(w[6])
-        bulk.setdefault((rid, w[2]), []).append((rate, got / q if q else 0, q / secs))
-med = lambda v: statistics.median(v) if v else float("nan")
-print("medians over the rounds: id, connect + first echoed byte in ms (median of each round's;"
-      " the client's first connection in brackets), then down and up: MB/s, payload B/query, queries/s")
+        got, secs, rate, q, asked = int(w[3]), float(w[4]), float(w[5]), int(w[6]), int(w[8])
+        bulk.setdefault((rid, w[2]), []).append((rate, got / q if q else 0, q / secs, got < asked))
+med = lambda v: statistics.median(v) if v else math.nan
+print("medians over the rounds: connect + first echoed byte (ms; the client's first connection;"
+      " connections failed), then down and up: MB/s, payload bytes per query, queries/s"
+      " (transfers cut short)")
 for rid in order:
     f = fb.get(rid, [])
-    parts = ["%-22s %7.1f (%6.1f) ms" % (rid, med([x[0] for x in f]), med([x[1] for x in f]))]
+    parts = ["%-21s %6.1f ms (first %6.1f, %d failed)" % (
+        rid, med([x[0] for x in f]), med([x[1] for x in f]), sum(x[2] for x in f))]
     for d in ("down", "up"):
         v = bulk.get((rid, d), [])
-        parts.append("%s %7.3f MB/s %6.0f B/q %6.0f q/s" % (
-            d, med([x[0] for x in v]), med([x[1] for x in v]), med([x[2] for x in v])))
+        parts.append("%s %7.3f MB/s %5.0f B/q %6.0f q/s (%d)" % (
+            d, med([x[0] for x in v]), med([x[1] for x in v]), med([x[2] for x in v]),
+            sum(x[3] for x in v)))
     print("  ".join(parts))
 for rid in order:
     tool, path = rid.split("-", 1)
@@ -195,8 +201,9 @@ for rid in order:
         continue
     for other in order:
         if other != rid and other.split("-", 1)[1] == path:
-            r = ["%s %.1fx" % (d, med([x[0] for x in bulk[(rid, d)]]) /
-                               med([x[0] for x in bulk[(other, d)]]))
-                 for d in ("down", "up") if (rid, d) in bulk and (other, d) in bulk]
+            r = []
+            for d in ("down", "up"):
+                a, b = (med([x[0] for x in bulk.get((k, d), [])]) for k in (rid, other))
+                r.append("%s %.1fx" % (d, a / b) if b > 0 else "%s (%s moved nothing)" % (d, other))
             print("%s / %s: %s" % (rid, other, ", ".join(r)))
 PY

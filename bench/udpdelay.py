@@ -10,7 +10,8 @@ query); they all go to TARGET from one socket, and each answer goes back to
 the address its query came from, matched by DNS id and question (a server
 echoes both). Order is kept: every datagram waits the same time. On SIGTERM
 it prints one line: datagrams relayed each way and answers that matched no
-query. Only DNS over UDP: a server that truncates would show up as unbound's
+query (dns2tcpd answers some queries more than once; the resolver would
+drop those too). Only DNS over UDP: a server that truncates would show up as unbound's
 num.query.tcpout (bench/dns_common.sh reads it).
 """
 
