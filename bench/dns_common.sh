@@ -98,9 +98,10 @@ CONF
 }
 
 # dns_unbound_queries: the queries unbound was asked since the last call
-# (which resets its counters), and those it sent over TCP to a server.
+# (which resets its counters), those it sent over TCP to a server, and the
+# SERVFAIL answers it gave (a server that did not answer in time).
 dns_unbound_queries() {
     unbound-control -c "$dns_tmp/unbound.conf" stats |
         awk -F= '$1 == "total.num.queries" {q = $2} $1 == "num.query.tcpout" {t = $2}
-                 END {print q + 0, t + 0}'
+                 $1 == "num.answer.rcode.SERVFAIL" {f = $2} END {print q + 0, t + 0, f + 0}'
 }

@@ -131,21 +131,21 @@ scale=${SCALE:-1}
 firstbyte=${FIRSTBYTE:-10}
 
 run_row() { # ROUND ID DOWN_KIB UP_KIB FUNCTION ARGS...
-    local round=$1 down up mode n q tcp out
+    local round=$1 down up mode n q tcp fail out
     id=$2 down=$3 up=$4
     shift 4
     "$@"
     dns_unbound_queries >/dev/null
     out=$("${in_ns[@]}" bench/dnspeer.py firstbyte "${target[@]}" "$firstbyte")
-    read -r q tcp < <(dns_unbound_queries)
-    echo "$round $id firstbyte $out $q" | tee -a "$results"
+    read -r q tcp fail < <(dns_unbound_queries)
+    echo "$round $id firstbyte $out $q $fail" | tee -a "$results"
     for mode in down up; do
         n=$down
         [[ $mode == up ]] && n=$up
         n=$(awk -v n="$n" -v s="$scale" 'BEGIN {printf "%d", n * s * 1024}')
         out=$("${in_ns[@]}" bench/dnspeer.py bulk "${target[@]}" "$mode" "$n")
-        read -r q tcp < <(dns_unbound_queries)
-        echo "$round $id $mode $out $q $tcp $n" | tee -a "$results"
+        read -r q tcp fail < <(dns_unbound_queries)
+        echo "$round $id $mode $out $q $tcp $n $fail" | tee -a "$results"
     done
     kill "$client"
     wait "$client" 2>/dev/null || true
@@ -163,10 +163,10 @@ for round in $(seq "$rounds"); do
     done
 done
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-[[ -s $tmp/udpdelay.log ]] && cat "$tmp/udpdelay.log"
 
-# Lines: "ROUND ID firstbyte MEDIAN_MS SAMPLES FAILED QUERIES" and "ROUND ID
-# down|up BYTES SECONDS MB/s QUERIES TCP_QUERIES BYTES_ASKED".
+# Lines: "ROUND ID firstbyte MEDIAN_MS SAMPLES FAILED QUERIES SERVFAILS" and
+# "ROUND ID down|up BYTES SECONDS MB/s QUERIES TCP_QUERIES BYTES_ASKED
+# SERVFAILS" (QUERIES, TCP_QUERIES and SERVFAILS from unbound's counters).
 /usr/bin/python3 - "$results" <<'PY'
 import math, statistics, sys
 fb, bulk, order = {}, {}, []
