@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/dnscarrier.sh and bench/dnstun.sh (sourced, from the
 # repository's root): a temporary directory, processes killed by pid and
 # network namespaces deleted on exit, and one real unbound with a stub zone

@@ -83,7 +83,8 @@ dns_stubs=(
 )
 dns_unbound_start 127.0.0.3 53
 
-# Clients. Each starts one client in the first namespace and sets `target`
+# Clients. Each starts one client in the first namespace (its pid last in
+# pids, so that an error mid-row still kills it) and sets `target`
 # (ADDR PORT) to connect to through it; the row's other words are its
 # arguments. A new row needs a line in `rows` below and, for a new kind of
 # client, a function here (dns+tls:// and dns+https:// are client_tt with
@@ -93,12 +94,14 @@ client_tt() { # URL
     "${in_ns[@]}" "$tt" client -k "$key" -s "$1" -l none -L "127.0.0.1:$port" \
         >"$tmp/client-$id.log" 2>&1 &
     client=$!
+    pids+=("$client")
     wait_log "$tmp/client-$id.log" "forward listening"
     target=(127.0.0.1 "$port")
 }
 client_dns2tcp() { # DOMAIN
     "${in_ns[@]}" dns2tcpc -z "$1" -r bench -l "$port" 127.0.0.3 >"$tmp/client-$id.log" 2>&1 &
     client=$!
+    pids+=("$client")
     # Ready when it listens (a probe connection would open a tunnel).
     for _ in $(seq 200); do
         "${in_ns[@]}" ss -ltnH "sport = :$port" | grep -q LISTEN && break
@@ -109,6 +112,7 @@ client_dns2tcp() { # DOMAIN
 client_iodine() { # DOMAIN
     "${in_ns[@]}" iodine -f -r -P benchpass 127.0.0.3 "$1" >"$tmp/client-$id.log" 2>&1 &
     client=$!
+    pids+=("$client")
     # It probes the path (encodings, fragment size) before it is ready.
     wait_log "$tmp/client-$id.log" "Connection setup complete" 60
     # What it chose, once: record types, encodings and fragment size.
@@ -149,6 +153,8 @@ run_row() { # ROUND ID DOWN_KIB UP_KIB FUNCTION ARGS...
     done
     kill "$client"
     wait "$client" 2>/dev/null || true
+    # Gone and reaped: its pid may now be someone else's.
+    unset 'pids[-1]'
 }
 
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
