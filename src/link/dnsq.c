@@ -10,7 +10,7 @@ int tt_dnsq_open(uv_loop_t *loop, const tt_dnsq_cfg *cfg, tt_dnsq **out, const c
     case TT_DNSQ_TLS:
         return tt_dnsq_stream_open(loop, cfg, out, why);
     case TT_DNSQ_HTTPS:
-        break;
+        return tt_dnsq_https_open(loop, cfg, out, why);
     }
     *why = "this build has no such DNS transport";
     return UV_ENOTSUP;

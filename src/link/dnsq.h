@@ -131,5 +131,8 @@ static inline void tt_dnsq_close(tt_dnsq *q, tt_dnsq_close_cb cb, void *ud)
 int tt_dnsq_udp_open(uv_loop_t *loop, const tt_dnsq_cfg *cfg, tt_dnsq **out, const char **why);
 /* tcp and tls. */
 int tt_dnsq_stream_open(uv_loop_t *loop, const tt_dnsq_cfg *cfg, tt_dnsq **out, const char **why);
+/* https: CFG->tls must offer ALPN "h2"; a resolver that selects anything
+ * else fails the connection (on_lost, UV_EPROTO). */
+int tt_dnsq_https_open(uv_loop_t *loop, const tt_dnsq_cfg *cfg, tt_dnsq **out, const char **why);
 
 #endif
