@@ -158,6 +158,16 @@ static void on_closed(void *ud)
     ((seen *)ud)->closed = true;
 }
 
+/* Closes Q and the resolver and runs the loop out: Q's close must call
+ * back. */
+static void finish(tt_dnsq *q, seen *s)
+{
+    tt_dnsq_close(q, on_closed, s);
+    resolver_stop();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert(s->closed);
+}
+
 static tt_dnsq *open_tcp(const struct sockaddr_storage *addr, unsigned max_queued, seen *s)
 {
     tt_dnsq_cfg cfg = {.kind = TT_DNSQ_TCP, .addr = *addr, .max_queued = max_queued};
@@ -202,10 +212,7 @@ Test(dnsq, pipelined_queries_answered_in_any_order)
     cr_assert_eq(s.first[1], 2);
     cr_assert_eq(s.first[2], 1);
     cr_assert_eq(s.lost, 0);
-    tt_dnsq_close(q, on_closed, &s);
-    resolver_stop();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    cr_assert(s.closed);
+    finish(q, &s);
 }
 
 static bool one_lost(const seen *s)
@@ -233,10 +240,7 @@ Test(dnsq, a_closed_connection_loses_its_queries_and_the_next_query_reconnects)
     send_id(q, 3);
     run_until(two_answers, &s);
     cr_assert_eq(res.accepted, 2);
-    tt_dnsq_close(q, on_closed, &s);
-    resolver_stop();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    cr_assert(s.closed);
+    finish(q, &s);
 }
 
 Test(dnsq, queries_past_the_bound_are_refused)
@@ -251,10 +255,7 @@ Test(dnsq, queries_past_the_bound_are_refused)
     cr_assert_eq(tt_dnsq_send(q, msg, 0), UV_EMSGSIZE);
     /* Closed while the connection is being made: nothing leaks, no
      * handler runs. */
-    tt_dnsq_close(q, on_closed, &s);
-    resolver_stop();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    cr_assert(s.closed);
+    finish(q, &s);
     cr_assert_eq(s.answers + s.lost, 0);
 }
 
