@@ -23,6 +23,7 @@
  * timeouts, so the resolver is not backed off for them. */
 #include "link/dnst.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -406,13 +407,21 @@ static void on_lost(tt_dnsq *q, void *ud, int err, const char *why)
             slot_free(c, s);
         }
     }
-    char addr[64] = "";
-    if (r->addr.ss_family == AF_INET6)
-        uv_ip6_name((const struct sockaddr_in6 *)&r->addr, addr, sizeof addr);
-    else
-        uv_ip4_name((const struct sockaddr_in *)&r->addr, addr, sizeof addr);
+    char ip[64] = "";
+    unsigned port;
+    if (r->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&r->addr;
+        uv_ip6_name(a6, ip, sizeof ip);
+        port = ntohs(a6->sin6_port);
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)&r->addr;
+        uv_ip4_name(a4, ip, sizeof ip);
+        port = ntohs(a4->sin_port);
+    }
     if (why != NULL && strcmp(why, r->why) != 0) {
-        tt_warn("dns client: resolver %s over %s: %s", addr, q->ops->name, why);
+        tt_warn("dns client: resolver %s%s%s:%u over %s: %s",
+                r->addr.ss_family == AF_INET6 ? "[" : "", ip,
+                r->addr.ss_family == AF_INET6 ? "]" : "", port, q->ops->name, why);
         snprintf(r->why, sizeof r->why, "%s", why);
     }
     if (!via_tcp && !r->answered && err == UV_EPROTO &&
