@@ -38,6 +38,7 @@
 extern const tt_carrier_type tt_carrier_dns;
 extern const tt_carrier_type tt_carrier_dns_tcp;
 extern const tt_carrier_type tt_carrier_dns_tls;
+extern const tt_carrier_type tt_carrier_dns_https;
 
 /* The client pings after this long without sending, and gives a server
  * that says nothing for its idle time up. */
@@ -126,8 +127,8 @@ typedef struct dns_settings {
 
 static const tt_opt dns_rows[] = {
     {0, "dns-resolver", "IP[:PORT]", TT_OPT_LIST, offsetof(dns_settings, resolvers),
-     "with dns://, dns+tcp://, dns+tls://: one more resolver to spread queries over, reached "
-     "the same way (the scheme's port by default); repeatable, 8 in all",
+     "with dns://, dns+tcp://, dns+tls://, dns+https://: one more resolver to spread queries "
+     "over, reached the same way (the scheme's port by default); repeatable, 8 in all",
      0, 0},
 };
 
@@ -136,6 +137,24 @@ static const tt_carrier_optgroup dns_opts = {
     .opts = dns_rows,
     .n_opts = sizeof dns_rows / sizeof dns_rows[0],
     .size = sizeof(dns_settings),
+};
+
+/* dns+https://'s own option: the URL path of the resolver's DoH service
+ * (the carrier URL's path is the tunnel's domain). */
+typedef struct doh_settings {
+    const char *path;
+} doh_settings;
+
+static const tt_opt doh_rows[] = {
+    {0, "doh-path", "PATH", TT_OPT_STRING, offsetof(doh_settings, path),
+     "with dns+https://: the resolver's DNS over HTTPS path (default /dns-query)", 0, 0},
+};
+
+static const tt_carrier_optgroup doh_opts = {
+    .sides = TT_SIDE_CLIENT,
+    .opts = doh_rows,
+    .n_opts = sizeof doh_rows / sizeof doh_rows[0],
+    .size = sizeof(doh_settings),
 };
 
 /* Common to both sides: the key and the domain. */
@@ -177,17 +196,26 @@ static int transport_new(dns_carrier *c, const tt_carrier_cfg *cfg, const char *
 {
     if (cfg->type == &tt_carrier_dns_tcp)
         c->transport.kind = TT_DNSQ_TCP;
-    if (cfg->type != &tt_carrier_dns_tls)
+    bool https = cfg->type == &tt_carrier_dns_https;
+    if (cfg->type != &tt_carrier_dns_tls && !https)
         return 0;
-    c->transport.kind = TT_DNSQ_TLS;
+    c->transport.kind = https ? TT_DNSQ_HTTPS : TT_DNSQ_TLS;
     c->transport.name = cfg->tls_name;
     c->transport.connect_timeout_ms = cfg->connect_timeout_ms;
+    if (https) {
+        const doh_settings *o = tt_carrier_settings(cfg, &doh_opts);
+        c->transport.path = o && o->path ? o->path : "/dns-query";
+        if (c->transport.path[0] != '/') {
+            *why = "--doh-path must begin with '/' (the default is /dns-query)";
+            return -EINVAL;
+        }
+    }
     /* RFC 9461 registers "dot" for DNS over TLS; a resolver that does not
-     * know ALPN ignores it. */
+     * know ALPN ignores it. DoH needs HTTP/2 (RFC 8484 section 5.2). */
     tt_tls_client_opts o = {.ca_file = cfg->ca_file,
                             .pin = cfg->pin,
                             .insecure_skip_verify = cfg->skip_verify,
-                            .alpn = "dot"};
+                            .alpn = https ? "h2" : "dot"};
     int rc = tt_tls_client_ctx_new(&o, &c->transport.tls, why);
     if (rc == 0 && cfg->skip_verify)
         tt_warn("--insecure-skip-verify: the resolver's certificate is NOT checked; anyone on "
@@ -573,6 +601,27 @@ const tt_carrier_type tt_carrier_dns_tls = {
     .default_port = 853,
     .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PATH,
     .groups = dns_tls_groups,
+    .client_new = dns_client_new,
+    .dial = dns_dial,
+    .dial_cancel = dns_dial_cancel,
+    .describe = dns_describe,
+    .close = dns_close,
+};
+
+static const tt_carrier_optgroup *const dns_https_groups[] = {&tt_carrier_key_opts,
+                                                              &tt_carrier_tls_opts,
+                                                              &tt_carrier_tls_client_opts,
+                                                              &dns_opts,
+                                                              &doh_opts,
+                                                              NULL};
+
+const tt_carrier_type tt_carrier_dns_https = {
+    .scheme = "dns+https",
+    .url_form = "dns+https://RESOLVER[:PORT]/DOMAIN",
+    .summary = "dns:// with its queries over HTTPS (HTTP/2) to the resolver, DoH (client only)",
+    .default_port = 443,
+    .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PATH,
+    .groups = dns_https_groups,
     .client_new = dns_client_new,
     .dial = dns_dial,
     .dial_cancel = dns_dial_cancel,

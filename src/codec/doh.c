@@ -55,8 +55,9 @@ struct tt_doh {
     qlist waiting, open, finished;
     query *lent; /* the query of the last event, freed at the next call */
     bool fatal;
+    bool settled; /* the peer's SETTINGS came */
     const char *goaway;
-    char why[128]; /* nghttp2's word on the last error it met */
+    char why[128];        /* nghttp2's word on the last error it met */
     const uint8_t *chunk; /* bytes from nghttp2_session_mem_send not yet copied out */
     size_t chunk_len;
 };
@@ -291,6 +292,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
     tt_doh *d = ud;
     if (frame->hd.type == NGHTTP2_GOAWAY)
         d->goaway = nghttp2_http2_strerror(frame->goaway.error_code);
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+        d->settled = true;
     return 0;
 }
 
@@ -490,6 +493,17 @@ bool tt_doh_done(tt_doh *d)
 unsigned tt_doh_outstanding(const tt_doh *d)
 {
     return d->waiting.n + d->open.n + d->finished.n;
+}
+
+int tt_doh_ping(tt_doh *d)
+{
+    release_lent(d);
+    return nghttp2_submit_ping(d->s, NGHTTP2_FLAG_NONE, NULL) == 0 ? 0 : -ENOMEM;
+}
+
+bool tt_doh_settled(const tt_doh *d)
+{
+    return d->settled;
 }
 
 const char *tt_doh_goaway(const tt_doh *d)

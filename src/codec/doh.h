@@ -101,6 +101,14 @@ bool tt_doh_done(tt_doh *d);
 /* Queries submitted and not yet ended by an event. */
 unsigned tt_doh_outstanding(const tt_doh *d);
 
+/* Queues an HTTP/2 PING, whose ACK shows the peer alive (its arrival is
+ * bytes fed like any). Returns 0 or -ENOMEM. */
+int tt_doh_ping(tt_doh *d);
+
+/* True once the peer's SETTINGS came: an HTTP/2 server sends them first,
+ * so a peer that has not after a while does not speak HTTP/2 at all. */
+bool tt_doh_settled(const tt_doh *d);
+
 /* What the peer's GOAWAY said, for a log line ("NO_ERROR", ...), or NULL
  * when none came. */
 const char *tt_doh_goaway(const tt_doh *d);

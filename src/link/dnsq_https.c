@@ -16,7 +16,15 @@
  * connection drains at a time; a second GOAWAY before it is done ends it,
  * and whatever it still held is reported lost. Streams the resolver resets
  * or answers with an error are single lost queries, left to the client's
- * deadline as a dropped UDP datagram would be. */
+ * deadline as a dropped UDP datagram would be.
+ *
+ * A connection that goes quiet is found by a watch that runs each second
+ * while a connection is up: a peer that completed the TLS handshake but
+ * sent no HTTP/2 SETTINGS within the connect timeout is not a DoH server
+ * (a DoT port that agreed to "h2" does that); a connection with queries
+ * outstanding and nothing received for STALL_MS gets a PING, and one that
+ * stays silent STALL_MS more is given up, as if the resolver had closed
+ * it, so a resolver that vanished without a word is reconnected to. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -34,6 +42,8 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 10000
 #define OUT_CHUNK 16384
+#define WATCH_MS 1000
+#define STALL_MS 5000
 
 typedef struct dnsq_https dnsq_https;
 
@@ -46,6 +56,8 @@ typedef struct conn {
     bool up;                    /* the handshake is done: bytes flow */
     bool answered;              /* an answer came on this connection */
     bool dead;                  /* ended; freed when its connect returns */
+    uint64_t up_at, last_rx;    /* loop times: the handshake done, the last bytes in */
+    uint64_t pinged_at;         /* a PING is out since then; 0: none */
 } conn;
 
 struct dnsq_https {
@@ -59,6 +71,7 @@ struct dnsq_https {
     unsigned backoff_ms; /* before the next connect; 0: at once */
     uint64_t connect_at; /* not before this (loop time) */
     uv_timer_t timer;    /* the delayed connect of cur */
+    uv_timer_t watch;    /* while a connection is up: its silence */
     unsigned parts;      /* the timer and links whose close is awaited */
     bool closing;
     tt_dnsq_close_cb close_cb;
@@ -200,6 +213,8 @@ static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
     (void)l;
     conn *c = ud;
     const char *why = NULL;
+    c->last_rx = uv_now(c->t->base.loop);
+    c->pinged_at = 0;
     if (tt_doh_feed(c->doh, data, len, &why) != 0) {
         char line[160];
         snprintf(line, sizeof line, "HTTP/2 from the resolver: %s", why);
@@ -237,6 +252,54 @@ static const tt_link_handler link_handler = {
     .on_error = on_error,
 };
 
+/* Looks at C's silence (see the top). Returns false when C ended. */
+static bool watch_conn(conn *c, uint64_t now)
+{
+    dnsq_https *t = c->t;
+    char line[160];
+    if (!tt_doh_settled(c->doh)) {
+        if (now - c->up_at < t->cfg.connect_timeout_ms)
+            return true;
+        snprintf(line, sizeof line,
+                 "the resolver sent no HTTP/2 SETTINGS within %u ms: not a DNS over HTTPS "
+                 "service?",
+                 t->cfg.connect_timeout_ms);
+        conn_end(c, UV_EPROTO, line);
+        return false;
+    }
+    if (tt_doh_outstanding(c->doh) == 0 || now - c->last_rx < STALL_MS)
+        return true;
+    if (c->pinged_at == 0) {
+        c->pinged_at = now;
+        int rc = tt_doh_ping(c->doh);
+        if (rc == 0)
+            rc = flush(c);
+        if (rc == 0)
+            return true;
+    } else if (now - c->pinged_at < STALL_MS) {
+        return true;
+    }
+    snprintf(line, sizeof line, "the resolver said nothing for %u ms, not even to a PING",
+             (unsigned)(now - c->last_rx));
+    conn_end(c, UV_ETIMEDOUT, line);
+    return false;
+}
+
+static void on_watch(uv_timer_t *h)
+{
+    dnsq_https *t = h->data;
+    uint64_t now = uv_now(t->base.loop);
+    if (t->cur && t->cur->up)
+        (void)watch_conn(t->cur, now);
+    /* Ending one may have closed the transport (its handler ran). */
+    if (!t->closing && t->draining && t->draining->up)
+        (void)watch_conn(t->draining, now);
+    if (t->closing)
+        return;
+    if (!(t->cur && t->cur->up) && !(t->draining && t->draining->up))
+        uv_timer_stop(&t->watch);
+}
+
 static void on_tls_ready(void *ud, tt_link *link, int status)
 {
     conn *c = ud;
@@ -254,6 +317,9 @@ static void on_tls_ready(void *ud, tt_link *link, int status)
     }
     tt_link_set_handler(link, &link_handler, c);
     c->up = true;
+    c->up_at = c->last_rx = uv_now(c->t->base.loop);
+    if (!uv_is_active((uv_handle_t *)&c->t->watch))
+        uv_timer_start(&c->t->watch, on_watch, WATCH_MS, WATCH_MS);
     int rc = tt_link_read_start(link);
     if (rc != 0) {
         conn_end(c, rc, uv_strerror(rc));
@@ -375,8 +441,9 @@ static void https_close(tt_dnsq *q, tt_dnsq_close_cb cb, void *ud)
     t->closing = true;
     t->close_cb = cb;
     t->close_ud = ud;
-    t->parts++;
+    t->parts += 2;
     uv_close((uv_handle_t *)&t->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&t->watch, on_timer_closed);
     if (t->cur)
         conn_drop(t->cur);
     if (t->draining)
@@ -431,6 +498,8 @@ int tt_dnsq_https_open(uv_loop_t *loop, const tt_dnsq_cfg *cfg, tt_dnsq **out, c
     tt_tls_ctx_ref(t->cfg.tls);
     uv_timer_init(loop, &t->timer);
     t->timer.data = t;
+    uv_timer_init(loop, &t->watch);
+    t->watch.data = t;
     t->base.ops = &https_ops;
     t->base.loop = loop;
     *out = &t->base;
