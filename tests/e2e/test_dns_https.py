@@ -9,6 +9,7 @@ the tt client asks only unbound's HTTPS port.
 unbound answers DoH only over HTTP/2 with TLS on that port, so a transfer
 proves the carrier spoke it; the connection is also seen with ss, and a
 client that does not trust the certificate gets nothing."""
+import concurrent.futures
 import hashlib
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 
 from helpers import CARRIER_KEY, bulk_echo, connections_to, curl, free_port, port_accepts
 from helpers import run_tt, socks_open, wait_until
-from test_dns_carrier import DnsServer, MB, start_client
+from test_dns_carrier import MB, server, start_client  # noqa: F401 (fixture)
 from test_dnstun import DOMAIN, Unbound
 from test_web_carriers import pki  # noqa: F401 (fixture)
 
@@ -40,17 +41,10 @@ class DohUnbound(Unbound):
                    "unbound's DoH port %d" % self.https_port)
 
 
-def doh_url(unbound):
-    return "dns+https://127.0.0.1:%d/%s" % (unbound.https_port, DOMAIN)
-
-
 def start_doh_client(procs, unbound, args=(), **kw):
-    return start_client(procs, doh_url(unbound), ["-k", CARRIER_KEY] + list(args), **kw)
-
-
-@pytest.fixture
-def server(procs):
-    return DnsServer(procs)
+    """A client of dns+https:// to UNBOUND's DoH port."""
+    url = "dns+https://127.0.0.1:%d/%s" % (unbound.https_port, DOMAIN)
+    return start_client(procs, url, ["-k", CARRIER_KEY] + list(args), **kw)
 
 
 @pytest.fixture
@@ -79,47 +73,36 @@ def test_curl_and_bulk_through_doh(procs, server, doh, pki, nginx, echo):  # noq
 def test_several_streams_at_once(procs, server, doh, pki, echo):  # noqa: F811
     """Five streams at once over one tunnel (--mux) and two at once each on
     a DNS connection of its own (no --mux): every one byte-compared."""
-    errors = []
-
-    def run(socks, size):
-        try:
-            bulk_echo(socks, echo, size=size)
-        except BaseException as e:  # noqa: B902 (reported below)
-            errors.append(e)
-
     for args, n in ((["--mux"], 5), ([], 2)):
         client = start_doh_client(procs, doh, ["--pin", pki.fingerprint] + args)
-        threads = [threading.Thread(target=run, args=(client.socks, 512 * 1024))
-                   for _ in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not any(t.is_alive() for t in threads), "a stream hung"
-        assert not errors, errors
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            jobs = [pool.submit(bulk_echo, client.socks, echo, 512 * 1024) for _ in range(n)]
+            for j in jobs:
+                j.result(timeout=120)
 
 
-def test_wrong_certificate_is_refused_with_one_line(procs, server, doh, pki):  # noqa: F811
-    """Without --ca the test CA is not trusted: the stream fails at once
-    and the client says why in one line, once."""
-    client = start_doh_client(procs, doh, ["-n", pki.name])
+def no_stream_through(client, timeout=20):
+    """A stream through CLIENT's SOCKS5 proxy fails."""
     r = curl("-x", "socks5h://127.0.0.1:%d" % client.socks_port, "http://127.0.0.1:1/",
-             timeout=20)
+             timeout=timeout)
     assert r.returncode != 0
-    line = client.proc.wait_log(r"^.*over https: certificate verify failed.*$").group(0)
-    assert "127.0.0.1:%d" % doh.https_port in line
+
+
+@pytest.mark.parametrize("wrong", ["ca", "name"])
+def test_a_wrong_certificate_is_refused_with_one_line(procs, server, doh, pki,  # noqa: F811
+                                                      wrong):
+    """Without --ca the test CA is not trusted; with it, the certificate is
+    for tunnel.test, not for the address. Either way the stream fails at
+    once and the client says why in one line, once."""
+    client = start_doh_client(procs, doh, ["-n", pki.name] if wrong == "ca" else ["--ca", pki.ca])
+    no_stream_through(client)
+    m = client.proc.wait_log(r"^.*over https: certificate verify failed(.*)$")
+    assert "127.0.0.1:%d" % doh.https_port in m.group(0)
+    if wrong == "name":
+        assert re.search(r"mismatch|name", m.group(1)), m.group(0)
     text = client.proc.log()
     assert len(re.findall(r"certificate verify failed", text)) == 1, text
     assert client.proc.alive()
-
-
-def test_wrong_name_is_refused(procs, server, doh, pki):  # noqa: F811
-    """The test CA's certificate is for tunnel.test, not for the address."""
-    client = start_doh_client(procs, doh, ["--ca", pki.ca])
-    r = curl("-x", "socks5h://127.0.0.1:%d" % client.socks_port, "http://127.0.0.1:1/",
-             timeout=20)
-    assert r.returncode != 0
-    client.proc.wait_log(r"over https: certificate verify failed.*(mismatch|name)")
 
 
 def test_a_wrong_path_is_refused_with_the_status(procs, server, doh, pki):  # noqa: F811
@@ -127,9 +110,7 @@ def test_a_wrong_path_is_refused_with_the_status(procs, server, doh, pki):  # no
     debug log says why per query."""
     client = start_doh_client(procs, doh, ["--pin", pki.fingerprint, "--doh-path", "/nope"],
                               env={"LOG_LEVEL": "debug"})
-    r = curl("-x", "socks5h://127.0.0.1:%d" % client.socks_port, "http://127.0.0.1:1/",
-             timeout=3)
-    assert r.returncode != 0
+    no_stream_through(client, timeout=3)
     client.proc.wait_log(r"https: a query got no answer: the resolver answered HTTP status 404")
 
 
@@ -142,9 +123,7 @@ def test_a_tls_server_without_http2_is_refused(procs, server, pki, tmp_path):  #
     client = start_client(procs, "dns+https://127.0.0.1:%d/%s" % (ub.tls_port, DOMAIN),
                           ["-k", CARRIER_KEY, "--pin", pki.fingerprint, "--connect-timeout",
                            "2s"])
-    r = curl("-x", "socks5h://127.0.0.1:%d" % client.socks_port, "http://127.0.0.1:1/",
-             timeout=20)
-    assert r.returncode != 0
+    no_stream_through(client)
     client.proc.wait_log(r"over https: the resolver sent no HTTP/2 SETTINGS within 2000 ms")
 
 
