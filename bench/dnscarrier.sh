@@ -188,6 +188,8 @@ server:
     pidfile: "$tmp/dot/unbound.pid"
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
+    # As the unbound above, so that the dns:// rows compare.
+    qname-minimisation: no
 stub-zone:
     name: "t.example.com"
     stub-addr: 127.0.0.2@$tt_port
