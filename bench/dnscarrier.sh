@@ -160,3 +160,57 @@ if ((have_d2t)); then
   done
   run dns2tcp unbound "$fwd"
 fi
+
+# dns+tcp:// and dns+tls:// (issue 14): the same tt server through a second
+# unbound that answers plain DNS on 127.0.0.5:53 and DNS over TLS on
+# 127.0.0.5:853 (a certificate made here for resolver.test), against dns://
+# through that same unbound in the same run. Its own unbound, so that the
+# rows above are measured exactly as before.
+dot_rows() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=resolver.test -addext subjectAltName=DNS:resolver.test \
+    -keyout "$tmp/dot.key" -out "$tmp/dot.pem" >/dev/null 2>&1
+  mkdir -p "$tmp/dot"
+  cat >"$tmp/dot/unbound.conf" <<CONF
+server:
+    interface: 127.0.0.5@53
+    interface: 127.0.0.5@853
+    tls-port: 853
+    tls-service-pem: "$tmp/dot.pem"
+    tls-service-key: "$tmp/dot.key"
+    do-ip6: no
+    do-daemonize: no
+    use-syslog: no
+    logfile: "$tmp/dot/unbound.log"
+    chroot: ""
+    username: ""
+    directory: "$tmp/dot"
+    pidfile: "$tmp/dot/unbound.pid"
+    access-control: 127.0.0.0/8 allow
+    do-not-query-localhost: no
+    # As the unbound above, so that the dns:// rows compare.
+    qname-minimisation: no
+stub-zone:
+    name: "t.example.com"
+    stub-addr: 127.0.0.2@$tt_port
+remote-control:
+    control-enable: no
+CONF
+  unbound -d -c "$tmp/dot/unbound.conf" & pids+=($!)
+  for _ in $(seq 100); do
+    dig +short +time=1 +tries=1 +tls +tls-hostname=resolver.test @127.0.0.5 -p 853 \
+      t.example.com SOA >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  local scheme port fwd extra
+  for scheme in dns dns+tcp dns+tls; do
+    port=53 extra=()
+    [[ $scheme == dns+tls ]] && port=853 extra=(--ca "$tmp/dot.pem" -n resolver.test)
+    fwd=$(free_port)
+    "$tt" client -k "$key" -s "$scheme://127.0.0.5:$port/t.example.com" "${extra[@]}" -l none \
+      -L "127.0.0.1:$fwd" >"$tmp/tt-client-$scheme.log" 2>&1 & pids+=($!)
+    wait_log "$tmp/tt-client-$scheme.log" "forward listening"
+    run "tt-$scheme" unbound-2 "$fwd"
+  done
+}
+dot_rows
