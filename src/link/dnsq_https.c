@@ -72,6 +72,7 @@ struct dnsq_https {
     uint64_t connect_at; /* not before this (loop time) */
     uv_timer_t timer;    /* the delayed connect of cur */
     uv_timer_t watch;    /* while a connection is up: its silence */
+    uv_prepare_t batch;  /* the flush of the queries sent in this loop turn */
     unsigned parts;      /* the timer and links whose close is awaited */
     bool closing;
     tt_dnsq_close_cb close_cb;
@@ -399,6 +400,16 @@ static int conn_open(dnsq_https *t)
     return 0;
 }
 
+/* Sends what the sends of this loop turn queued. A failed write is not
+ * acted on here: the link reports it through its own error callback. */
+static void on_batch(uv_prepare_t *h)
+{
+    dnsq_https *t = h->data;
+    uv_prepare_stop(h);
+    if (t->cur && t->cur->up)
+        (void)flush(t->cur);
+}
+
 static int https_send(tt_dnsq *q, const uint8_t *msg, size_t len)
 {
     dnsq_https *t = (dnsq_https *)q;
@@ -421,14 +432,15 @@ static int https_send(tt_dnsq *q, const uint8_t *msg, size_t len)
     int rc = tt_doh_query(c->doh, msg, len);
     if (rc != 0)
         return rc == -ENOBUFS ? UV_ENOBUFS : rc == -EMSGSIZE ? UV_EMSGSIZE : UV_EPIPE;
-    /* Handlers must not run from inside send: a failed write is found by
-     * the link's own error callback later. */
-    if (c->up)
-        (void)flush(c);
+    /* The queries of one loop turn (the client sends a burst at once) go
+     * out together just before the loop waits: one TLS record and one
+     * write for all of them, instead of one per query. */
+    if (c->up && !uv_is_active((uv_handle_t *)&t->batch))
+        uv_prepare_start(&t->batch, on_batch);
     return 0;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     on_part_closed(h->data);
 }
@@ -441,9 +453,10 @@ static void https_close(tt_dnsq *q, tt_dnsq_close_cb cb, void *ud)
     t->closing = true;
     t->close_cb = cb;
     t->close_ud = ud;
-    t->parts += 2;
-    uv_close((uv_handle_t *)&t->timer, on_timer_closed);
-    uv_close((uv_handle_t *)&t->watch, on_timer_closed);
+    t->parts += 3;
+    uv_close((uv_handle_t *)&t->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&t->watch, on_handle_closed);
+    uv_close((uv_handle_t *)&t->batch, on_handle_closed);
     if (t->cur)
         conn_drop(t->cur);
     if (t->draining)
@@ -500,6 +513,8 @@ int tt_dnsq_https_open(uv_loop_t *loop, const tt_dnsq_cfg *cfg, tt_dnsq **out, c
     t->timer.data = t;
     uv_timer_init(loop, &t->watch);
     t->watch.data = t;
+    uv_prepare_init(loop, &t->batch);
+    t->batch.data = t;
     t->base.ops = &https_ops;
     t->base.loop = loop;
     *out = &t->base;

@@ -13,6 +13,7 @@ import concurrent.futures
 import hashlib
 import os
 import re
+import signal
 import threading
 
 import pytest
@@ -135,16 +136,12 @@ def test_doh_path_must_be_absolute():
     assert len(lines) == 1 and "--doh-path must begin with '/'" in lines[0], r.stderr
 
 
-def test_unbound_restarting_mid_transfer(procs, server, pki, tmp_path, echo):  # noqa: F811
-    """unbound stops in the middle of a transfer and starts again on the
-    same ports: the client's HTTP/2 connection is gone, it reconnects, and
-    the stream goes on to the last byte (the tunnel's ARQ resends what was
-    lost), byte-compared; or, had it failed, the client would have seen an
-    error, never a short stream taken for a whole one."""
-    ub = DohUnbound(procs, tmp_path / "ub1", server, pki)
-    client = start_doh_client(procs, ub, ["--pin", pki.fingerprint, "--mux"],
-                              env={"LOG_LEVEL": "debug"})
-    size = 3 * MB
+def echo_across(client, echo, disrupt, size=3 * MB):
+    """SIZE random bytes both ways at once through CLIENT to the echo
+    server, with DISRUPT() called once a quarter has come back: the stream
+    must end whole and byte-identical. Had it failed, the client would
+    have seen an error (a reset, EOF short of SIZE), never a short stream
+    taken for a whole one."""
     payload = os.urandom(size)
     got = bytearray()
     result = {}
@@ -161,23 +158,57 @@ def test_unbound_restarting_mid_transfer(procs, server, pki, tmp_path, echo):  #
                         break
                     got.extend(chunk)
                 sender.join(60)
-            result["ok"] = True
         except BaseException as e:  # noqa: B902 (reported below)
             result["error"] = e
 
     t = threading.Thread(target=transfer)
     t.start()
-    wait_until(lambda: len(got) >= size // 4, 60, "a quarter of the transfer")
-    assert ub.proc.terminate_and_wait() == 0
-    client.proc.wait_log(r"https: the resolver closed the connection|https connection to the "
-                         r"resolver: ")
-    ub2 = DohUnbound(procs, tmp_path / "ub2", server, pki, port=ub.port,
-                     https_port=ub.https_port, name="unbound2")
+    wait_until(lambda: len(got) >= size // 4 or not t.is_alive(), 60, "a quarter of the transfer")
+    disrupt()
     t.join(120)
-    assert not t.is_alive(), "the transfer hung after the restart"
+    assert not t.is_alive(), "the transfer hung"
     assert "error" not in result, result
     assert len(got) == size, "the stream ended short: %d of %d" % (len(got), size)
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
-    assert connections_to(ub2.https_port) >= 1
     # And a new stream works on the same client.
     bulk_echo(client.socks, echo, size=256 * 1024)
+
+
+def test_unbound_restarting_mid_transfer(procs, server, pki, tmp_path, echo):  # noqa: F811
+    """unbound stops in the middle of a transfer and starts again on the
+    same ports: the client's HTTP/2 connection is gone, it reconnects, and
+    the stream goes on to the last byte (the tunnel's ARQ resends what was
+    lost)."""
+    ub = DohUnbound(procs, tmp_path / "ub1", server, pki)
+    client = start_doh_client(procs, ub, ["--pin", pki.fingerprint, "--mux"],
+                              env={"LOG_LEVEL": "debug"})
+    again = []
+
+    def restart():
+        assert ub.proc.terminate_and_wait() == 0
+        client.proc.wait_log(r"https: the resolver closed the connection|https connection to "
+                             r"the resolver: ")
+        again.append(DohUnbound(procs, tmp_path / "ub2", server, pki, port=ub.port,
+                                https_port=ub.https_port, name="unbound2"))
+
+    echo_across(client, echo, restart)
+    assert connections_to(again[0].https_port) >= 1
+
+
+def test_a_silent_resolver_is_left_for_a_new_connection(procs, server, doh, pki,  # noqa: F811
+                                                       echo):
+    """unbound frozen (SIGSTOP) in the middle of a transfer: its connection
+    stays open but says nothing, not even to a PING, so the client gives it
+    up after about 10 s and connects anew, which succeeds once unbound runs
+    again (SIGCONT); the stream ends whole."""
+    client = start_doh_client(procs, doh, ["--pin", pki.fingerprint, "--mux"])
+
+    def freeze():
+        os.kill(doh.proc.pid, signal.SIGSTOP)
+        try:
+            client.proc.wait_log(r"over https: the resolver said nothing for \d+ ms, not even to "
+                                 r"a PING", timeout=30)
+        finally:
+            os.kill(doh.proc.pid, signal.SIGCONT)
+
+    echo_across(client, echo, freeze, size=MB)
