@@ -91,7 +91,9 @@ run() { # SCHEME [client options]
     wait_port "$cli"
     for dir in up down; do
         mbps=$("$bench" throughput --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" \
-            --bytes "$bytes" --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
+            --bytes "$bytes" --dir "$dir" |
+            sed -E 's/.*"bytes":([0-9]+),"seconds":([0-9.]+).*/\1 \2/' |
+            awk '{printf "%.2f", $1 / $2 / 1e6}')
         echo "$scheme $dir $mbps" >>"$results"
         printf '%-9s %-4s %8s MB/s\n' "$scheme" "$dir" "$mbps"
     done
