@@ -151,7 +151,8 @@ static void on_eof(tt_link *l, void *ud)
     dnsq_stream *s = ud;
     tt_debug("dns client: the resolver closed its %s connection (%u queries unanswered)",
              s->base.ops->name, s->nout);
-    conn_failed(s, UV_EOF, NULL);
+    /* A close before any answer is a refusal, not an idle timeout. */
+    conn_failed(s, UV_EOF, s->answered ? NULL : "the resolver closed the connection unanswered");
 }
 
 static void on_error(tt_link *l, void *ud, int err)
