@@ -226,6 +226,20 @@ static void pump(dnsc *c)
         uv_timer_start(&c->timer, on_timer, next > now ? next - now : 0, 0);
 }
 
+/* R failed a query (a timeout, or a connection that failed under it):
+ * DOWN_AFTER failures in a row take it out of use for a while. */
+static void failed(resolver *r, uint64_t now, const char *what)
+{
+    if (++r->fails < DOWN_AFTER)
+        return;
+    r->down_ms = r->down_ms == 0                ? DOWN_FIRST_MS
+                 : r->down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS
+                                                : r->down_ms * 2;
+    r->down_until = now + r->down_ms;
+    tt_debug("dns client: resolver %u: %u %s in a row, out of use for %u ms", r->index, r->fails,
+             what, r->down_ms);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     dnsc *c = t->data;
@@ -237,14 +251,7 @@ static void on_timer(uv_timer_t *t)
         resolver *r = &c->res[s->res];
         c->st.timeouts++;
         r->rto = r->rto * 2 > RTO_MAX ? RTO_MAX : r->rto * 2;
-        if (++r->fails >= DOWN_AFTER) {
-            r->down_ms = r->down_ms == 0                ? DOWN_FIRST_MS
-                         : r->down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS
-                                                        : r->down_ms * 2;
-            r->down_until = now + r->down_ms;
-            tt_debug("dns client: resolver %u: %u timeouts in a row, out of use for %u ms", s->res,
-                     r->fails, r->down_ms);
-        }
+        failed(r, now, "timeouts");
         slot_free(c, s);
     }
     pump(c);
@@ -418,6 +425,11 @@ static void on_lost(tt_dnsq *q, void *ud, int err, const char *why)
         uv_ip4_name(a4, ip, sizeof ip);
         port = ntohs(a4->sin_port);
     }
+    /* WHY is NULL for a resolver's close of a connection that was in use
+     * (its idle timeout): normal. Anything else is a failure of the
+     * resolver, which keeps it out of use after a few, as timeouts do. */
+    if (why != NULL)
+        failed(r, now_ms(c), "failed connections");
     if (why != NULL && strcmp(why, r->why) != 0) {
         tt_warn("dns client: resolver %s%s%s:%u over %s: %s",
                 r->addr.ss_family == AF_INET6 ? "[" : "", ip,

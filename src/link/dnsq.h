@@ -28,8 +28,10 @@
  * - on_lost says that every query accepted before it and not yet answered
  *   will never be: the connection that carried them closed (a resolver's
  *   idle timeout, RFC 7766 6.2.3), failed, or never came up. ERR is the
- *   reason (a negative code) and WHY, when not NULL, one line for the
- *   user: "certificate verify failed: ...". The next send opens a new
+ *   reason (a negative code). WHY is NULL when the resolver closed a
+ *   connection that had brought answers (its idle timeout: normal), else
+ *   one line for the user: "certificate verify failed: ...", "connection
+ *   refused". The next send opens a new
  *   connection (after a delay that doubles, from 100 ms to 10 s, while
  *   connections keep failing before any answer). A datagram transport
  *   never calls it.

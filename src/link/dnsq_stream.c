@@ -14,6 +14,8 @@
  * retried after a delay that doubles from 100 ms to 10 s, so a resolver
  * that refuses (or a certificate that does not verify) is not hammered. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,7 @@ typedef struct dnsq_stream {
     char name[256];       /* TLS: the name verified and sent as SNI */
     tt_tcp_connect *conn; /* a connect in progress */
     tt_link *link;        /* the connection: handshaking (TLS) or up */
+    int fd;               /* its TCP socket, for TCP_QUICKACK; -1: none */
     bool up;              /* queries are written as they come */
     bool answered;        /* the current connection brought an answer */
     tt_dgq wait;          /* queries waiting for the connection */
@@ -77,6 +80,7 @@ static void drop_link(dnsq_stream *s)
     s->parts++;
     tt_link_close(s->link, on_link_closed, s);
     s->link = NULL;
+    s->fd = -1;
     s->up = false;
 }
 
@@ -106,14 +110,22 @@ static int write_query(dnsq_stream *s, const uint8_t *msg, size_t len)
 {
     uint8_t pre[2];
     tt_dnsframe_prefix(pre, len);
-    uv_buf_t b[2] = {uv_buf_init((char *)pre, 2), uv_buf_init((char *)(uintptr_t)msg, (unsigned)len)};
+    uv_buf_t b[2] = {uv_buf_init((char *)pre, 2),
+                     uv_buf_init((char *)(uintptr_t)msg, (unsigned)len)};
     return tt_link_write(s->link, b, 2);
 }
 
 static void on_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
 {
-    (void)l;
     dnsq_stream *s = ud;
+    /* Resolvers write each answer as it is ready, most with Nagle on
+     * (unbound does): an answer written while the one before is not yet
+     * acknowledged waits for our ACK, which Linux delays up to 40 ms when
+     * we have no query to send at once. Acknowledging every read at once
+     * keeps the answers flowing; the kernel turns quick ACKs off again by
+     * itself, hence once per read. */
+    if (s->fd >= 0)
+        (void)setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &(int){1}, sizeof(int));
     while (len > 0) {
         const uint8_t *msg;
         size_t mlen;
@@ -139,7 +151,8 @@ static void on_eof(tt_link *l, void *ud)
     dnsq_stream *s = ud;
     tt_debug("dns client: the resolver closed its %s connection (%u queries unanswered)",
              s->base.ops->name, s->nout);
-    conn_failed(s, UV_EOF, NULL);
+    /* A close before any answer is a refusal, not an idle timeout. */
+    conn_failed(s, UV_EOF, s->answered ? NULL : "the resolver closed the connection unanswered");
 }
 
 static void on_error(tt_link *l, void *ud, int err)
@@ -201,6 +214,9 @@ static void on_connected(void *ud, int status, tt_link *link)
         conn_failed(s, status, uv_strerror(status));
         return;
     }
+    uv_tcp_t *tcp = tt_tcp_link_handle(link);
+    uv_os_fd_t fd;
+    s->fd = tcp != NULL && uv_fileno((uv_handle_t *)tcp, &fd) == 0 ? fd : -1;
     if (s->cfg.kind == TT_DNSQ_TLS) {
         s->link = tt_tls_link_client(link, s->cfg.tls, s->name, s->cfg.connect_timeout_ms,
                                      on_tls_ready, s);
@@ -319,6 +335,7 @@ int tt_dnsq_stream_open(uv_loop_t *loop, const tt_dnsq_cfg *cfg, tt_dnsq **out, 
     if (s->cfg.tls)
         tt_tls_ctx_ref(s->cfg.tls);
     tt_dnsframe_init(&s->fr, s->frbuf, sizeof s->frbuf);
+    s->fd = -1;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
     s->base.ops = cfg->kind == TT_DNSQ_TLS ? &tls_ops : &tcp_ops;

@@ -124,3 +124,15 @@ def test_truncated_answers_are_asked_again_over_tcp(procs, server, tmp_path, ech
                           ["-k", CARRIER_KEY, "--mux"])
     bulk_echo(client.socks, echo, size=MB)
     assert connections_to(ub.port) >= 1
+
+
+def test_a_resolver_without_tls_is_left_out(procs, server, dot, pki, echo):  # noqa: F811
+    """A second resolver (--dns-resolver) that speaks DNS over TCP but not
+    TLS on that port (the tt server itself): its handshakes fail, it is
+    taken out of use like a resolver that times out, and the bytes arrive
+    whole through unbound."""
+    from test_dnstun import SERVER_HOST
+    client = start_dot_client(procs, dot, ["--ca", pki.ca, "-n", pki.name, "--mux",
+                                           "--dns-resolver", "%s:%d" % (SERVER_HOST, server.port)])
+    bulk_echo(client.socks, echo, size=MB)
+    client.proc.wait_log(r"resolver %s:%d over tls: " % (re.escape(SERVER_HOST), server.port))
