@@ -579,8 +579,8 @@ static const tt_carrier_optgroup *const dns_tcp_groups[] = {&tt_carrier_key_opts
 
 const tt_carrier_type tt_carrier_dns_tcp = {
     .scheme = "dns+tcp",
-    .url_form = "dns+tcp://RESOLVER[:PORT]/DOMAIN",
-    .summary = "dns:// with its queries over TCP to the resolver (client only)",
+    .url_form = "dns+tcp://IP[:53]/DOMAIN",
+    .summary = "dns:// with its queries over TCP to the resolver at IP (client only)",
     .default_port = 53,
     .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PATH,
     .groups = dns_tcp_groups,
@@ -596,8 +596,8 @@ static const tt_carrier_optgroup *const dns_tls_groups[] = {
 
 const tt_carrier_type tt_carrier_dns_tls = {
     .scheme = "dns+tls",
-    .url_form = "dns+tls://RESOLVER[:PORT]/DOMAIN",
-    .summary = "dns:// with its queries over TLS to the resolver, DoT (client only)",
+    .url_form = "dns+tls://IP[:853]/DOMAIN",
+    .summary = "dns:// with its queries over TLS to the resolver at IP, DoT (client only)",
     .default_port = 853,
     .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PATH,
     .groups = dns_tls_groups,

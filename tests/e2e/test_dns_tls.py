@@ -11,15 +11,14 @@ client that does not trust the certificate gets nothing."""
 import hashlib
 import os
 import re
+import time
 
 import pytest
 
-from helpers import bulk_echo, connections_to, curl
+from helpers import CARRIER_KEY, bulk_echo, connections_to, curl
 from test_dns_carrier import DnsServer, MB, start_client
-from test_dnstun import DOMAIN, Unbound
+from test_dnstun import DOMAIN, SERVER_HOST, Unbound
 from test_web_carriers import pki  # noqa: F401 (fixture)
-
-from helpers import CARRIER_KEY
 
 
 def dot_url(unbound):
@@ -71,9 +70,12 @@ def test_wrong_certificate_is_refused_with_one_line(procs, server, dot, pki):  #
     (not after the connection's 30 s idle timeout) and the client says why
     in one line."""
     client = start_dot_client(procs, dot, ["-n", pki.name])
+    start = time.monotonic()
     r = curl("-x", "socks5h://127.0.0.1:%d" % client.socks_port, "http://127.0.0.1:1/",
              timeout=20)
     assert r.returncode != 0
+    # The SOCKS5 reply says so: curl is not left to its own timeout.
+    assert time.monotonic() - start < 10, r.stderr
     line = client.proc.wait_log(r"^.*over tls: certificate verify failed.*$").group(0)
     assert "127.0.0.1:%d" % dot.tls_port in line
     text = client.proc.log()
@@ -131,7 +133,6 @@ def test_a_resolver_without_tls_is_left_out(procs, server, dot, pki, echo):  # n
     TLS on that port (the tt server itself): its handshakes fail, it is
     taken out of use like a resolver that times out, and the bytes arrive
     whole through unbound."""
-    from test_dnstun import SERVER_HOST
     client = start_dot_client(procs, dot, ["--ca", pki.ca, "-n", pki.name, "--mux",
                                            "--dns-resolver", "%s:%d" % (SERVER_HOST, server.port)])
     bulk_echo(client.socks, echo, size=MB)
