@@ -223,21 +223,49 @@ def test_down_from_environment_and_flag_wins(procs, echo):
     assert r.returncode == 2 and "--down needs a tt server at the far end" in r.stderr, r.stderr
 
 
-# One "domain" of the two: a site on its own port that proxies WebSocket on
-# PATH to tt and refuses any other name with 421.
+# The HTTP streaming carrier's location as docs/HTTP.md and README advise:
+# nginx passes each POST body on as it comes and the GET's answer as it
+# comes, and does not end a quiet download after a minute.
+NGINX_HTTP_PROXY = """\
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_set_header Host $host;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_buffer_size 64k;
+            proxy_buffers 4 64k;
+            proxy_read_timeout 300s;
+"""
+
+# One "domain" of the two, with TLS at nginx when {tls} is " ssl": a site
+# on its own port that passes PATH on to tt ({proxy}: NGINX_HTTP_PROXY or
+# NGINX_WS_PROXY) and refuses any other name with 421.
 NGINX_SITE = """\
     server {{
-        listen 127.0.0.1:{port} default_server;
+        listen 127.0.0.1:{port}{tls} default_server;
+        {certs}
         return 421;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{tls};
         server_name {name};
+        {certs}
         location {path} {{
-""" + NGINX_WS_PROXY + """\
+{proxy}\
         }}
     }}
 """
+
+
+def nginx_site(port, name, path, proxy, upstream, pki=None):
+    """NGINX_SITE for NAME on PORT passing PATH to UPSTREAM with the
+    location lines PROXY; with TLS (PKI's up.test and down.test
+    certificate) when PKI is given."""
+    certs = ("ssl_certificate %s;\n        ssl_certificate_key %s;"
+             % (pki / "site.pem", pki / "site.key")) if pki else ""
+    return NGINX_SITE.format(port=port, tls=" ssl" if pki else "", certs=certs, name=name,
+                                 path=path, proxy=proxy.format(upstream=upstream))
 
 
 def test_split_legs_through_nginx_as_two_domains(procs, tmp_path, held_dns, echo):
@@ -250,10 +278,8 @@ def test_split_legs_through_nginx_as_two_domains(procs, tmp_path, held_dns, echo
 
     def conf(tmp, port):
         return (NGINX_PRELUDE.format(tmp=tmp)
-                + NGINX_SITE.format(port=port, name="up.test", path="/up",
-                                    upstream=server.ports[0])
-                + NGINX_SITE.format(port=port2, name="down.test", path="/down",
-                                    upstream=server.ports[1]) + "}\n")
+                + nginx_site(port, "up.test", "/up", NGINX_WS_PROXY, server.ports[0])
+                + nginx_site(port2, "down.test", "/down", NGINX_WS_PROXY, server.ports[1]) + "}\n")
 
     def ready(port):
         return port_accepts("127.0.0.1", port2)
@@ -276,3 +302,78 @@ def test_split_legs_through_nginx_as_two_domains(procs, tmp_path, held_dns, echo
     with s:
         s.sendall(b"x")
         wrong.proc.wait_log(r"the upgrade was refused \(HTTP 421", timeout=30)
+
+
+@pytest.fixture(scope="module")
+def two_domains_pki(tmp_path_factory):
+    """A test CA and one certificate it issued for up.test and down.test."""
+    from test_web_carriers import openssl
+    d = tmp_path_factory.mktemp("pki2")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "30",
+            "-subj", "/CN=tt e2e split CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    openssl("req", *ec, "-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=up.test", cwd=d)
+    (d / "ext.cnf").write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                               "extendedKeyUsage=serverAuth\n"
+                               "subjectAltName=DNS:up.test,DNS:down.test\n")
+    openssl("x509", "-req", "-in", "site.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "site.pem", "-days", "30", "-extfile", "ext.cnf", cwd=d)
+    return d
+
+
+# What tt listens with behind nginx for what the client dials: nginx ends
+# TLS, so an https:// leg reaches an http:// listener and wss:// a ws://.
+BEHIND_NGINX = {"http": "http", "https": "http", "ws": "ws", "wss": "ws"}
+
+
+@pytest.mark.parametrize("up,down", [("http", "http"), ("https", "wss"), ("ws", "https")],
+                         ids=lambda c: c)
+def test_split_http_legs_through_nginx_as_two_domains(procs, tmp_path, held_dns, echo, proxy_to,
+                                                      two_domains_pki, up, down):
+    """Split legs over the HTTP streaming carrier through nginx as two
+    sites on two ports (up.test and down.test), configured as docs/HTTP.md
+    advises (proxy_buffering off, proxy_request_buffering off), with TLS at
+    nginx for https:// and wss:// legs: 16 MiB both ways at once, byte for
+    byte. Then the connections between nginx and tt are cut (a cutting
+    proxy between them), each leg several times while another 16 MiB move
+    both ways: every cut leg resumes and the bytes arrive intact."""
+    server, urls = start_split_server(procs, BEHIND_NGINX[up], BEHIND_NGINX[down])
+    pu, pd = proxy_to(server.ports[0]), proxy_to(server.ports[1])
+    port2 = free_port(("127.0.0.1",))
+    pki = two_domains_pki
+
+    def site(port, scheme, name, path, upstream):
+        proxy = NGINX_HTTP_PROXY if scheme.startswith("http") else NGINX_WS_PROXY
+        return nginx_site(port, name, path, proxy, upstream,
+                          pki if scheme in ("https", "wss") else None)
+
+    def conf(tmp, port):
+        return (NGINX_PRELUDE.format(tmp=tmp) + site(port, up, "up.test", "/up", pu.port)
+                + site(port2, down, "down.test", "/down", pd.port) + "}\n")
+
+    def ready(port):
+        return port_accepts("127.0.0.1", port2)
+
+    port = start_nginx(procs, tmp_path, "nginx-split-http", conf, ready)
+    held_dns.release()
+    client = start_client(procs, "%s://up.test:%d/up" % (up, port),
+                          ["-k", CARRIER_KEY, "--down", "%s://down.test:%d/down" % (down, port2),
+                           "--resolver", "127.0.0.1:%d" % held_dns.port] + BACKOFF
+                          + (["--ca", str(pki / "ca.pem")] if "s" in up + down else []),
+                          socks=False, forwards=["127.0.0.1:%d" % echo])
+    duplex_echo(client.forward_ports[0], 16 * MB)
+    server.proc.wait_log(r"session s[0-9a-f]+ \(up leg\) (begins|joins)")
+    server.proc.wait_log(r"session s[0-9a-f]+ \(down leg\) (begins|joins)")
+    # Each leg's own data cuts it: the up leg every 2-5 MiB of the client's
+    # bytes, the down leg every 2-5 MiB of the server's.
+    assert_one_way(pu, pd, 16 * MB, 16 * MB)
+    pu.cut_randomly(2 * MB, 5 * MB)
+    pd.cut_randomly(2 * MB, 5 * MB)
+    duplex_echo(client.forward_ports[0], 16 * MB, seed=14)
+    pu.stop_cutting()
+    pd.stop_cutting()
+    assert pu.cuts["up"] >= 3 and pd.cuts["down"] >= 3, (pu.cuts, pd.cuts)
+    for leg in ("up", "down"):
+        client.proc.wait_log(r"session s[0-9a-f]+ \(%s leg\): resumed after \d+ ms" % leg)
+        server.proc.wait_log(r"session s[0-9a-f]+ \(%s leg\) resumed \(join \d+\)" % leg)
