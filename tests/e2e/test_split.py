@@ -265,7 +265,7 @@ def nginx_site(port, name, path, proxy, upstream, pki=None):
     certs = ("ssl_certificate %s;\n        ssl_certificate_key %s;"
              % (pki / "site.pem", pki / "site.key")) if pki else ""
     return NGINX_SITE.format(port=port, tls=" ssl" if pki else "", certs=certs, name=name,
-                                 path=path, proxy=proxy.format(upstream=upstream))
+                             path=path, proxy=proxy.format(upstream=upstream))
 
 
 def test_split_legs_through_nginx_as_two_domains(procs, tmp_path, held_dns, echo):
