@@ -328,18 +328,20 @@ def test_posts_out_of_order_are_read_in_order(procs, echo):
 
 @pytest.mark.parametrize("mode", ["cut", "hold"])
 def test_lost_posts_are_resent(procs, mode):
-    """A proxy in front of the server loses three POSTs of a 16 MiB upload
-    half-way through their bodies: it resets their connections ("cut"), or
-    passes nothing more either way while keeping them open, so their
-    answers never come ("hold"). The bytes they carried are sent again
-    (the session resends from the server's acknowledgment on a new
+    """A proxy in front of the server loses POSTs of a 16 MiB upload
+    half-way through their bodies: it resets the connections of three
+    ("cut"), or passes nothing more either way on one while keeping it
+    open, so that its answer never comes ("hold": the session takes the
+    silent connection as lost after 20 s). The bytes they carried are sent
+    again (the session resends from the server's acknowledgment on a new
     tunnel): the upload arrives whole, and the download after it too."""
     from helpers import CARRIER_KEY, PostDropper, connect, read_halfclose_answer, start_client, \
         upload_random
     size = 16
     _, sink_port = procs.peer("halfclose", "--body-size", str(size << 20))
     srv = web_server(procs, "http", path=PATH, key=CARRIER_KEY)
-    proxy = PostDropper(srv.port, victims=(2, 9, 20), mode=mode)
+    victims = (2, 9, 20) if mode == "cut" else (2,)
+    proxy = PostDropper(srv.port, victims=victims, mode=mode)
     try:
         client = start_client(procs, "http://127.0.0.1:%d%s" % (proxy.port, PATH),
                               ["-k", CARRIER_KEY, "--resume", "--reconnect-min", "20ms",
@@ -349,8 +351,8 @@ def test_lost_posts_are_resent(procs, mode):
         with s:
             sent = upload_random(s, size)
             assert read_halfclose_answer(s) == (sent, size << 20), "the upload arrived changed"
-        assert proxy.dropped == 3, (proxy.dropped, proxy.posts)
-        assert len(re.findall(r"resumed after \d+ ms", client.proc.log())) >= 3
+        assert proxy.dropped == len(victims), (proxy.dropped, proxy.posts)
+        assert len(re.findall(r"resumed after \d+ ms", client.proc.log())) >= len(victims)
     finally:
         proxy.close()
 

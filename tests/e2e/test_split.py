@@ -377,3 +377,30 @@ def test_split_http_legs_through_nginx_as_two_domains(procs, tmp_path, held_dns,
     for leg in ("up", "down"):
         client.proc.wait_log(r"session s[0-9a-f]+ \(%s leg\): resumed after \d+ ms" % leg)
         server.proc.wait_log(r"session s[0-9a-f]+ \(%s leg\) resumed \(join \d+\)" % leg)
+
+
+def test_lost_posts_on_the_up_leg_are_resent(procs, proxy_to):
+    """Split legs over http:// with a proxy on the up leg that resets the
+    connections of three POSTs half-way through their bodies, during a
+    16 MiB upload: the up leg resumes each time and resends what the
+    server had not acknowledged; the upload and the download after it
+    arrive whole, and the down leg was never lost."""
+    from helpers import PostDropper
+    size = 16
+    _, sink_port = procs.peer("halfclose", "--body-size", str(size * MB))
+    server, urls = start_split_server(procs, "http", "http")
+    proxy = PostDropper(server.ports[0], victims=(2, 9, 20), mode="cut")
+    try:
+        cu = urls[0].replace(":%d" % server.ports[0], ":%d" % proxy.port)
+        client = start_client(procs, cu, ["-k", CARRIER_KEY, "--down", urls[1]] + BACKOFF,
+                              socks=False, forwards=["127.0.0.1:%d" % sink_port])
+        s = connect(("127.0.0.1", client.forward_ports[0]), timeout=120)
+        with s:
+            sent = upload_random(s, size)
+            assert read_halfclose_answer(s) == (sent, size * MB), "the upload arrived changed"
+        assert proxy.dropped == 3, (proxy.dropped, proxy.posts)
+        resumed = re.findall(r"\(up leg\): resumed after \d+ ms", client.proc.log())
+        assert len(resumed) >= 3, client.proc.log()
+        assert "(down leg): the connection" not in client.proc.log()
+    finally:
+        proxy.close()
