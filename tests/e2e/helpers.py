@@ -1043,6 +1043,12 @@ class CuttingProxy:
         self.max_cuts = 0
         self.blackout = False
         self.rng = random.Random(13)
+        # pause(DIRECTION) stops reading that direction's source until
+        # unpause: the sender's writes then back up, as behind a peer that
+        # never reads.
+        self.flowing = {"up": threading.Event(), "down": threading.Event()}
+        self.flowing["up"].set()
+        self.flowing["down"].set()
         self.next_cut = {}
         self.closed = False
         # The pairs cut, by id; the pairs are kept so that no later pair
@@ -1067,6 +1073,12 @@ class CuttingProxy:
     def stop_cutting(self):
         with self.lock:
             self.cut_every = None
+
+    def pause(self, direction):
+        self.flowing[direction].clear()
+
+    def unpause(self, direction):
+        self.flowing[direction].set()
 
     @staticmethod
     def _reset(sock):
@@ -1122,6 +1134,7 @@ class CuttingProxy:
         head = b""
         try:
             while True:
+                self.flowing[direction].wait()
                 data = src.recv(1 << 16)
                 if not data:
                     if id(pair) not in self.cut:
@@ -1156,6 +1169,8 @@ class CuttingProxy:
         self.closed = True
         self.lsock.close()
         self.cut_all()
+        for e in self.flowing.values():
+            e.set()
 
 
 class PostDropper(CuttingProxy):

@@ -16,7 +16,9 @@ import hashlib
 import os
 import random
 import re
+import socket
 import threading
+import time
 
 import pytest
 
@@ -404,3 +406,95 @@ def test_lost_posts_on_the_up_leg_are_resent(procs, proxy_to):
         assert "(down leg): the connection" not in client.proc.log()
     finally:
         proxy.close()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def test_a_down_leg_that_never_reads_keeps_the_server_bounded(procs, proxy_to):
+    """A download of 128 MiB whose down leg stops being read (the proxy in
+    front of it reads nothing more from the server): the server's writes
+    back up and it stops, holding a bounded amount (the session's in-flight
+    bound, the leg's queue, the mux's window), not the download; once the
+    leg is read again the download finishes intact and the up leg was
+    never disturbed."""
+    from helpers import wait_until
+    size = 128
+    _, src_port = procs.peer("halfclose", "--body-size", str(size * MB))
+    server, client, pu, pd = split_client(procs, proxy_to, "http", "http",
+                                          ["127.0.0.1:%d" % src_port])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=120)
+    with s:
+        s.sendall(b"go")
+        s.shutdown(socket.SHUT_WR)
+        head = b""
+        while not head.endswith(b"\n"):
+            head += recv_exact(s, 1)
+        before = rss_kib(server.proc.pid)
+        pd.pause("down")
+        # The server stops once what it may hold is out: the bytes through
+        # the proxy stay put (the kernel's buffers fill first).
+        last = [-1, time.monotonic()]
+
+        def stalled():
+            n = pd.bytes["down"]
+            if n != last[0]:
+                last[:] = [n, time.monotonic()]
+            return time.monotonic() - last[1] > 1.0
+
+        wait_until(stalled, 15, "the server's writes to back up")
+        wait_until(lambda: rss_kib(server.proc.pid) is not None, 1, "the server's memory")
+        grown = rss_kib(server.proc.pid) - before
+        assert pd.bytes["down"] < size * MB // 2, pd.bytes
+        assert grown < 48 * 1024, "the server grew by %d KiB behind a leg that is not read" % grown
+        pd.unpause("down")
+        digest, n, body_len, body_sha = head.decode().split()
+        got = hashlib.sha256()
+        left = int(body_len)
+        while left:
+            b = s.recv(min(left, 1 << 20))
+            assert b, "the download ended %d bytes short" % left
+            got.update(b)
+            left -= len(b)
+        assert got.hexdigest() == body_sha, "the download arrived changed"
+    assert "(up leg): the connection" not in client.proc.log()
+
+
+def test_join_flood_leaves_the_session_alone(procs, proxy_to, echo):
+    """While a split session moves 8 MiB both ways, 400 connections to its
+    up listener each send a JOIN naming its session id under no key (as
+    many as four at once): each is closed without an answer, and the
+    session goes on without a cut or a resume."""
+    from test_resume import make_join
+    server, client, pu, pd = split_client(procs, proxy_to, "tcp", "tcp",
+                                          ["127.0.0.1:%d" % echo])
+    s = connect(("127.0.0.1", client.forward_ports[0]), timeout=30)
+    with s:
+        s.sendall(b"first")
+        assert recv_exact(s, 5) == b"first"
+    sid = pu.firsts[0][5:21]
+    answers = []
+
+    def flood(n):
+        for i in range(n):
+            c = connect(("127.0.0.1", server.ports[i % 2]), timeout=15)
+            with c:
+                c.sendall(make_join(os.urandom(32), sid, i % 3 != 0, counter=i + 1,
+                                    role=1 + i % 2))
+                try:
+                    answers.append(c.recv(64))
+                except ConnectionResetError:
+                    answers.append(b"")
+
+    threads = [threading.Thread(target=flood, args=(100,), daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    duplex_echo(client.forward_ports[0], 8 * MB)
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive(), "a flood connection was left open"
+    assert answers == [b""] * 400, [a for a in answers if a][:3]
+    server.proc.wait_log(r"session join refused: bad join MAC")
+    assert "resumed" not in server.proc.log() and "was lost" not in client.proc.log()
