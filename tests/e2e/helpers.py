@@ -1122,6 +1122,10 @@ class CuttingProxy:
                 self._reset(c)
                 continue
             u.settimeout(None)
+            # Bytes go on as they come: with Nagle a small write (a TLS
+            # handshake message, a join) could wait for a delayed ACK.
+            for x in (c, u):
+                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pair = (c, u)
             with self.lock:
                 self.conns.append(pair)
