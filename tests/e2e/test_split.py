@@ -133,18 +133,21 @@ def test_bulk_both_ways_on_split_legs(procs, proxy_to, echo, up, down):
     server.proc.wait_log(r"session s[0-9a-f]+ \(down leg\) (begins|joins)")
 
 
-@pytest.mark.parametrize("victim", ["up", "down", "both"])
-def test_transfer_survives_cuts_of_either_leg(procs, proxy_to, victim):
-    """An upload then a download on one stream (tcp:// up, ws:// down) while
-    the proxies reset the up leg, the down leg or both at random points, at
-    least 10 times during each; an interactive stream opened before the
-    cuts works after them. TT_SPLIT_MB sets the size each way (default 24;
-    the issue's full run is 200)."""
+@pytest.mark.parametrize("victim,up,down", [("up", "tcp", "ws"), ("down", "tcp", "ws"),
+                                            ("both", "tcp", "ws"), ("both", "http", "https")],
+                         ids=lambda c: c)
+def test_transfer_survives_cuts_of_either_leg(procs, proxy_to, victim, up, down):
+    """An upload then a download on one stream (tcp:// up and ws:// down,
+    or http:// up and https:// down) while the proxies reset the up leg,
+    the down leg or both at random points, at least 10 times during each;
+    an interactive stream opened before the cuts works after them.
+    TT_SPLIT_MB sets the size each way (default 24; the issue's full run is
+    200)."""
     size = int(os.environ.get("TT_SPLIT_MB", "24"))
     _, sink_port = procs.peer("halfclose", "--body-size", str(size * MB))
     _, echo_port = procs.peer("echo")
     server, client, pu, pd = split_client(
-        procs, proxy_to, "tcp", "ws", ["127.0.0.1:%d" % sink_port, "127.0.0.1:%d" % echo_port])
+        procs, proxy_to, up, down, ["127.0.0.1:%d" % sink_port, "127.0.0.1:%d" % echo_port])
     side = connect(("127.0.0.1", client.forward_ports[1]), timeout=60)
     side.sendall(b"before the cuts")
     assert recv_exact(side, 15) == b"before the cuts"
