@@ -66,11 +66,14 @@ def echo_server():
     ls.listen(8)
 
     def serve(c):
-        while True:
-            d = c.recv(65536)
-            if not d:
-                return
-            c.sendall(d)
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                c.sendall(d)
+        except OSError:
+            return  # the client went at the end of the run
 
     def loop():
         while True:
