@@ -203,7 +203,8 @@ def main():
     finally:
         for p in procs:
             p.terminate()
-            p.wait()
+            if p.wait() != 0:
+                print("%s exited with status %d" % (p.args[1], p.returncode), file=sys.stderr)
 
 
 if __name__ == "__main__":
