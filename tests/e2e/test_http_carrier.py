@@ -14,12 +14,14 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 
 import pytest
 
-from helpers import NGINX_PRELUDE, recv_until_eof, start_nginx
+from helpers import CARRIER_KEY, NGINX_PRELUDE, PostDropper, connect, read_halfclose_answer, \
+    recv_until_eof, start_client, start_nginx, upload_random, wait_until
 from test_web_carriers import (KEY, PATH, ask, comparable, fetch, fetch_big, get, pki,  # noqa: F401
                                read_response, web_client, web_server)
 
@@ -335,8 +337,6 @@ def test_lost_posts_are_resent(procs, mode):
     silent connection as lost after 20 s). The bytes they carried are sent
     again (the session resends from the server's acknowledgment on a new
     tunnel): the upload arrives whole, and the download after it too."""
-    from helpers import CARRIER_KEY, PostDropper, connect, read_halfclose_answer, start_client, \
-        upload_random
     size = 16
     _, sink_port = procs.peer("halfclose", "--body-size", str(size << 20))
     srv = web_server(procs, "http", path=PATH, key=CARRIER_KEY)
@@ -376,7 +376,6 @@ def open_tunnel_by_hand(srv, tid):
 def server_read_all(srv_port, sock):
     """Whether the server's end of SOCK (connected to SRV_PORT) has read
     everything that arrived (its receive queue is empty)."""
-    import subprocess
     me = sock.getsockname()
     out = subprocess.run(["ss", "-Htn", "state", "established", "src", "127.0.0.1:%d" % srv_port,
                           "dst", "%s:%d" % me], capture_output=True, text=True, check=True).stdout
@@ -389,7 +388,6 @@ def test_post_body_in_a_read_of_its_own(procs, echo):
     reaches the destination and the tunnel goes on (the server once freed
     its buffer twice here, taking the empty rest of that read for a failed
     allocation)."""
-    from helpers import wait_until
     srv = web_server(procs, "http", path=PATH)
     tid = os.urandom(8)
     g, rest = open_tunnel_by_hand(srv, tid)

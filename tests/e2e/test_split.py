@@ -22,8 +22,9 @@ import time
 
 import pytest
 
-from helpers import CARRIER_KEY, NGINX_PRELUDE, NGINX_WS_PROXY, PIN_RE, carrier_named, connect, free_port, \
-    port_accepts, read_halfclose_answer, recv_exact, run_tt, sanitizer_env, start_client, start_nginx, upload_random
+from helpers import CARRIER_KEY, NGINX_PRELUDE, NGINX_WS_PROXY, PIN_RE, PostDropper, carrier_named, connect, \
+    free_port, port_accepts, read_halfclose_answer, recv_exact, run_tt, sanitizer_env, start_client, start_nginx, \
+    upload_random, wait_until
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
 MB = 1 << 20
@@ -390,7 +391,6 @@ def test_lost_posts_on_the_up_leg_are_resent(procs, proxy_to):
     16 MiB upload: the up leg resumes each time and resends what the
     server had not acknowledged; the upload and the download after it
     arrive whole, and the down leg was never lost."""
-    from helpers import PostDropper
     size = 16
     _, sink_port = procs.peer("halfclose", "--body-size", str(size * MB))
     server, urls = start_split_server(procs, "http", "http")
@@ -423,7 +423,6 @@ def test_a_down_leg_that_never_reads_keeps_the_server_bounded(procs, proxy_to):
     bound, the leg's queue, the mux's window), not the download; once the
     leg is read again the download finishes intact and the up leg was
     never disturbed."""
-    from helpers import wait_until
     size = 128
     _, src_port = procs.peer("halfclose", "--body-size", str(size * MB))
     server, client, pu, pd = split_client(procs, proxy_to, "http", "http",
