@@ -1,6 +1,7 @@
-# Shared by bench/latency_ab.sh and bench/throughput_ab.sh (sourced, from the
-# repository's root): free ports, waiting for a port, a ttbench destination,
-# and killing by pid everything the script started.
+# Shared by bench/latency_ab.sh, bench/throughput_ab.sh and bench/resume.sh
+# (sourced, from the repository's root): free ports, waiting for a port, a
+# ttbench destination, killing by pid everything the script started, and the
+# throughput scripts' measuring loop and medians.
 bench=build/bench/ttbench
 pids=()
 kill_started() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -15,4 +16,54 @@ start_destination() {
     pids+=($!)
     wait_port "$dest"
     wait_port "$banner"
+}
+
+# The measuring loop of bench/throughput_ab.sh and bench/resume.sh. The
+# caller sets results (a file), bytes (ttbench's --bytes) and, from
+# start_destination, dest.
+tick=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# ab_measure LABEL SERVER_PID CLIENT_PID SOCKS_PORT: one stream of $bytes up
+# and then one down through the client's SOCKS5 port with ttbench, each
+# with the CPU ticks both tt processes spent (from /proc); a line each on
+# stdout and in $results.
+ab_measure() {
+    local label=$1 sp=$2 cp=$3 socks=$4 dir before after mbps
+    for dir in up down; do
+        before=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
+        mbps=$("$bench" throughput --socks "127.0.0.1:$socks" --target "127.0.0.1:$dest" --bytes "$bytes" \
+            --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
+        after=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
+        echo "$label $dir $mbps $((after - before))" >>"$results"
+        printf '%-7s %-4s %8s MB/s  %s CPU ticks\n' "$label" "$dir" "$mbps" "$((after - before))"
+    done
+}
+# ab_summary: the medians of each label in $results (in the order they
+# first ran), MB/s and CPU seconds per GB, and each label's ratio to the
+# first one.
+ab_summary() {
+    /usr/bin/python3 - "$results" "$bytes" "$tick" <<'PY'
+import statistics, sys
+path, size, tick = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+n = int(size[:-1]) * mult[size[-1]] if size[-1] in mult else int(size)
+runs, cpu, labels = {}, {}, []
+for line in open(path):
+    label, d, mbps, ticks = line.split()
+    if label not in labels:
+        labels.append(label)
+    runs.setdefault((label, d), []).append(float(mbps))
+    cpu.setdefault((label, d), []).append(int(ticks) / tick / (n / 1e9))
+med = {k: statistics.median(v) for k, v in runs.items()}
+cmed = {k: statistics.median(v) for k, v in cpu.items()}
+for label in labels:
+    print("median %-6s up %6.0f MB/s %.2f CPU s/GB  down %6.0f MB/s %.2f CPU s/GB" % (
+        label, med[(label, "up")], cmed[(label, "up")], med[(label, "down")],
+        cmed[(label, "down")]))
+for d in ("up", "down"):
+    for label in labels[1:]:
+        print("%s / %s %s: %.2fx (CPU %.2fx)" % (
+            label, labels[0], d, med[(label, d)] / med[(labels[0], d)],
+            cmed[(label, d)] / cmed[(labels[0], d)]))
+PY
 }

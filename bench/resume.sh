@@ -23,13 +23,11 @@ cleanup() {
     rm -f "$results"
 }
 trap cleanup EXIT
-tick=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 start_destination
 carrier=${CARRIER:-tt}
 export TT_STATE_DIR=${TT_STATE_DIR:-$(mktemp -d)}
 run() { # LABEL [client options]
-    local label=$1 srv srv2 cli sp cp dir mbps before after url
+    local label=$1 srv srv2 cli sp cp url
     shift
     srv=$(free_port)
     srv2=$(free_port)
@@ -52,14 +50,7 @@ run() { # LABEL [client options]
     cp=$!
     pids+=("$cp")
     wait_port "$cli"
-    for dir in up down; do
-        before=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
-        mbps=$("$bench" throughput --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --bytes "$bytes" \
-            --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
-        after=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
-        echo "$label $dir $mbps $((after - before))" >>"$results"
-        printf '%-7s %-4s %8s MB/s  %s CPU ticks\n' "$label" "$dir" "$mbps" "$((after - before))"
-    done
+    ab_measure "$label" "$sp" "$cp" "$cli"
     kill "$cp" "$sp"
     wait "$cp" "$sp" 2>/dev/null || true
 }
@@ -70,29 +61,4 @@ for i in $(seq "$rounds"); do
     [ "$carrier" = wss ] && run split
     true
 done
-/usr/bin/python3 - "$results" "$bytes" "$tick" <<'PY'
-import statistics, sys
-path, size, tick = sys.argv[1], sys.argv[2], int(sys.argv[3])
-mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-n = int(size[:-1]) * mult[size[-1]] if size[-1] in mult else int(size)
-runs, cpu = {}, {}
-for line in open(path):
-    label, d, mbps, ticks = line.split()
-    runs.setdefault((label, d), []).append(float(mbps))
-    cpu.setdefault((label, d), []).append(int(ticks) / tick / (n / 1e9))
-med = {k: statistics.median(v) for k, v in runs.items()}
-cmed = {k: statistics.median(v) for k, v in cpu.items()}
-labels = []
-for label, _ in runs:
-    if label not in labels:
-        labels.append(label)
-for label in labels:
-    print("median %-6s up %6.0f MB/s %.2f CPU s/GB  down %6.0f MB/s %.2f CPU s/GB" % (
-        label, med[(label, "up")], cmed[(label, "up")], med[(label, "down")],
-        cmed[(label, "down")]))
-for d in ("up", "down"):
-    for label in labels[1:]:
-        print("%s / plain %s: %.2fx (CPU %.2fx)" % (
-            label, d, med[(label, d)] / med[("plain", d)],
-            cmed[(label, d)] / cmed[("plain", d)]))
-PY
+ab_summary

@@ -86,9 +86,11 @@ int tt_sess_core_write(tt_sess_core *c, const uv_buf_t *bufs, unsigned nbufs)
                     c->head = k;
                 c->tail = k;
                 c->held += sizeof *k;
-                if (c->cur == NULL)
-                    c->cur = k;
             }
+            /* No send point means everything written was sent: the bytes
+             * to send next start in the chunk written now. */
+            if (c->cur == NULL)
+                c->cur = k;
             size_t take = TT_SESS_CHUNK - k->len;
             if (take > n)
                 take = n;
@@ -175,6 +177,12 @@ int tt_sess_core_ack(tt_sess_core *c, uint64_t cum)
             c->cur = c->head;
         chunk_free(k);
         c->held -= sizeof *k;
+    }
+    if (c->head == NULL) {
+        /* Every chunk was full and is acknowledged: none may be pointed at
+         * (a freed tail would be written into and linked from). */
+        c->tail = c->cur = NULL;
+        return 0;
     }
     /* The last chunk goes too once all of it is acknowledged, so an idle
      * session holds no buffer; the next write starts a new one. */

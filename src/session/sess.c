@@ -97,8 +97,15 @@ static void drop_leg(tt_sess *s, int slot, int close_code)
     s->leg[slot] = NULL;
     if (s->leg[0] == NULL && s->leg[1] == NULL)
         uv_timer_stop(&s->live_timer);
-    if (slot == tt_sess_rx(s))
+    if (slot == tt_sess_rx(s)) {
         uv_timer_stop(&s->ack_timer);
+        /* What the owner left unread is this leg's raw bytes: the next leg
+         * brings them again from what was taken (a rejoin can replace a
+         * leg the session still holds). */
+        free(s->stash);
+        s->stash = NULL;
+        s->stash_len = 0;
+    }
     if (close_code >= 0) {
         uint8_t f[TT_SESS_HDR_LEN];
         tt_sess_hdr_encode(TT_SESS_CLOSE, (uint8_t)close_code, 0, 0, f);
@@ -181,11 +188,6 @@ static void leg_broken(tt_sess *s, int slot, int err)
         return;
     drop_leg(s, slot, -1);
     tt_sess_reader_init(&s->rd[slot]);
-    if (slot == tt_sess_rx(s)) {
-        free(s->stash);
-        s->stash = NULL;
-        s->stash_len = 0;
-    }
     s->role->leg_lost(s, slot, err);
 }
 
@@ -437,7 +439,15 @@ static void pump(tt_sess *s, bool from_owner)
 {
     enum { FRAMES = 16 };
     int tx = tt_sess_tx(s);
-    while (s->leg[tx] && !s->dead && tt_link_pending(s->leg[tx]) < TT_SESS_LEG_BOUND) {
+    bool broken = false;
+    /* Bytes pending now may have been seen by the owner, which stops
+     * writing while its lower link's pending is high, without a write of
+     * its own: a rejoin moves the send point back, and the owner may look
+     * (from its input, say) before this pump sends them. So it hears when
+     * they are gone. */
+    if (tt_sess_core_unsent(&s->core) > 0)
+        s->drain_wanted = true;
+    while (!broken && s->leg[tx] && !s->dead && tt_link_pending(s->leg[tx]) < TT_SESS_LEG_BOUND) {
         uint8_t hdr[FRAMES][TT_SESS_HDR_LEN];
         uv_buf_t iov[2 * FRAMES];
         unsigned niov = 0, nf = 0;
@@ -456,14 +466,15 @@ static void pump(tt_sess *s, bool from_owner)
         if (nf == 0)
             break;
         if (tt_link_write(s->leg[tx], iov, niov) < 0) {
+            /* The bytes left wait for the next leg, and the owner, which
+             * may stop writing on seeing them pending, must hear when they
+             * leave: so the note below is taken on this path too. */
             leg_broken(s, tx, UV_EIO);
-            return;
+            broken = true;
         }
     }
-    /* Bytes left unsent are pending in the owner's eyes, whether it wrote
-     * them just now or a rejoin moved the send point back over bytes it
-     * had already seen leave (so its pending grew with no write of its
-     * own): either way it may be waiting for on_drained. */
+    /* Bytes left unsent are pending in the owner's eyes: it may be waiting
+     * for on_drained. */
     if (tt_sess_core_unsent(&s->core) > 0)
         s->drain_wanted = true;
     if (from_owner)
