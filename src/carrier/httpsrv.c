@@ -820,17 +820,21 @@ static void sconn_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         if (len == 0 && s->left > 0)
             return;
     }
-    uint8_t *b = realloc(s->buf, s->have + len);
-    if (b == NULL) {
-        if (s->t)
-            stun_fail(s->t, UV_ENOMEM, NULL);
-        detach(s);
-        sconn_close(s, false);
-        return;
+    /* A body that ended with the read leaves nothing to keep; a realloc to
+     * zero bytes would free the buffer (and look like a failure). */
+    if (len > 0) {
+        uint8_t *b = realloc(s->buf, s->have + len);
+        if (b == NULL) {
+            if (s->t)
+                stun_fail(s->t, UV_ENOMEM, NULL);
+            detach(s);
+            sconn_close(s, false);
+            return;
+        }
+        s->buf = b;
+        memcpy(s->buf + s->have, data, len);
+        s->have += len;
     }
-    s->buf = b;
-    memcpy(s->buf + s->have, data, len);
-    s->have += len;
     if (s->state == S_BODY && s->t && stun_stopped(s->t)) {
         tt_link_read_stop(l);
         return;

@@ -415,8 +415,10 @@ size_t tt_sess_server_held(const tt_sess_server *srv)
 
 void tt_sess_server_close(tt_sess_server *srv)
 {
-    srv->closing = true;
+    /* Marked closing only after the joins end: ending the last one would
+     * otherwise free SRV (maybe_free) while this loop still reads it. */
     while (srv->joiners)
         joiner_end(srv->joiners, false);
+    srv->closing = true;
     maybe_free(srv);
 }

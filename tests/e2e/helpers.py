@@ -1128,9 +1128,17 @@ class CuttingProxy:
         self.max_cuts = 0
         self.blackout = False
         self.rng = random.Random(13)
+        # pause(DIRECTION) stops reading that direction's source until
+        # unpause: the sender's writes then back up, as behind a peer that
+        # never reads.
+        self.flowing = {"up": threading.Event(), "down": threading.Event()}
+        self.flowing["up"].set()
+        self.flowing["down"].set()
         self.next_cut = {}
         self.closed = False
-        self.cut = set()
+        # The pairs cut, by id; the pairs are kept so that no later pair
+        # gets the id of a freed one.
+        self.cut = {}
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -1151,6 +1159,12 @@ class CuttingProxy:
         with self.lock:
             self.cut_every = None
 
+    def pause(self, direction):
+        self.flowing[direction].clear()
+
+    def unpause(self, direction):
+        self.flowing[direction].set()
+
     @staticmethod
     def _reset(sock):
         try:
@@ -1166,7 +1180,7 @@ class CuttingProxy:
         which wakes it; the pumps see `cut` and pass nothing on."""
         with self.lock:
             conns, self.conns = self.conns, []
-            self.cut.update(id(p) for p in conns)
+            self.cut.update((id(p), p) for p in conns)
         for a, b in conns:
             for x in (a, b):
                 try:
@@ -1193,6 +1207,10 @@ class CuttingProxy:
                 self._reset(c)
                 continue
             u.settimeout(None)
+            # Bytes go on as they come: with Nagle a small write (a TLS
+            # handshake message, a join) could wait for a delayed ACK.
+            for x in (c, u):
+                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pair = (c, u)
             with self.lock:
                 self.conns.append(pair)
@@ -1205,6 +1223,7 @@ class CuttingProxy:
         head = b""
         try:
             while True:
+                self.flowing[direction].wait()
                 data = src.recv(1 << 16)
                 if not data:
                     if id(pair) not in self.cut:
@@ -1239,6 +1258,104 @@ class CuttingProxy:
         self.closed = True
         self.lsock.close()
         self.cut_all()
+        for e in self.flowing.values():
+            e.set()
+
+
+class PostDropper(CuttingProxy):
+    """A CuttingProxy for the HTTP streaming carrier (docs/HTTP.md) that
+    loses POSTs: it reads the requests each client connection carries, and
+    at the POSTs numbered in VICTIMS (0, 1, ... in the order their heads
+    arrive, counting only POSTs with a body of at least 64 KiB) passes the
+    head and half of the body, then, by MODE, resets the connection both
+    ways ("cut") or passes nothing more either way while keeping it open,
+    so that the answer never comes ("hold"). `dropped` counts the POSTs it
+    lost; `posts` all it saw."""
+
+    def __init__(self, target_port, victims, mode):
+        self.drop_victims = set(victims)
+        self.mode = mode
+        self.posts = 0
+        self.dropped = 0
+        self.held = {}  # the connection pairs held silent, by id
+        super().__init__(target_port)
+
+    def _pump(self, src, dst, direction, pair, first):
+        if direction == "up":
+            self._requests(src, dst, pair)
+            return
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if id(pair) in self.held or id(pair) in self.cut:
+                    return
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+        except OSError:
+            return
+
+    def _requests(self, src, dst, pair):
+        buf = b""
+        body_left = 0  # bytes of the current body still to pass
+        drop_at = None  # pass this many more, then lose the POST
+        try:
+            while True:
+                data = src.recv(1 << 16)
+                if not data or id(pair) in self.cut:
+                    if id(pair) not in self.cut:
+                        dst.shutdown(socket.SHUT_WR)
+                    return
+                buf += data
+                while buf:
+                    if body_left:
+                        n = min(body_left, len(buf))
+                        if drop_at is not None and n >= drop_at:
+                            dst.sendall(buf[:drop_at])
+                            self._lose(pair)
+                            return
+                        dst.sendall(buf[:n])
+                        buf = buf[n:]
+                        body_left -= n
+                        if drop_at is not None:
+                            drop_at -= n
+                        continue
+                    end = buf.find(b"\r\n\r\n")
+                    if end < 0:
+                        break
+                    head, buf = buf[:end + 4], buf[end + 4:]
+                    dst.sendall(head)
+                    m = re.search(rb"\r\ncontent-length: *(\d+)", head, re.I)
+                    body_left = int(m.group(1)) if m else 0
+                    drop_at = None
+                    if head.startswith(b"POST ") and body_left >= 65536:
+                        with self.lock:
+                            if self.posts in self.drop_victims:
+                                drop_at = body_left // 2
+                            self.posts += 1
+        except OSError:
+            return
+
+    def _lose(self, pair):
+        with self.lock:
+            self.dropped += 1
+            if self.mode == "hold":
+                # Both sockets stay open and silent until close().
+                self.held[id(pair)] = pair
+                return
+            self.conns.remove(pair)
+            self.cut[id(pair)] = pair
+        # As in cut_all: reading is shut down first, which wakes the other
+        # pump; it sees the pair cut and passes nothing on.
+        for x in pair:
+            try:
+                x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                x.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        for x in pair:
+            x.close()
 
 
 # ---------------------------------------------------------------------------
@@ -1271,8 +1388,11 @@ class HeldDns:
             held.append((data, addr))
             if not self.released.is_set():
                 continue
-            for q, a in held:
-                self.sock.sendto(self._answer(q), a)
+            try:
+                for q, a in held:
+                    self.sock.sendto(self._answer(q), a)
+            except OSError:
+                return  # closed at the test's end while answering
             held = []
 
     def release(self):

@@ -11,14 +11,17 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import socket
 import struct
+import subprocess
 import threading
 import time
 
 import pytest
 
-from helpers import NGINX_PRELUDE, recv_until_eof, start_nginx
+from helpers import CARRIER_KEY, NGINX_PRELUDE, PostDropper, connect, read_halfclose_answer, \
+    recv_until_eof, start_client, start_nginx, upload_random, wait_until
 from test_web_carriers import (KEY, PATH, ask, comparable, fetch, fetch_big, get, pki,  # noqa: F401
                                read_response, web_client, web_server)
 
@@ -319,3 +322,107 @@ def test_posts_out_of_order_are_read_in_order(procs, echo):
     assert ask(srv.port, get_req.encode(), False)[0].startswith("HTTP/1.1 404")
     assert "not a tt client (replayed token)" in srv.proc.log()
     assert "not a tt client (POST out of its window)" in srv.proc.log()
+
+
+# ---------------------------------------------------------------------------
+# Lost POSTs under --resume
+
+
+@pytest.mark.parametrize("mode", ["cut", "hold"])
+def test_lost_posts_are_resent(procs, mode):
+    """A proxy in front of the server loses POSTs of a 16 MiB upload
+    half-way through their bodies: it resets the connections of three
+    ("cut"), or passes nothing more either way on one while keeping it
+    open, so that its answer never comes ("hold": the session takes the
+    silent connection as lost after 20 s). The bytes they carried are sent
+    again (the session resends from the server's acknowledgment on a new
+    tunnel): the upload arrives whole, and the download after it too."""
+    size = 16
+    _, sink_port = procs.peer("halfclose", "--body-size", str(size << 20))
+    srv = web_server(procs, "http", path=PATH, key=CARRIER_KEY)
+    victims = (2, 9, 20) if mode == "cut" else (2,)
+    proxy = PostDropper(srv.port, victims=victims, mode=mode)
+    try:
+        client = start_client(procs, "http://127.0.0.1:%d%s" % (proxy.port, PATH),
+                              ["-k", CARRIER_KEY, "--resume", "--reconnect-min", "20ms",
+                               "--reconnect-max", "200ms"], socks=False,
+                              forwards=["127.0.0.1:%d" % sink_port])
+        s = connect(("127.0.0.1", client.forward_ports[0]), timeout=120)
+        with s:
+            sent = upload_random(s, size)
+            assert read_halfclose_answer(s) == (sent, size << 20), "the upload arrived changed"
+        assert proxy.dropped == len(victims), (proxy.dropped, proxy.posts)
+        assert len(re.findall(r"resumed after \d+ ms", client.proc.log())) >= len(victims)
+    finally:
+        proxy.close()
+
+
+def open_tunnel_by_hand(srv, tid):
+    """The GET of a tunnel with id TID, sent by hand; returns its socket and
+    the bytes after the answer's head (which must be the tunnel's 200)."""
+    g = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    g.sendall(("GET %s HTTP/1.1\r\nHost: tunnel.test\r\nCookie: sid=%s\r\n\r\n"
+               % (PATH, http_token(KEY, tid, 0, 1))).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = g.recv(65536)
+        assert d, "the GET was not answered"
+        head += d
+    head, _, rest = head.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+    return g, rest
+
+
+def server_read_all(srv_port, sock):
+    """Whether the server's end of SOCK (connected to SRV_PORT) has read
+    everything that arrived (its receive queue is empty)."""
+    me = sock.getsockname()
+    out = subprocess.run(["ss", "-Htn", "state", "established", "src", "127.0.0.1:%d" % srv_port,
+                          "dst", "%s:%d" % me], capture_output=True, text=True, check=True).stdout
+    return out.split() != [] and out.split()[0] == "0"
+
+
+def test_post_body_in_a_read_of_its_own(procs, echo):
+    """A POST whose head arrives in one read and whose whole body in the
+    next, as nginx with proxy_request_buffering off passes them: the body
+    reaches the destination and the tunnel goes on (the server once freed
+    its buffer twice here, taking the empty rest of that read for a failed
+    allocation)."""
+    srv = web_server(procs, "http", path=PATH)
+    tid = os.urandom(8)
+    g, rest = open_tunnel_by_hand(srv, tid)
+    hdr = bytes([1, 0, 1, 127, 0, 0, 1]) + struct.pack(">H", echo)
+    body = hdr + b"hello "
+    c = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    with g, c:
+        req = post(0, tid, body)
+        c.sendall(req[:-len(body)])
+        wait_until(lambda: server_read_all(srv.port, c), 10, "the server to read the POST's head")
+        c.sendall(body)
+        status, _, answer = read_response(c)
+        assert status == "HTTP/1.1 200 OK" and answer == b"", status
+        c.sendall(post(1, tid, b"world", fin=True))
+        assert read_response(c)[0] == "HTTP/1.1 200 OK"
+        assert read_records(g, rest) == b"\x01\x00hello world"
+
+
+def test_post_of_a_gibibyte_goes_to_the_site(procs, echo):
+    """A POST for a live tunnel that declares 1 GiB (the server takes at
+    most 1 MiB per body) is the web site's, whose answer comes without the
+    server holding the body; the tunnel goes on unharmed."""
+    srv = web_server(procs, "http", path=PATH)
+    tid = os.urandom(8)
+    g, rest = open_tunnel_by_hand(srv, tid)
+    big = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    c = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    with g, c, big:
+        big.sendall(("POST %s HTTP/1.1\r\nHost: tunnel.test\r\nContent-Length: %d\r\n"
+                     "Cookie: sid=%s\r\n\r\n" % (PATH, 1 << 30, http_token(KEY, tid, 0, 2)))
+                    .encode() + b"\0" * (1 << 20))
+        status, _, _ = read_response(big)
+        assert not status.startswith("HTTP/1.1 200"), status
+        srv.proc.wait_log(r"not a tt client \(POST without a Content-Length in bounds\)")
+        hdr = bytes([1, 0, 1, 127, 0, 0, 1]) + struct.pack(">H", echo)
+        c.sendall(post(0, tid, hdr + b"still", fin=True))
+        assert read_response(c)[0] == "HTTP/1.1 200 OK"
+        assert read_records(g, rest) == b"\x01\x00still"

@@ -300,3 +300,33 @@ def test_idle_session_ends_cleanly_and_leaves_nothing_behind(procs, echo):
         echo_roundtrip(s, b"once")
     server.proc.wait_log(r"session s[0-9a-f]+: ended$")
     assert "keeping it" not in server.proc.log()
+
+
+def test_sigterm_with_joins_pending(procs):
+    """SIGTERM while connections have sent the start of a JOIN and wait in
+    the session layer's join: the server exits 0 with no sanitizer report
+    (it once freed its session table on ending the last pending join, then
+    read it again)."""
+    import signal
+    import subprocess
+    from helpers import TCP, wait_until
+    server = start_server(procs, LOOPBACK + ["-k", CARRIER_KEY], carrier=TCP)
+    conns = [connect(("127.0.0.1", server.port), timeout=10) for _ in range(5)]
+
+    def read_by_server(c):
+        me = "127.0.0.1:%d" % c.getsockname()[1]
+        out = subprocess.run(["ss", "-Htn", "state", "established", "src",
+                              "127.0.0.1:%d" % server.port, "dst", me],
+                             capture_output=True, text=True, check=True).stdout.split()
+        return out[:1] == ["0"]
+
+    try:
+        for c in conns:
+            c.sendall(b"\xf5\x74\x73\x01")
+        wait_until(lambda: all(read_by_server(c) for c in conns), 20,
+                   "the server to read the joins' first bytes")
+        server.proc.popen.send_signal(signal.SIGTERM)
+        assert server.proc.popen.wait(timeout=30) == 0, server.proc.log()
+    finally:
+        for c in conns:
+            c.close()
