@@ -50,6 +50,8 @@ struct tt_dnslink {
     bool detached; /* server: the datagram layer is gone */
     bool orphaned; /* client: the carrier is gone; a close does not linger */
     bool in_pump, pump_again;
+    bool in_write;     /* inside the owner's write: no owner callback */
+    bool drain_wanted; /* the owner saw bytes pending: tell it when none are */
     /* Server: a new connection on trial sends nothing, not even an ACK: if
      * it is refused, bytes it acknowledged would never be resent to the
      * connection that replaces it. */
@@ -170,9 +172,6 @@ static void feed(tt_dnslink *l)
             free(l->ovf);
             l->ovf = NULL;
             l->ovf_cap = 0;
-            if (!l->closed && l->base.handler && l->base.handler->on_drained) {
-                l->base.handler->on_drained(&l->base, l->base.ud);
-            }
         }
     }
     if (l->shut && !l->fin_queued && l->ovf_len == l->ovf_off) {
@@ -263,6 +262,16 @@ static void arm(tt_dnslink *l, uint64_t now)
     uv_timer_start(&l->timer, on_timer, ms, 0);
 }
 
+/* What the owner sees pending: bytes the engine could not take, and bytes
+ * it took but has not sent once. Counting the second keeps the owner's
+ * queue short (the mux stops at its bound), so that a stream opened behind
+ * a bulk transfer waits behind that bound, not behind the whole send
+ * buffer: at a DNS path's upload rate, 256 KiB are seconds. */
+static size_t pending_bytes(const tt_dnslink *l)
+{
+    return l->ovf_len - l->ovf_off + tt_arq_unsent(l->arq);
+}
+
 static void pump(tt_dnslink *l)
 {
     if (l->freeing || l->failed)
@@ -279,6 +288,11 @@ static void pump(tt_dnslink *l)
         if (l->freeing || l->failed)
             break;
         send_all(l, now_us(), 0);
+        if (l->drain_wanted && !l->in_write && !l->closed && pending_bytes(l) == 0) {
+            l->drain_wanted = false;
+            if (l->base.handler && l->base.handler->on_drained)
+                l->base.handler->on_drained(&l->base, l->base.ud);
+        }
     } while (l->pump_again && !l->freeing && !l->failed);
     l->in_pump = false;
     if (l->freeing || l->failed)
@@ -371,7 +385,11 @@ static int l_write(tt_link *base, const uv_buf_t *bufs, unsigned nbufs)
         memcpy(l->ovf + l->ovf_len, p, n);
         l->ovf_len += n;
     }
+    l->in_write = true;
     pump(l);
+    l->in_write = false;
+    if (pending_bytes(l) > 0)
+        l->drain_wanted = true;
     return 0;
 }
 
@@ -468,8 +486,7 @@ static void l_abort(tt_link *base, tt_link_close_cb cb, void *ud)
 
 static size_t l_pending(const tt_link *base)
 {
-    const tt_dnslink *l = (const tt_dnslink *)base;
-    return l->ovf_len - l->ovf_off;
+    return pending_bytes((const tt_dnslink *)base);
 }
 
 static const char *l_peer(tt_link *base, char *buf, size_t len)

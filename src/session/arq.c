@@ -88,6 +88,11 @@ void tt_arq_free(tt_arq *a)
 
 /* ---- the application's side ---- */
 
+size_t tt_arq_unsent(const tt_arq *a)
+{
+    return a->snd_end > a->snd_nxt ? (size_t)(a->snd_end - a->snd_nxt) : 0;
+}
+
 size_t tt_arq_writable(const tt_arq *a)
 {
     if (a->fin_queued)

@@ -77,6 +77,9 @@ size_t tt_arq_write(tt_arq *a, const uint8_t *data, size_t len);
 /* Room left in the send buffer. */
 size_t tt_arq_writable(const tt_arq *a);
 
+/* Bytes written and never sent yet (waiting for the window). */
+size_t tt_arq_unsent(const tt_arq *a);
+
 /* Ends the outgoing stream after the bytes written so far: the peer reads
  * them all and then an end of stream. Returns 0, or -EALREADY. */
 int tt_arq_close(tt_arq *a);

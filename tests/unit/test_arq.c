@@ -715,6 +715,28 @@ Test(arq_flow, write_is_bounded)
     tt_arq_free(a);
 }
 
+/* Unsent bytes are those written and never sent: the congestion window
+ * holds most of a big write back (dnslink shows them to its owner as
+ * pending, so that the owner's queue stays short). */
+Test(arq_flow, unsent_is_what_the_window_holds_back)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    tt_arq *a = tt_arq_new(&cfg);
+    static uint8_t big[100000];
+    cr_assert_eq(tt_arq_unsent(a), 0);
+    cr_assert_eq(tt_arq_write(a, big, sizeof big), sizeof big);
+    cr_assert_eq(tt_arq_unsent(a), sizeof big);
+    uint8_t pkt[1500];
+    size_t sent = 0, n;
+    while ((n = tt_arq_poll(a, 1000, pkt, sizeof pkt, 0)) > 0)
+        sent += n;
+    cr_assert_gt(sent, 0);
+    cr_assert_gt(tt_arq_unsent(a), 0, "the initial window holds the rest back");
+    cr_assert_lt(tt_arq_unsent(a), sizeof big - sent / 2, "what left is not unsent");
+    tt_arq_free(a);
+}
+
 /* B stops reading: A sends no more than B's window, both stay within their
  * memory bounds; B's window updates are lost often (30%), so A must probe;
  * when B reads again, everything arrives. */
