@@ -25,7 +25,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
-from test_resume import CuttingProxy  # noqa: E402
+from helpers import CuttingProxy  # noqa: E402
 
 
 def free_port():
