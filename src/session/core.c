@@ -168,20 +168,19 @@ int tt_sess_core_ack(tt_sess_core *c, uint64_t cum)
     c->snd_una = cum;
     if (c->fin_queued && cum == c->snd_end + 1)
         c->fin_acked = true;
-    while (c->head && c->head->off + c->head->len <= cum && c->head->len == TT_SESS_CHUNK) {
+    /* Every chunk wholly acknowledged goes, the last one too (full or not),
+     * so an idle session holds no buffer; the next write starts a new one.
+     * The tail must not outlive its chunk: a write would chain onto freed
+     * memory, and the list would lose what follows. */
+    while (c->head && c->head->off + c->head->len <= cum) {
         tt_sess_chunk *k = c->head;
         c->head = k->next;
+        if (c->tail == k)
+            c->tail = NULL;
         if (c->cur == k)
             c->cur = c->head;
         chunk_free(k);
         c->held -= sizeof *k;
-    }
-    /* The last chunk goes too once all of it is acknowledged, so an idle
-     * session holds no buffer; the next write starts a new one. */
-    if (c->head && c->head == c->tail && c->head->off + c->head->len <= cum) {
-        chunk_free(c->head);
-        c->held -= sizeof(tt_sess_chunk);
-        c->head = c->tail = c->cur = NULL;
     }
     return 0;
 }

@@ -138,6 +138,39 @@ Test(sess_core, resend_after_rejoin_loses_and_repeats_nothing)
     free(w.buf);
 }
 
+/* Everything written fills whole chunks and is acknowledged: the last,
+ * full chunk goes like the others, and the buffer must be left empty, not
+ * with a tail that was freed (the next write would chain onto freed
+ * memory, and a rejoin would find no chunk to resend from). */
+Test(sess_core, acknowledging_whole_full_chunks_leaves_a_sound_buffer)
+{
+    tt_sess_core tx;
+    tt_sess_core_init(&tx);
+    rx r = {0};
+    tt_sess_core_init(&r.core);
+    tt_sess_reader_init(&r.rd);
+    wire w = {0};
+    write_pattern(&tx, 0, 2 * TT_SESS_CHUNK);
+    send_all(&tx, &w);
+    receive(&r, &w);
+    cr_assert_eq(tt_sess_core_ack(&tx, r.core.rcv_nxt), 0);
+    cr_assert_eq(tx.held, 0);
+    cr_assert_null(tx.head);
+    cr_assert_null(tx.tail);
+    /* More bytes, a lost flight and a rejoin: the resend is all there. */
+    write_pattern(&tx, 2 * TT_SESS_CHUNK, 1000);
+    send_all(&tx, &w);
+    w.len = 0;
+    cr_assert_eq(tt_sess_core_rejoin(&tx, r.core.rcv_nxt), 0);
+    cr_assert_eq(send_all(&tx, &w), 1000, "the resend after a rejoin");
+    receive(&r, &w);
+    cr_assert_eq(r.delivered, 2 * TT_SESS_CHUNK + 1000);
+    cr_assert_eq(tt_sess_core_ack(&tx, r.core.rcv_nxt), 0);
+    cr_assert_eq(tx.held, 0);
+    tt_sess_core_free(&tx);
+    free(w.buf);
+}
+
 Test(sess_core, in_flight_is_bounded_and_acks_release_it)
 {
     tt_sess_core tx;
