@@ -436,14 +436,13 @@ void tt_sess_attach(tt_sess *s, int slot, tt_link *leg, const uint8_t *early, si
     pump(s, false);
 }
 
-/* Frames what may go onto the leg of this side's DATA, several frames per
- * write. FROM_OWNER: called inside the owner's write, where no callback of
- * the owner may run. */
-static void pump(tt_sess *s, bool from_owner)
+/* Frames what may go onto LEG (the leg of this side's DATA, or one whose
+ * join is under way), several frames per write, while its queue is under
+ * TT_SESS_LEG_BOUND. Returns 0 or the write's error. */
+static int frame_onto(tt_sess *s, tt_link *leg)
 {
     enum { FRAMES = 16 };
-    int tx = tt_sess_tx(s);
-    while (s->leg[tx] && !s->dead && tt_link_pending(s->leg[tx]) < TT_SESS_LEG_BOUND) {
+    while (tt_link_pending(leg) < TT_SESS_LEG_BOUND) {
         uint8_t hdr[FRAMES][TT_SESS_HDR_LEN];
         uv_buf_t iov[2 * FRAMES];
         unsigned niov = 0, nf = 0;
@@ -460,11 +459,27 @@ static void pump(tt_sess *s, bool from_owner)
             nf++;
         }
         if (nf == 0)
-            break;
-        if (tt_link_write(s->leg[tx], iov, niov) < 0) {
-            leg_broken(s, tx, UV_EIO);
-            return;
-        }
+            return 0;
+        int rc = tt_link_write(leg, iov, niov);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int tt_sess_send_early(tt_sess *s, tt_link *leg)
+{
+    return frame_onto(s, leg);
+}
+
+/* Frames what may go onto the leg of this side's DATA. FROM_OWNER: called
+ * inside the owner's write, where no callback of the owner may run. */
+static void pump(tt_sess *s, bool from_owner)
+{
+    int tx = tt_sess_tx(s);
+    if (s->leg[tx] && !s->dead && frame_onto(s, s->leg[tx]) < 0) {
+        leg_broken(s, tx, UV_EIO);
+        return;
     }
     /* Bytes left unsent are pending in the owner's eyes, whether it wrote
      * them just now or a rejoin moved the send point back over bytes it
