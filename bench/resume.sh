@@ -9,9 +9,10 @@
 # wss://.../up --down wss://.../down, two listeners of one server): split
 # paths against plain wss.
 # Needs build/bench/ttbench (scripts/build.sh release). Prints a line per run
-# (with the CPU ticks of client and server, read from /proc) and the medians
-# with the ratio of --resume to plain tt://; on a shared machine the CPU per
-# byte is the steadier figure.
+# (with the CPU ticks of client and server, and how long they waited for a
+# CPU, read from /proc) and the medians with the ratio of --resume to plain
+# tt://; on a shared machine the CPU per byte is the steadier figure, and the
+# wait shows which runs other work slowed down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tt=${1:-build/tt} rounds=${2:-5} bytes=${3:-512M}
@@ -25,6 +26,9 @@ cleanup() {
 trap cleanup EXIT
 tick=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Milliseconds a process spent runnable but waiting for a CPU (schedstat's
+# second field): what other work on the machine took from this run.
+rq_wait() { awk '{printf "%d", $2 / 1e6}' "/proc/$1/schedstat"; }
 start_destination
 carrier=${CARRIER:-tt}
 export TT_STATE_DIR=${TT_STATE_DIR:-$(mktemp -d)}
@@ -54,11 +58,14 @@ run() { # LABEL [client options]
     wait_port "$cli"
     for dir in up down; do
         before=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
+        wait0=$(($(rq_wait "$sp") + $(rq_wait "$cp")))
         mbps=$("$bench" throughput --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --bytes "$bytes" \
             --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
         after=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
-        echo "$label $dir $mbps $((after - before))" >>"$results"
-        printf '%-7s %-4s %8s MB/s  %s CPU ticks\n' "$label" "$dir" "$mbps" "$((after - before))"
+        wait1=$(($(rq_wait "$sp") + $(rq_wait "$cp")))
+        echo "$label $dir $mbps $((after - before)) $((wait1 - wait0))" >>"$results"
+        printf '%-7s %-4s %8s MB/s  %s CPU ticks  %s ms waiting for a CPU\n' "$label" "$dir" "$mbps" \
+            "$((after - before))" "$((wait1 - wait0))"
     done
     kill "$cp" "$sp"
     wait "$cp" "$sp" 2>/dev/null || true
@@ -75,11 +82,12 @@ import statistics, sys
 path, size, tick = sys.argv[1], sys.argv[2], int(sys.argv[3])
 mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 n = int(size[:-1]) * mult[size[-1]] if size[-1] in mult else int(size)
-runs, cpu = {}, {}
+runs, cpu, waits = {}, {}, []
 for line in open(path):
-    label, d, mbps, ticks = line.split()
+    label, d, mbps, ticks, wait = line.split()
     runs.setdefault((label, d), []).append(float(mbps))
     cpu.setdefault((label, d), []).append(int(ticks) / tick / (n / 1e9))
+    waits.append((int(wait), float(mbps), label, d))
 med = {k: statistics.median(v) for k, v in runs.items()}
 cmed = {k: statistics.median(v) for k, v in cpu.items()}
 labels = []
@@ -90,6 +98,15 @@ for label in labels:
     print("median %-6s up %6.0f MB/s %.2f CPU s/GB  down %6.0f MB/s %.2f CPU s/GB" % (
         label, med[(label, "up")], cmed[(label, "up")], med[(label, "down")],
         cmed[(label, "down")]))
+# On a shared machine the slow runs are those whose processes waited for a
+# CPU: the runs ordered by that wait, with their speed against their
+# configuration's median.
+waits.sort()
+third = max(1, len(waits) // 3)
+for name, part in (("least", waits[:third]), ("most", waits[-third:])):
+    print("the third of the runs that waited %s for a CPU (%d-%d ms): %.2fx their median speed" % (
+        name, part[0][0], part[-1][0],
+        statistics.median(m / med[(lb, d)] for _, m, lb, d in part)))
 for d in ("up", "down"):
     for label in labels[1:]:
         print("%s / plain %s: %.2fx (CPU %.2fx)" % (

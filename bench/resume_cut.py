@@ -6,7 +6,8 @@ the carrier connection CUTS times. For each cut: the time from the reset to
 the first echoed byte after it, and the reconnection delay the client drew
 for it (its log line "reconnect attempt N ... in D ms"); the difference is
 what resuming itself costs (connect, the carrier's handshake, the join, the
-resend).
+resend), to be set against one round trip of a message through the same
+path (tunnel, proxy, echo), measured before the cuts.
 
   bench/resume_cut.py [--tt build/tt] [--cuts 20] [--carrier tt] [--reconnect-min 100ms]
 
@@ -94,6 +95,17 @@ def main():
              "-L", "127.0.0.1:%d=127.0.0.1:%d" % (fport, echo)], stderr=open(clog, "w")))
         wait_log(clog, "forward listening")
         s = socket.create_connection(("127.0.0.1", fport))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The round trip the target counts in: a message through the whole
+        # path (tunnel, proxy, echo) and back, before any cut.
+        echo_rtt = []
+        for _ in range(50):
+            t = time.monotonic()
+            s.sendall(b"y" * 64)
+            got = 0
+            while got < 64:
+                got += len(s.recv(64 - got))
+            echo_rtt.append((time.monotonic() - t) * 1000)
         arrivals = []
         stop = threading.Event()
 
@@ -153,6 +165,8 @@ def main():
             rtt.append((time.monotonic() - t) * 1000)
             c.close()
         print("one round trip (TCP connect to the server, median): %.3f ms" % statistics.median(rtt))
+        print("one round trip of a message through the tunnel and the echo, before the cuts "
+              "(median, max): %.2f ms, %.2f ms" % (statistics.median(echo_rtt), max(echo_rtt)))
         s.close()
     finally:
         for p in procs:
