@@ -130,7 +130,7 @@ def main():
         threading.Thread(target=send, daemon=True).start()
         threading.Thread(target=recv, daemon=True).start()
         time.sleep(0.5)
-        gaps = []
+        gaps, up_to_accept, up_to_byte = [], [], []
         for i in range(a.cuts):
             t = time.monotonic()
             proxy.cut_all()
@@ -140,6 +140,15 @@ def main():
                 time.sleep(0.0005)
             first = next(x for x in arrivals if x > t)
             gaps.append((first - t) * 1000)
+            # The new connection's accept at the proxy splits the gap: before
+            # it, the backoff timer and the connect; after it, the carrier's
+            # handshake, the join, the resend and the echo.
+            acc = [x for x in proxy.accepted if x > t]
+            if acc:
+                after = [x for x in arrivals if x > acc[0]]
+                if after:
+                    up_to_byte.append((after[0] - acc[0]) * 1000)
+                    up_to_accept.append((acc[0] - t) * 1000)
             deadline = time.monotonic() + 15
             while open(clog).read().count("resumed after") <= i:
                 if time.monotonic() > deadline:
@@ -158,6 +167,13 @@ def main():
             extra = [g - d for g, d in zip(gaps, delays)]
             print("minus the drawn backoff delay: median %.2f ms, max %.2f ms" % (
                 statistics.median(extra), max(extra)))
+        if attempts == a.cuts and len(up_to_accept) == a.cuts:
+            late = [x - d for x, d in zip(up_to_accept, delays)]
+            print("cut -> the new connection's accept, minus the drawn delay: median %.2f ms, "
+                  "max %.2f ms" % (statistics.median(late), max(late)))
+        if up_to_byte:
+            print("the new connection's accept -> first byte again: median %.2f ms, max %.2f ms"
+                  % (statistics.median(up_to_byte), max(up_to_byte)))
         rtt = []
         for _ in range(50):
             t = time.monotonic()
