@@ -13,47 +13,18 @@ count=${2:-20000}
 tool=$build/tests/tools/dnstun-echo
 domain=t.example.com
 [[ -x $tool ]] || { echo "dnstun.sh: $tool missing (scripts/build.sh release)" >&2; exit 1; }
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. bench/dns_common.sh
+tmp=$dns_tmp
 
 "$tool" server 127.0.0.2 0 "$domain" >"$tmp/server.out" 2>"$tmp/server.err" &
 pids+=($!)
-for _ in $(seq 100); do grep -q listening "$tmp/server.err" && break; sleep 0.05; done
+wait_log "$tmp/server.err" listening
 port=$(sed -n 's/listening udp \([0-9]*\).*/\1/p' "$tmp/server.err")
 [[ -n $port ]] || { cat "$tmp/server.err" >&2; exit 1; }
 
 ub_port=$((20000 + RANDOM % 10000))
-cat >"$tmp/unbound.conf" <<CONF
-server:
-    interface: 127.0.0.1@$ub_port
-    do-ip6: no
-    do-daemonize: no
-    use-syslog: no
-    logfile: "$tmp/unbound.log"
-    chroot: ""
-    username: ""
-    directory: "$tmp"
-    pidfile: "$tmp/unbound.pid"
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
-stub-zone:
-    name: "$domain"
-    stub-addr: 127.0.0.2@$port
-remote-control:
-    control-enable: no
-CONF
-unbound -d -c "$tmp/unbound.conf" &
-pids+=($!)
-for _ in $(seq 100); do
-  dig +short +time=1 +tries=1 -p "$ub_port" @127.0.0.1 "$domain" SOA >/dev/null 2>&1 && break
-  sleep 0.05
-done
+dns_stubs=("$domain 127.0.0.2@$port")
+dns_unbound_start 127.0.0.1 "$ub_port"
 
 for via in direct unbound; do
   if [[ $via == direct ]]; then res=127.0.0.2:$port; else res=127.0.0.1:$ub_port; fi

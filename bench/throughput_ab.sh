@@ -10,7 +10,7 @@
 # CLIENT_OPTS=--mux). SCHEME=tcp runs the tcp:// carrier (no key, no
 # METHOD) instead of tt://.
 # Needs build/bench/ttbench (scripts/build.sh release). Prints a line per
-# run and the medians of each binary at the end.
+# run, the medians of each binary and the ratio of new to old at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=$1 new=$2 rounds=${3:-5} method=${4:-chacha20-poly1305} bytes=${5:-512M}
@@ -18,17 +18,15 @@ shift $(($# < 5 ? $# : 5))
 [ "${1:-}" = "--" ] && shift
 . bench/ab_common.sh
 key=$("$new" keygen)
-tick=$(getconf CLK_TCK)
 results=$(mktemp)
 cleanup() {
     kill_started
     rm -f "$results"
 }
 trap cleanup EXIT
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 start_destination
 run() { # LABEL TT [options]
-    local label=$1 tt=$2 srv cli sp cp dir before after mbps
+    local label=$1 tt=$2 srv cli sp cp
     shift 2
     srv=$(free_port)
     cli=$(free_port)
@@ -44,14 +42,7 @@ run() { # LABEL TT [options]
     cp=$!
     pids+=("$cp")
     wait_port "$cli"
-    for dir in up down; do
-        before=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
-        mbps=$("$bench" throughput --socks "127.0.0.1:$cli" --target "127.0.0.1:$dest" --bytes "$bytes" \
-            --dir "$dir" | sed -E 's/.*"MBps":([0-9.]+).*/\1/')
-        after=$(($(cpu_ticks "$sp") + $(cpu_ticks "$cp")))
-        echo "$label $dir $mbps $((after - before))" >>"$results"
-        printf '%s %-4s %8s MB/s  %s CPU ticks\n' "$label" "$dir" "$mbps" "$((after - before))"
-    done
+    ab_measure "$label" "$sp" "$cp" "$cli"
     kill "$cp" "$sp"
     wait "$cp" "$sp" 2>/dev/null || true
 }
@@ -59,20 +50,4 @@ for i in $(seq "$rounds"); do
     run old "$old" "$@"
     run new "$new" "$@"
 done
-/usr/bin/python3 - "$results" "$bytes" "$tick" <<'EOF'
-import statistics, sys
-path, size, tick = sys.argv[1], sys.argv[2], int(sys.argv[3])
-mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-n = int(size[:-1]) * mult[size[-1]] if size[-1] in mult else int(size)
-runs = {}
-for line in open(path):
-    label, d, mbps, ticks = line.split()
-    runs.setdefault((label, d), []).append((float(mbps), int(ticks) / tick / (n / 1e9)))
-for label in ("old", "new"):
-    parts = []
-    for d in ("up", "down"):
-        v = runs[(label, d)]
-        parts.append("%s %.0f MB/s, %.2f CPU s/GB" % (d, statistics.median(x[0] for x in v),
-                                                     statistics.median(x[1] for x in v)))
-    print("median %s: %s" % (label, "; ".join(parts)))
-EOF
+ab_summary

@@ -8,6 +8,8 @@ packages=(
   # build
   build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
   libuv1-dev libssl-dev libwslay-dev libnftables-dev
+  # dns+https:// speaks HTTP/2 to the resolver through nghttp2
+  libnghttp2-dev
   # unit tests
   libcriterion-dev
   # end-to-end tests and the demo: real peers

@@ -23,11 +23,16 @@ extern const tt_carrier_type tt_carrier_https;
 extern const tt_carrier_type tt_carrier_socks5;
 extern const tt_carrier_type tt_carrier_ssh;
 extern const tt_carrier_type tt_carrier_dns;
+extern const tt_carrier_type tt_carrier_dns_tcp;
+extern const tt_carrier_type tt_carrier_dns_tls;
+extern const tt_carrier_type tt_carrier_dns_https;
 
 /* The order is the order of --help. */
 static const tt_carrier_type *const g_types[] = {
-    &tt_carrier_tt,   &tt_carrier_tcp,   &tt_carrier_tls,    &tt_carrier_ws,  &tt_carrier_wss,
-    &tt_carrier_http, &tt_carrier_https, &tt_carrier_socks5, &tt_carrier_ssh, &tt_carrier_dns,
+    &tt_carrier_tt,        &tt_carrier_tcp,  &tt_carrier_tls,     &tt_carrier_ws,
+    &tt_carrier_wss,       &tt_carrier_http, &tt_carrier_https,   &tt_carrier_socks5,
+    &tt_carrier_ssh,       &tt_carrier_dns,  &tt_carrier_dns_tcp, &tt_carrier_dns_tls,
+    &tt_carrier_dns_https,
 };
 
 #define N_TYPES (sizeof g_types / sizeof g_types[0])

@@ -9,6 +9,11 @@
  * packet opens under the key, carries a fresh stamp and salt, and starts
  * the stream; its link goes to the stream layer as any carrier's does.
  *
+ * dns+tcp:// and dns+tls:// are the same client with its queries over TCP
+ * (RFC 7766) or TLS (RFC 7858) to the resolver instead of UDP
+ * (link/dnsq.h); they have no server side: the server of dns:// answers
+ * the resolver whatever way the client reached the resolver.
+ *
  * Tunneler's environment (docs/DNS.md has the table): READ_TIMEOUT_IN_
  * MILLISECONDS is the client's longest gap between idle polls and the
  * server's hold of a poll; IDLE_CLIENT_TIMEOUT_IN_MILLISECONDS is how long
@@ -27,9 +32,13 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/replay.h"
+#include "core/tlsctx.h"
 #include "link/dnst.h"
 
 extern const tt_carrier_type tt_carrier_dns;
+extern const tt_carrier_type tt_carrier_dns_tcp;
+extern const tt_carrier_type tt_carrier_dns_tls;
+extern const tt_carrier_type tt_carrier_dns_https;
 
 /* The client pings after this long without sending, and gives a server
  * that says nothing for its idle time up. */
@@ -46,6 +55,7 @@ typedef struct dns_carrier {
     char domain[256];
     struct sockaddr_storage resolvers[TT_DNSC_RESOLVERS_MAX];
     unsigned nresolvers;
+    tt_dnsq_cfg transport;    /* client: how queries reach the resolvers */
     unsigned read_timeout_ms; /* READ_TIMEOUT_IN_MILLISECONDS, 0: the layers' default */
     unsigned idle_ms;         /* server: a silent connection ends */
     /* The connections: the client's (so that closing the carrier ends
@@ -117,8 +127,8 @@ typedef struct dns_settings {
 
 static const tt_opt dns_rows[] = {
     {0, "dns-resolver", "IP[:PORT]", TT_OPT_LIST, offsetof(dns_settings, resolvers),
-     "with dns://: one more resolver to spread queries over (port 53 by default); repeatable, 8 in "
-     "all",
+     "with dns://, dns+tcp://, dns+tls://, dns+https://: one more resolver to spread queries "
+     "over, reached the same way (the scheme's port by default); repeatable, 8 in all",
      0, 0},
 };
 
@@ -129,11 +139,29 @@ static const tt_carrier_optgroup dns_opts = {
     .size = sizeof(dns_settings),
 };
 
+/* dns+https://'s own option: the URL path of the resolver's DoH service
+ * (the carrier URL's path is the tunnel's domain). */
+typedef struct doh_settings {
+    const char *path;
+} doh_settings;
+
+static const tt_opt doh_rows[] = {
+    {0, "doh-path", "PATH", TT_OPT_STRING, offsetof(doh_settings, path),
+     "with dns+https://: the resolver's DNS over HTTPS path (default /dns-query)", 0, 0},
+};
+
+static const tt_carrier_optgroup doh_opts = {
+    .sides = TT_SIDE_CLIENT,
+    .opts = doh_rows,
+    .n_opts = sizeof doh_rows / sizeof doh_rows[0],
+    .size = sizeof(doh_settings),
+};
+
 /* Common to both sides: the key and the domain. */
 static int common_new(dns_carrier *c, uv_loop_t *loop, const tt_carrier_cfg *cfg, const char **why)
 {
     c->cfg = *cfg;
-    c->base.type = &tt_carrier_dns;
+    c->base.type = cfg->type;
     c->base.loop = loop;
     bool is_password;
     if (cfg->key == NULL) {
@@ -161,6 +189,40 @@ static int common_new(dns_carrier *c, uv_loop_t *loop, const tt_carrier_cfg *cfg
     return 0;
 }
 
+/* The client's way to its resolvers, from the scheme: dns+tls:// verifies
+ * each resolver as tls:// verifies its server (--ca, --pin,
+ * --insecure-skip-verify) against -n NAME, or the resolver's address. */
+static int transport_new(dns_carrier *c, const tt_carrier_cfg *cfg, const char **why)
+{
+    if (cfg->type == &tt_carrier_dns_tcp)
+        c->transport.kind = TT_DNSQ_TCP;
+    bool https = cfg->type == &tt_carrier_dns_https;
+    if (cfg->type != &tt_carrier_dns_tls && !https)
+        return 0;
+    c->transport.kind = https ? TT_DNSQ_HTTPS : TT_DNSQ_TLS;
+    c->transport.name = cfg->tls_name;
+    c->transport.connect_timeout_ms = cfg->connect_timeout_ms;
+    if (https) {
+        const doh_settings *o = tt_carrier_settings(cfg, &doh_opts);
+        c->transport.path = o && o->path ? o->path : "/dns-query";
+        if (c->transport.path[0] != '/') {
+            *why = "--doh-path must begin with '/' (the default is /dns-query)";
+            return -EINVAL;
+        }
+    }
+    /* RFC 9461 registers "dot" for DNS over TLS; a resolver that does not
+     * know ALPN ignores it. DoH needs HTTP/2 (RFC 8484 section 5.2). */
+    tt_tls_client_opts o = {.ca_file = cfg->ca_file,
+                            .pin = cfg->pin,
+                            .insecure_skip_verify = cfg->skip_verify,
+                            .alpn = https ? "h2" : "dot"};
+    int rc = tt_tls_client_ctx_new(&o, &c->transport.tls, why);
+    if (rc == 0 && cfg->skip_verify)
+        tt_warn("--insecure-skip-verify: the resolver's certificate is NOT checked; anyone on "
+                "the path can see the tunnel's queries and answer them (use --pin instead)");
+    return rc;
+}
+
 static int dns_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier **out,
                           const char **why)
 {
@@ -176,8 +238,9 @@ static int dns_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
             const char *r = o->resolvers.v[i];
             tt_hostport hp;
             const char *pwhy = NULL;
-            if (parse_ip(r, 53, &(struct sockaddr_storage){0}) == 0)
-                rc = add_resolver(c, r, 53, why);
+            int dport = cfg->type->default_port;
+            if (parse_ip(r, dport, &(struct sockaddr_storage){0}) == 0)
+                rc = add_resolver(c, r, dport, why);
             else if (tt_hostport_parse(r, &hp, &pwhy) == 0)
                 rc = add_resolver(c, hp.host, hp.port, why);
             else {
@@ -190,6 +253,8 @@ static int dns_client_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
             rc = -EINVAL;
         }
     }
+    if (rc == 0)
+        rc = transport_new(c, cfg, why);
     if (rc != 0) {
         free(c);
         return rc;
@@ -233,7 +298,8 @@ static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
                       .resolvers = c->resolvers,
                       .nresolvers = c->nresolvers,
                       .client_id = id,
-                      .idle_poll_ms = c->read_timeout_ms};
+                      .idle_poll_ms = c->read_timeout_ms,
+                      .transport = c->transport.kind == TT_DNSQ_UDP ? NULL : &c->transport};
     tt_dgram *dg = NULL;
     const char *why = NULL;
     int rc = tt_dnsc_open(base->loop, &dc, &dg, &why);
@@ -469,7 +535,7 @@ static const char *dns_describe(tt_carrier *base, char *buf, size_t len)
     unsigned port = (unsigned)(c->dnss ? tt_dnss_udp_port(c->dnss) : c->cfg.url.hp.port);
     char path[260];
     snprintf(path, sizeof path, "/%s", c->domain);
-    return tt_url_format("dns", NULL, c->cfg.url.hp.host, port, path, buf, len);
+    return tt_url_format(base->type->scheme, NULL, c->cfg.url.hp.host, port, path, buf, len);
 }
 
 static void dns_close(tt_carrier *base)
@@ -487,6 +553,7 @@ static void dns_close(tt_carrier *base)
     if (c->dnss)
         tt_dgram_close(c->dnss, NULL, NULL);
     tt_replay_free(&c->replay);
+    tt_tls_ctx_free(c->transport.tls);
     free(c);
 }
 
@@ -502,6 +569,60 @@ const tt_carrier_type tt_carrier_dns = {
     .groups = dns_groups,
     .client_new = dns_client_new,
     .server_new = dns_server_new,
+    .dial = dns_dial,
+    .dial_cancel = dns_dial_cancel,
+    .describe = dns_describe,
+    .close = dns_close,
+};
+
+static const tt_carrier_optgroup *const dns_tcp_groups[] = {&tt_carrier_key_opts, &dns_opts, NULL};
+
+const tt_carrier_type tt_carrier_dns_tcp = {
+    .scheme = "dns+tcp",
+    .url_form = "dns+tcp://RESOLVER[:PORT]/DOMAIN",
+    .summary = "dns:// with its queries over TCP to the resolver (client only)",
+    .default_port = 53,
+    .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PATH,
+    .groups = dns_tcp_groups,
+    .client_new = dns_client_new,
+    .dial = dns_dial,
+    .dial_cancel = dns_dial_cancel,
+    .describe = dns_describe,
+    .close = dns_close,
+};
+
+static const tt_carrier_optgroup *const dns_tls_groups[] = {
+    &tt_carrier_key_opts, &tt_carrier_tls_opts, &tt_carrier_tls_client_opts, &dns_opts, NULL};
+
+const tt_carrier_type tt_carrier_dns_tls = {
+    .scheme = "dns+tls",
+    .url_form = "dns+tls://RESOLVER[:PORT]/DOMAIN",
+    .summary = "dns:// with its queries over TLS to the resolver, DoT (client only)",
+    .default_port = 853,
+    .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PATH,
+    .groups = dns_tls_groups,
+    .client_new = dns_client_new,
+    .dial = dns_dial,
+    .dial_cancel = dns_dial_cancel,
+    .describe = dns_describe,
+    .close = dns_close,
+};
+
+static const tt_carrier_optgroup *const dns_https_groups[] = {&tt_carrier_key_opts,
+                                                              &tt_carrier_tls_opts,
+                                                              &tt_carrier_tls_client_opts,
+                                                              &dns_opts,
+                                                              &doh_opts,
+                                                              NULL};
+
+const tt_carrier_type tt_carrier_dns_https = {
+    .scheme = "dns+https",
+    .url_form = "dns+https://RESOLVER[:PORT]/DOMAIN",
+    .summary = "dns:// with its queries over HTTPS (HTTP/2) to the resolver, DoH (client only)",
+    .default_port = 443,
+    .flags = TT_CARRIER_NEEDS_KEY | TT_CARRIER_PATH,
+    .groups = dns_https_groups,
+    .client_new = dns_client_new,
     .dial = dns_dial,
     .dial_cancel = dns_dial_cancel,
     .describe = dns_describe,

@@ -106,9 +106,13 @@ static int endpoint(const tt_cmd_spec *spec, const char *opt, const char *url_te
     if (t == NULL)
         return tt_opts_fail(spec, "unknown scheme '%s://' in %s (known: %s)", cfg->url.scheme, opt,
                             tt_carrier_schemes(NULL, o->server, known, sizeof known));
+    /* A type whose far end is not tt (socks5://, ssh://) says so; the
+     * others without a server (dns+tls://) are a client's way to a server
+     * of another scheme. */
     if (!tt_carrier_type_on_side(t, o->server))
-        return tt_opts_fail(spec, "%s:// has no server side (its far end is not tt); %s takes %s",
-                            t->scheme, opt, tt_carrier_schemes(NULL, true, known, sizeof known));
+        return tt_opts_fail(spec, "%s:// has no server side (%s); %s takes %s", t->scheme,
+                            t->opener ? "its far end is not tt" : "it is for the client only", opt,
+                            tt_carrier_schemes(NULL, true, known, sizeof known));
     cfg->type = t;
     if (cfg->url.user[0] && !(t->flags & TT_CARRIER_USER))
         return tt_opts_fail(spec, "invalid %s '%s': %s:// takes no USER@", opt, url_text,

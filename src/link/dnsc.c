@@ -13,18 +13,27 @@
  *
  * Resolvers that mangle TXT show as answers that do not decode; after
  * BAD_SWITCH of them in a row without a good one the client asks for NULL
- * records instead (unless the type was fixed). */
+ * records instead (unless the type was fixed).
+ *
+ * Each resolver is reached through its own query transport (link/dnsq.h):
+ * UDP, or TCP, TLS or HTTPS for the carrier's variants. A UDP answer with
+ * TC is asked again, with the same message, over a TCP transport to the
+ * same resolver, opened at the first truncation. Queries lost with a
+ * stream transport's connection free their slots at once; they are not
+ * timeouts, so the resolver is not backed off for them. */
 #include "link/dnst.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/dnstun.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/tlsctx.h"
 #include "link/dgq.h"
-#include "link/udp.h"
 
 #define RTO_INITIAL 1500
 #define RTO_MIN 300
@@ -37,6 +46,7 @@
 
 typedef struct slot {
     bool used, poll;
+    bool via_tcp; /* asked again over TCP after a truncated answer */
     uint16_t id;
     unsigned res;
     uint64_t sent, deadline;
@@ -44,9 +54,18 @@ typedef struct slot {
     uint8_t q[TT_DNSTUN_QUERY_MAX];
 } slot;
 
+typedef struct dnsc dnsc;
+
 typedef struct resolver {
     struct sockaddr_storage addr;
-    unsigned out; /* queries outstanding */
+    dnsc *c;
+    unsigned index;
+    tt_dnsq *q;    /* the transport its queries go by */
+    tt_dnsq *tcp;  /* over UDP: TCP for the retries of truncated answers */
+    bool answered; /* an answer came through Q */
+    bool broken;   /* Q failed its handshake before any answer */
+    char why[160]; /* the last failure logged, so that it is logged once */
+    unsigned out;  /* queries outstanding */
     bool have_rtt;
     double srtt, rttvar;
     unsigned rto;
@@ -55,11 +74,12 @@ typedef struct resolver {
     unsigned down_ms;
 } resolver;
 
-typedef struct dnsc {
+struct dnsc {
     tt_dgram base;
     tt_dnsc_cfg cfg;
+    tt_dnsq_cfg transport; /* the template: kind, TLS context, name */
+    char tls_name[256];
     tt_dnstun_zone zone;
-    tt_dgram *udp4, *udp6;
     resolver res[TT_DNSC_RESOLVERS_MAX];
     slot slots[TT_DNSC_INFLIGHT_MAX];
     unsigned inflight, polls_out;
@@ -76,25 +96,11 @@ typedef struct dnsc {
     unsigned poll_delay_ms; /* between polls at level 1 */
     uint64_t next_poll;
     tt_dnsc_stats st;
-} dnsc;
+};
 
 static uint64_t now_ms(const dnsc *c)
 {
     return uv_now(c->base.loop);
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-    if (a->ss_family != b->sa_family)
-        return false;
-    if (b->sa_family == AF_INET) {
-        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
-        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
-    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
-    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
 }
 
 /* The resolver for the next query: the usable one with the least
@@ -152,12 +158,11 @@ static int send_query(dnsc *c, const uint8_t *d, size_t len)
     if (s->qlen == 0)
         return UV_EMSGSIZE;
     s->poll = len == 0;
-    tt_dgram *udp = r->addr.ss_family == AF_INET6 ? c->udp6 : c->udp4;
-    uv_buf_t b = uv_buf_init((char *)s->q, (unsigned)s->qlen);
-    int rc = tt_dgram_send(udp, &b, 1, (const struct sockaddr *)&r->addr);
+    int rc = tt_dnsq_send(r->q, s->q, s->qlen);
     if (rc != 0)
         return rc;
     s->used = true;
+    s->via_tcp = false;
     s->res = ri;
     s->sent = now;
     /* A poll may be held by the server before it is answered. */
@@ -221,6 +226,20 @@ static void pump(dnsc *c)
         uv_timer_start(&c->timer, on_timer, next > now ? next - now : 0, 0);
 }
 
+/* R failed a query (a timeout, or a connection that failed under it):
+ * DOWN_AFTER failures in a row take it out of use for a while. */
+static void failed(resolver *r, uint64_t now, const char *what)
+{
+    if (++r->fails < DOWN_AFTER)
+        return;
+    r->down_ms = r->down_ms == 0                ? DOWN_FIRST_MS
+                 : r->down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS
+                                                : r->down_ms * 2;
+    r->down_until = now + r->down_ms;
+    tt_debug("dns client: resolver %u: %u %s in a row, out of use for %u ms", r->index, r->fails,
+             what, r->down_ms);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     dnsc *c = t->data;
@@ -232,14 +251,7 @@ static void on_timer(uv_timer_t *t)
         resolver *r = &c->res[s->res];
         c->st.timeouts++;
         r->rto = r->rto * 2 > RTO_MAX ? RTO_MAX : r->rto * 2;
-        if (++r->fails >= DOWN_AFTER) {
-            r->down_ms = r->down_ms == 0                ? DOWN_FIRST_MS
-                         : r->down_ms * 2 > DOWN_MAX_MS ? DOWN_MAX_MS
-                                                        : r->down_ms * 2;
-            r->down_until = now + r->down_ms;
-            tt_debug("dns client: resolver %u: %u timeouts in a row, out of use for %u ms", s->res,
-                     r->fails, r->down_ms);
-        }
+        failed(r, now, "timeouts");
         slot_free(c, s);
     }
     pump(c);
@@ -270,18 +282,42 @@ static void sample(resolver *r, double rtt)
     r->rto = rto < RTO_MIN ? RTO_MIN : rto > RTO_MAX ? RTO_MAX : (unsigned)rto;
 }
 
-static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
-                   const struct sockaddr *from)
+static const tt_dnsq_handler answer_handler;
+
+/* Asks the query of S again over TCP to its resolver, after a truncated
+ * answer over UDP. Returns 0, or a negative code (the query is then lost). */
+static int retry_over_tcp(dnsc *c, slot *s)
 {
-    (void)d;
-    dnsc *c = ud;
+    resolver *r = &c->res[s->res];
+    if (r->tcp == NULL) {
+        tt_dnsq_cfg tc = {.kind = TT_DNSQ_TCP, .addr = r->addr};
+        const char *why = NULL;
+        int rc = tt_dnsq_open(c->base.loop, &tc, &r->tcp, &why);
+        if (rc != 0) {
+            tt_debug("dns client: no TCP for a truncated answer: %s", why);
+            return rc;
+        }
+        tt_dnsq_set_handler(r->tcp, &answer_handler, r);
+    }
+    int rc = tt_dnsq_send(r->tcp, s->q, s->qlen);
+    if (rc != 0)
+        return rc;
+    s->via_tcp = true;
+    uint64_t now = now_ms(c);
+    s->deadline = now + r->rto + (s->poll ? c->cfg.hold_ms : 0);
+    return 0;
+}
+
+static void on_answer(tt_dnsq *q, void *ud, const uint8_t *data, size_t len)
+{
+    resolver *r = ud;
+    dnsc *c = r->c;
     if (len < 2)
         return;
     uint16_t id = (uint16_t)(data[0] << 8 | data[1]);
     slot *s = NULL;
     for (unsigned i = 0; i < c->cfg.max_inflight; i++)
-        if (c->slots[i].used && c->slots[i].id == id &&
-            same_addr(&c->res[c->slots[i].res].addr, from)) {
+        if (c->slots[i].used && c->slots[i].id == id && c->slots[i].res == r->index) {
             s = &c->slots[i];
             break;
         }
@@ -293,9 +329,18 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
     int rc = tt_dnstun_answer_decode(data, len, s->q, s->qlen, payload, &plen, &why);
     if (rc == -EINVAL)
         return; /* not the answer to this query: the real one may still come */
-    resolver *r = &c->res[s->res];
+    if (q == r->q) {
+        r->answered = true;
+        r->broken = false;
+    }
     alive(r);
-    if (!s->poll)
+    bool truncated = rc == -EPROTO && len >= 4 && (data[2] & 0x02) != 0;
+    if (truncated && !s->via_tcp && q != r->tcp) {
+        c->st.truncated++;
+        if (retry_over_tcp(c, s) == 0)
+            return;
+    }
+    if (!s->poll && !s->via_tcp)
         sample(r, (double)(now_ms(c) - s->sent));
     bool was_poll = s->poll;
     slot_free(c, s);
@@ -353,14 +398,59 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
     pump(c);
 }
 
-static void on_udp_error(tt_dgram *d, void *ud, int err)
+/* The connection of a stream transport ended with queries on it: their
+ * slots are free at once (the session layer resends what it needs). A
+ * secure transport that never brought an answer and failed its handshake
+ * marks its resolver broken; when all are, the layer fails. */
+static void on_lost(tt_dnsq *q, void *ud, int err, const char *why)
 {
-    (void)d;
-    (void)ud;
-    tt_debug("dns client: UDP: %s", uv_strerror(err));
+    resolver *r = ud;
+    dnsc *c = r->c;
+    bool via_tcp = q == r->tcp;
+    for (unsigned i = 0; i < c->cfg.max_inflight; i++) {
+        slot *s = &c->slots[i];
+        if (s->used && s->res == r->index && s->via_tcp == via_tcp) {
+            c->st.lost++;
+            slot_free(c, s);
+        }
+    }
+    char ip[64] = "";
+    unsigned port;
+    if (r->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&r->addr;
+        uv_ip6_name(a6, ip, sizeof ip);
+        port = ntohs(a6->sin6_port);
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)&r->addr;
+        uv_ip4_name(a4, ip, sizeof ip);
+        port = ntohs(a4->sin_port);
+    }
+    /* WHY is NULL for a resolver's close of a connection that was in use
+     * (its idle timeout): normal. Anything else is a failure of the
+     * resolver, which keeps it out of use after a few, as timeouts do. */
+    if (why != NULL)
+        failed(r, now_ms(c), "failed connections");
+    if (why != NULL && strcmp(why, r->why) != 0) {
+        tt_warn("dns client: resolver %s%s%s:%u over %s: %s",
+                r->addr.ss_family == AF_INET6 ? "[" : "", ip,
+                r->addr.ss_family == AF_INET6 ? "]" : "", port, q->ops->name, why);
+        snprintf(r->why, sizeof r->why, "%s", why);
+    }
+    if (!via_tcp && !r->answered && err == UV_EPROTO &&
+        (c->transport.kind == TT_DNSQ_TLS || c->transport.kind == TT_DNSQ_HTTPS)) {
+        r->broken = true;
+        unsigned broken = 0;
+        for (unsigned i = 0; i < c->cfg.nresolvers; i++)
+            broken += c->res[i].broken;
+        if (broken == c->cfg.nresolvers) {
+            c->base.handler->on_error(&c->base, c->base.ud, UV_EPROTO);
+            return;
+        }
+    }
+    pump(c);
 }
 
-static const tt_dgram_handler udp_handler = {.on_datagram = on_udp, .on_error = on_udp_error};
+static const tt_dnsq_handler answer_handler = {.on_answer = on_answer, .on_lost = on_lost};
 
 static int dnsc_send(tt_dgram *d, const uv_buf_t *bufs, unsigned nbufs, const struct sockaddr *to)
 {
@@ -429,6 +519,23 @@ static void on_timer_closed(uv_handle_t *h)
     on_part_closed(h->data);
 }
 
+/* Closes every resolver's transports, counting them in CLOSES when CB is
+ * not NULL. */
+static void close_transports(dnsc *c, tt_dnsq_close_cb cb)
+{
+    for (unsigned i = 0; i < c->cfg.nresolvers; i++) {
+        tt_dnsq **qs[2] = {&c->res[i].q, &c->res[i].tcp};
+        for (unsigned k = 0; k < 2; k++) {
+            if (*qs[k] == NULL)
+                continue;
+            if (cb)
+                c->closes++;
+            tt_dnsq_close(*qs[k], cb, c);
+            *qs[k] = NULL;
+        }
+    }
+}
+
 static void dnsc_close(tt_dgram *d, tt_dgram_close_cb cb, void *ud)
 {
     dnsc *c = (dnsc *)d;
@@ -438,12 +545,10 @@ static void dnsc_close(tt_dgram *d, tt_dgram_close_cb cb, void *ud)
     c->close_cb = cb;
     c->close_ud = ud;
     tt_dgq_clear(&c->queue);
-    c->closes = 1 + (c->udp4 != NULL) + (c->udp6 != NULL);
+    c->closes = 1;
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
-    if (c->udp4)
-        tt_dgram_close(c->udp4, on_part_closed, c);
-    if (c->udp6)
-        tt_dgram_close(c->udp6, on_part_closed, c);
+    close_transports(c, on_part_closed);
+    tt_tls_ctx_free(c->transport.tls);
 }
 
 static const tt_dgram_ops dnsc_ops = {
@@ -492,22 +597,28 @@ int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const 
     int rc = tt_dnstun_zone_init(&c->zone, cfg->domain, NULL, 0, why);
     if (rc != 0)
         goto fail;
+    if (cfg->transport != NULL) {
+        c->transport = *cfg->transport;
+        if (cfg->transport->name != NULL) {
+            snprintf(c->tls_name, sizeof c->tls_name, "%s", cfg->transport->name);
+            c->transport.name = c->tls_name;
+        }
+        if (c->transport.tls != NULL)
+            tt_tls_ctx_ref(c->transport.tls);
+    }
+    c->cfg.transport = NULL; /* kept in c->transport */
     for (unsigned i = 0; i < cfg->nresolvers; i++) {
-        c->res[i].addr = cfg->resolvers[i];
-        c->res[i].rto = RTO_INITIAL;
-        bool v6 = cfg->resolvers[i].ss_family == AF_INET6;
-        tt_dgram **u = v6 ? &c->udp6 : &c->udp4;
-        if (*u != NULL)
-            continue;
-        rc = tt_udp_open(loop, v6 ? "::" : "0.0.0.0", 0, NULL, u);
-        if (rc == 0) {
-            tt_dgram_set_handler(*u, &udp_handler, c);
-            rc = tt_dgram_recv_start(*u);
-        }
-        if (rc != 0) {
-            *why = "cannot open a UDP socket";
+        resolver *r = &c->res[i];
+        r->addr = cfg->resolvers[i];
+        r->rto = RTO_INITIAL;
+        r->c = c;
+        r->index = i;
+        tt_dnsq_cfg qc = c->transport;
+        qc.addr = r->addr;
+        rc = tt_dnsq_open(loop, &qc, &r->q, why);
+        if (rc != 0)
             goto fail;
-        }
+        tt_dnsq_set_handler(r->q, &answer_handler, r);
     }
     c->base.ops = &dnsc_ops;
     c->base.loop = loop;
@@ -517,11 +628,9 @@ int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const 
     *out = &c->base;
     return 0;
 fail:
-    /* The sockets close on their own; nothing waits for them. */
-    if (c->udp4)
-        tt_dgram_close(c->udp4, NULL, NULL);
-    if (c->udp6)
-        tt_dgram_close(c->udp6, NULL, NULL);
+    /* The transports close on their own; nothing waits for them. */
+    close_transports(c, NULL);
+    tt_tls_ctx_free(c->transport.tls);
     free(c);
     return rc;
 }

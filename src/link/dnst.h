@@ -23,7 +23,12 @@
  * each empty answer down to one, and then spaces its polls out, doubling a
  * delay up to idle_poll_ms; data from above, data from below or
  * tt_dnsc_poll bring it back. Queries that carry data use any free slot up
- * to max_inflight. */
+ * to max_inflight.
+ *
+ * The client reaches its resolvers over UDP, TCP, TLS or HTTPS: one query
+ * transport (link/dnsq.h) per resolver. When every resolver's secure
+ * transport fails its handshake before any answer (a certificate that does
+ * not verify), the client layer fails with on_error(UV_EPROTO). */
 #ifndef TT_LINK_DNST_H
 #define TT_LINK_DNST_H
 
@@ -32,6 +37,7 @@
 #include <sys/socket.h>
 
 #include "link/dgram.h"
+#include "link/dnsq.h"
 
 /* The pseudo-address of client ID. */
 void tt_dnst_addr(uint32_t id, struct sockaddr_storage *out);
@@ -50,6 +56,10 @@ typedef struct tt_dnsc_cfg {
     unsigned hold_ms; /* how long the server holds a poll (its hold_ms); 0: 200 */
     size_t queue_max; /* bytes of datagrams waiting for a query; 0: 64 KiB */
     uint16_t qtype;   /* 0: TXT, falling back to NULL; else that type only */
+    /* How queries reach each resolver (link/dnsq.h), its addr replaced by
+     * the resolver's; NULL: UDP. Over UDP a truncated answer (TC) is asked
+     * again over TCP to the same resolver. */
+    const tt_dnsq_cfg *transport;
 } tt_dnsc_cfg;
 
 #define TT_DNSC_RESOLVERS_MAX 8
@@ -73,6 +83,8 @@ typedef struct tt_dnsc_stats {
     uint64_t answers;    /* answers that decoded */
     uint64_t empty;      /* of them, without datagrams */
     uint64_t bad;        /* answers refused (malformed, an error RCODE, TC) */
+    uint64_t truncated;  /* UDP answers with TC, asked again over TCP */
+    uint64_t lost;       /* queries lost with a TCP or TLS connection */
     uint64_t timeouts;   /* queries given up */
     uint64_t up_bytes;   /* payload bytes sent up */
     uint64_t down_bytes; /* datagram bytes received */

@@ -86,9 +86,11 @@ int tt_sess_core_write(tt_sess_core *c, const uv_buf_t *bufs, unsigned nbufs)
                     c->head = k;
                 c->tail = k;
                 c->held += sizeof *k;
-                if (c->cur == NULL)
-                    c->cur = k;
             }
+            /* No send point means everything written was sent: the bytes
+             * to send next start in the chunk written now. */
+            if (c->cur == NULL)
+                c->cur = k;
             size_t take = TT_SESS_CHUNK - k->len;
             if (take > n)
                 take = n;
@@ -168,19 +170,26 @@ int tt_sess_core_ack(tt_sess_core *c, uint64_t cum)
     c->snd_una = cum;
     if (c->fin_queued && cum == c->snd_end + 1)
         c->fin_acked = true;
-    /* Every chunk wholly acknowledged goes, the last one too (full or not),
-     * so an idle session holds no buffer; the next write starts a new one.
-     * The tail must not outlive its chunk: a write would chain onto freed
-     * memory, and the list would lose what follows. */
-    while (c->head && c->head->off + c->head->len <= cum) {
+    while (c->head && c->head->off + c->head->len <= cum && c->head->len == TT_SESS_CHUNK) {
         tt_sess_chunk *k = c->head;
         c->head = k->next;
-        if (c->tail == k)
-            c->tail = NULL;
         if (c->cur == k)
             c->cur = c->head;
         chunk_free(k);
         c->held -= sizeof *k;
+    }
+    if (c->head == NULL) {
+        /* Every chunk was full and is acknowledged: none may be pointed at
+         * (a freed tail would be written into and linked from). */
+        c->tail = c->cur = NULL;
+        return 0;
+    }
+    /* The last chunk goes too once all of it is acknowledged, so an idle
+     * session holds no buffer; the next write starts a new one. */
+    if (c->head && c->head == c->tail && c->head->off + c->head->len <= cum) {
+        chunk_free(c->head);
+        c->held -= sizeof(tt_sess_chunk);
+        c->head = c->tail = c->cur = NULL;
     }
     return 0;
 }

@@ -98,8 +98,15 @@ static void drop_leg(tt_sess *s, int slot, int close_code)
     s->leg[slot] = NULL;
     if (s->leg[0] == NULL && s->leg[1] == NULL)
         uv_timer_stop(&s->live_timer);
-    if (slot == tt_sess_rx(s))
+    if (slot == tt_sess_rx(s)) {
         uv_timer_stop(&s->ack_timer);
+        /* What the owner left unread is this leg's raw bytes: the next leg
+         * brings them again from what was taken (a rejoin can replace a
+         * leg the session still holds). */
+        free(s->stash);
+        s->stash = NULL;
+        s->stash_len = 0;
+    }
     if (close_code >= 0) {
         uint8_t f[TT_SESS_HDR_LEN];
         tt_sess_hdr_encode(TT_SESS_CLOSE, (uint8_t)close_code, 0, 0, f);
@@ -182,11 +189,6 @@ static void leg_broken(tt_sess *s, int slot, int err)
         return;
     drop_leg(s, slot, -1);
     tt_sess_reader_init(&s->rd[slot]);
-    if (slot == tt_sess_rx(s)) {
-        free(s->stash);
-        s->stash = NULL;
-        s->stash_len = 0;
-    }
     s->role->leg_lost(s, slot, err);
 }
 
@@ -477,14 +479,20 @@ int tt_sess_send_early(tt_sess *s, tt_link *leg)
 static void pump(tt_sess *s, bool from_owner)
 {
     int tx = tt_sess_tx(s);
-    if (s->leg[tx] && !s->dead && frame_onto(s, s->leg[tx]) < 0) {
+    /* Bytes pending now may have been seen by the owner, which stops
+     * writing while its lower link's pending is high, without a write of
+     * its own: a rejoin moves the send point back, and the owner may look
+     * (from its input, say) before this pump sends them. So it hears when
+     * they are gone. */
+    if (tt_sess_core_unsent(&s->core) > 0)
+        s->drain_wanted = true;
+    /* After a failed write the bytes left wait for the next leg, and the
+     * owner, which may stop writing on seeing them pending, must hear when
+     * they leave: so the note below is taken on this path too. */
+    if (s->leg[tx] && !s->dead && frame_onto(s, s->leg[tx]) < 0)
         leg_broken(s, tx, UV_EIO);
-        return;
-    }
-    /* Bytes left unsent are pending in the owner's eyes, whether it wrote
-     * them just now or a rejoin moved the send point back over bytes it
-     * had already seen leave (so its pending grew with no write of its
-     * own): either way it may be waiting for on_drained. */
+    /* Bytes left unsent are pending in the owner's eyes: it may be waiting
+     * for on_drained. */
     if (tt_sess_core_unsent(&s->core) > 0)
         s->drain_wanted = true;
     if (from_owner)

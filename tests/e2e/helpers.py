@@ -497,6 +497,91 @@ def start_nginx(procs, base, name, conf_for, ready):
     pytest.fail("could not find a free port for nginx")
 
 
+# ---------------------------------------------------------------------------
+# unbound
+
+UNBOUND_CONF = """\
+server:
+{interfaces}    do-ip6: no
+    do-daemonize: no
+    use-syslog: no
+    logfile: "{logfile}"
+    verbosity: {verbosity}
+    chroot: ""
+    username: ""
+    directory: "{tmp}"
+    pidfile: "{tmp}/unbound.pid"
+    access-control: {allow} allow
+    do-not-query-localhost: no
+{server_lines}{stubs}remote-control:
+    control-enable: no
+"""
+
+
+class Unbound:
+    """A real unbound of the test's own, with its configuration written in
+    TMP (a directory of the test) and checked by unbound-checkconf first.
+
+    HOST, PORT: where it answers over UDP and TCP (PORT None: a free one).
+    STUBS: (zone, address, port) triples, stub zones to an authority (the
+    tt server under test). TLS: (cert, key) PEM files to serve DNS over
+    TLS (RFC 7858) on a port of its own too, .tls_port. SERVER_LINES: more
+    lines for the server: clause, each without indent (local-zone,
+    local-data, tcp-idle-timeout, https-port ...). ALLOW: the clients'
+    range. LOG: a log file (.log) instead of stderr; VERBOSITY its level.
+    NETNS: started in that namespace (HOST must be one of its addresses).
+
+    Returns once every port accepts TCP (unbound binds TCP after UDP);
+    a test that needs more (the stub zone answering) waits for that
+    itself."""
+
+    def __init__(self, procs, tmp, host="127.0.0.1", port=None, stubs=(), tls=None,
+                 server_lines=(), allow="127.0.0.0/8", log=True, verbosity=1, netns=None,
+                 name="unbound"):
+        tmp = pathlib.Path(tmp)
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.port = port if port is not None else free_port((host,))
+        self.addr = (host, self.port)
+        self.tls_port = None
+        interfaces = "    interface: %s@%d\n" % (host, self.port)
+        lines = list(server_lines)
+        if tls is not None:
+            self.tls_port = free_port((host,))
+            interfaces += "    interface: %s@%d\n" % (host, self.tls_port)
+            lines += ["tls-port: %d" % self.tls_port, 'tls-service-pem: "%s"' % tls[0],
+                      'tls-service-key: "%s"' % tls[1]]
+        stub_text = "".join('stub-zone:\n    name: "%s"\n    stub-addr: %s@%d\n' % s
+                            for s in stubs)
+        self.log = tmp / "unbound.log" if log else None
+        self.conf = tmp / "unbound.conf"
+        self.conf.write_text(UNBOUND_CONF.format(
+            interfaces=interfaces, logfile=self.log or "", verbosity=verbosity, tmp=tmp,
+            allow=allow, server_lines="".join("    %s\n" % x for x in lines), stubs=stub_text))
+        check = subprocess.run(["unbound-checkconf", str(self.conf)], capture_output=True,
+                               text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.proc = procs.start(["unbound", "-d", "-c", str(self.conf)], name=name, netns=netns,
+                                env=dict(os.environ))
+        for p in (self.port, self.tls_port):
+            if p is not None:
+                wait_until(lambda p=p: self._up(p, netns), 15, "%s listening on %s:%d"
+                           % (name, host, p))
+
+    def _up(self, port, netns):
+        if self.proc.popen.poll() is not None:
+            pytest.fail("unbound exited with %s:\n%s\n%s" % (
+                self.proc.popen.returncode, self.proc.log(),
+                self.log.read_text() if self.log and self.log.exists() else ""))
+        return port_accepts(self.host, port, netns)
+
+    def log_text(self):
+        """What unbound logged so far (its file, or its stderr)."""
+        if self.log is None:
+            return self.proc.log()
+        return self.log.read_text() if self.log.exists() else ""
+
+
 def curl(*args, timeout=60):
     """Runs curl; returns the CompletedProcess (stdout as bytes)."""
     try:

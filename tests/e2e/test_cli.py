@@ -103,6 +103,12 @@ def test_bad_usage_exits_2_with_one_error_line(argv, env):
     (CLIENT + ["-s", "tcp://127.0.0.1:9", "-s", "tcp://127.0.0.1:10"], "-s/--server given twice"),
     (CLIENT + ["-s", "tcp://127.0.0.1:9", "-k", "a"], "-k/--key applies to tt://"),
     (SERVER + ["-l", "socks5://127.0.0.1:9"], "socks5:// has no server side"),
+    (SERVER + ["-l", "dns+tls://127.0.0.1/t.example.com", "-k", "a"],
+     "dns+tls:// has no server side (it is for the client only)"),
+    (CLIENT + ["-s", "dns+tls://127.0.0.1/t.example.com", "-k", "a", "--pin", "00"],
+     "--pin takes a SHA-256 fingerprint"),
+    (CLIENT + ["-s", "dns+tcp://127.0.0.1/t.example.com", "-k", "a", "--ca", "/etc/hostname"],
+     "--ca applies to tls://"),
 ])
 def test_bad_usage_says_what(argv, needle):
     r = run_tt(argv)

@@ -12,10 +12,9 @@ import os
 import re
 import socket
 import struct
-import subprocess
-
 import pytest
 
+import helpers
 from helpers import free_port, run_tt, start_sshd, wait_until
 from test_redirect import KEY, Net, start_server
 
@@ -25,29 +24,12 @@ RESOLVER = "10.78.0.2"
 # An answer of 40 addresses (about 700 bytes): more than a UDP client
 # without EDNS0 takes (512).
 BIG = ["10.79.0.%d" % i for i in range(1, 41)]
-BIG_DATA = "".join('    local-data: "big.far. 300 IN A %s"\n' % a for a in BIG)
 
-UNBOUND_CONF = """\
-server:
-    interface: {addr}@53
-    do-ip6: no
-    do-daemonize: no
-    use-syslog: no
-    logfile: "{tmp}/unbound.log"
-    log-queries: yes
-    verbosity: 0
-    chroot: ""
-    username: ""
-    directory: "{tmp}"
-    pidfile: "{tmp}/unbound.pid"
-    access-control: 10.78.0.0/24 allow
-    local-zone: "far." static
-    local-data: "far. 3600 IN SOA ns.far. admin.far. 1 3600 600 86400 60"
-    local-data: "cached.far. 300 IN A 10.78.0.3"
-    local-data: "brief.far. 1 IN A 10.78.0.2"
-{big}remote-control:
-    control-enable: no
-"""
+FAR_ZONE = ['local-zone: "far." static',
+            'local-data: "far. 3600 IN SOA ns.far. admin.far. 1 3600 600 86400 60"',
+            'local-data: "cached.far. 300 IN A 10.78.0.3"',
+            'local-data: "brief.far. 1 IN A 10.78.0.2"']
+BIG_DATA = ['local-data: "big.far. 300 IN A %s"' % a for a in BIG]
 
 
 @pytest.fixture
@@ -62,14 +44,10 @@ def net(procs):
         n.delete()
 
 
-class Unbound:
+class Unbound(helpers.Unbound):
     def __init__(self, procs, net, tmp):
-        self.log = tmp / "unbound.log"
-        conf = tmp / "unbound.conf"
-        conf.write_text(UNBOUND_CONF.format(addr=RESOLVER, tmp=tmp, big=BIG_DATA))
-        check = subprocess.run(["unbound-checkconf", str(conf)], capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
-        procs.start(["unbound", "-d", "-c", str(conf)], name="unbound", netns=net.dest)
+        super().__init__(procs, tmp, host=RESOLVER, port=53, allow="10.78.0.0/24", verbosity=0,
+                         netns=net.dest, server_lines=["log-queries: yes"] + FAR_ZONE + BIG_DATA)
         wait_until(lambda: self.count("cached.far.") >= 1 or self._probe(net), 15,
                    "unbound answering")
 

@@ -19,6 +19,7 @@ import threading
 
 import pytest
 
+import helpers
 from helpers import free_port, sanitizer_env, sanitizer_report, tail, tt_bin, wait_until
 
 DOMAIN = "t.example.com"
@@ -97,39 +98,13 @@ class Server:
         return json.loads(next(x for x in line if x.startswith("{")))
 
 
-UNBOUND_CONF = """\
-server:
-    interface: 127.0.0.1@{port}
-    do-ip6: no
-    do-daemonize: no
-    use-syslog: no
-    logfile: "{tmp}/unbound.log"
-    verbosity: 1
-    chroot: ""
-    username: ""
-    directory: "{tmp}"
-    pidfile: "{tmp}/unbound.pid"
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
-stub-zone:
-    name: "{domain}"
-    stub-addr: {server}@{server_port}
-remote-control:
-    control-enable: no
-"""
+class Unbound(helpers.Unbound):
+    """unbound on 127.0.0.1 with a stub zone for DOMAIN to SERVER; ready
+    once it answers for DOMAIN. KW goes to helpers.Unbound (tls=,
+    server_lines= ...)."""
 
-
-class Unbound:
-    def __init__(self, procs, tmp, server):
-        self.port = free_port(("127.0.0.1",))
-        conf = tmp / "unbound.conf"
-        conf.write_text(UNBOUND_CONF.format(port=self.port, tmp=tmp, domain=DOMAIN,
-                                            server=SERVER_HOST, server_port=server.port))
-        check = subprocess.run(["unbound-checkconf", str(conf)], capture_output=True, text=True)
-        assert check.returncode == 0, check.stdout + check.stderr
-        self.proc = procs.start(["unbound", "-d", "-c", str(conf)], name="unbound",
-                                env=dict(os.environ))
-        self.addr = ("127.0.0.1", self.port)
+    def __init__(self, procs, tmp, server, **kw):
+        super().__init__(procs, tmp, stubs=[(DOMAIN, SERVER_HOST, server.port)], **kw)
         wait_until(lambda: ask(self.addr, question(DOMAIN, 6), 0.5) is not None, 15,
                    "unbound answering for %s" % DOMAIN)
 

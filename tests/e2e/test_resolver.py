@@ -2,47 +2,18 @@
 here) instead of the system's, on the server for destinations and on the
 client for the server's own name (mos-tls-tunnel's -fallback-dns)."""
 
-import subprocess
-
 import pytest
 
-from helpers import curl, free_port, port_accepts, run_tt, wait_until
+from helpers import Unbound, curl, free_port, run_tt
 
 KEY = "resolver test key"
 
-UNBOUND_CONF = """\
-server:
-    interface: 127.0.0.1@{port}
-    port: {port}
-    do-ip6: no
-    do-daemonize: no
-    use-syslog: no
-    logfile: ""
-    chroot: ""
-    username: ""
-    directory: "{tmp}"
-    pidfile: "{tmp}/unbound.pid"
-    access-control: 127.0.0.0/8 allow
-    do-not-query-localhost: no
-    local-zone: "test." static
-    local-data: "svc.test. A 127.0.0.1"
-    local-data: "tunnel.test. A 127.0.0.1"
-remote-control:
-    control-enable: no
-"""
-
-
 @pytest.fixture
 def unbound(procs, tmp_path):
-    port = free_port(("127.0.0.1",))
-    conf = tmp_path / "unbound.conf"
-    conf.write_text(UNBOUND_CONF.format(port=port, tmp=tmp_path))
-    check = subprocess.run(["unbound-checkconf", str(conf)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    procs.start(["unbound", "-d", "-c", str(conf)], name="unbound")
-    # unbound serves TCP on the same port as UDP, after both are bound.
-    wait_until(lambda: port_accepts("127.0.0.1", port), 15, "unbound listening")
-    return port
+    ub = Unbound(procs, tmp_path, log=False, server_lines=[
+        'local-zone: "test." static', 'local-data: "svc.test. A 127.0.0.1"',
+        'local-data: "tunnel.test. A 127.0.0.1"'])
+    return ub.port
 
 
 def start_pair(procs, server_args=(), client_args=(), server_host="127.0.0.1"):

@@ -11,7 +11,7 @@
  *       counters as one JSON line on stdout and exits 0.
  *
  *   dnstun-echo client DOMAIN MODE COUNT SIZE RESOLVER[,RESOLVER...]
- *                      [INFLIGHT] [TYPE]
+ *                      [INFLIGHT] [TYPE] [TRANSPORT]
  *       MODE echo: COUNT datagrams of SIZE bytes (0: the most a query
  *       takes), each compared with its echo. up: the same, answered with a
  *       short ack. down: one request for COUNT datagrams of SIZE bytes (0:
@@ -20,10 +20,12 @@
  *       flight, half of them polls at most; a datagram unanswered after 3 s
  *       is lost.
  *       RESOLVER is IP:PORT ([IPv6]:PORT). TYPE is txt, null or auto.
+ *       TRANSPORT is udp (the default) or tcp (link/dnsq.h).
  *       Prints one JSON line on stdout: counts, loss, duplicates, rates.
  *       Exits 0 when the run finished, 1 on a corrupt datagram, 2 on usage.
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,10 +200,12 @@ static void finish(void)
            "\"duplicates\": %u, \"corrupt\": %u, \"seconds\": %.3f, \"datagrams_per_s\": %.1f, "
            "\"bytes_per_s\": %.0f, \"queries\": %" PRIu64 ", \"polls\": %" PRIu64
            ", \"answers\": %" PRIu64 ", \"empty\": %" PRIu64 ", \"bad\": %" PRIu64
-           ", \"timeouts\": %" PRIu64 ", \"qtype\": %u, \"max_up\": %zu}\n",
+           ", \"timeouts\": %" PRIu64 ", \"lost_queries\": %" PRIu64 ", \"truncated\": %" PRIu64
+           ", \"qtype\": %u, \"max_up\": %zu}\n",
            m, units, size, got_n, mode == M_DOWN ? count - got_n : lost, dups, corrupt, secs,
            got_n / secs, (double)got_n * (double)size / secs, st.queries, st.polls, st.answers,
-           st.empty, st.bad, st.timeouts, st.qtype, tt_dgram_max_size(layer));
+           st.empty, st.bad, st.timeouts, st.lost, st.truncated, st.qtype,
+           tt_dgram_max_size(layer));
     fflush(stdout);
     tt_dgram_close(layer, on_closed, NULL);
     uv_close((uv_handle_t *)&tick, NULL);
@@ -345,6 +349,9 @@ static int run_client(int argc, char **argv)
         cfg.qtype = strcmp(argv[8], "null") == 0  ? TT_DNSTUN_TYPE_NULL
                     : strcmp(argv[8], "txt") == 0 ? TT_DNSTUN_TYPE_TXT
                                                   : 0;
+    tt_dnsq_cfg tcp = {.kind = TT_DNSQ_TCP};
+    if (argc > 9 && strcmp(argv[9], "tcp") == 0)
+        cfg.transport = &tcp;
     const char *why = NULL;
     int rc = tt_dnsc_open(loop, &cfg, &layer, &why);
     if (rc != 0) {
@@ -378,6 +385,9 @@ int main(int argc, char **argv)
 {
     loop = uv_default_loop();
     int rc;
+    /* A TCP peer that goes away must not kill the process with its
+     * writes, as tt ignores it too (src/cmd/common.c). */
+    signal(SIGPIPE, SIG_IGN);
     bool server = argc > 1 && strcmp(argv[1], "server") == 0;
     if (server)
         rc = run_server(argc, argv);
@@ -388,7 +398,7 @@ int main(int argc, char **argv)
     if (rc == 2)
         fprintf(stderr, "usage: dnstun-echo server HOST PORT DOMAIN [HOLD_MS]\n"
                         "       dnstun-echo client DOMAIN echo|up|down COUNT SIZE "
-                        "RESOLVER[,RESOLVER...] [INFLIGHT] [txt|null|auto]\n");
+                        "RESOLVER[,RESOLVER...] [INFLIGHT] [txt|null|auto] [udp|tcp]\n");
     if (rc != 0)
         return rc;
     uv_signal_init(loop, &sig_term);
