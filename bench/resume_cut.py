@@ -6,7 +6,9 @@ the carrier connection CUTS times. For each cut: the time from the reset to
 the first echoed message that was sent after it, and the reconnection delay
 the client drew for it (its log line "reconnect attempt N ... in D ms");
 the difference is what resuming itself costs (connect, the carrier's
-handshake, the join, the resend).
+handshake, the join, the resend), to be set against one round trip of a
+message through the same path (tunnel, proxy, echo), measured before the
+cuts.
 
 With --down CARRIER the session is split (-s CARRIER://.../up --down
 CARRIER://.../down, a server with both listeners), each leg through a
@@ -131,6 +133,17 @@ def main():
         else:
             victims = {"up": proxies[:1], "down": proxies[1:], "both": proxies}[a.leg]
         s = socket.create_connection(("127.0.0.1", fport))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The round trip the target counts in: a message through the whole
+        # path (tunnel, proxy, echo) and back, before any cut.
+        echo_rtt = []
+        for _ in range(50):
+            t = time.monotonic()
+            s.sendall(b"y" * MSG)
+            got = 0
+            while got < MSG:
+                got += len(s.recv(MSG - got))
+            echo_rtt.append((time.monotonic() - t) * 1000)
         arrivals = []  # (the message's send time, its arrival)
         stop = threading.Event()
 
@@ -160,7 +173,7 @@ def main():
         threading.Thread(target=send, daemon=True).start()
         threading.Thread(target=recv, daemon=True).start()
         time.sleep(0.5)  # a steady stream before the first cut
-        gaps = []
+        gaps, up_to_accept, up_to_byte = [], [], []
         for i in range(a.cuts):
             t = time.monotonic()
             for p in victims:
@@ -172,6 +185,15 @@ def main():
                 time.sleep(0.0005)
             first = next(r for s_, r in arrivals if s_ > t)
             gaps.append((first - t) * 1000)
+            # The new connection's accept at the (first) cut proxy splits the
+            # gap: before it, the backoff timer and the connect; after it,
+            # the carrier's handshake, the join, the resend and the echo.
+            acc = [x for x in victims[0].accepted if x > t]
+            if acc:
+                after = [r for _, r in arrivals if r > acc[0]]
+                if after:
+                    up_to_byte.append((after[0] - acc[0]) * 1000)
+                    up_to_accept.append((acc[0] - t) * 1000)
             deadline = time.monotonic() + 15
             while open(clog).read().count("resumed after") < (i + 1) * len(victims):
                 if time.monotonic() > deadline:
@@ -192,6 +214,13 @@ def main():
             extra = [g - d for g, d in zip(gaps, delays)]
             print("minus the drawn backoff delay: median %.2f ms, max %.2f ms" % (
                 statistics.median(extra), max(extra)))
+        if attempts == a.cuts and len(victims) == 1 and len(up_to_accept) == a.cuts:
+            late = [x - d for x, d in zip(up_to_accept, delays)]
+            print("cut -> the new connection's accept, minus the drawn delay: median %.2f ms, "
+                  "max %.2f ms" % (statistics.median(late), max(late)))
+        if up_to_byte:
+            print("the new connection's accept -> first byte again: median %.2f ms, max %.2f ms"
+                  % (statistics.median(up_to_byte), max(up_to_byte)))
         rtt = []
         for _ in range(50):
             t = time.monotonic()
@@ -199,6 +228,8 @@ def main():
             rtt.append((time.monotonic() - t) * 1000)
             c.close()
         print("one round trip (TCP connect to the server, median): %.3f ms" % statistics.median(rtt))
+        print("one round trip of a message through the tunnel and the echo, before the cuts "
+              "(median, max): %.2f ms, %.2f ms" % (statistics.median(echo_rtt), max(echo_rtt)))
         s.close()
     finally:
         for p in procs:

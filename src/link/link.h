@@ -38,6 +38,10 @@ typedef struct tt_link_handler {
 
 typedef void (*tt_link_close_cb)(void *ud);
 
+/* The next bytes of the stream in NBUFS pieces, taken exactly as one
+ * on_data of their concatenation; valid only during the call. */
+typedef void (*tt_link_datav_cb)(tt_link *l, void *ud, const uv_buf_t *bufs, unsigned nbufs);
+
 typedef struct tt_link_ops {
     int (*write)(tt_link *l, const uv_buf_t *bufs, unsigned nbufs);
     int (*read_start)(tt_link *l);
@@ -62,6 +66,7 @@ struct tt_link {
     void *ud;                       /* public: handler's context */
     uv_loop_t *loop;                /* read-only */
     uint64_t id;                    /* read-only: for log lines */
+    tt_link_datav_cb on_datav;      /* public: optional, see tt_link_set_datav */
 };
 
 /* Points the link's callbacks at H with context UD. A link changes hands this
@@ -70,6 +75,20 @@ static inline void tt_link_set_handler(tt_link *l, const tt_link_handler *h, voi
 {
     l->handler = h;
     l->ud = ud;
+    l->on_datav = NULL;
+}
+
+/* Says that the handler (set before, with the same context) also takes
+ * the bytes of one read in pieces through CB. A link whose read yields its
+ * bytes in pieces (the session link: the payloads of several frames,
+ * separated by their headers) then hands them over in one call instead of
+ * joining them into one buffer, which would cost a copy of every byte; a
+ * handler that copies what it receives anyway (the mux) takes them as
+ * they are. Links that do not yield pieces ignore it; a new handler
+ * (tt_link_set_handler) clears it. */
+static inline void tt_link_set_datav(tt_link *l, tt_link_datav_cb cb)
+{
+    l->on_datav = cb;
 }
 
 static inline int tt_link_write(tt_link *l, const uv_buf_t *bufs, unsigned nbufs)

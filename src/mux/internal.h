@@ -231,5 +231,7 @@ void tt_mux_consumed(tt_mux_session *s, mstream *st, size_t n);
 void tt_mux_deliver(tt_mux_session *s, mstream *st, const uint8_t *data, size_t n);
 int tt_mux_gather_slot_of(const tt_mux_session *s, const mstream *st);
 void tt_mux_take_input(tt_mux_session *s, const uint8_t *data, size_t len);
+/* As tt_mux_take_input, for input in NBUFS pieces taken as one. */
+void tt_mux_take_inputv(tt_mux_session *s, const uv_buf_t *bufs, unsigned nbufs);
 
 #endif

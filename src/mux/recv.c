@@ -3,6 +3,7 @@
  * session.c). */
 #include "mux/internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -291,6 +292,8 @@ static void on_frame(tt_mux_session *s, const tt_mux_frame *f)
 
 /* The lower link. */
 
+/* Takes the frames in DATA; what they carry waits in the gather slots,
+ * flushed by the caller once its whole input is taken. */
 static void rx(tt_mux_session *s, const uint8_t *data, size_t len)
 {
     s->rx_bytes += len;
@@ -311,40 +314,59 @@ static void rx(tt_mux_session *s, const uint8_t *data, size_t len)
             break;
         on_frame(s, &f);
     }
-    gather_flush_all(s);
+}
+
+/* Keeps input that arrives while input is being processed. */
+static bool backlog_add(tt_mux_session *s, const uint8_t *data, size_t len)
+{
+    uint8_t *p = realloc(s->backlog, s->backlog_len + len);
+    if (p == NULL) {
+        tt_mux_fail(s, UV_ENOMEM, "out of memory", TT_MUX_INTERNAL, false);
+        return false;
+    }
+    memcpy(p + s->backlog_len, data, len);
+    s->backlog = p;
+    s->backlog_len += len;
+    return true;
 }
 
 /* Processes input; what arrives while input is being processed (a lower
  * link that delivers from inside a write made by a callback) waits for the
- * end of the current input, so each stream's bytes stay in order. */
-void tt_mux_take_input(tt_mux_session *s, const uint8_t *data, size_t len)
+ * end of the current input, so each stream's bytes stay in order. The
+ * pieces of one call are gathered as one input: a stream's bytes in several
+ * of them reach it in one delivery. */
+void tt_mux_take_inputv(tt_mux_session *s, const uv_buf_t *bufs, unsigned nbufs)
 {
     if (s->in_rx) {
-        uint8_t *p = realloc(s->backlog, s->backlog_len + len);
-        if (p == NULL) {
-            tt_mux_fail(s, UV_ENOMEM, "out of memory", TT_MUX_INTERNAL, false);
-            return;
-        }
-        memcpy(p + s->backlog_len, data, len);
-        s->backlog = p;
-        s->backlog_len += len;
+        for (unsigned i = 0; i < nbufs; i++)
+            if (!backlog_add(s, (const uint8_t *)bufs[i].base, bufs[i].len))
+                return;
         return;
     }
     s->in_rx = true;
     bool owner = g_gather_owner == NULL;
     if (owner)
         g_gather_owner = s;
-    rx(s, data, len);
+    for (unsigned i = 0; i < nbufs && !s->dead && !s->finishing; i++)
+        rx(s, (const uint8_t *)bufs[i].base, bufs[i].len);
+    gather_flush_all(s);
     while (s->backlog_len > 0 && !s->dead && !s->finishing) {
         uint8_t *b = s->backlog;
         size_t n = s->backlog_len;
         s->backlog = NULL;
         s->backlog_len = 0;
         rx(s, b, n);
+        gather_flush_all(s);
         free(b);
     }
     if (owner)
         g_gather_owner = NULL;
     s->in_rx = false;
     tt_mux_flush(s);
+}
+
+void tt_mux_take_input(tt_mux_session *s, const uint8_t *data, size_t len)
+{
+    uv_buf_t b = {.base = (char *)(uintptr_t)data, .len = len};
+    tt_mux_take_inputv(s, &b, 1);
 }

@@ -155,6 +155,14 @@ static void on_lower_data(tt_link *l, void *ud, const uint8_t *data, size_t len)
         tt_mux_take_input(s, data, len);
 }
 
+static void on_lower_datav(tt_link *l, void *ud, const uv_buf_t *bufs, unsigned nbufs)
+{
+    (void)l;
+    tt_mux_session *s = ud;
+    if (!s->dead && !s->finishing)
+        tt_mux_take_inputv(s, bufs, nbufs);
+}
+
 static void on_lower_eof(tt_link *l, void *ud)
 {
     (void)l;
@@ -436,6 +444,7 @@ static tt_mux_session *session_new(tt_link *lower, const tt_mux_cfg *cfg,
         g_sessions->gprev = s;
     g_sessions = s;
     tt_link_set_handler(lower, &lower_handler, s);
+    tt_link_set_datav(lower, on_lower_datav);
     if (s->cfg.ping_interval_ms)
         uv_timer_start(&s->ping, on_ping, s->cfg.ping_interval_ms, 0);
     tt_mux_arm_idle(s);

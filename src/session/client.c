@@ -144,12 +144,18 @@ static void joined(tt_sess *s, int slot, uint8_t status, uint64_t offset, const 
      * carries it; on a split session's down leg it only acknowledges. */
     uint64_t resend = 0;
     int rc;
-    if (slot == tt_sess_tx(s)) {
+    if (slot == tt_sess_tx(s) && s->sent_early[slot] && offset <= s->core.snd_nxt) {
+        /* The resend went behind the JOIN, from what the server had
+         * acknowledged; what it received beyond that it drops. */
+        resend = s->core.snd_nxt - offset;
+        rc = tt_sess_core_ack(&s->core, offset);
+    } else if (slot == tt_sess_tx(s)) {
         resend = s->core.snd_nxt > offset ? s->core.snd_nxt - offset : 0;
         rc = tt_sess_core_rejoin(&s->core, offset);
     } else {
         rc = tt_sess_core_ack(&s->core, offset);
     }
+    s->sent_early[slot] = false;
     if (rc < 0) {
         tt_sess_close_link(s, leg);
         if (s->first) {
@@ -270,6 +276,21 @@ static void send_join(tt_sess *s, int slot, tt_link *leg)
     if (tt_link_write1(leg, out, sizeof out) < 0 || tt_link_read_start(leg) < 0) {
         attempt_failed(s, slot, UV_EIO);
         return;
+    }
+    /* A leg that replaces a lost one carries the resend right behind the
+     * JOIN, from the last offset the server acknowledged, instead of a
+     * round trip later: the server drops what it already has (docs/
+     * SESSION.md). A move (the old leg still sending) waits for the
+     * answer, so that nothing goes twice. */
+    s->sent_early[slot] = false;
+    if (s->made[slot] && slot == tt_sess_tx(s) && s->leg[slot] == NULL && !s->dead) {
+        if (tt_sess_core_rejoin(&s->core, s->core.snd_una) == 0) {
+            s->sent_early[slot] = true;
+            if (tt_sess_send_early(s, leg) < 0) {
+                attempt_failed(s, slot, UV_EIO);
+                return;
+            }
+        }
     }
     uv_timer_start(&s->role_timer[slot], on_join_timeout, c->cfg.join_timeout_ms, 0);
 }

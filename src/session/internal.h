@@ -85,6 +85,7 @@ struct tt_sess {
     unsigned attempt[2];
     uint64_t lost_ms[2]; /* client: when the slot's last leg was lost; server: 0 when present */
     bool moving[2];      /* joining a new leg while the old one still works */
+    bool sent_early[2];  /* DATA went out behind the JOIN, before its answer */
 
     /* Server. */
     bool in_table;
@@ -123,6 +124,11 @@ tt_sess *tt_sess_new(uv_loop_t *loop, const sess_role *role, void *owner,
  * (tt_sess_core_rejoin for the slot that carries this side's DATA). Closes
  * an older leg of the slot. */
 void tt_sess_attach(tt_sess *s, int slot, tt_link *leg, const uint8_t *early, size_t n);
+
+/* Frames what this side may send onto LEG, a leg whose JOIN is written but
+ * not yet answered, as pump does onto the current leg. Returns 0 or the
+ * write's error. */
+int tt_sess_send_early(tt_sess *s, tt_link *leg);
 
 /* Ends S: closes its legs (sending CLOSE with an abort when SEND_CLOSE) and
  * tells the owner ERR from the loop. */

@@ -33,18 +33,19 @@
 #include "link/linger.h"
 #include "link/scratch.h"
 
-/* The DATA of one read of the leg reaches the owner in one on_data call, as
- * a carrier link hands over all the frames of one read at once: the mux
- * then writes once per read to each stream's destination, not once per
- * frame. A single piece is passed in place; several are joined here. */
-#define GATHER_MAX (256u * 1024)
-TT_SCRATCH_DEFINE(gather_scratch, GATHER_MAX);
+/* The DATA of one read of the leg reaches the owner in one call, as a
+ * carrier link hands over all the frames of one read at once: the mux then
+ * writes once per read to each stream's destination, not once per frame.
+ * The payloads stay where they are, between their frames' headers, and go
+ * over as pieces (on_datav), which the mux copies into its per-stream
+ * buffers anyway; joining them here first cost a copy of every byte. For
+ * an owner without on_datav (tt_link_set_datav) they are still joined. */
+#define PIECES_MAX 16
+TT_SCRATCH_DEFINE(join_scratch, 256u * 1024);
 
 typedef struct gather {
-    const uint8_t *first; /* the first piece, in place */
-    size_t first_len;
-    uint8_t *buf; /* from the second piece on: the pieces joined */
-    size_t len, cap;
+    uv_buf_t piece[PIECES_MAX];
+    unsigned n;
 } gather;
 
 uint64_t tt_sess_now_ms(void)
@@ -216,42 +217,48 @@ static void on_ack_timer(uv_timer_t *t)
 }
 
 /* Hands what G holds to the owner; returns false when input must stop (the
- * owner closed, or the session died). G's buffer stays taken for reuse. */
+ * owner closed, or the session died). */
 static bool gather_flush(tt_sess *s, gather *g)
 {
-    const uint8_t *p = g->len ? g->buf : g->first;
-    size_t n = g->len ? g->len : g->first_len;
-    g->first = NULL;
-    g->first_len = 0;
-    g->len = 0;
-    if (n > 0 && s->base.handler && s->base.handler->on_data)
-        s->base.handler->on_data(&s->base, s->base.ud, p, n);
+    unsigned n = g->n;
+    g->n = 0;
+    const tt_link_handler *h = s->base.handler;
+    if (n == 0 || h == NULL || h->on_data == NULL)
+        return !s->closing && !s->dead;
+    if (n > 1 && s->base.on_datav) {
+        s->base.on_datav(&s->base, s->base.ud, g->piece, n);
+        return !s->closing && !s->dead;
+    }
+    /* One call still, so that a handler that changes hands or stops
+     * reading during it sees what a carrier link would show it. */
+    const uint8_t *p = (const uint8_t *)g->piece[0].base;
+    size_t len = g->piece[0].len;
+    uint8_t *joined = NULL;
+    if (n > 1) {
+        for (unsigned i = 1; i < n; i++)
+            len += g->piece[i].len;
+        joined = tt_scratch_take(&join_scratch, len, len, NULL);
+        if (joined == NULL) {
+            tt_sess_fail(s, UV_ENOMEM, "out of memory", true);
+            return false;
+        }
+        size_t at = 0;
+        for (unsigned i = 0; i < n; i++) {
+            memcpy(joined + at, g->piece[i].base, g->piece[i].len);
+            at += g->piece[i].len;
+        }
+        p = joined;
+    }
+    h->on_data(&s->base, s->base.ud, p, len);
+    tt_scratch_give(&join_scratch, joined);
     return !s->closing && !s->dead;
 }
 
 static bool gather_add(tt_sess *s, gather *g, const uint8_t *p, size_t n)
 {
-    if (g->first == NULL && g->len == 0) {
-        g->first = p;
-        g->first_len = n;
-        return true;
-    }
-    if (g->buf == NULL)
-        g->buf = tt_scratch_take(&gather_scratch, GATHER_MAX, GATHER_MAX, &g->cap);
-    if (g->buf && g->len == 0) {
-        memcpy(g->buf, g->first, g->first_len);
-        g->len = g->first_len;
-    }
-    if (g->buf == NULL || g->len + n > g->cap) {
-        /* No room (or no memory): what is held goes first. */
-        if (!gather_flush(s, g))
-            return false;
-        g->first = p;
-        g->first_len = n;
-        return true;
-    }
-    memcpy(g->buf + g->len, p, n);
-    g->len += n;
+    if (g->n == PIECES_MAX && !gather_flush(s, g))
+        return false;
+    g->piece[g->n++] = (uv_buf_t){.base = (char *)(uintptr_t)p, .len = n};
     return true;
 }
 
@@ -355,7 +362,6 @@ static void leg_input(tt_sess *s, int slot, const uint8_t *data, size_t len)
     }
     if (!s->dead && !s->closing)
         gather_flush(s, &g);
-    tt_scratch_give(&gather_scratch, g.buf);
 }
 
 /* Leg callbacks. */
@@ -432,22 +438,13 @@ void tt_sess_attach(tt_sess *s, int slot, tt_link *leg, const uint8_t *early, si
     pump(s, false);
 }
 
-/* Frames what may go onto the leg of this side's DATA, several frames per
- * write. FROM_OWNER: called inside the owner's write, where no callback of
- * the owner may run. */
-static void pump(tt_sess *s, bool from_owner)
+/* Frames what may go onto LEG (the leg of this side's DATA, or one whose
+ * join is under way), several frames per write, while its queue is under
+ * TT_SESS_LEG_BOUND. Returns 0 or the write's error. */
+static int frame_onto(tt_sess *s, tt_link *leg)
 {
     enum { FRAMES = 16 };
-    int tx = tt_sess_tx(s);
-    bool broken = false;
-    /* Bytes pending now may have been seen by the owner, which stops
-     * writing while its lower link's pending is high, without a write of
-     * its own: a rejoin moves the send point back, and the owner may look
-     * (from its input, say) before this pump sends them. So it hears when
-     * they are gone. */
-    if (tt_sess_core_unsent(&s->core) > 0)
-        s->drain_wanted = true;
-    while (!broken && s->leg[tx] && !s->dead && tt_link_pending(s->leg[tx]) < TT_SESS_LEG_BOUND) {
+    while (tt_link_pending(leg) < TT_SESS_LEG_BOUND) {
         uint8_t hdr[FRAMES][TT_SESS_HDR_LEN];
         uv_buf_t iov[2 * FRAMES];
         unsigned niov = 0, nf = 0;
@@ -464,15 +461,36 @@ static void pump(tt_sess *s, bool from_owner)
             nf++;
         }
         if (nf == 0)
-            break;
-        if (tt_link_write(s->leg[tx], iov, niov) < 0) {
-            /* The bytes left wait for the next leg, and the owner, which
-             * may stop writing on seeing them pending, must hear when they
-             * leave: so the note below is taken on this path too. */
-            leg_broken(s, tx, UV_EIO);
-            broken = true;
-        }
+            return 0;
+        int rc = tt_link_write(leg, iov, niov);
+        if (rc < 0)
+            return rc;
     }
+    return 0;
+}
+
+int tt_sess_send_early(tt_sess *s, tt_link *leg)
+{
+    return frame_onto(s, leg);
+}
+
+/* Frames what may go onto the leg of this side's DATA. FROM_OWNER: called
+ * inside the owner's write, where no callback of the owner may run. */
+static void pump(tt_sess *s, bool from_owner)
+{
+    int tx = tt_sess_tx(s);
+    /* Bytes pending now may have been seen by the owner, which stops
+     * writing while its lower link's pending is high, without a write of
+     * its own: a rejoin moves the send point back, and the owner may look
+     * (from its input, say) before this pump sends them. So it hears when
+     * they are gone. */
+    if (tt_sess_core_unsent(&s->core) > 0)
+        s->drain_wanted = true;
+    /* After a failed write the bytes left wait for the next leg, and the
+     * owner, which may stop writing on seeing them pending, must hear when
+     * they leave: so the note below is taken on this path too. */
+    if (s->leg[tx] && !s->dead && frame_onto(s, s->leg[tx]) < 0)
+        leg_broken(s, tx, UV_EIO);
     /* Bytes left unsent are pending in the owner's eyes: it may be waiting
      * for on_drained. */
     if (tt_sess_core_unsent(&s->core) > 0)

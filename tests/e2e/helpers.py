@@ -1125,6 +1125,7 @@ class CuttingProxy:
         self.cut_every = None
         self.victims = [self]
         self.bytes = {"up": 0, "down": 0}
+        self.accepted = []  # time.monotonic() of each connection's accept
         self.max_cuts = 0
         self.blackout = False
         self.rng = random.Random(13)
@@ -1198,6 +1199,7 @@ class CuttingProxy:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
+            self.accepted.append(time.monotonic())
             if self.blackout:
                 self._reset(c)
                 continue
@@ -1234,10 +1236,13 @@ class CuttingProxy:
                     if len(head) == 73:
                         with self.lock:
                             self.firsts.append(head)
+                # Counted before they go on: a test that reads `bytes` as soon
+                # as the last of them arrived must find them there.
+                with self.lock:
+                    self.bytes[direction] += len(data)
                 dst.sendall(data)
                 cut = False
                 with self.lock:
-                    self.bytes[direction] += len(data)
                     if self.cut_every and sum(self.cuts.values()) < self.max_cuts:
                         self.since[direction] += len(data)
                         if self.since[direction] >= self.next_cut[direction]:

@@ -330,3 +330,48 @@ def test_sigterm_with_joins_pending(procs):
     finally:
         for c in conns:
             c.close()
+
+
+def joined(key, join, status=0, offset=0):
+    """The server's answer to JOIN (docs/SESSION.md)."""
+    head = bytes([status, 0]) + struct.pack(">Q", offset)
+    return head + hmac.new(key, b"tt-session joined" + join[57:] + head, "sha256").digest()[:16]
+
+
+def test_rejoin_carries_the_resend_behind_the_join(procs):
+    """A client that lost its leg sends the bytes the server has not
+    acknowledged right behind its rejoin's JOIN, without waiting for the
+    answer (a round trip sooner). The server here is the test: it answers
+    the first JOIN, takes the stream's first bytes without acknowledging
+    them, resets the connection, and reads the rejoin: a JOIN, then at once
+    a DATA frame from offset 0 with the same bytes."""
+    key = join_key()
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    ls.settimeout(15)
+    port = ls.getsockname()[1]
+    client = start_client(procs, "tcp://127.0.0.1:%d" % port,
+                          ["-k", CARRIER_KEY, "--resume", "--reconnect-min", "20ms",
+                           "--reconnect-max", "50ms"], socks=False, forwards=["127.0.0.1:9"])
+    app = connect(("127.0.0.1", client.forward_ports[0]), timeout=15)
+    with app, ls:
+        app.sendall(b"the first bytes")
+        c1, _ = ls.accept()
+        c1.settimeout(15)
+        join1 = recv_exact(c1, 73, "the first JOIN")
+        c1.sendall(joined(key, join1))
+        head = recv_exact(c1, 12, "a DATA frame")
+        assert head[0] == 0 and struct.unpack(">Q", head[4:])[0] == 0, head
+        first = recv_exact(c1, struct.unpack(">H", head[2:4])[0], "its payload")
+        c1.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c1.close()
+        c2, _ = ls.accept()
+        with c2:
+            c2.settimeout(5)
+            join2 = recv_exact(c2, 73, "the rejoin's JOIN")
+            assert join2[4] & 1 and join2[5:21] == join1[5:21], "not a rejoin of the session"
+            head2 = recv_exact(c2, 12, "the resend, before any answer")
+            assert head2[0] == 0 and struct.unpack(">Q", head2[4:])[0] == 0, head2
+            again = recv_exact(c2, struct.unpack(">H", head2[2:4])[0], "its payload")
+            assert again.startswith(first), "the resend is not the unacknowledged bytes"

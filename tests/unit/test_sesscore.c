@@ -279,7 +279,9 @@ typedef struct side {
     uint8_t *got;
     size_t got_len;
     bool eof;
-    int drained; /* on_drained calls the owner got */
+    int drained;     /* on_drained calls the owner got */
+    unsigned calls;  /* on_data and on_datav calls */
+    unsigned pieces; /* pieces of the last on_datav */
 } side;
 
 static void role_lost(tt_sess *s, int slot, int err)
@@ -296,13 +298,29 @@ static void role_released(tt_sess *s)
 
 static const sess_role test_role = {role_lost, role_released};
 
+static void keep(side *me, const void *d, size_t n)
+{
+    me->got = realloc(me->got, me->got_len + n);
+    memcpy(me->got + me->got_len, d, n);
+    me->got_len += n;
+}
+
 static void on_data(tt_link *l, void *ud, const uint8_t *d, size_t n)
 {
     (void)l;
     side *me = ud;
-    me->got = realloc(me->got, me->got_len + n);
-    memcpy(me->got + me->got_len, d, n);
-    me->got_len += n;
+    me->calls++;
+    keep(me, d, n);
+}
+
+static void on_datav(tt_link *l, void *ud, const uv_buf_t *bufs, unsigned n)
+{
+    (void)l;
+    side *me = ud;
+    me->calls++;
+    me->pieces = n;
+    for (unsigned i = 0; i < n; i++)
+        keep(me, bufs[i].base, bufs[i].len);
 }
 
 static void on_eof(tt_link *l, void *ud)
@@ -500,6 +518,45 @@ Test(sess_link, a_write_into_a_failing_leg_is_drained_after_the_rejoin)
 Test(sess_link, bytes_a_rejoin_makes_pending_are_drained)
 {
     drained_after_rejoin(false);
+}
+
+/* The DATA frames of one leg read reach the owner in one call: joined for
+ * an owner that takes only on_data, in place as pieces for one that takes
+ * on_datav (the mux), without a copy. */
+Test(sess_link, one_read_is_one_delivery)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    side a = {0}, b = {0};
+    open_pair(&a, &b, &loop, 9);
+    new_leg(&a, &loop, 0);
+    new_leg(&b, &loop, 0);
+    enum { N = 100000 }; /* four DATA frames: three whole 32 KiB chunks and a rest */
+    uint8_t *src = pattern_buf(2 * N);
+    cr_assert_eq(tt_link_write1(&a.s->base, src, N), 0);
+    shuttle(&a, &b, &loop);
+    cr_assert_eq(b.calls, 1);
+    cr_assert_eq(b.got_len, N);
+
+    tt_link_set_datav(&b.s->base, on_datav);
+    cr_assert_eq(tt_link_write1(&a.s->base, src + N, N), 0);
+    shuttle(&a, &b, &loop);
+    cr_assert_eq(b.calls, 2);
+    cr_assert_eq(b.pieces, (N + TT_SESS_CHUNK - 1) / TT_SESS_CHUNK);
+    cr_assert_eq(b.got_len, 2 * N);
+    cr_assert_arr_eq(b.got, src, 2 * N);
+
+    tt_link_close(&a.s->base, NULL, NULL);
+    tt_link_close(&b.s->base, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    memlink_free(a.leg);
+    memlink_free(b.leg);
+    free(a.leg);
+    free(b.leg);
+    free(src);
+    free(a.got);
+    free(b.got);
+    tt_test_close_loop(&loop);
 }
 
 /* Split paths: a client side and a server side with an up leg and a down
