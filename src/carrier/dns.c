@@ -38,6 +38,9 @@ extern const tt_carrier_type tt_carrier_dns;
 #define SERVER_IDLE_MS 60000
 #define LINGER_MS 10000
 #define CONNS_MAX 1024
+/* Queries a client keeps in flight (its layer's slots): also the floor of
+ * both engines' congestion windows, in packets. */
+#define QUERIES_MAX 16
 
 typedef struct dns_carrier {
     tt_carrier base;
@@ -233,6 +236,7 @@ static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
                       .resolvers = c->resolvers,
                       .nresolvers = c->nresolvers,
                       .client_id = id,
+                      .max_inflight = QUERIES_MAX,
                       .idle_poll_ms = c->read_timeout_ms};
     tt_dgram *dg = NULL;
     const char *why = NULL;
@@ -252,6 +256,7 @@ static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
                          .idle_ms = CLIENT_IDLE_MS,
                          .keepalive_ms = KEEPALIVE_MS,
                          .linger_ms = LINGER_MS,
+                         .window_pkts = QUERIES_MAX,
                          .on_free = forget_conn,
                          .owner = c};
     uint64_t now = wall_s(c);
@@ -346,6 +351,7 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
                          .psk = c->psk,
                          .idle_ms = c->idle_ms,
                          .linger_ms = LINGER_MS,
+                         .window_pkts = QUERIES_MAX,
                          .on_free = forget_conn,
                          .owner = c};
     memcpy(lc.salt, salt, TT_DNSLINK_SALT_LEN);

@@ -50,6 +50,7 @@ struct tt_dnslink {
     bool detached; /* server: the datagram layer is gone */
     bool orphaned; /* client: the carrier is gone; a close does not linger */
     bool in_pump, pump_again;
+    bool stats_logged;
     /* Server: a new connection on trial sends nothing, not even an ACK: if
      * it is refused, bytes it acknowledged would never be resent to the
      * connection that replaces it. */
@@ -430,10 +431,40 @@ static void on_timer_closed(uv_handle_t *h)
     on_dg_closed(l);
 }
 
+/* One line per connection that goes (or is left by its carrier), for
+ * tuning: what the engine did and, at the client, what its queries did. */
+static void log_stats(tt_dnslink *l)
+{
+    if (l->stats_logged || !tt_log_enabled(TT_LOG_DEBUG))
+        return;
+    l->stats_logged = true;
+    tt_arq_stats as;
+    tt_arq_get_stats(l->arq, &as);
+    char dq[256] = "";
+    if (!l->cfg.server && l->cfg.dg) {
+        tt_dnsc_stats ds;
+        tt_dnsc_get_stats(l->cfg.dg, &ds);
+        snprintf(
+            dq, sizeof dq,
+            "; queries %llu (polls %llu), empty %llu, timeouts %llu, overtaken %llu, late %llu",
+            (unsigned long long)ds.queries, (unsigned long long)ds.polls,
+            (unsigned long long)ds.empty, (unsigned long long)ds.timeouts,
+            (unsigned long long)ds.overtaken, (unsigned long long)ds.late);
+    }
+    tt_debug("dns c%llu: closing: packets %llu sent, %llu received; bytes %llu new, %llu resent; "
+             "lost %llu (spurious %llu), probes %llu, congestion %llu; srtt %llu us%s",
+             (unsigned long long)l->base.id, (unsigned long long)as.pkts_sent,
+             (unsigned long long)as.pkts_recv, (unsigned long long)as.bytes_new,
+             (unsigned long long)as.bytes_resent, (unsigned long long)as.lost,
+             (unsigned long long)as.spurious, (unsigned long long)as.ptos,
+             (unsigned long long)as.congestion, (unsigned long long)as.srtt_us, dq);
+}
+
 static void destroy(tt_dnslink *l)
 {
     if (l->freeing)
         return;
+    log_stats(l);
     l->freeing = true;
     l->reading = false;
     uv_timer_stop(&l->timer);
@@ -533,9 +564,12 @@ tt_dnslink *tt_dnslink_new(uv_loop_t *loop, const tt_dnslink_cfg *cfg)
     tt_arq_cfg_default(&ac);
     size_t room = packet_room(l);
     ac.mss = room > TT_ARQ_MIN_PACKET ? room : TT_ARQ_MIN_PACKET;
-    /* Most losses on a resolver path are drops by a busy resolver, not a
-     * full queue: cut the window less than NewReno does. */
+    /* Most losses on a resolver path are drops by a busy resolver or a
+     * lossy link, not a full queue: cut the window less than NewReno does,
+     * and never below what the query slots allow anyway (the client's
+     * layer bounds its queries in flight, and every answer needs one). */
     ac.loss_reduction_pct = 70;
+    ac.min_cwnd = (uint64_t)cfg->window_pkts * ac.mss;
     l->arq = tt_arq_new(&ac);
     if (l->arq == NULL)
         goto fail;
@@ -580,6 +614,7 @@ void tt_dnslink_discard(tt_dnslink *l)
 
 void tt_dnslink_detach(tt_dnslink *l)
 {
+    log_stats(l);
     l->detached = true;
     l->cfg.dg = NULL;
     l->cfg.on_free = NULL; /* the owner is going */
@@ -594,6 +629,7 @@ void tt_dnslink_detach(tt_dnslink *l)
 
 void tt_dnslink_orphan(tt_dnslink *l)
 {
+    log_stats(l);
     l->cfg.on_free = NULL;
     l->orphaned = true;
     if (l->closed)

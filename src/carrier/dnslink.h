@@ -41,6 +41,10 @@ typedef struct tt_dnslink_cfg {
     /* After close, how long the engine stays to deliver what is still
      * unacknowledged and its FIN. */
     unsigned linger_ms;
+    /* Packets the client keeps in flight at most (its layer's query slots;
+     * the server's answers are bound by them too): the floor of the
+     * engine's congestion window, in packets of its side. 0: 2. */
+    unsigned window_pkts;
     /* Runs when the link's memory goes (the owner forgets it). */
     void (*on_free)(void *owner, tt_dnslink *l);
     void *owner;

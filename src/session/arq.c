@@ -32,6 +32,7 @@ void tt_arq_cfg_default(tt_arq_cfg *cfg)
     cfg->max_ack_delay_us = 25000;
     cfg->max_pto_us = 60000000;
     cfg->loss_reduction_pct = 50;
+    cfg->min_cwnd = 0;
 }
 
 static void clamp(tt_arq_cfg *c)
@@ -54,6 +55,8 @@ static void clamp(tt_arq_cfg *c)
         c->loss_reduction_pct = 50;
     if (c->loss_reduction_pct > 90)
         c->loss_reduction_pct = 90;
+    if (c->min_cwnd < 2 * (uint64_t)c->mss)
+        c->min_cwnd = 2 * (uint64_t)c->mss;
 }
 
 tt_arq *tt_arq_new(const tt_arq_cfg *cfg)
@@ -66,6 +69,8 @@ tt_arq *tt_arq_new(const tt_arq_cfg *cfg)
     a->peer_limit = TT_ARQ_INITIAL_WINDOW;
     uint64_t mss = a->cfg.mss;
     a->cwnd = 10 * mss < 14720 ? 10 * mss : (2 * mss > 14720 ? 2 * mss : 14720);
+    if (a->cwnd < a->cfg.min_cwnd)
+        a->cwnd = a->cfg.min_cwnd;
     a->ssthresh = UINT64_MAX;
     a->reo_packets = PACKET_THRESHOLD;
     a->reo_time_8ths = TIME_THRESHOLD_8THS;

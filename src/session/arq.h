@@ -57,11 +57,18 @@ typedef struct tt_arq_cfg {
      * (50 to 90): 50 is NewReno's halving. A carrier whose losses are
      * mostly not congestion (a lossy resolver path) may choose more. */
     unsigned loss_reduction_pct;
+    /* The congestion window's floor in bytes (0, or below 2 mss: 2 mss,
+     * RFC 9002's minimum); the window starts at least there. A carrier
+     * that bounds its packets in flight itself (the DNS client's query
+     * slots) may set that bound: losses, which over such a carrier are
+     * mostly not congestion, then never cut the window below what the
+     * carrier allows anyway. */
+    uint64_t min_cwnd;
 } tt_arq_cfg;
 
 /* Defaults: 256 KiB send buffer and window, mss 1200, 4096 records, RTT
  * 333 ms, acknowledgments within 25 ms, probes at most 60 s apart, the
- * window halved at a loss. */
+ * window halved at a loss, never below 2 mss. */
 void tt_arq_cfg_default(tt_arq_cfg *cfg);
 
 /* A new engine, or NULL when out of memory. Values out of range in CFG are
