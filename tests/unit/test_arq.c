@@ -769,6 +769,20 @@ Test(arq_flow, window_holds_a_sender_whose_reader_stopped, .timeout = 60)
 /* Nothing comes back: the probe timer backs off exponentially up to its
  * maximum; once the path returns, the data goes through, and the long
  * silence (after an RTT sample) counted as persistent congestion. */
+/* One round trip from A to B and back, 25 ms each way, with the first
+ * 1000 bytes of DATA: an RTT sample of 50 ms. */
+static void first_round_trip(tt_arq *a, tt_arq *b, const uint8_t *data)
+{
+    uint8_t pkt[1200];
+    const char *why;
+    tt_arq_write(a, data, 1000);
+    size_t n = tt_arq_poll(a, 0, pkt, sizeof pkt, 0);
+    cr_assert_eq(tt_arq_input(b, 25000, pkt, n, &why), 0);
+    tt_arq_ping(b);
+    n = tt_arq_poll(b, 25000, pkt, sizeof pkt, TT_ARQ_POLL_ACK);
+    cr_assert_eq(tt_arq_input(a, 50000, pkt, n, &why), 0);
+}
+
 Test(arq_timer, probe_backoff_and_persistent_congestion)
 {
     tt_arq_cfg cfg;
@@ -779,13 +793,7 @@ Test(arq_timer, probe_backoff_and_persistent_congestion)
     gen(9, 0, data, sizeof data);
     const char *why;
     size_t n;
-    /* One round trip first, for an RTT sample of 50 ms. */
-    tt_arq_write(a, data, 1000);
-    n = tt_arq_poll(a, 0, pkt, sizeof pkt, 0);
-    cr_assert_eq(tt_arq_input(b, 25000, pkt, n, &why), 0);
-    tt_arq_ping(b);
-    n = tt_arq_poll(b, 25000, pkt, sizeof pkt, TT_ARQ_POLL_ACK);
-    cr_assert_eq(tt_arq_input(a, 50000, pkt, n, &why), 0);
+    first_round_trip(a, b, data);
     tt_arq_stats st;
     tt_arq_get_stats(a, &st);
     cr_assert_eq(st.min_rtt_us, 50000);
@@ -836,6 +844,53 @@ Test(arq_timer, probe_backoff_and_persistent_congestion)
     cr_assert_eq(st.persistent, 1, "the silence was persistent congestion");
     cr_assert_eq(st.undone, 0, "the probes' copies do not make the loss look spurious");
     cr_assert_lt(st.ssthresh, UINT64_MAX);
+    tt_arq_free(a);
+    tt_arq_free(b);
+}
+
+/* A carrier that bounds its packets in flight itself sets a floor for the
+ * window: it starts there, and neither a loss nor persistent congestion
+ * (a blackout of several probe periods) cuts it below. */
+Test(arq_timer, window_floor_holds)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    cfg.mss = 1000;
+    cfg.min_cwnd = 16 * 1000;
+    cfg.max_pto_us = 2000000;
+    tt_arq *a = tt_arq_new(&cfg), *b = tt_arq_new(&cfg);
+    tt_arq_stats st;
+    tt_arq_get_stats(a, &st);
+    cr_assert_eq(st.cwnd, 16000, "the window starts at its floor (above 10 mss)");
+    uint8_t data[60000], pkt[1000];
+    gen(11, 0, data, sizeof data);
+    const char *why;
+    size_t n;
+    first_round_trip(a, b, data);
+
+    /* Everything A sends for 20 s is lost; then one packet in three gets
+     * through, and B acknowledges each. */
+    tt_arq_write(a, data + 1000, sizeof data - 1000);
+    uint64_t now = 50000;
+    unsigned sent = 0;
+    while (now < 30000000) {
+        while ((n = tt_arq_poll(a, now, pkt, sizeof pkt, 0)) > 0) {
+            if (now < 20000000 || sent++ % 3 != 0)
+                continue;
+            cr_assert_eq(tt_arq_input(b, now + 25000, pkt, n, &why), 0, "%s", why);
+            size_t m = tt_arq_poll(b, now + 25000, pkt, sizeof pkt, TT_ARQ_POLL_ACK);
+            if (m > 0)
+                cr_assert_eq(tt_arq_input(a, now + 50000, pkt, m, &why), 0, "%s", why);
+        }
+        tt_arq_get_stats(a, &st);
+        cr_assert_geq(st.cwnd, 16000, "cwnd %llu at %llu us", (unsigned long long)st.cwnd,
+                      (unsigned long long)now);
+        uint64_t next = tt_arq_next_timeout(a, now);
+        now = next == UINT64_MAX || next < now + 50000 ? now + 50000 : next;
+    }
+    tt_arq_get_stats(a, &st);
+    cr_assert_geq(st.persistent, 1);
+    cr_assert_geq(st.congestion, 2);
     tt_arq_free(a);
     tt_arq_free(b);
 }
