@@ -326,22 +326,25 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* A datagram from a client id without a connection (or with another salt):
- * a new connection if it opens, is fresh and starts the stream. */
+ * a new connection if it opens, is fresh and starts the stream. One that
+ * opens but that this server could never take as new (stamped outside the
+ * replay window or before this process started, or a connection it had and
+ * forgot) is answered with a RESET, so that its client learns at once that
+ * the connection is gone (the server restarted, aborted or forgot it). */
 static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t len)
 {
     const uint8_t *salt = data;
     uint64_t stamp = get32(salt), now = wall_s(c);
     uint64_t diff = stamp > now ? stamp - now : now - stamp;
-    if (diff * 1000 > c->cfg.replay_window_ms || !tt_replay_covers(&c->replay, stamp)) {
-        tt_debug("dns://: client %08x: stamp out of the window; dropped", (unsigned)id);
-        return;
-    }
     uint8_t key[TT_REPLAY_KEY_LEN] = {0};
     memcpy(key, &id, 4);
     memcpy(key + 4, salt, TT_DNSLINK_SALT_LEN);
-    if (tt_replay_seen(&c->replay, key))
-        return;
-    if (c->nconns == CONNS_MAX) {
+    const char *stale = NULL;
+    if (diff * 1000 > c->cfg.replay_window_ms || !tt_replay_covers(&c->replay, stamp))
+        stale = "stamped outside the replay window or before this server started";
+    else if (tt_replay_seen(&c->replay, key))
+        stale = "a connection this server ended";
+    if (stale == NULL && c->nconns == CONNS_MAX) {
         tt_warn("dns://: %u connections; refusing client %08x", CONNS_MAX, (unsigned)id);
         return;
     }
@@ -360,6 +363,18 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
         return;
     /* Not in the table yet: forget_conn finds nothing if it is discarded. */
     int rc = tt_dnslink_input(l, data + TT_DNSLINK_SALT_LEN, len - TT_DNSLINK_SALT_LEN);
+    if (stale != NULL && rc != -EBADMSG && rc != -ECONNRESET) {
+        /* Authentic (it opened under the key), so the answer can be too;
+         * a RESET of the client's own needs none. */
+        tt_debug("dns://: client %08x: %s; answered with a reset", (unsigned)id, stale);
+        tt_dnslink_refuse(l);
+        tt_dnslink_discard(l);
+        return;
+    }
+    if (stale != NULL || rc == -ECONNRESET) {
+        tt_dnslink_discard(l);
+        return;
+    }
     if (rc != 0 || !tt_dnslink_started(l)) {
         /* Forged, or the middle of a stream this server does not know (it
          * restarted, or forgot the connection): the client gives up on

@@ -13,7 +13,13 @@
  * what it still holds and its FIN; the memory goes when that is
  * acknowledged, the linger ends, the peer is silent too long, or the
  * server's layer goes. The owner's close callback runs then. A close from
- * inside a handler frees nothing until the loop runs the timer's close. */
+ * inside a handler frees nothing until the loop runs the timer's close.
+ *
+ * An end that is not the FIN exchange (the owner aborts, the peer is silent
+ * too long, the linger ends first) sends the peer a RESET, so that it
+ * learns at once instead of by its own timeout; a RESET from the peer
+ * fails the link with UV_ECONNRESET. The server answers a packet of a
+ * connection it does not know with a RESET of its own (tt_dnslink_refuse). */
 #include "carrier/dnslink.h"
 
 #include <errno.h>
@@ -21,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/arqwire.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "link/dnst.h"
@@ -29,6 +36,12 @@
 #define PKT_MAX 1500
 /* Polls the client asks the server to hold while it says it has data. */
 #define POLLS_MAX 8
+/* A client's RESET goes in this many queries (a lost one would leave the
+ * server waiting for its idle timeout), and its link stays this long for
+ * its layer to find free query slots for them. The server's goes once:
+ * every later packet of the client's gets the "unknown" answer. */
+#define RESET_COPIES 3
+#define RESET_LINGER_US 500000
 
 struct tt_dnslink {
     tt_link base;
@@ -51,6 +64,8 @@ struct tt_dnslink {
     bool orphaned; /* client: the carrier is gone; a close does not linger */
     bool in_pump, pump_again;
     bool stats_logged;
+    bool reset_sent; /* the engine is aborted; the link goes at reset_end_us */
+    uint64_t reset_end_us;
     /* Server: a new connection on trial sends nothing, not even an ACK: if
      * it is refused, bytes it acknowledged would never be resent to the
      * connection that replaces it. */
@@ -66,6 +81,7 @@ static uint64_t now_us(void)
 
 static void pump(tt_dnslink *l);
 static void destroy(tt_dnslink *l);
+static void on_timer(uv_timer_t *t);
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -217,10 +233,45 @@ static void fail(tt_dnslink *l, int err)
     l->base.handler->on_error(&l->base, l->base.ud, err);
 }
 
+/* Tells the peer that this end is gone (a RESET), unless the exchange ended
+ * cleanly, the peer reset it, or nothing can be sent. */
+static void send_reset(tt_dnslink *l)
+{
+    if (l->reset_sent || l->cfg.dg == NULL || l->quiet || l->orphaned ||
+        tt_arq_peer_reset(l->arq, NULL) || tt_arq_done(l->arq))
+        return;
+    uint8_t pkt[64];
+    size_t n = tt_arq_abort(l->arq, TT_ARQ_RESET_ABORT, pkt, sizeof pkt);
+    if (n == 0)
+        return;
+    l->reset_sent = true;
+    unsigned copies = l->cfg.server ? 1 : RESET_COPIES;
+    for (unsigned i = 0; i < copies; i++)
+        send_packet(l, pkt, n);
+    l->reset_end_us = now_us() + (l->cfg.server ? 0 : RESET_LINGER_US);
+}
+
+/* The link goes: at once, or when its RESET had the time to leave. */
+static void finish(tt_dnslink *l)
+{
+    uint64_t now = now_us();
+    if (l->reset_sent && now < l->reset_end_us && !l->freeing) {
+        uv_timer_start(&l->timer, on_timer, (l->reset_end_us - now + 999) / 1000, 0);
+        return;
+    }
+    destroy(l);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     tt_dnslink *l = t->data;
     uint64_t now = now_us();
+    if (l->reset_sent) {
+        /* Only finish() arms the timer once the RESET went. */
+        if (l->closed)
+            destroy(l);
+        return;
+    }
     if (l->detached) {
         fail(l, UV_ECONNABORTED);
         return;
@@ -230,11 +281,13 @@ static void on_timer(uv_timer_t *t)
     if (l->cfg.idle_ms && now >= l->last_rx_us + (uint64_t)l->cfg.idle_ms * 1000) {
         tt_debug("dns c%llu: nothing from the peer for %u ms", (unsigned long long)l->base.id,
                  l->cfg.idle_ms);
+        send_reset(l);
         fail(l, UV_ETIMEDOUT);
         return;
     }
     if (l->closed && now >= l->linger_end_us) {
-        destroy(l);
+        send_reset(l);
+        finish(l);
         return;
     }
     if (!l->cfg.server && !l->closed && l->cfg.keepalive_ms &&
@@ -266,7 +319,7 @@ static void arm(tt_dnslink *l, uint64_t now)
 
 static void pump(tt_dnslink *l)
 {
-    if (l->freeing || l->failed)
+    if (l->freeing || l->failed || l->reset_sent)
         return;
     if (l->in_pump) {
         l->pump_again = true;
@@ -293,7 +346,7 @@ static void pump(tt_dnslink *l)
 
 int tt_dnslink_input(tt_dnslink *l, const uint8_t *data, size_t len)
 {
-    if (l->freeing || l->failed)
+    if (l->freeing || l->failed || l->reset_sent)
         return 0;
     uint64_t pn;
     size_t hl;
@@ -314,6 +367,19 @@ int tt_dnslink_input(tt_dnslink *l, const uint8_t *data, size_t len)
         return -EPROTO;
     }
     l->last_rx_us = now;
+    uint64_t code;
+    if (tt_arq_peer_reset(l->arq, &code)) {
+        if (l->quiet)
+            return -ECONNRESET; /* a connection on trial: nothing to end */
+        if (code == TT_ARQ_RESET_UNKNOWN)
+            tt_info("dns c%llu: the %s does not know this connection (it restarted, or forgot "
+                    "it): reset",
+                    (unsigned long long)l->base.id, l->cfg.server ? "client" : "server");
+        else
+            tt_debug("dns c%llu: reset by the peer", (unsigned long long)l->base.id);
+        fail(l, UV_ECONNRESET);
+        return -ECONNRESET;
+    }
     if (l->cfg.server) {
         /* The answer to this query goes out anyway: an acknowledgment in it
          * costs nothing and keeps the client's window moving. */
@@ -478,7 +544,9 @@ static void close_common(tt_dnslink *l, tt_link_close_cb cb, void *ud, bool abor
     l->close_cb = cb;
     l->close_ud = ud;
     if (abort || l->failed || l->detached || l->orphaned || l->freeing) {
-        destroy(l);
+        if (abort)
+            send_reset(l);
+        finish(l);
         return;
     }
     /* Deliver what is written and the FIN, then go. */
@@ -603,6 +671,14 @@ void tt_dnslink_release(tt_dnslink *l)
     l->quiet = false;
     send_all(l, now_us(), TT_ARQ_POLL_ACK);
     arm(l, now_us());
+}
+
+void tt_dnslink_refuse(tt_dnslink *l)
+{
+    uint8_t pkt[32];
+    size_t n = tt_arq_reset_put(pkt, sizeof pkt, TT_ARQ_RESET_PN, TT_ARQ_RESET_UNKNOWN);
+    if (n > 0 && l->cfg.dg != NULL)
+        send_packet(l, pkt, n);
 }
 
 void tt_dnslink_discard(tt_dnslink *l)

@@ -97,6 +97,25 @@ Test(arq_codec, packet_golden)
     cr_assert_arr_eq(p.data, "hey", 3);
 }
 
+/* PN || RESET(CODE); the reserved number of an end without an engine. */
+Test(arq_codec, reset_golden)
+{
+    uint8_t buf[16];
+    static const uint8_t want[] = {0x05, 0x08, 0x01};
+    cr_assert_eq(tt_arq_reset_put(buf, sizeof buf, 5, TT_ARQ_RESET_UNKNOWN), 3);
+    cr_assert_arr_eq(buf, want, 3);
+    static const uint8_t reserved[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x08, 0x00};
+    cr_assert_eq(tt_arq_reset_put(buf, sizeof buf, TT_ARQ_RESET_PN, TT_ARQ_RESET_ABORT), 10);
+    cr_assert_arr_eq(buf, reserved, 10);
+    cr_assert_eq(tt_arq_reset_put(buf, 9, TT_ARQ_RESET_PN, TT_ARQ_RESET_ABORT), 0);
+    tt_arq_pkt p;
+    const char *why = NULL;
+    cr_assert_eq(tt_arq_pkt_decode(reserved, sizeof reserved, &p, &why), 0, "%s", why);
+    cr_assert(p.has_reset && !p.has_ack && !p.has_data);
+    cr_assert_eq(p.pn, TT_ARQ_RESET_PN);
+    cr_assert_eq(p.reset_code, TT_ARQ_RESET_ABORT);
+}
+
 Test(arq_codec, ack_keeps_the_ranges_that_fit)
 {
     tt_arq_ack k = {.largest = 1, .cum = 0, .limit = 100000, .n = TT_ARQ_SACK_MAX};
@@ -136,7 +155,10 @@ Test(arq_codec, malformed_packets)
         {"empty", {0}, 0},
         {"PN only", {0x01}, 1},
         {"padding only", {0x01, 0x00, 0x00}, 3},
-        {"unknown type", {0x01, 0x08}, 2},
+        {"unknown type", {0x01, 0x0a}, 2},
+        {"truncated RESET", {0x01, 0x08}, 2},
+        {"RESET with FIN bit", {0x01, 0x09, 0x00}, 3},
+        {"RESET twice", {0x01, 0x08, 0x00, 0x08, 0x01}, 5},
         {"BACKLOG with FIN bit", {0x01, 0x07, 0x01}, 3},
         {"PING twice", {0x01, 0x01, 0x01}, 3},
         {"empty DATA without FIN", {0x01, 0x04, 0x00, 0x00}, 4},
@@ -1305,4 +1327,34 @@ Test(arq_sim, few_records_lossy, .timeout = 60)
     cr_assert_eq(s.a.got, 1 * MB);
     cr_assert_eq(s.b.got, 1 * MB);
     sim_free(&s);
+}
+
+/* An abort: A's RESET ends B's exchange at once, with its code; neither
+ * engine sends or takes anything after, and A's RESET is the same packet
+ * however often it is asked for. */
+Test(arq_fin, abort_ends_both_at_once)
+{
+    tt_arq *a = default_engine(), *b = default_engine();
+    uint8_t data[3000], pkt[1200], again[1200];
+    gen(12, 0, data, sizeof data);
+    const char *why;
+    cr_assert_eq(tt_arq_write(a, data, sizeof data), sizeof data);
+    size_t n = tt_arq_poll(a, 0, pkt, sizeof pkt, 0);
+    cr_assert_eq(tt_arq_input(b, 1000, pkt, n, &why), 0);
+    n = tt_arq_abort(a, TT_ARQ_RESET_UNKNOWN, pkt, sizeof pkt);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(tt_arq_abort(a, TT_ARQ_RESET_ABORT, again, sizeof again), n);
+    cr_assert_arr_eq(again, pkt, n, "the same RESET each time");
+    cr_assert_eq(tt_arq_poll(a, 2000, again, sizeof again, TT_ARQ_POLL_ACK), 0);
+    cr_assert_eq(tt_arq_next_timeout(a, 2000), UINT64_MAX);
+    cr_assert(!tt_arq_peer_reset(b, NULL));
+    cr_assert_eq(tt_arq_input(b, 3000, pkt, n, &why), 0);
+    uint64_t code = 99;
+    cr_assert(tt_arq_peer_reset(b, &code));
+    cr_assert_eq(code, TT_ARQ_RESET_UNKNOWN);
+    cr_assert_eq(tt_arq_poll(b, 3000, pkt, sizeof pkt, TT_ARQ_POLL_ACK), 0);
+    cr_assert_eq(tt_arq_wants(b, 3000), 0);
+    cr_assert(!tt_arq_eof(b), "a reset is not an end of stream");
+    tt_arq_free(a);
+    tt_arq_free(b);
 }
