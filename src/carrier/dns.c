@@ -25,6 +25,7 @@
 #include "carrier/dnslink.h"
 #include "codec/ttproto.h"
 #include "core/crypto.h"
+#include "core/idmap.h"
 #include "core/log.h"
 #include "core/replay.h"
 #include "link/dnst.h"
@@ -55,6 +56,9 @@ typedef struct dns_carrier {
      * their lingers) and the server's, by client id. */
     tt_dnslink *conns[CONNS_MAX];
     unsigned nconns;
+    /* Server: the same connections by client id, for the lookup that every
+     * datagram needs (a connection is added once authenticated). */
+    tt_idmap byid;
     /* Server. */
     tt_dgram *dnss;
     tt_carrier_accept_cb accept_cb;
@@ -297,21 +301,17 @@ static void dns_dial_cancel(tt_carrier_dial *req)
 
 /* Server side. */
 
-static tt_dnslink *find_conn(dns_carrier *c, uint32_t id, unsigned *at)
+static tt_dnslink *find_conn(dns_carrier *c, uint32_t id)
 {
-    for (unsigned i = 0; i < c->nconns; i++) {
-        if (tt_dnslink_client_id(c->conns[i]) == id) {
-            if (at)
-                *at = i;
-            return c->conns[i];
-        }
-    }
-    return NULL;
+    return tt_idmap_get(&c->byid, id);
 }
 
 static void forget_conn(void *owner, tt_dnslink *l)
 {
     dns_carrier *c = owner;
+    uint32_t id = tt_dnslink_client_id(l);
+    if (find_conn(c, id) == l)
+        (void)tt_idmap_del(&c->byid, id);
     for (unsigned i = 0; i < c->nconns; i++) {
         if (c->conns[i] == l) {
             c->conns[i] = c->conns[--c->nconns];
@@ -390,8 +390,7 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
         tt_dnslink_discard(l);
         return;
     }
-    unsigned at;
-    tt_dnslink *old = find_conn(c, id, &at);
+    tt_dnslink *old = find_conn(c, id);
     if (old) {
         /* The same id with a new salt: the client made a new connection
          * under an id it had used; the old one is over. */
@@ -399,6 +398,8 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
         tt_dnslink_detach(old);
     }
     c->conns[c->nconns++] = l;
+    /* Cannot fail: the map has room for twice CONNS_MAX. */
+    (void)tt_idmap_put(&c->byid, id, l);
     tt_dnslink_release(l);
     tt_debug("dns://: new connection from client %08x", (unsigned)id);
     c->accept_cb(c->accept_ud, tt_dnslink_link(l));
@@ -412,7 +413,7 @@ static void on_server_datagram(tt_dgram *d, void *ud, const uint8_t *data, size_
     int64_t id = tt_dnst_addr_client(from);
     if (id < 0 || len < TT_DNSLINK_SALT_LEN + 1 + TT_AEAD_TAG_LEN)
         return;
-    tt_dnslink *l = find_conn(c, (uint32_t)id, NULL);
+    tt_dnslink *l = find_conn(c, (uint32_t)id);
     if (l && memcmp(tt_dnslink_salt(l), data, TT_DNSLINK_SALT_LEN) == 0) {
         (void)tt_dnslink_input(l, data + TT_DNSLINK_SALT_LEN, len - TT_DNSLINK_SALT_LEN);
         return;
@@ -452,6 +453,10 @@ static int dns_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
                       .idle_ms = c->idle_ms};
     if (strcmp(sc.host, "localhost") == 0)
         sc.host = "127.0.0.1";
+    if (tt_idmap_init(&c->byid, 2 * CONNS_MAX) != 0) {
+        free(c);
+        return -ENOMEM;
+    }
     tt_replay_init(&c->replay, 4096, cfg->replay_window_s ? cfg->replay_window_s : 120);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -468,6 +473,7 @@ static int dns_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     rc = tt_dnss_open(loop, &sc, &c->dnss, why);
     if (rc != 0) {
         tt_replay_free(&c->replay);
+        tt_idmap_free(&c->byid);
         free(c);
         return rc;
     }
@@ -476,6 +482,7 @@ static int dns_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     if (rc != 0) {
         tt_dgram_close(c->dnss, NULL, NULL);
         tt_replay_free(&c->replay);
+        tt_idmap_free(&c->byid);
         free(c);
         *why = uv_strerror(rc);
         return rc;
@@ -508,6 +515,7 @@ static void dns_close(tt_carrier *base)
     if (c->dnss)
         tt_dgram_close(c->dnss, NULL, NULL);
     tt_replay_free(&c->replay);
+    tt_idmap_free(&c->byid);
     free(c);
 }
 
