@@ -5,11 +5,26 @@
  * query is never sent again (a lost one is a lost datagram, which the
  * session layer above resends), so every answer is a clean round-trip
  * sample for its resolver. The time a query may take is its resolver's
- * SRTT plus four deviations (RFC 6298's form), doubled after a timeout;
- * three timeouts in a row take a resolver out of use for a second, doubling
- * up to 30 s, after which one query probes it. Queries go to the usable
- * resolver with the least (outstanding + 1) x timeout, which spreads them
- * in proportion to how fast each answers.
+ * SRTT plus four deviations (RFC 6298's form, with a floor of RTO_MIN),
+ * doubled after a timeout; three timeouts in a row take a resolver out of
+ * use for a second, doubling up to 30 s, after which one query probes it.
+ * Queries go to the usable resolver with the least (outstanding + 1) x
+ * timeout, which spreads them in proportion to how fast each answers.
+ *
+ * A query whose time ran out gives its place among the max_inflight to a
+ * new one at once, but its record stays (LATE) for LATE_MS, so an answer
+ * that was only slow is still taken: on a lossy path the timeout can then
+ * be short (a lost query holds a place for a few round trips, not for a
+ * fixed 300 ms), and a timeout set too short costs one more query, never a
+ * datagram. There are twice as many records as places.
+ *
+ * A query is also given up before its time when REORDER_QUERIES queries of
+ * its kind sent after it to the same resolver were answered and it is 9/8
+ * of an SRTT old (RFC 9002's loss detection, for queries): a resolver
+ * answers queries with data about in the order they came, and the server
+ * answers held polls oldest first, so under steady traffic a lost query
+ * gives its place back within about a round trip. This says nothing
+ * against the resolver (it answers), so its timeout is not doubled.
  *
  * Resolvers that mangle TXT show as answers that do not decode; after
  * BAD_SWITCH of them in a row without a good one the client asks for NULL
@@ -27,19 +42,25 @@
 #include "link/udp.h"
 
 #define RTO_INITIAL 1500
-#define RTO_MIN 300
+#define RTO_MIN 50
+#define LATE_MS 5000
 #define RTO_MAX 5000
 #define DOWN_AFTER 3
 #define DOWN_FIRST_MS 1000
 #define DOWN_MAX_MS 30000
 #define POLL_DELAY_FIRST_MS 50
 #define BAD_SWITCH 4
+#define REORDER_QUERIES 3
+
+enum { SLOT_FREE, SLOT_LIVE, SLOT_LATE };
 
 typedef struct slot {
-    bool used, poll;
+    uint8_t state;
+    bool poll;
     uint16_t id;
     unsigned res;
     uint64_t sent, deadline;
+    uint64_t seq; /* the order of sending */
     size_t qlen;
     uint8_t q[TT_DNSTUN_QUERY_MAX];
 } slot;
@@ -51,6 +72,9 @@ typedef struct resolver {
     double srtt, rttvar;
     unsigned rto;
     unsigned fails; /* timeouts in a row */
+    /* The latest-sent query answered, of each kind (0: data, 1: polls),
+     * plus one (0: none yet). */
+    uint64_t answered[2];
     uint64_t down_until;
     unsigned down_ms;
 } resolver;
@@ -61,7 +85,8 @@ typedef struct dnsc {
     tt_dnstun_zone zone;
     tt_dgram *udp4, *udp6;
     resolver res[TT_DNSC_RESOLVERS_MAX];
-    slot slots[TT_DNSC_INFLIGHT_MAX];
+    slot *slots; /* 2 x max_inflight records */
+    unsigned nslots;
     unsigned inflight, polls_out;
     tt_dgq queue; /* datagrams waiting for a free slot */
     uv_timer_t timer;
@@ -75,6 +100,7 @@ typedef struct dnsc {
     unsigned level;         /* polls wanted in flight */
     unsigned poll_delay_ms; /* between polls at level 1 */
     uint64_t next_poll;
+    uint64_t seq; /* queries sent, for their order */
     tt_dnsc_stats st;
 } dnsc;
 
@@ -128,14 +154,22 @@ static unsigned pick_resolver(dnsc *c, uint64_t now)
  * negative code (the datagram is then lost, as the network would lose it). */
 static int send_query(dnsc *c, const uint8_t *d, size_t len)
 {
+    if (c->inflight >= c->cfg.max_inflight)
+        return UV_ENOBUFS;
+    /* A free record, else the oldest late one: its answer is given up. */
     slot *s = NULL;
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
-        if (!c->slots[i].used) {
-            s = &c->slots[i];
+    for (unsigned i = 0; i < c->nslots; i++) {
+        slot *x = &c->slots[i];
+        if (x->state == SLOT_FREE) {
+            s = x;
             break;
         }
+        if (x->state == SLOT_LATE && (s == NULL || x->sent < s->sent))
+            s = x;
+    }
     if (s == NULL)
         return UV_ENOBUFS;
+    s->state = SLOT_FREE;
     uint64_t now = now_ms(c);
     unsigned ri = pick_resolver(c, now);
     resolver *r = &c->res[ri];
@@ -144,8 +178,8 @@ static int send_query(dnsc *c, const uint8_t *d, size_t len)
     for (bool taken = true; taken;) {
         tt_random(&s->id, sizeof s->id);
         taken = false;
-        for (unsigned i = 0; i < c->cfg.max_inflight && !taken; i++)
-            taken = c->slots[i].used && c->slots[i].id == s->id;
+        for (unsigned i = 0; i < c->nslots && !taken; i++)
+            taken = c->slots[i].state != SLOT_FREE && c->slots[i].id == s->id;
     }
     s->qlen = tt_dnstun_query_encode(&c->zone, s->id, c->qtype, c->cfg.client_id, c->nonce++, d,
                                      len, s->q);
@@ -157,9 +191,10 @@ static int send_query(dnsc *c, const uint8_t *d, size_t len)
     int rc = tt_dgram_send(udp, &b, 1, (const struct sockaddr *)&r->addr);
     if (rc != 0)
         return rc;
-    s->used = true;
+    s->state = SLOT_LIVE;
     s->res = ri;
     s->sent = now;
+    s->seq = c->seq++;
     /* A poll may be held by the server before it is answered. */
     s->deadline = now + r->rto + (s->poll ? c->cfg.hold_ms : 0);
     r->out++;
@@ -176,13 +211,24 @@ static int send_query(dnsc *c, const uint8_t *d, size_t len)
     return 0;
 }
 
-static void slot_free(dnsc *c, slot *s)
+/* A live query stops counting as in flight (answered, or given up). */
+static void slot_unlive(dnsc *c, slot *s)
 {
-    s->used = false;
+    if (s->state != SLOT_LIVE)
+        return;
     c->res[s->res].out--;
     c->inflight--;
     if (s->poll)
         c->polls_out--;
+}
+
+/* A live query stops counting as in flight but its answer is still taken
+ * for LATE_MS. */
+static void slot_late(dnsc *c, slot *s, uint64_t now)
+{
+    slot_unlive(c, s);
+    s->state = SLOT_LATE;
+    s->deadline = now + LATE_MS;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -210,8 +256,8 @@ static void pump(dnsc *c)
         c->next_poll = now + c->poll_delay_ms;
     }
     uint64_t next = UINT64_MAX;
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
-        if (c->slots[i].used && c->slots[i].deadline < next)
+    for (unsigned i = 0; i < c->nslots; i++)
+        if (c->slots[i].state == SLOT_LIVE && c->slots[i].deadline < next)
             next = c->slots[i].deadline;
     if (poll_wait && c->next_poll < next)
         next = c->next_poll;
@@ -225,9 +271,11 @@ static void on_timer(uv_timer_t *t)
 {
     dnsc *c = t->data;
     uint64_t now = now_ms(c);
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++) {
+    for (unsigned i = 0; i < c->nslots; i++) {
         slot *s = &c->slots[i];
-        if (!s->used || s->deadline > now)
+        if (s->state == SLOT_LATE && s->deadline <= now)
+            s->state = SLOT_FREE;
+        if (s->state != SLOT_LIVE || s->deadline > now)
             continue;
         resolver *r = &c->res[s->res];
         c->st.timeouts++;
@@ -240,7 +288,7 @@ static void on_timer(uv_timer_t *t)
             tt_debug("dns client: resolver %u: %u timeouts in a row, out of use for %u ms", s->res,
                      r->fails, r->down_ms);
         }
-        slot_free(c, s);
+        slot_late(c, s, now);
     }
     pump(c);
 }
@@ -270,6 +318,29 @@ static void sample(resolver *r, double rtt)
     r->rto = rto < RTO_MIN ? RTO_MIN : rto > RTO_MAX ? RTO_MAX : (unsigned)rto;
 }
 
+/* An answer came to query S: gives up the queries of its kind sent to the
+ * same resolver REORDER_QUERIES or more before it, once they are 9/8 of
+ * the resolver's SRTT old. */
+static void detect_lost(dnsc *c, const slot *s, uint64_t now)
+{
+    resolver *r = &c->res[s->res];
+    uint64_t *top = &r->answered[s->poll];
+    if (s->seq + 1 > *top)
+        *top = s->seq + 1;
+    if (*top <= REORDER_QUERIES)
+        return;
+    uint64_t before = *top - 1 - REORDER_QUERIES;
+    uint64_t wait = r->have_rtt ? (uint64_t)(r->srtt + 2 * r->rttvar) : 0;
+    for (unsigned i = 0; i < c->nslots; i++) {
+        slot *x = &c->slots[i];
+        if (x->state != SLOT_LIVE || x->poll != s->poll || x->res != s->res || x->seq > before ||
+            now < x->sent + wait)
+            continue;
+        c->st.overtaken++;
+        slot_late(c, x, now);
+    }
+}
+
 static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
                    const struct sockaddr *from)
 {
@@ -279,8 +350,8 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
         return;
     uint16_t id = (uint16_t)(data[0] << 8 | data[1]);
     slot *s = NULL;
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
-        if (c->slots[i].used && c->slots[i].id == id &&
+    for (unsigned i = 0; i < c->nslots; i++)
+        if (c->slots[i].state != SLOT_FREE && c->slots[i].id == id &&
             same_addr(&c->res[c->slots[i].res].addr, from)) {
             s = &c->slots[i];
             break;
@@ -294,11 +365,17 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
     if (rc == -EINVAL)
         return; /* not the answer to this query: the real one may still come */
     resolver *r = &c->res[s->res];
+    uint64_t now = now_ms(c);
     alive(r);
+    /* A late answer is a sample too: the timeout was too short. */
     if (!s->poll)
-        sample(r, (double)(now_ms(c) - s->sent));
+        sample(r, (double)(now - s->sent));
+    detect_lost(c, s, now);
     bool was_poll = s->poll;
-    slot_free(c, s);
+    if (s->state == SLOT_LATE)
+        c->st.late++;
+    slot_unlive(c, s);
+    s->state = SLOT_FREE;
     if (rc != 0) {
         c->st.bad++;
         tt_debug("dns client: an answer refused: %s", why);
@@ -412,6 +489,7 @@ static void maybe_done(dnsc *c)
         return;
     tt_dgram_close_cb cb = c->close_cb;
     void *ud = c->close_ud;
+    free(c->slots);
     free(c);
     if (cb)
         cb(ud);
@@ -474,6 +552,13 @@ int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const 
     c->cfg.resolvers = NULL;
     if (c->cfg.max_inflight == 0 || c->cfg.max_inflight > TT_DNSC_INFLIGHT_MAX)
         c->cfg.max_inflight = c->cfg.max_inflight == 0 ? 16 : TT_DNSC_INFLIGHT_MAX;
+    c->nslots = 2 * c->cfg.max_inflight;
+    c->slots = calloc(c->nslots, sizeof *c->slots);
+    if (c->slots == NULL) {
+        free(c);
+        *why = "out of memory";
+        return UV_ENOMEM;
+    }
     if (c->cfg.max_polls == 0)
         c->cfg.max_polls = 8;
     if (c->cfg.max_polls > c->cfg.max_inflight)
@@ -522,6 +607,7 @@ fail:
         tt_dgram_close(c->udp4, NULL, NULL);
     if (c->udp6)
         tt_dgram_close(c->udp6, NULL, NULL);
+    free(c->slots);
     free(c);
     return rc;
 }

@@ -73,7 +73,9 @@ typedef struct tt_dnsc_stats {
     uint64_t answers;    /* answers that decoded */
     uint64_t empty;      /* of them, without datagrams */
     uint64_t bad;        /* answers refused (malformed, an error RCODE, TC) */
-    uint64_t timeouts;   /* queries given up */
+    uint64_t timeouts;   /* queries given up at their timeout */
+    uint64_t overtaken;  /* queries given up as later ones were answered */
+    uint64_t late;       /* queries given up and answered after all (used) */
     uint64_t up_bytes;   /* payload bytes sent up */
     uint64_t down_bytes; /* datagram bytes received */
     uint64_t refused;    /* sends refused for a full queue */

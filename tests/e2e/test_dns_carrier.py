@@ -11,13 +11,15 @@ import pathlib
 import random
 import selectors
 import socket
+import struct
 import threading
 import time
 
 import pytest
 
 from helpers import (CARRIER_KEY, bulk_echo, connect, curl, free_port, port_accepts,
-                     recv_until_eof, run_tt, start_client, wait_until)
+                     read_halfclose_answer, recv_until_eof, run_tt, socks_open, start_client,
+                     wait_until)
 from test_dnstun import SERVER_HOST, DOMAIN, Unbound
 
 LOOPBACK = ["--allow", "127.0.0.0/8"]
@@ -27,9 +29,9 @@ MB = 1 << 20
 class DnsServer:
     """tt server -l dns://127.0.0.2:PORT/DOMAIN."""
 
-    def __init__(self, procs, args=(), env=None, name="tt-server"):
+    def __init__(self, procs, args=(), env=None, name="tt-server", port=None):
         for _ in range(3):
-            port = free_port((SERVER_HOST,))
+            port = port or free_port((SERVER_HOST,))
             url = "dns://%s:%d/%s" % (SERVER_HOST, port, DOMAIN)
             p = procs.tt(["server", "-k", CARRIER_KEY, "-l", url] + LOOPBACK + list(args),
                          name=name, env=env)
@@ -186,16 +188,67 @@ class LossyShim:
             s.close()
 
 
-def test_bulk_through_a_lossy_path(procs, server, unbound, echo):
+def lossy_path(procs, tmp_path, client_args=("--mux",)):
+    """A dns:// server behind unbound, and a client asking unbound through
+    a LossyShim. TT_DNS_LOSSY_LOG=debug has both ends log what their
+    engines and queries did (a line per connection as it goes)."""
+    level = os.environ.get("TT_DNS_LOSSY_LOG")
+    env = dict(os.environ, LOG_LEVEL=level) if level else None
+    server = DnsServer(procs, env=env)
+    unbound = Unbound(procs, tmp_path, server)
+    shim = LossyShim(unbound.addr)
+    client = start_dns_client(procs, shim.addr, list(client_args), env=env)
+    return client, shim
+
+
+def lossy_size():
+    """TT_DNS_LOSSY_MB: the size of the lossy transfers (20 for the issue's
+    full run; 2 by default, which takes seconds)."""
+    return int(float(os.environ.get("TT_DNS_LOSSY_MB", "2")) * MB)
+
+
+def report(what, size, took, shim, floor):
+    """Prints the rate, checks that the shim did its work, and that the
+    rate is at least FLOOR bytes/s: several times below what the sanitizer
+    build moves on the loaded test machine, and above what the code before
+    the loss work moved in the release build (33 kB/s each way, 300 kB/s
+    down; docs/BENCHMARKS.md)."""
+    rate = size / took
+    print("\n%s: %d bytes in %.1f s, %.1f kB/s; shim %s"
+          % (what, size, took, rate / 1000, shim.counts))
+    assert shim.counts["dropped"] > 20, shim.counts
+    assert shim.counts["duplicated"] > 5, shim.counts
+    assert rate >= floor, "%s: %.1f kB/s" % (what, rate / 1000)
+
+
+def test_bulk_through_a_lossy_path(procs, tmp_path, echo):
     """5% of queries and of answers lost, 2% duplicated, 3% reordered
     between the client and unbound: the engine resends, the bytes arrive
-    whole both ways."""
-    shim = LossyShim(unbound.addr)
+    whole both ways at once."""
+    size = lossy_size()
+    client, shim = lossy_path(procs, tmp_path)
     try:
-        client = start_dns_client(procs, shim.addr, ["--mux"])
-        bulk_echo(client.socks, echo, size=MB // 2)
-        assert shim.counts["dropped"] > 20, shim.counts
-        assert shim.counts["duplicated"] > 5, shim.counts
+        t0 = time.monotonic()
+        bulk_echo(client.socks, echo, size=size)
+        report("lossy path, each way", size, time.monotonic() - t0, shim, 80000)
+    finally:
+        shim.close()
+
+
+def test_download_through_a_lossy_path(procs, tmp_path):
+    """The same path, bytes down only: the server can send only into the
+    polls the client keeps at it, and lost polls must not starve it."""
+    size = lossy_size()
+    _, port = procs.peer("halfclose", "--body-size", size)
+    client, shim = lossy_path(procs, tmp_path)
+    try:
+        with socks_open(client.socks, "127.0.0.1", port) as s:
+            s.settimeout(30)
+            t0 = time.monotonic()
+            s.sendall(b"go")
+            s.shutdown(socket.SHUT_WR)
+            assert read_halfclose_answer(s) == (hashlib.sha256(b"go").hexdigest(), 2)
+            report("lossy path, down", size, time.monotonic() - t0, shim, 600000)
     finally:
         shim.close()
 
@@ -301,3 +354,95 @@ def test_bad_resolver_is_one_clear_line(procs):
     assert r.returncode == 2 and "must be an IP address" in r.stderr, r.stderr
     r = run_tt(["client", "-k", CARRIER_KEY, "-s", "dns://127.0.0.1", "-l", "127.0.0.1:0"])
     assert r.returncode == 2 and "DOMAIN" in r.stderr, r.stderr
+
+
+def test_server_restart_resets_streams_and_new_ones_work(procs, echo):
+    """The server is killed and started again on the same port: a stream
+    open across the restart fails with a reset as soon as it sends (the new
+    server answers a packet of a connection it does not know with an
+    authenticated RESET), never with a clean end or a hang, and new streams
+    work at once, over a new mux session and without the mux."""
+    srv = DnsServer(procs)
+    addr = (SERVER_HOST, srv.port)
+    dest = "127.0.0.1:%d" % echo
+    clients = [start_dns_client(procs, addr, args, socks=False, forwards=[dest], name=name)
+               for args, name in ((["--mux"], "tt-client-mux"), ([], "tt-client"))]
+    streams = []
+    for c in clients:
+        s = connect(("127.0.0.1", c.forward_ports[0]), timeout=10)
+        streams.append(s)
+        s.sendall(b"before")
+        s.settimeout(10)
+        assert s.recv(6) == b"before"
+    srv.proc.popen.kill()
+    srv.proc.popen.wait()
+    procs.discard(srv.proc)
+    DnsServer(procs, port=addr[1], name="tt-server-2")
+    for s in streams:
+        with s:
+            t0 = time.monotonic()
+            s.sendall(b"after")
+            rest, how = recv_until_eof(s, 10)
+            assert (rest, how) == (b"", "reset"), (rest, how)
+            assert time.monotonic() - t0 < 5, "the client took %.1f s to learn" % (
+                time.monotonic() - t0)
+    for c in clients:
+        c.proc.wait_log(r"the server does not know this connection")
+        echo_through(c.forward_ports[0], 100000)
+
+
+def stream_to_a_listener(procs, srv, env=None):
+    """A client of SRV (directly, without the mux) forwarding to a listener
+    of the test's own: returns (client, the application's socket, the
+    destination's socket), after "hello" went from the one to the other
+    and "hi" back."""
+    with socket.socket() as lsn:
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        dest = "127.0.0.1:%d" % lsn.getsockname()[1]
+        client = start_dns_client(procs, (SERVER_HOST, srv.port), socks=False, forwards=[dest],
+                                  env=env)
+        app = connect(("127.0.0.1", client.forward_ports[0]), timeout=10)
+        app.sendall(b"hello")
+        lsn.settimeout(10)
+        far, _ = lsn.accept()
+    far.settimeout(10)
+    assert far.recv(5) == b"hello"
+    # And back: the stream is open both ways before the test cuts it.
+    far.sendall(b"hi")
+    assert app.recv(2) == b"hi"
+    return client, app, far
+
+
+def reset_and_wait(sock, peer):
+    """Resets SOCK (SO_LINGER 0): PEER must see its end within 5 s."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+    t0 = time.monotonic()
+    rest, how = recv_until_eof(peer, 10)
+    took = time.monotonic() - t0
+    assert took < 5, "the other side took %.1f s to learn" % took
+    return rest, how
+
+
+def test_client_abort_reaches_the_server_at_once(procs):
+    """The application aborts its connection to the client (a reset): the
+    client's DNS connection sends a RESET, so the server ends its stream to
+    the destination at once, not after its idle timeout (60 s)."""
+    srv = DnsServer(procs, env={"LOG_LEVEL": "debug"})
+    _, app, far = stream_to_a_listener(procs, srv)
+    with far:
+        rest, _ = reset_and_wait(app, far)
+        assert rest == b""
+    srv.proc.wait_log(r"reset by the peer")
+
+
+def test_server_abort_reaches_the_client_at_once(procs):
+    """The destination resets the stream at the server: the server's DNS
+    connection sends a RESET in its next answer, and the application sees
+    the reset at once, not after the client's idle timeout (30 s)."""
+    srv = DnsServer(procs)
+    client, app, far = stream_to_a_listener(procs, srv, env={"LOG_LEVEL": "debug"})
+    with app:
+        assert reset_and_wait(far, app) == (b"", "reset")
+    client.proc.wait_log(r"reset by the peer")

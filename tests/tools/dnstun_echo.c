@@ -198,10 +198,12 @@ static void finish(void)
            "\"duplicates\": %u, \"corrupt\": %u, \"seconds\": %.3f, \"datagrams_per_s\": %.1f, "
            "\"bytes_per_s\": %.0f, \"queries\": %" PRIu64 ", \"polls\": %" PRIu64
            ", \"answers\": %" PRIu64 ", \"empty\": %" PRIu64 ", \"bad\": %" PRIu64
-           ", \"timeouts\": %" PRIu64 ", \"qtype\": %u, \"max_up\": %zu}\n",
+           ", \"timeouts\": %" PRIu64 ", \"overtaken\": %" PRIu64 ", \"late\": %" PRIu64
+           ", \"qtype\": %u, \"max_up\": %zu}\n",
            m, units, size, got_n, mode == M_DOWN ? count - got_n : lost, dups, corrupt, secs,
            got_n / secs, (double)got_n * (double)size / secs, st.queries, st.polls, st.answers,
-           st.empty, st.bad, st.timeouts, st.qtype, tt_dgram_max_size(layer));
+           st.empty, st.bad, st.timeouts, st.overtaken, st.late, st.qtype,
+           tt_dgram_max_size(layer));
     fflush(stdout);
     tt_dgram_close(layer, on_closed, NULL);
     uv_close((uv_handle_t *)&tick, NULL);
