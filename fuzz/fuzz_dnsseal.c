@@ -285,7 +285,7 @@ static void answer(dnsc *dc, cursor *cur, uint32_t id, const uint8_t salt[8])
     slot *s = NULL;
     for (unsigned i = 0; dc != NULL && i < dc->nslots && s == NULL; i++) {
         slot *x = &dc->slots[(k + i) % dc->nslots];
-        if (x->state != SLOT_FREE)
+        if (x->state != SLOT_FREE && !x->probe)
             s = x;
     }
     uint8_t payload[TT_DNSTUN_MSG_MAX], d[1024], msg[TT_DNSTUN_MSG_MAX];

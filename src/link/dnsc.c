@@ -26,6 +26,24 @@
  * gives its place back within about a round trip. This says nothing
  * against the resolver (it answers), so its timeout is not doubled.
  *
+ * The window. max_inflight is where the limit on queries in flight
+ * starts and its floor; it grows by one for each answer that came back in
+ * time while the limit held queries back (doubling per round trip up to
+ * 16, then by 16 a round trip), up to max_window, and falls by a quarter,
+ * at most once a round trip, when a query times out or an answer is an
+ * error (a resolver at its limit answers SERVFAIL or REFUSED). On a long
+ * round trip the queries a resolver can take in flight, not its rate, are
+ * what bounds the tunnel (bandwidth x delay): docs/DNS.md.
+ *
+ * The spelling. Data queries are written in base32 until a probe (at the
+ * start, and again after a fallback) shows that the path keeps letter
+ * case, or case and 8-bit bytes: then in base64 or base128 names, which
+ * carry a third or a half more per query. Polls stay base32: they carry
+ * nothing. An error answer to a dense query, or DENSE_TIMEOUTS of them
+ * timing out in a row with none answered, is a sign that the path changes
+ * names after all: back to base32, and a new probe after a delay that
+ * doubles each time up to PROBE_MAX_MS.
+ *
  * Resolvers that mangle TXT show as answers that do not decode; after
  * BAD_SWITCH of them in a row without a good one the client asks for NULL
  * records instead (unless the type was fixed). */
@@ -51,12 +69,19 @@
 #define POLL_DELAY_FIRST_MS 50
 #define BAD_SWITCH 4
 #define REORDER_QUERIES 3
+#define PROBE_FIRST_MS 2000
+#define PROBE_MAX_MS 60000
+#define DENSE_TIMEOUTS 8
+/* Answers in a window's worth that make it one larger, past 16. */
+#define GROW_DIV 16
 
 enum { SLOT_FREE, SLOT_LIVE, SLOT_LATE };
 
 typedef struct slot {
     uint8_t state;
     bool poll;
+    bool probe;
+    uint8_t enc; /* the spelling of its name */
     uint16_t id;
     unsigned res;
     uint64_t sent, deadline;
@@ -85,10 +110,18 @@ typedef struct dnsc {
     tt_dnstun_zone zone;
     tt_dgram *udp4, *udp6;
     resolver res[TT_DNSC_RESOLVERS_MAX];
-    slot *slots; /* 2 x max_inflight records */
+    slot *slots; /* 2 x max_window records */
     unsigned nslots;
     unsigned inflight, polls_out;
-    tt_dgq queue; /* datagrams waiting for a free slot */
+    unsigned window;      /* queries in flight allowed now */
+    unsigned grow;        /* answers in time towards the next increase */
+    uint64_t cut_until;   /* no second cut of the window before */
+    unsigned enc;         /* the spelling of data queries */
+    bool probing;         /* a probe is in flight */
+    uint64_t probe_at;    /* when to probe (UINT64_MAX: not) */
+    unsigned probe_gap;   /* the delay before the next probe after a fallback */
+    unsigned dense_fails; /* dense queries timed out in a row */
+    tt_dgq queue;         /* datagrams waiting for a free slot */
     uv_timer_t timer;
     bool receiving, closing;
     unsigned closes;
@@ -150,11 +183,12 @@ static unsigned pick_resolver(dnsc *c, uint64_t now)
     return best;
 }
 
-/* Sends a query carrying D (LEN bytes; NULL for a poll). Returns 0 or a
- * negative code (the datagram is then lost, as the network would lose it). */
-static int send_query(dnsc *c, const uint8_t *d, size_t len)
+/* Sends a query carrying D (LEN bytes; NULL for a poll), or the probe.
+ * Returns 0 or a negative code (the datagram is then lost, as the network
+ * would lose it). */
+static int send_query(dnsc *c, const uint8_t *d, size_t len, bool probe)
 {
-    if (c->inflight >= c->cfg.max_inflight)
+    if (c->inflight >= c->window)
         return UV_ENOBUFS;
     /* A free record, else the oldest late one: its answer is given up. */
     slot *s = NULL;
@@ -181,11 +215,18 @@ static int send_query(dnsc *c, const uint8_t *d, size_t len)
         for (unsigned i = 0; i < c->nslots && !taken; i++)
             taken = c->slots[i].state != SLOT_FREE && c->slots[i].id == s->id;
     }
-    s->qlen = tt_dnstun_query_encode(&c->zone, s->id, c->qtype, c->cfg.client_id, c->nonce++, d,
-                                     len, s->q);
+    /* A datagram queued before a fallback may not fit base32 any more: it
+     * is lost, and the session above resends its bytes in smaller ones. */
+    s->enc = (uint8_t)(len > 0 ? c->enc : TT_DNSTUN_ENC_B32);
+    if (probe)
+        s->qlen = tt_dnstun_probe_encode(&c->zone, s->id, c->qtype, c->nonce++, s->q);
+    else
+        s->qlen = tt_dnstun_query_encode_enc(&c->zone, s->enc, s->id, c->qtype, c->cfg.client_id,
+                                             c->nonce++, d, len, s->q);
     if (s->qlen == 0)
         return UV_EMSGSIZE;
-    s->poll = len == 0;
+    s->poll = len == 0 && !probe;
+    s->probe = probe;
     tt_dgram *udp = r->addr.ss_family == AF_INET6 ? c->udp6 : c->udp4;
     uv_buf_t b = uv_buf_init((char *)s->q, (unsigned)s->qlen);
     int rc = tt_dgram_send(udp, &b, 1, (const struct sockaddr *)&r->addr);
@@ -233,25 +274,101 @@ static void slot_late(dnsc *c, slot *s, uint64_t now)
 
 static void on_timer(uv_timer_t *t);
 
+/* A sign that the path is at its limit (a timeout, an error answer): the
+ * window falls by a quarter, once a round trip, never below max_inflight. */
+static void window_cut(dnsc *c, uint64_t now)
+{
+    c->grow = 0;
+    if (now < c->cut_until)
+        return;
+    unsigned w = c->window - c->window / 4;
+    c->window = w < c->cfg.max_inflight ? c->cfg.max_inflight : w;
+    const resolver *r = &c->res[0];
+    c->cut_until = now + (r->have_rtt ? (uint64_t)r->srtt + 1 : 100);
+}
+
+/* An answer came in time while the window held queries back. */
+static void window_grow(dnsc *c)
+{
+    if (c->window >= c->cfg.max_window)
+        return;
+    if (++c->grow >= (c->window <= GROW_DIV ? 1 : c->window / GROW_DIV)) {
+        c->grow = 0;
+        c->window++;
+    }
+}
+
+static void probe_later(dnsc *c, uint64_t now)
+{
+    c->probing = false;
+    c->probe_at = now + c->probe_gap;
+    c->probe_gap = c->probe_gap * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : c->probe_gap * 2;
+}
+
+/* The path changed a dense name (WHY): back to base32, probe again later. */
+static void fall_back(dnsc *c, uint64_t now, const char *why)
+{
+    c->dense_fails = 0;
+    if (c->enc == TT_DNSTUN_ENC_B32)
+        return;
+    tt_warn("dns client: %s: back to base32 query names, probing again in %u ms", why,
+            c->probe_gap);
+    c->enc = TT_DNSTUN_ENC_B32;
+    c->st.fallbacks++;
+    if (!c->probing)
+        probe_later(c, now);
+}
+
+/* The probe's answer (RC, and its datagram in PAYLOAD) sets the spelling. */
+static void probe_done(dnsc *c, const slot *s, int rc, const uint8_t *payload, size_t plen,
+                       uint64_t now)
+{
+    size_t off = 0;
+    const uint8_t *echo;
+    size_t elen;
+    if (rc != 0 || tt_dnstun_unpack(payload, plen, &off, &echo, &elen) != 1) {
+        probe_later(c, now);
+        return;
+    }
+    c->probing = false;
+    c->probe_at = UINT64_MAX;
+    unsigned enc = tt_dnstun_probe_result(s->q, s->qlen, echo, elen);
+    static const char *const names[] = {"base32", "base64", "base128"};
+    tt_info("dns client: the path keeps %s: %s query names, %zu bytes a query",
+            enc == TT_DNSTUN_ENC_B128  ? "case and 8-bit bytes"
+            : enc == TT_DNSTUN_ENC_B64 ? "letter case"
+                                       : "neither case nor 8-bit bytes",
+            names[enc], tt_dnstun_query_capacity_enc(&c->zone, enc));
+    c->enc = enc;
+    c->st.enc = (uint8_t)enc;
+}
+
 /* Sends what is queued and the polls wanted, then arms the timer for the
  * next deadline or poll. */
 static void pump(dnsc *c)
 {
     if (c->closing)
         return;
-    while (c->queue.head != NULL && c->inflight < c->cfg.max_inflight) {
+    uint64_t now = now_ms(c);
+    if (c->receiving && !c->probing && now >= c->probe_at && c->inflight < c->window) {
+        if (send_query(c, NULL, 0, true) == 0) {
+            c->probing = true;
+        } else {
+            c->probe_at = UINT64_MAX; /* no room for it under this domain */
+        }
+    }
+    while (c->queue.head != NULL && c->inflight < c->window) {
         tt_dgq_item *it = tt_dgq_pop(&c->queue);
-        (void)send_query(c, it->data, it->len);
+        (void)send_query(c, it->data, it->len, false);
         free(it);
     }
-    uint64_t now = now_ms(c);
     bool poll_wait = false;
-    while (c->receiving && c->polls_out < c->level && c->inflight < c->cfg.max_inflight) {
+    while (c->receiving && c->polls_out < c->level && c->inflight < c->window) {
         if (c->poll_delay_ms > 0 && now < c->next_poll) {
             poll_wait = true;
             break;
         }
-        if (send_query(c, NULL, 0) != 0)
+        if (send_query(c, NULL, 0, false) != 0)
             break;
         c->next_poll = now + c->poll_delay_ms;
     }
@@ -261,6 +378,8 @@ static void pump(dnsc *c)
             next = c->slots[i].deadline;
     if (poll_wait && c->next_poll < next)
         next = c->next_poll;
+    if (c->receiving && !c->probing && c->probe_at < next)
+        next = c->probe_at;
     if (next == UINT64_MAX)
         uv_timer_stop(&c->timer);
     else
@@ -279,6 +398,11 @@ static void on_timer(uv_timer_t *t)
             continue;
         resolver *r = &c->res[s->res];
         c->st.timeouts++;
+        window_cut(c, now);
+        if (s->probe)
+            probe_later(c, now);
+        else if (s->enc != TT_DNSTUN_ENC_B32 && ++c->dense_fails >= DENSE_TIMEOUTS)
+            fall_back(c, now, "dense queries time out");
         r->rto = r->rto * 2 > RTO_MAX ? RTO_MAX : r->rto * 2;
         if (++r->fails >= DOWN_AFTER) {
             r->down_ms = r->down_ms == 0                ? DOWN_FIRST_MS
@@ -372,12 +496,22 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
         sample(r, (double)(now - s->sent));
     detect_lost(c, s, now);
     bool was_poll = s->poll;
+    bool in_time = s->state == SLOT_LIVE;
+    bool limited = c->queue.head != NULL || c->inflight >= c->window;
     if (s->state == SLOT_LATE)
         c->st.late++;
     slot_unlive(c, s);
     s->state = SLOT_FREE;
+    if (s->probe) {
+        probe_done(c, s, rc, payload, plen, now);
+        pump(c);
+        return;
+    }
     if (rc != 0) {
         c->st.bad++;
+        window_cut(c, now);
+        if (s->enc != TT_DNSTUN_ENC_B32)
+            fall_back(c, now, why ? why : "an error answer");
         tt_debug("dns client: an answer refused: %s", why);
         /* Only a NOERROR answer without TC whose record is missing or
          * does not decode says something about the record type; an
@@ -396,6 +530,10 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
     }
     c->bad_streak = 0;
     c->st.answers++;
+    if (s->enc != TT_DNSTUN_ENC_B32)
+        c->dense_fails = 0;
+    if (in_time && limited)
+        window_grow(c);
     if (plen == 0) {
         c->st.empty++;
         if (was_poll) {
@@ -450,10 +588,10 @@ static int dnsc_send(tt_dgram *d, const uv_buf_t *bufs, unsigned nbufs, const st
     if (total == 0 || total > tt_dgram_max_size(d))
         return UV_EMSGSIZE;
     c->poll_delay_ms = 0;
-    if (c->queue.head == NULL && c->inflight < c->cfg.max_inflight) {
+    if (c->queue.head == NULL && c->inflight < c->window) {
         uint8_t flat[TT_DNSTUN_QUERY_PAYLOAD_MAX];
         tt_dgq_gather(flat, bufs, nbufs);
-        int rc = send_query(c, flat, total);
+        int rc = send_query(c, flat, total, false);
         pump(c);
         return rc == UV_ENOBUFS ? UV_ENOBUFS : 0;
     }
@@ -480,7 +618,8 @@ static void dnsc_recv_stop(tt_dgram *d)
 
 static size_t dnsc_max_size(const tt_dgram *d)
 {
-    return tt_dnstun_query_capacity(&((const dnsc *)d)->zone);
+    const dnsc *c = (const dnsc *)d;
+    return tt_dnstun_query_capacity_enc(&c->zone, c->enc);
 }
 
 static void maybe_done(dnsc *c)
@@ -552,7 +691,16 @@ int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const 
     c->cfg.resolvers = NULL;
     if (c->cfg.max_inflight == 0 || c->cfg.max_inflight > TT_DNSC_INFLIGHT_MAX)
         c->cfg.max_inflight = c->cfg.max_inflight == 0 ? 16 : TT_DNSC_INFLIGHT_MAX;
-    c->nslots = 2 * c->cfg.max_inflight;
+    if (c->cfg.max_window == 0)
+        c->cfg.max_window = TT_DNSC_WINDOW_MAX;
+    if (c->cfg.max_window < c->cfg.max_inflight)
+        c->cfg.max_window = c->cfg.max_inflight;
+    if (c->cfg.max_window > TT_DNSC_INFLIGHT_MAX)
+        c->cfg.max_window = TT_DNSC_INFLIGHT_MAX;
+    c->window = c->cfg.max_inflight;
+    c->probe_at = c->cfg.base32_only ? UINT64_MAX : 0;
+    c->probe_gap = PROBE_FIRST_MS;
+    c->nslots = 2 * c->cfg.max_window;
     c->slots = calloc(c->nslots, sizeof *c->slots);
     if (c->slots == NULL) {
         free(c);
@@ -628,4 +776,6 @@ void tt_dnsc_get_stats(const tt_dgram *d, tt_dnsc_stats *st)
     const dnsc *c = (const dnsc *)d;
     *st = c->st;
     st->qtype = c->qtype;
+    st->enc = (uint8_t)c->enc;
+    st->window = c->window;
 }

@@ -121,8 +121,10 @@ class LossyShim:
     datagrams each way, duplicates some and holds some back for a while
     (so that they arrive after later ones). Deterministic per seed."""
 
-    def __init__(self, target, drop=0.05, dup=0.02, reorder=0.03, seed=14):
+    def __init__(self, target, drop=0.05, dup=0.02, reorder=0.03, seed=14, mangle=None):
+        """MANGLE, if given, rewrites each datagram on its way to TARGET."""
         self.target = target
+        self.mangle = mangle
         self.drop, self.dup, self.reorder = drop, dup, reorder
         self.rng = random.Random(seed)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -172,7 +174,7 @@ class LossyShim:
                         up.connect(self.target)
                         self.up[addr] = up
                         self.sel.register(up, selectors.EVENT_READ, addr)
-                    self._pass(up, data, None)
+                    self._pass(up, self.mangle(data) if self.mangle else data, None)
                 else:
                     self._pass(self.sock, data, key.data)
             now = time.monotonic()
@@ -446,3 +448,69 @@ def test_server_abort_reaches_the_client_at_once(procs):
     with app:
         assert reset_and_wait(far, app) == (b"", "reset")
     client.proc.wait_log(r"reset by the peer")
+
+
+def upload_through(client, sink_port, size):
+    """SIZE random bytes up through CLIENT's forward to the sink, which
+    answers with their digest after our EOF."""
+    data = os.urandom(size)
+    with connect(("127.0.0.1", client.forward_ports[0]), timeout=60) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        answer, how = recv_until_eof(s, 60)
+    assert how == "eof"
+    assert answer.decode() == "%s %d\n" % (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_dense_names_through_unbound(procs, server, unbound):
+    """unbound keeps case and 8-bit bytes: the client's probe finds that out
+    and the upload goes in base128 names, which the server says it saw."""
+    _, sink = procs.peer("sink")
+    client = start_dns_client(procs, unbound.addr, socks=False,
+                              forwards=["127.0.0.1:%d" % sink])
+    upload_through(client, sink, 512 * 1024)
+    client.proc.wait_log(r"dns client: the path keeps case and 8-bit bytes: base128")
+    server.proc.wait_log(r"dns server: client \w+ sends base128 query names")
+
+
+def test_case_randomising_resolver_keeps_base32(procs, tmp_path, server):
+    """unbound randomising the case of the names it asks (0x20): the probe
+    sees it, the client stays with base32, and the data arrives whole."""
+    unbound = Unbound(procs, tmp_path, server, extra="    use-caps-for-id: yes\n")
+    _, sink = procs.peer("sink")
+    client = start_dns_client(procs, unbound.addr, socks=False,
+                              forwards=["127.0.0.1:%d" % sink])
+    upload_through(client, sink, 256 * 1024)
+    client.proc.wait_log(r"dns client: the path keeps neither case nor 8-bit bytes: base32")
+    assert "sends base" not in server.proc.log()
+
+
+def flip_dense_names(data):
+    """Flips the case of every letter in a query whose name starts with a
+    dense marker ('8' base64, '9' base128): a path that changes names only
+    after the probe went through."""
+    if len(data) > 14 and data[13:14] in (b"8", b"9"):
+        b = bytearray(data)
+        end = 12
+        while b[end] != 0:
+            end += 1 + b[end]
+        for i in range(13, end):
+            if 65 <= b[i] <= 90 or 97 <= b[i] <= 122:
+                b[i] ^= 0x20
+        return bytes(b)
+    return data
+
+
+def test_mangled_dense_names_fall_back_to_base32(procs, server, unbound):
+    """A shim between the client and unbound flips the case of dense names
+    only: the server cannot check them and answers NXDOMAIN, the client
+    goes back to base32 and the upload arrives whole."""
+    shim = LossyShim(unbound.addr, drop=0, dup=0, reorder=0, mangle=flip_dense_names)
+    try:
+        _, sink = procs.peer("sink")
+        client = start_dns_client(procs, shim.addr, socks=False,
+                                  forwards=["127.0.0.1:%d" % sink])
+        upload_through(client, sink, 256 * 1024)
+        client.proc.wait_log(r"back to base32 query names")
+    finally:
+        shim.close()

@@ -111,7 +111,7 @@ server:
     pidfile: "{tmp}/unbound.pid"
     access-control: 127.0.0.0/8 allow
     do-not-query-localhost: no
-stub-zone:
+{extra}stub-zone:
     name: "{domain}"
     stub-addr: {server}@{server_port}
 remote-control:
@@ -120,11 +120,13 @@ remote-control:
 
 
 class Unbound:
-    def __init__(self, procs, tmp, server):
+    def __init__(self, procs, tmp, server, extra=""):
+        """EXTRA: more lines for the server: section, each indented."""
         self.port = free_port(("127.0.0.1",))
         conf = tmp / "unbound.conf"
         conf.write_text(UNBOUND_CONF.format(port=self.port, tmp=tmp, domain=DOMAIN,
-                                            server=SERVER_HOST, server_port=server.port))
+                                            server=SERVER_HOST, server_port=server.port,
+                                            extra=extra))
         check = subprocess.run(["unbound-checkconf", str(conf)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         self.proc = procs.start(["unbound", "-d", "-c", str(conf)], name="unbound",
