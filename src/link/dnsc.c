@@ -39,8 +39,9 @@
  * start, and again after a fallback) shows that the path keeps letter
  * case, or case and 8-bit bytes: then in base64 or base128 names, which
  * carry a third or a half more per query. Polls stay base32: they carry
- * nothing. An error answer to a dense query, or DENSE_TIMEOUTS of them
- * timing out in a row with none answered, is a sign that the path changes
+ * nothing. NXDOMAIN for a dense query (the server's answer to a name that
+ * fails its check), or DENSE_LOST of them in a
+ * row never answered (not even late, within LATE_MS), is a sign that the path changes
  * names after all: back to base32, and a new probe after a delay that
  * doubles each time up to PROBE_MAX_MS.
  *
@@ -71,7 +72,7 @@
 #define REORDER_QUERIES 3
 #define PROBE_FIRST_MS 2000
 #define PROBE_MAX_MS 60000
-#define DENSE_TIMEOUTS 8
+#define DENSE_LOST 8
 /* Answers in a window's worth that make it one larger, past 16. */
 #define GROW_DIV 16
 
@@ -120,7 +121,7 @@ typedef struct dnsc {
     bool probing;         /* a probe is in flight */
     uint64_t probe_at;    /* when to probe (UINT64_MAX: not) */
     unsigned probe_gap;   /* the delay before the next probe after a fallback */
-    unsigned dense_fails; /* dense queries timed out in a row */
+    unsigned dense_fails; /* dense queries lost in a row */
     tt_dgq queue;         /* datagrams waiting for a free slot */
     uv_timer_t timer;
     bool receiving, closing;
@@ -392,8 +393,12 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = now_ms(c);
     for (unsigned i = 0; i < c->nslots; i++) {
         slot *s = &c->slots[i];
-        if (s->state == SLOT_LATE && s->deadline <= now)
+        if (s->state == SLOT_LATE && s->deadline <= now) {
+            /* Given up and never answered, even late: lost. */
             s->state = SLOT_FREE;
+            if (s->enc != TT_DNSTUN_ENC_B32 && ++c->dense_fails >= DENSE_LOST)
+                fall_back(c, now, "dense queries get no answer");
+        }
         if (s->state != SLOT_LIVE || s->deadline > now)
             continue;
         resolver *r = &c->res[s->res];
@@ -401,8 +406,6 @@ static void on_timer(uv_timer_t *t)
         window_cut(c, now);
         if (s->probe)
             probe_later(c, now);
-        else if (s->enc != TT_DNSTUN_ENC_B32 && ++c->dense_fails >= DENSE_TIMEOUTS)
-            fall_back(c, now, "dense queries time out");
         r->rto = r->rto * 2 > RTO_MAX ? RTO_MAX : r->rto * 2;
         if (++r->fails >= DOWN_AFTER) {
             r->down_ms = r->down_ms == 0                ? DOWN_FIRST_MS
@@ -502,7 +505,12 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
         c->st.late++;
     slot_unlive(c, s);
     s->state = SLOT_FREE;
+    /* Any answer, even an empty or late one, shows the name came through. */
+    if (s->enc != TT_DNSTUN_ENC_B32)
+        c->dense_fails = 0;
     if (s->probe) {
+        if (rc != 0)
+            c->st.bad++;
         probe_done(c, s, rc, payload, plen, now);
         pump(c);
         return;
@@ -510,8 +518,10 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
     if (rc != 0) {
         c->st.bad++;
         window_cut(c, now);
-        if (s->enc != TT_DNSTUN_ENC_B32)
-            fall_back(c, now, why ? why : "an error answer");
+        /* NXDOMAIN is what the server says to a dense name that fails its
+         * check; SERVFAIL or REFUSED is a busy resolver, not a mangled name. */
+        if (s->enc != TT_DNSTUN_ENC_B32 && len >= 4 && (data[3] & 0x0F) == 3)
+            fall_back(c, now, "a dense query name did not come through intact");
         tt_debug("dns client: an answer refused: %s", why);
         /* Only a NOERROR answer without TC whose record is missing or
          * does not decode says something about the record type; an
@@ -530,8 +540,6 @@ static void on_udp(tt_dgram *d, void *ud, const uint8_t *data, size_t len,
     }
     c->bad_streak = 0;
     c->st.answers++;
-    if (s->enc != TT_DNSTUN_ENC_B32)
-        c->dense_fails = 0;
     if (in_time && limited)
         window_grow(c);
     if (plen == 0) {

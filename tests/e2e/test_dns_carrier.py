@@ -87,13 +87,7 @@ def test_upload_with_half_close_without_mux(procs, server, unbound):
     _, sink = procs.peer("sink")
     client = start_dns_client(procs, unbound.addr, socks=False,
                               forwards=["127.0.0.1:%d" % sink])
-    data = os.urandom(MB)
-    with connect(("127.0.0.1", client.forward_ports[0]), timeout=60) as s:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
-        answer, how = recv_until_eof(s, 60)
-    assert how == "eof"
-    assert answer.decode() == "%s %d\n" % (hashlib.sha256(data).hexdigest(), len(data))
+    upload_through(client, sink, MB)
 
 
 def test_many_streams_and_two_clients(procs, server, unbound, echo):
