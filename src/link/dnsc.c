@@ -379,7 +379,9 @@ static void pump(dnsc *c)
             next = c->slots[i].deadline;
     if (poll_wait && c->next_poll < next)
         next = c->next_poll;
-    if (c->receiving && !c->probing && c->probe_at < next)
+    /* A probe due but held back by a full window goes with the next answer
+     * or timeout, which pump again: no timer for it, or it would spin. */
+    if (c->receiving && !c->probing && c->probe_at > now && c->probe_at < next)
         next = c->probe_at;
     if (next == UINT64_MAX)
         uv_timer_stop(&c->timer);

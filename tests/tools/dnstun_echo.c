@@ -342,6 +342,7 @@ static int run_client(int argc, char **argv)
                        .resolvers = res,
                        .nresolvers = n,
                        .max_inflight = window,
+                       .max_window = window,
                        .max_polls = window / 2 > 0 ? window / 2 : 1};
     if (argc > 8)
         cfg.qtype = strcmp(argv[8], "null") == 0  ? TT_DNSTUN_TYPE_NULL
