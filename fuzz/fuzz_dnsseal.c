@@ -51,6 +51,18 @@ static uint64_t wall_now(void)
     return (uint64_t)time(NULL);
 }
 
+/* N bytes off the script into OUT (zeros past its end, as u8 reads). */
+static void take(cursor *c, uint8_t *out, size_t n)
+{
+    size_t have = c->off < c->n ? c->n - c->off : 0;
+    if (have > n)
+        have = n;
+    if (have > 0)
+        memcpy(out, c->p + c->off, have);
+    memset(out + have, 0, n - have);
+    c->off += have;
+}
+
 static void be32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -293,8 +305,7 @@ static void answer(dnsc *dc, cursor *cur, uint32_t id, const uint8_t salt[8])
     for (unsigned i = 0; i < n; i++) {
         unsigned kind = u8(cur), len = u8(cur);
         uint8_t bytes[256];
-        for (unsigned j = 0; j < len; j++)
-            bytes[j] = u8(cur);
+        take(cur, bytes, len);
         size_t dl = len;
         if (kind & 1)
             dl = seal(id, salt, false, bytes, len, d);
@@ -376,8 +387,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             unsigned salt = op == 0 ? u8(&cur) % SALTS : 0;
             size_t len = u8(&cur);
             uint8_t bytes[256], dg[512];
-            for (size_t j = 0; j < len; j++)
-                bytes[j] = u8(&cur);
+            take(&cur, bytes, len);
             size_t n = len;
             if (op == 0)
                 n = seal(id, salts[salt], true, bytes, len, dg);

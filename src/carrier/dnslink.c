@@ -82,6 +82,7 @@ static uint64_t now_us(void)
 static void pump(tt_dnslink *l);
 static void destroy(tt_dnslink *l);
 static void on_timer(uv_timer_t *t);
+static void finish(tt_dnslink *l);
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -223,7 +224,7 @@ static void deliver(tt_dnslink *l)
 static void fail(tt_dnslink *l, int err)
 {
     if (l->closed) {
-        destroy(l);
+        finish(l);
         return;
     }
     if (l->failed)

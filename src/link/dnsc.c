@@ -19,8 +19,8 @@
  * datagram. There are twice as many records as places.
  *
  * A query is also given up before its time when REORDER_QUERIES queries of
- * its kind sent after it to the same resolver were answered and it is 9/8
- * of an SRTT old (RFC 9002's loss detection, for queries): a resolver
+ * its kind sent after it to the same resolver were answered and it is
+ * SRTT + 2 RTTVAR old (RFC 9002's loss detection, for queries): a resolver
  * answers queries with data about in the order they came, and the server
  * answers held polls oldest first, so under steady traffic a lost query
  * gives its place back within about a round trip. This says nothing
@@ -448,8 +448,9 @@ static void sample(resolver *r, double rtt)
 }
 
 /* An answer came to query S: gives up the queries of its kind sent to the
- * same resolver REORDER_QUERIES or more before it, once they are 9/8 of
- * the resolver's SRTT old. */
+ * same resolver REORDER_QUERIES or more before it, once they are the
+ * resolver's SRTT + 2 RTTVAR old (9/8 SRTT, RFC 9002's, gave up too many
+ * that resolvers had only reordered). */
 static void detect_lost(dnsc *c, const slot *s, uint64_t now)
 {
     resolver *r = &c->res[s->res];
