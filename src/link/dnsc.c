@@ -28,8 +28,9 @@
  *
  * The window. max_inflight is where the limit on queries in flight
  * starts and its floor; it grows by one for each answer that came back in
- * time while the limit held queries back (doubling per round trip up to
- * 16, then by 16 a round trip), up to max_window, and falls by a quarter,
+ * time while the limit held queries back (up to 32: doubling per round
+ * trip), then by one per window/16 such answers (about 16 a round trip),
+ * up to max_window, and falls by a quarter,
  * at most once a round trip, when a query times out or an answer is an
  * error (a resolver at its limit answers SERVFAIL or REFUSED). On a long
  * round trip the queries a resolver can take in flight, not its rate, are
@@ -39,11 +40,11 @@
  * start, and again after a fallback) shows that the path keeps letter
  * case, or case and 8-bit bytes: then in base64 or base128 names, which
  * carry a third or a half more per query. Polls stay base32: they carry
- * nothing. NXDOMAIN for a dense query (the server's answer to a name that
- * fails its check), or DENSE_LOST of them in a
- * row never answered (not even late, within LATE_MS), is a sign that the path changes
- * names after all: back to base32, and a new probe after a delay that
- * doubles each time up to PROBE_MAX_MS.
+ * nothing. NXDOMAIN for a dense query (the server's answer to a name
+ * that fails its check), or DENSE_LOST of them in a row never answered
+ * (not even late, within LATE_MS), is a sign that the path changes names
+ * after all: back to base32, and a new probe after a delay that doubles
+ * each time up to PROBE_MAX_MS.
  *
  * Resolvers that mangle TXT show as answers that do not decode; after
  * BAD_SWITCH of them in a row without a good one the client asks for NULL
@@ -73,7 +74,7 @@
 #define PROBE_FIRST_MS 2000
 #define PROBE_MAX_MS 60000
 #define DENSE_LOST 8
-/* Answers in a window's worth that make it one larger, past 16. */
+/* Past 2 x GROW_DIV, window/GROW_DIV answers in time make it one larger. */
 #define GROW_DIV 16
 
 enum { SLOT_FREE, SLOT_LIVE, SLOT_LATE };
