@@ -16,7 +16,9 @@
  * that was only slow is still taken: on a lossy path the timeout can then
  * be short (a lost query holds a place for a few round trips, not for a
  * fixed 300 ms), and a timeout set too short costs one more query, never a
- * datagram. There are twice as many records as places.
+ * datagram. There are four times as many records as places (a burst of
+ * timeouts when the resolver stalls must not push out the answers still
+ * coming), as many as the fixed 64 there were for the default 16 places.
  *
  * A query is also given up before its time when REORDER_QUERIES queries of
  * its kind sent after it to the same resolver were answered and it is
@@ -85,7 +87,7 @@ typedef struct dnsc {
     tt_dnstun_zone zone;
     tt_dgram *udp4, *udp6;
     resolver res[TT_DNSC_RESOLVERS_MAX];
-    slot *slots; /* 2 x max_inflight records */
+    slot *slots; /* 4 x max_inflight records */
     unsigned nslots;
     unsigned inflight, polls_out;
     tt_dgq queue; /* datagrams waiting for a free slot */
@@ -553,7 +555,7 @@ int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const 
     c->cfg.resolvers = NULL;
     if (c->cfg.max_inflight == 0 || c->cfg.max_inflight > TT_DNSC_INFLIGHT_MAX)
         c->cfg.max_inflight = c->cfg.max_inflight == 0 ? 16 : TT_DNSC_INFLIGHT_MAX;
-    c->nslots = 2 * c->cfg.max_inflight;
+    c->nslots = 4 * c->cfg.max_inflight;
     c->slots = calloc(c->nslots, sizeof *c->slots);
     if (c->slots == NULL) {
         free(c);
