@@ -502,7 +502,8 @@ static void on_timer_closed(uv_handle_t *h)
  * tuning: what the engine did and, at the client, what its queries did. */
 static void log_stats(tt_dnslink *l)
 {
-    if (l->stats_logged || !tt_log_enabled(TT_LOG_DEBUG))
+    /* A connection refused on trial did nothing worth a line. */
+    if (l->stats_logged || l->quiet || !tt_log_enabled(TT_LOG_DEBUG))
         return;
     l->stats_logged = true;
     tt_arq_stats as;

@@ -16,7 +16,11 @@
  * that was only slow is still taken: on a lossy path the timeout can then
  * be short (a lost query holds a place for a few round trips, not for a
  * fixed 300 ms), and a timeout set too short costs one more query, never a
- * datagram. There are twice as many records as places.
+ * datagram. There are four times as many records as places at the start
+ * (a burst of timeouts when the resolver stalls must not push out the
+ * answers still coming), as many as the fixed 64 there were for the
+ * default 16 places, and twice the largest window if that is more (256
+ * for the default 128).
  *
  * A query is also given up before its time when REORDER_QUERIES queries of
  * its kind sent after it to the same resolver were answered and it is
@@ -112,7 +116,7 @@ typedef struct dnsc {
     tt_dnstun_zone zone;
     tt_dgram *udp4, *udp6;
     resolver res[TT_DNSC_RESOLVERS_MAX];
-    slot *slots; /* 2 x max_window records */
+    slot *slots; /* 4 x max_inflight or 2 x max_window records, the more */
     unsigned nslots;
     unsigned inflight, polls_out;
     unsigned window;      /* queries in flight allowed now */
@@ -712,7 +716,8 @@ int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const 
     c->window = c->cfg.max_inflight;
     c->probe_at = c->cfg.base32_only ? UINT64_MAX : 0;
     c->probe_gap = PROBE_FIRST_MS;
-    c->nslots = 2 * c->cfg.max_window;
+    c->nslots = 4 * c->cfg.max_inflight > 2 * c->cfg.max_window ? 4 * c->cfg.max_inflight
+                                                                : 2 * c->cfg.max_window;
     c->slots = calloc(c->nslots, sizeof *c->slots);
     if (c->slots == NULL) {
         free(c);

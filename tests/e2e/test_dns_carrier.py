@@ -358,10 +358,12 @@ def test_server_restart_resets_streams_and_new_ones_work(procs, echo):
     server answers a packet of a connection it does not know with an
     authenticated RESET), never with a clean end or a hang, and new streams
     work at once, over a new mux session and without the mux."""
-    srv = DnsServer(procs)
+    debug = {"LOG_LEVEL": "debug"}
+    srv = DnsServer(procs, env=debug)
     addr = (SERVER_HOST, srv.port)
     dest = "127.0.0.1:%d" % echo
-    clients = [start_dns_client(procs, addr, args, socks=False, forwards=[dest], name=name)
+    clients = [start_dns_client(procs, addr, args, socks=False, forwards=[dest], name=name,
+                                env=debug)
                for args, name in ((["--mux"], "tt-client-mux"), ([], "tt-client"))]
     streams = []
     for c in clients:
@@ -373,7 +375,7 @@ def test_server_restart_resets_streams_and_new_ones_work(procs, echo):
     srv.proc.popen.kill()
     srv.proc.popen.wait()
     procs.discard(srv.proc)
-    DnsServer(procs, port=addr[1], name="tt-server-2")
+    DnsServer(procs, port=addr[1], name="tt-server-2", env=debug)
     for s in streams:
         with s:
             t0 = time.monotonic()
