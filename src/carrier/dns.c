@@ -88,9 +88,16 @@ static unsigned env_ms(const char *name, unsigned dflt)
     return (unsigned)n;
 }
 
+/* The wall clock in seconds, from the clock the server's start is marked
+ * with (tt_replay_begin): time() reads a coarse clock that can still say
+ * the last second a few milliseconds into the next, so a connection dialed
+ * just after a server started answering was stamped before its start and
+ * refused (with the "unknown" RESET, it failed at once). */
 static uint64_t wall_s(const dns_carrier *c)
 {
-    return (uint64_t)((int64_t)time(NULL) + c->cfg.clock_offset_s);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)((int64_t)ts.tv_sec + c->cfg.clock_offset_s);
 }
 
 static int parse_ip(const char *host, int port, struct sockaddr_storage *out)
