@@ -6,7 +6,8 @@
  * Invariants: the server drops, replies or decodes, with a reason for all
  * but a decoded query; a reply fits the buffer, is a response with the
  * query's id and is a few hundred bytes at most; a decoded query carries
- * at most the zone's capacity, encodes back (with the same client, nonce
+ * at most the zone's capacity in its spelling (base32, base64, base128),
+ * encodes back (with the same client, nonce
  * and payload) to a name with the same key, and its answer with a payload
  * of the room's size decodes back to that payload at the client. The
  * client's decoder returns 0, -EINVAL or -EPROTO, with a reason for the
@@ -41,15 +42,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK((out[2] & 0x80) && out[0] == data[0] && out[1] == data[1]);
     } else {
         CHECK(r.kind == TT_DNSTUN_DATA && n == 0);
-        CHECK(r.len <= tt_dnstun_query_capacity(&z));
+        CHECK(r.len <= tt_dnstun_query_capacity_enc(&z, r.enc));
         CHECK(r.q.qtype == TT_DNSTUN_TYPE_TXT || r.q.qtype == TT_DNSTUN_TYPE_NULL);
         static uint8_t q[TT_DNSTUN_QUERY_MAX];
-        size_t qlen =
-            tt_dnstun_query_encode(&z, r.q.id, r.q.qtype, r.client, r.nonce, r.payload, r.len, q);
+        size_t qlen = tt_dnstun_query_encode_enc(&z, r.enc, r.q.id, r.q.qtype, r.client, r.nonce,
+                                                 r.payload, r.len, q);
         CHECK(qlen > 0);
         static tt_dnstun_req back;
         tt_dnstun_serve(&z, q, qlen, &back, out);
-        CHECK(back.kind == TT_DNSTUN_DATA);
+        CHECK(back.kind == TT_DNSTUN_DATA && back.enc == r.enc);
+        /* A dense name is read case-sensitively: the same bytes. */
+        CHECK(r.enc == TT_DNSTUN_ENC_B32 || memcmp(back.q.question, r.q.question, r.q.qlen) == 0);
         CHECK(back.q.key_len == r.q.key_len && memcmp(back.q.key, r.q.key, r.q.key_len) == 0);
         /* The most the answer can carry, as many small datagrams. */
         static uint8_t payload[TT_DNSTUN_MSG_MAX];

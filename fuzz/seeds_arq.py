@@ -58,6 +58,7 @@ seeds = {
     + raw(b"\x02\x02\x00\x00\x00\x40\x00\x00") + raw(b"\x03\x01\x01")
     + raw(b"\x04\x04\x80\x00\x40\x00\x01x") + a_read(100) + raw(b"\x05\x06\x01")
     + raw(b"\x06\x02\x00\x00\x00\x3f\x01\x00\x01") + a_poll(255, 1),
+    "reset": b"\x00" + a_write(100) + exchange(3) + raw(b"\x09\x08\x01") + exchange(3),
 }
 
 os.makedirs(OUT, exist_ok=True)

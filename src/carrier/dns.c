@@ -30,6 +30,7 @@
 #include "carrier/dnslink.h"
 #include "codec/ttproto.h"
 #include "core/crypto.h"
+#include "core/idmap.h"
 #include "core/log.h"
 #include "core/replay.h"
 #include "core/tlsctx.h"
@@ -47,6 +48,9 @@ extern const tt_carrier_type tt_carrier_dns_https;
 #define SERVER_IDLE_MS 60000
 #define LINGER_MS 10000
 #define CONNS_MAX 1024
+/* Queries a client keeps in flight (its layer's slots): also the floor of
+ * both engines' congestion windows, in packets. */
+#define QUERIES_MAX 16
 
 typedef struct dns_carrier {
     tt_carrier base;
@@ -62,6 +66,9 @@ typedef struct dns_carrier {
      * their lingers) and the server's, by client id. */
     tt_dnslink *conns[CONNS_MAX];
     unsigned nconns;
+    /* Server: the same connections by client id, for the lookup that every
+     * datagram needs (a connection is added once authenticated). */
+    tt_idmap byid;
     /* Server. */
     tt_dgram *dnss;
     tt_carrier_accept_cb accept_cb;
@@ -91,9 +98,16 @@ static unsigned env_ms(const char *name, unsigned dflt)
     return (unsigned)n;
 }
 
+/* The wall clock in seconds, from the clock the server's start is marked
+ * with (tt_replay_begin): time() reads a coarse clock that can still say
+ * the last second a few milliseconds into the next, so a connection dialed
+ * just after a server started answering was stamped before its start and
+ * refused (with the "unknown" RESET, it failed at once). */
 static uint64_t wall_s(const dns_carrier *c)
 {
-    return (uint64_t)((int64_t)time(NULL) + c->cfg.clock_offset_s);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)((int64_t)ts.tv_sec + c->cfg.clock_offset_s);
 }
 
 static int parse_ip(const char *host, int port, struct sockaddr_storage *out)
@@ -298,6 +312,7 @@ static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
                       .resolvers = c->resolvers,
                       .nresolvers = c->nresolvers,
                       .client_id = id,
+                      .max_inflight = QUERIES_MAX,
                       .idle_poll_ms = c->read_timeout_ms,
                       .transport = c->transport.kind == TT_DNSQ_UDP ? NULL : &c->transport};
     tt_dgram *dg = NULL;
@@ -318,6 +333,7 @@ static int dns_dial(tt_carrier *base, const tt_target *t, tt_carrier_dial_cb cb,
                          .idle_ms = CLIENT_IDLE_MS,
                          .keepalive_ms = KEEPALIVE_MS,
                          .linger_ms = LINGER_MS,
+                         .window_pkts = QUERIES_MAX,
                          .on_free = forget_conn,
                          .owner = c};
     uint64_t now = wall_s(c);
@@ -358,21 +374,17 @@ static void dns_dial_cancel(tt_carrier_dial *req)
 
 /* Server side. */
 
-static tt_dnslink *find_conn(dns_carrier *c, uint32_t id, unsigned *at)
+static tt_dnslink *find_conn(dns_carrier *c, uint32_t id)
 {
-    for (unsigned i = 0; i < c->nconns; i++) {
-        if (tt_dnslink_client_id(c->conns[i]) == id) {
-            if (at)
-                *at = i;
-            return c->conns[i];
-        }
-    }
-    return NULL;
+    return tt_idmap_get(&c->byid, id);
 }
 
 static void forget_conn(void *owner, tt_dnslink *l)
 {
     dns_carrier *c = owner;
+    uint32_t id = tt_dnslink_client_id(l);
+    if (find_conn(c, id) == l)
+        (void)tt_idmap_del(&c->byid, id);
     for (unsigned i = 0; i < c->nconns; i++) {
         if (c->conns[i] == l) {
             c->conns[i] = c->conns[--c->nconns];
@@ -387,22 +399,25 @@ static uint32_t get32(const uint8_t *p)
 }
 
 /* A datagram from a client id without a connection (or with another salt):
- * a new connection if it opens, is fresh and starts the stream. */
+ * a new connection if it opens, is fresh and starts the stream. One that
+ * opens but that this server could never take as new (stamped outside the
+ * replay window or before this process started, or a connection it had and
+ * forgot) is answered with a RESET, so that its client learns at once that
+ * the connection is gone (the server restarted, aborted or forgot it). */
 static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t len)
 {
     const uint8_t *salt = data;
     uint64_t stamp = get32(salt), now = wall_s(c);
     uint64_t diff = stamp > now ? stamp - now : now - stamp;
-    if (diff * 1000 > c->cfg.replay_window_ms || !tt_replay_covers(&c->replay, stamp)) {
-        tt_debug("dns://: client %08x: stamp out of the window; dropped", (unsigned)id);
-        return;
-    }
     uint8_t key[TT_REPLAY_KEY_LEN] = {0};
     memcpy(key, &id, 4);
     memcpy(key + 4, salt, TT_DNSLINK_SALT_LEN);
-    if (tt_replay_seen(&c->replay, key))
-        return;
-    if (c->nconns == CONNS_MAX) {
+    const char *stale = NULL;
+    if (diff * 1000 > c->cfg.replay_window_ms || !tt_replay_covers(&c->replay, stamp))
+        stale = "stamped outside the replay window or before this server started";
+    else if (tt_replay_seen(&c->replay, key))
+        stale = "a connection this server ended";
+    if (stale == NULL && c->nconns == CONNS_MAX) {
         tt_warn("dns://: %u connections; refusing client %08x", CONNS_MAX, (unsigned)id);
         return;
     }
@@ -412,6 +427,7 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
                          .psk = c->psk,
                          .idle_ms = c->idle_ms,
                          .linger_ms = LINGER_MS,
+                         .window_pkts = QUERIES_MAX,
                          .on_free = forget_conn,
                          .owner = c};
     memcpy(lc.salt, salt, TT_DNSLINK_SALT_LEN);
@@ -420,6 +436,18 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
         return;
     /* Not in the table yet: forget_conn finds nothing if it is discarded. */
     int rc = tt_dnslink_input(l, data + TT_DNSLINK_SALT_LEN, len - TT_DNSLINK_SALT_LEN);
+    if (stale != NULL && rc != -EBADMSG && rc != -ECONNRESET) {
+        /* Authentic (it opened under the key), so the answer can be too;
+         * a RESET of the client's own needs none. */
+        tt_debug("dns://: client %08x: %s; answered with a reset", (unsigned)id, stale);
+        tt_dnslink_refuse(l);
+        tt_dnslink_discard(l);
+        return;
+    }
+    if (stale != NULL || rc == -ECONNRESET) {
+        tt_dnslink_discard(l);
+        return;
+    }
     if (rc != 0 || !tt_dnslink_started(l)) {
         /* Forged, or the middle of a stream this server does not know (it
          * restarted, or forgot the connection): the client gives up on
@@ -435,8 +463,7 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
         tt_dnslink_discard(l);
         return;
     }
-    unsigned at;
-    tt_dnslink *old = find_conn(c, id, &at);
+    tt_dnslink *old = find_conn(c, id);
     if (old) {
         /* The same id with a new salt: the client made a new connection
          * under an id it had used; the old one is over. */
@@ -444,6 +471,8 @@ static void new_conn(dns_carrier *c, uint32_t id, const uint8_t *data, size_t le
         tt_dnslink_detach(old);
     }
     c->conns[c->nconns++] = l;
+    /* Cannot fail: the map has room for twice CONNS_MAX. */
+    (void)tt_idmap_put(&c->byid, id, l);
     tt_dnslink_release(l);
     tt_debug("dns://: new connection from client %08x", (unsigned)id);
     c->accept_cb(c->accept_ud, tt_dnslink_link(l));
@@ -457,7 +486,7 @@ static void on_server_datagram(tt_dgram *d, void *ud, const uint8_t *data, size_
     int64_t id = tt_dnst_addr_client(from);
     if (id < 0 || len < TT_DNSLINK_SALT_LEN + 1 + TT_AEAD_TAG_LEN)
         return;
-    tt_dnslink *l = find_conn(c, (uint32_t)id, NULL);
+    tt_dnslink *l = find_conn(c, (uint32_t)id);
     if (l && memcmp(tt_dnslink_salt(l), data, TT_DNSLINK_SALT_LEN) == 0) {
         (void)tt_dnslink_input(l, data + TT_DNSLINK_SALT_LEN, len - TT_DNSLINK_SALT_LEN);
         return;
@@ -497,6 +526,10 @@ static int dns_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
                       .idle_ms = c->idle_ms};
     if (strcmp(sc.host, "localhost") == 0)
         sc.host = "127.0.0.1";
+    if (tt_idmap_init(&c->byid, 2 * CONNS_MAX) != 0) {
+        free(c);
+        return -ENOMEM;
+    }
     tt_replay_init(&c->replay, 4096, cfg->replay_window_s ? cfg->replay_window_s : 120);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -513,6 +546,7 @@ static int dns_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     rc = tt_dnss_open(loop, &sc, &c->dnss, why);
     if (rc != 0) {
         tt_replay_free(&c->replay);
+        tt_idmap_free(&c->byid);
         free(c);
         return rc;
     }
@@ -521,6 +555,7 @@ static int dns_server_new(uv_loop_t *loop, const tt_carrier_cfg *cfg, tt_carrier
     if (rc != 0) {
         tt_dgram_close(c->dnss, NULL, NULL);
         tt_replay_free(&c->replay);
+        tt_idmap_free(&c->byid);
         free(c);
         *why = uv_strerror(rc);
         return rc;
@@ -554,6 +589,7 @@ static void dns_close(tt_carrier *base)
         tt_dgram_close(c->dnss, NULL, NULL);
     tt_replay_free(&c->replay);
     tt_tls_ctx_free(c->transport.tls);
+    tt_idmap_free(&c->byid);
     free(c);
 }
 

@@ -13,7 +13,13 @@
  * what it still holds and its FIN; the memory goes when that is
  * acknowledged, the linger ends, the peer is silent too long, or the
  * server's layer goes. The owner's close callback runs then. A close from
- * inside a handler frees nothing until the loop runs the timer's close. */
+ * inside a handler frees nothing until the loop runs the timer's close.
+ *
+ * An end that is not the FIN exchange (the owner aborts, the peer is silent
+ * too long, the linger ends first) sends the peer a RESET, so that it
+ * learns at once instead of by its own timeout; a RESET from the peer
+ * fails the link with UV_ECONNRESET. The server answers a packet of a
+ * connection it does not know with a RESET of its own (tt_dnslink_refuse). */
 #include "carrier/dnslink.h"
 
 #include <errno.h>
@@ -21,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/arqwire.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "link/dnst.h"
@@ -29,6 +36,12 @@
 #define PKT_MAX 1500
 /* Polls the client asks the server to hold while it says it has data. */
 #define POLLS_MAX 8
+/* A client's RESET goes in this many queries (a lost one would leave the
+ * server waiting for its idle timeout), and its link stays this long for
+ * its layer to find free query slots for them. The server's goes once:
+ * every later packet of the client's gets the "unknown" answer. */
+#define RESET_COPIES 3
+#define RESET_LINGER_US 500000
 
 struct tt_dnslink {
     tt_link base;
@@ -52,6 +65,9 @@ struct tt_dnslink {
     bool in_pump, pump_again;
     bool in_write;     /* inside the owner's write: no owner callback */
     bool drain_wanted; /* the owner saw bytes pending: tell it when none are */
+    bool stats_logged;
+    bool reset_sent; /* the engine is aborted; the link goes at reset_end_us */
+    uint64_t reset_end_us;
     /* Server: a new connection on trial sends nothing, not even an ACK: if
      * it is refused, bytes it acknowledged would never be resent to the
      * connection that replaces it. */
@@ -67,6 +83,8 @@ static uint64_t now_us(void)
 
 static void pump(tt_dnslink *l);
 static void destroy(tt_dnslink *l);
+static void on_timer(uv_timer_t *t);
+static void finish(tt_dnslink *l);
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -205,7 +223,7 @@ static void deliver(tt_dnslink *l)
 static void fail(tt_dnslink *l, int err)
 {
     if (l->closed) {
-        destroy(l);
+        finish(l);
         return;
     }
     if (l->failed)
@@ -215,10 +233,45 @@ static void fail(tt_dnslink *l, int err)
     l->base.handler->on_error(&l->base, l->base.ud, err);
 }
 
+/* Tells the peer that this end is gone (a RESET), unless the exchange ended
+ * cleanly, the peer reset it, or nothing can be sent. */
+static void send_reset(tt_dnslink *l)
+{
+    if (l->reset_sent || l->cfg.dg == NULL || l->quiet || l->orphaned ||
+        tt_arq_peer_reset(l->arq, NULL) || tt_arq_done(l->arq))
+        return;
+    uint8_t pkt[64];
+    size_t n = tt_arq_abort(l->arq, TT_ARQ_RESET_ABORT, pkt, sizeof pkt);
+    if (n == 0)
+        return;
+    l->reset_sent = true;
+    unsigned copies = l->cfg.server ? 1 : RESET_COPIES;
+    for (unsigned i = 0; i < copies; i++)
+        send_packet(l, pkt, n);
+    l->reset_end_us = now_us() + (l->cfg.server ? 0 : RESET_LINGER_US);
+}
+
+/* The link goes: at once, or when its RESET had the time to leave. */
+static void finish(tt_dnslink *l)
+{
+    uint64_t now = now_us();
+    if (l->reset_sent && now < l->reset_end_us && !l->freeing) {
+        uv_timer_start(&l->timer, on_timer, (l->reset_end_us - now + 999) / 1000, 0);
+        return;
+    }
+    destroy(l);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     tt_dnslink *l = t->data;
     uint64_t now = now_us();
+    if (l->reset_sent) {
+        /* Only finish() arms the timer once the RESET went. */
+        if (l->closed)
+            destroy(l);
+        return;
+    }
     if (l->detached) {
         fail(l, UV_ECONNABORTED);
         return;
@@ -228,11 +281,13 @@ static void on_timer(uv_timer_t *t)
     if (l->cfg.idle_ms && now >= l->last_rx_us + (uint64_t)l->cfg.idle_ms * 1000) {
         tt_debug("dns c%llu: nothing from the peer for %u ms", (unsigned long long)l->base.id,
                  l->cfg.idle_ms);
+        send_reset(l);
         fail(l, UV_ETIMEDOUT);
         return;
     }
     if (l->closed && now >= l->linger_end_us) {
-        destroy(l);
+        send_reset(l);
+        finish(l);
         return;
     }
     if (!l->cfg.server && !l->closed && l->cfg.keepalive_ms &&
@@ -274,7 +329,7 @@ static size_t pending_bytes(const tt_dnslink *l)
 
 static void pump(tt_dnslink *l)
 {
-    if (l->freeing || l->failed)
+    if (l->freeing || l->failed || l->reset_sent)
         return;
     if (l->in_pump) {
         l->pump_again = true;
@@ -306,7 +361,7 @@ static void pump(tt_dnslink *l)
 
 int tt_dnslink_input(tt_dnslink *l, const uint8_t *data, size_t len)
 {
-    if (l->freeing || l->failed)
+    if (l->freeing || l->failed || l->reset_sent)
         return 0;
     uint64_t pn;
     size_t hl;
@@ -327,6 +382,19 @@ int tt_dnslink_input(tt_dnslink *l, const uint8_t *data, size_t len)
         return -EPROTO;
     }
     l->last_rx_us = now;
+    uint64_t code;
+    if (tt_arq_peer_reset(l->arq, &code)) {
+        if (l->quiet)
+            return -ECONNRESET; /* a connection on trial: nothing to end */
+        if (code == TT_ARQ_RESET_UNKNOWN)
+            tt_info("dns c%llu: the %s does not know this connection (it restarted, or forgot "
+                    "it): reset",
+                    (unsigned long long)l->base.id, l->cfg.server ? "client" : "server");
+        else
+            tt_debug("dns c%llu: reset by the peer", (unsigned long long)l->base.id);
+        fail(l, UV_ECONNRESET);
+        return -ECONNRESET;
+    }
     if (l->cfg.server) {
         /* The answer to this query goes out anyway: an acknowledgment in it
          * costs nothing and keeps the client's window moving. */
@@ -448,10 +516,41 @@ static void on_timer_closed(uv_handle_t *h)
     on_dg_closed(l);
 }
 
+/* One line per connection that goes (or is left by its carrier), for
+ * tuning: what the engine did and, at the client, what its queries did. */
+static void log_stats(tt_dnslink *l)
+{
+    /* A connection refused on trial did nothing worth a line. */
+    if (l->stats_logged || l->quiet || !tt_log_enabled(TT_LOG_DEBUG))
+        return;
+    l->stats_logged = true;
+    tt_arq_stats as;
+    tt_arq_get_stats(l->arq, &as);
+    char dq[256] = "";
+    if (!l->cfg.server && l->cfg.dg) {
+        tt_dnsc_stats ds;
+        tt_dnsc_get_stats(l->cfg.dg, &ds);
+        snprintf(
+            dq, sizeof dq,
+            "; queries %llu (polls %llu), empty %llu, timeouts %llu, overtaken %llu, late %llu",
+            (unsigned long long)ds.queries, (unsigned long long)ds.polls,
+            (unsigned long long)ds.empty, (unsigned long long)ds.timeouts,
+            (unsigned long long)ds.overtaken, (unsigned long long)ds.late);
+    }
+    tt_debug("dns c%llu: closing: packets %llu sent, %llu received; bytes %llu new, %llu resent; "
+             "lost %llu (spurious %llu), probes %llu, congestion %llu; srtt %llu us%s",
+             (unsigned long long)l->base.id, (unsigned long long)as.pkts_sent,
+             (unsigned long long)as.pkts_recv, (unsigned long long)as.bytes_new,
+             (unsigned long long)as.bytes_resent, (unsigned long long)as.lost,
+             (unsigned long long)as.spurious, (unsigned long long)as.ptos,
+             (unsigned long long)as.congestion, (unsigned long long)as.srtt_us, dq);
+}
+
 static void destroy(tt_dnslink *l)
 {
     if (l->freeing)
         return;
+    log_stats(l);
     l->freeing = true;
     l->reading = false;
     uv_timer_stop(&l->timer);
@@ -465,7 +564,9 @@ static void close_common(tt_dnslink *l, tt_link_close_cb cb, void *ud, bool abor
     l->close_cb = cb;
     l->close_ud = ud;
     if (abort || l->failed || l->detached || l->orphaned || l->freeing) {
-        destroy(l);
+        if (abort)
+            send_reset(l);
+        finish(l);
         return;
     }
     /* Deliver what is written and the FIN, then go. */
@@ -550,9 +651,12 @@ tt_dnslink *tt_dnslink_new(uv_loop_t *loop, const tt_dnslink_cfg *cfg)
     tt_arq_cfg_default(&ac);
     size_t room = packet_room(l);
     ac.mss = room > TT_ARQ_MIN_PACKET ? room : TT_ARQ_MIN_PACKET;
-    /* Most losses on a resolver path are drops by a busy resolver, not a
-     * full queue: cut the window less than NewReno does. */
+    /* Most losses on a resolver path are drops by a busy resolver or a
+     * lossy link, not a full queue: cut the window less than NewReno does,
+     * and never below what the query slots allow anyway (the client's
+     * layer bounds its queries in flight, and every answer needs one). */
     ac.loss_reduction_pct = 70;
+    ac.min_cwnd = (uint64_t)cfg->window_pkts * ac.mss;
     l->arq = tt_arq_new(&ac);
     if (l->arq == NULL)
         goto fail;
@@ -588,6 +692,14 @@ void tt_dnslink_release(tt_dnslink *l)
     arm(l, now_us());
 }
 
+void tt_dnslink_refuse(tt_dnslink *l)
+{
+    uint8_t pkt[32];
+    size_t n = tt_arq_reset_put(pkt, sizeof pkt, TT_ARQ_RESET_PN, TT_ARQ_RESET_UNKNOWN);
+    if (n > 0 && l->cfg.dg != NULL)
+        send_packet(l, pkt, n);
+}
+
 void tt_dnslink_discard(tt_dnslink *l)
 {
     l->closed = true;
@@ -597,6 +709,7 @@ void tt_dnslink_discard(tt_dnslink *l)
 
 void tt_dnslink_detach(tt_dnslink *l)
 {
+    log_stats(l);
     l->detached = true;
     l->cfg.dg = NULL;
     l->cfg.on_free = NULL; /* the owner is going */
@@ -611,6 +724,7 @@ void tt_dnslink_detach(tt_dnslink *l)
 
 void tt_dnslink_orphan(tt_dnslink *l)
 {
+    log_stats(l);
     l->cfg.on_free = NULL;
     l->orphaned = true;
     if (l->closed)

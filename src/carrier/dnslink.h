@@ -41,6 +41,10 @@ typedef struct tt_dnslink_cfg {
     /* After close, how long the engine stays to deliver what is still
      * unacknowledged and its FIN. */
     unsigned linger_ms;
+    /* Packets the client keeps in flight at most (its layer's query slots;
+     * the server's answers are bound by them too): the floor of the
+     * engine's congestion window, in packets of its side. 0: 2. */
+    unsigned window_pkts;
     /* Runs when the link's memory goes (the owner forgets it). */
     void (*on_free)(void *owner, tt_dnslink *l);
     void *owner;
@@ -54,8 +58,9 @@ tt_link *tt_dnslink_link(tt_dnslink *l);
 
 /* Takes one datagram from the peer (the server: without its SALT, which
  * the carrier has matched). Returns 0, or -EBADMSG when it does not open
- * under this connection's key, -EPROTO when the engine refuses it: either
- * way it changed nothing. */
+ * under this connection's key, -EPROTO when the engine refuses it (either
+ * way it changed nothing), -ECONNRESET when it is the peer's RESET (the link
+ * has failed with UV_ECONNRESET, or, on trial, is to be discarded). */
 int tt_dnslink_input(tt_dnslink *l, const uint8_t *data, size_t len);
 
 /* True once in-order bytes from the start of the stream arrived: what the
@@ -66,6 +71,14 @@ bool tt_dnslink_started(const tt_dnslink *l);
 /* Server: a new connection sends nothing (not even an acknowledgment)
  * until it is accepted with this; then it answers the packets it took. */
 void tt_dnslink_release(tt_dnslink *l);
+
+/* Server: answers the packet a link on trial just took (it opened under
+ * the connection's key) with a RESET saying that this server does not know
+ * the connection, so that its client fails it at once instead of after its
+ * idle timeout. The RESET has a packet number no engine reaches
+ * (TT_ARQ_RESET_PN), so it never reuses a nonce of the connection's engine
+ * before a restart; every such RESET of a connection is the same bytes. */
+void tt_dnslink_refuse(tt_dnslink *l);
 
 /* Frees a link that was never handed out (a new connection refused). */
 void tt_dnslink_discard(tt_dnslink *l);

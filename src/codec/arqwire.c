@@ -135,6 +135,17 @@ static int decode_ack(const uint8_t *p, size_t n, size_t *off, tt_arq_ack *a, co
     return 0;
 }
 
+size_t tt_arq_reset_put(uint8_t *p, size_t room, uint64_t pn, uint64_t code)
+{
+    size_t n = tt_arq_varint_len(pn) + 1 + tt_arq_varint_len(code);
+    if (n > room)
+        return 0;
+    size_t off = tt_arq_varint_put(p, pn);
+    p[off++] = TT_ARQ_RESET;
+    off += tt_arq_varint_put(p + off, code);
+    return off;
+}
+
 int tt_arq_pkt_decode(const uint8_t *p, size_t n, tt_arq_pkt *out, const char **why)
 {
     memset(out, 0, sizeof *out);
@@ -154,7 +165,7 @@ int tt_arq_pkt_decode(const uint8_t *p, size_t n, tt_arq_pkt *out, const char **
         if ((type & ~TT_ARQ_FLAG_FIN) == TT_ARQ_ACK || (type & ~TT_ARQ_FLAG_FIN) == TT_ARQ_DATA)
             base = (uint8_t)(type & ~TT_ARQ_FLAG_FIN);
         if (base != TT_ARQ_PING && base != TT_ARQ_ACK && base != TT_ARQ_DATA &&
-            base != TT_ARQ_BACKLOG) {
+            base != TT_ARQ_BACKLOG && base != TT_ARQ_RESET) {
             *why = "unknown frame type";
             return -EPROTO;
         }
@@ -173,6 +184,12 @@ int tt_arq_pkt_decode(const uint8_t *p, size_t n, tt_arq_pkt *out, const char **
             int rc = decode_ack(p, n, &off, &out->ack, why);
             if (rc < 0)
                 return rc;
+        } else if (base == TT_ARQ_RESET) {
+            out->has_reset = true;
+            if (!get(p, n, &off, &out->reset_code)) {
+                *why = "truncated RESET frame";
+                return -EPROTO;
+            }
         } else if (base == TT_ARQ_BACKLOG) {
             out->has_backlog = true;
             if (!get(p, n, &off, &out->backlog)) {

@@ -8,6 +8,7 @@
  *   ACK     02|FIN LARGEST DELAY CUM LIMIT COUNT (GAP LEN)*COUNT
  *   DATA    04|FIN OFFSET LEN BYTES
  *   BACKLOG 06 BYTES
+ *   RESET   08 CODE
  *
  * Every integer is a QUIC-style variable-length integer (RFC 9000, 16): the
  * top two bits of the first byte give the length, 1, 2, 4 or 8 bytes, for
@@ -30,7 +31,21 @@ enum tt_arq_frame_type {
     TT_ARQ_ACK = 0x02,
     TT_ARQ_DATA = 0x04,
     TT_ARQ_BACKLOG = 0x06,
+    TT_ARQ_RESET = 0x08,
 };
+
+/* The codes of a RESET frame: why the sender ends the exchange at once. A
+ * receiver takes any code (one it does not know as ABORT). */
+enum tt_arq_reset_code {
+    TT_ARQ_RESET_ABORT = 0,   /* the sender's side was aborted, or gave up */
+    TT_ARQ_RESET_UNKNOWN = 1, /* the sender knows no such exchange (it restarted, or forgot it) */
+};
+
+/* The packet number of a RESET sent by an end that has no engine for the
+ * exchange (an "unknown" answer): one no engine reaches, so that sealing
+ * it under the exchange's key never reuses a nonce of the engine's; every
+ * such packet for one key is the same bytes. */
+#define TT_ARQ_RESET_PN TT_ARQ_VARINT_MAX
 /* ACK and DATA carry the FIN flag in their type's low bit. */
 #define TT_ARQ_FLAG_FIN 0x01
 
@@ -63,6 +78,8 @@ typedef struct tt_arq_pkt {
     const uint8_t *data;
     bool has_backlog;
     uint64_t backlog;
+    bool has_reset;
+    uint64_t reset_code;
 } tt_arq_pkt;
 
 /* Bytes the varint encoding of V takes (V at most TT_ARQ_VARINT_MAX). */
@@ -89,6 +106,11 @@ size_t tt_arq_data_head_len(uint64_t off, size_t len);
  * tt_arq_data_head_len(OFF, LEN) bytes; the LEN payload bytes follow it.
  * OFF + LEN is at most TT_ARQ_VARINT_MAX. Returns the head's length. */
 size_t tt_arq_data_head_put(uint8_t *p, uint64_t off, size_t len, bool fin);
+
+/* Writes the packet PN || RESET(CODE) into the ROOM bytes at P; returns its
+ * length, or 0 when it does not fit. PN and CODE are at most
+ * TT_ARQ_VARINT_MAX. */
+size_t tt_arq_reset_put(uint8_t *p, size_t room, uint64_t pn, uint64_t code);
 
 /* Decodes the N-byte packet at P into OUT, checking every rule of the
  * format: each frame whole, no frame type twice, at least one frame other

@@ -47,40 +47,102 @@
 
 #define LABEL_MAX 63
 
+/* The three spellings of data in a name (codec/dnstun.h). Each packs the
+ * bytes into characters of BITS bits, most significant first. */
 static const char b32[] = "abcdefghijklmnopqrstuvwxyz234567";
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/* Characters for N bytes. */
-static size_t b32_chars(size_t n)
+static unsigned enc_bits(unsigned enc)
 {
-    return (n * 8 + 4) / 5;
+    return 5 + enc;
 }
 
-/* The value of C as a base32 digit, either case, or -1. */
-static int b32_value(uint8_t c)
+/* Characters for N bytes. */
+static size_t enc_chars(unsigned enc, size_t n)
 {
-    if (c >= 'a' && c <= 'z')
-        return c - 'a';
+    return (n * 8 + enc_bits(enc) - 1) / enc_bits(enc);
+}
+
+/* Base128 is base64's alphabet plus the 64 bytes 0xC0 to 0xFF: no dot, no
+ * zero, no byte a resolver might treat as an escape or a separator. */
+static uint8_t enc_char(unsigned enc, unsigned v)
+{
+    if (enc == TT_DNSTUN_ENC_B32)
+        return (uint8_t)b32[v];
+    return v < 64 ? (uint8_t)b64[v] : (uint8_t)(0xC0 + (v - 64));
+}
+
+/* The value of C as a digit of ENC, or -1. Base32 is read without regard
+ * to case; the others are case-sensitive. */
+static int enc_value(unsigned enc, uint8_t c)
+{
+    if (enc == TT_DNSTUN_ENC_B32) {
+        if (c >= 'a' && c <= 'z')
+            return c - 'a';
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= '2' && c <= '7')
+            return c - '2' + 26;
+        return -1;
+    }
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
-    if (c >= '2' && c <= '7')
-        return c - '2' + 26;
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    if (enc == TT_DNSTUN_ENC_B128 && c >= 0xC0)
+        return c - 0xC0 + 64;
     return -1;
 }
 
-static void b32_encode(const uint8_t *in, size_t n, uint8_t *out)
+static void text_encode(unsigned enc, const uint8_t *in, size_t n, uint8_t *out)
 {
+    unsigned k = enc_bits(enc), mask = (1u << k) - 1;
     unsigned acc = 0, bits = 0;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8 | in[i]) & 0xFFFu;
+        acc = (acc << 8 | in[i]) & 0x7FFFu;
         bits += 8;
-        while (bits >= 5) {
-            bits -= 5;
-            out[o++] = (uint8_t)b32[(acc >> bits) & 31];
+        while (bits >= k) {
+            bits -= k;
+            out[o++] = enc_char(enc, (acc >> bits) & mask);
         }
     }
     if (bits > 0)
-        out[o++] = (uint8_t)b32[(acc << (5 - bits)) & 31];
+        out[o++] = enc_char(enc, (acc << (k - bits)) & mask);
+}
+
+/* The marker, the first character of a dense name's first label: a digit
+ * base32 never writes, so the server tells the spellings apart per query. */
+static const uint8_t marker[] = {0, '8', '9'};
+#define PROBE_MARKER '0'
+
+/* Fletcher-16 over the decoded bytes of a dense name: a name whose case or
+ * 8-bit bytes were changed on the way decodes to bytes that fail it. */
+static uint16_t check16(const uint8_t *p, size_t n)
+{
+    unsigned a = 0, b = 0;
+    for (size_t i = 0; i < n; i++) {
+        a = (a + p[i]) % 255;
+        b = (b + a) % 255;
+    }
+    return (uint16_t)(b << 8 | a);
+}
+
+/* Bytes in front of and behind the payload, and marker characters. */
+static size_t enc_head(unsigned enc)
+{
+    return TT_DNSTUN_HEAD_LEN + (enc == TT_DNSTUN_ENC_B32 ? 0 : 2);
+}
+
+static size_t enc_mark(unsigned enc)
+{
+    return enc == TT_DNSTUN_ENC_B32 ? 0 : 1;
 }
 
 /* Length of the name part of a wire name NAME (LEN bytes, ending in the
@@ -145,55 +207,46 @@ int tt_dnstun_zone_init(tt_dnstun_zone *z, const char *domain, const char *ns, u
     return 0;
 }
 
-size_t tt_dnstun_query_capacity(const tt_dnstun_zone *z)
+size_t tt_dnstun_query_capacity_enc(const tt_dnstun_zone *z, unsigned enc)
 {
-    if (z->apex_len >= TT_DNS_NAME_MAX)
+    if (z->apex_len >= TT_DNS_NAME_MAX || enc > TT_DNSTUN_ENC_B128)
         return 0;
     size_t budget = TT_DNS_NAME_MAX - z->apex_len;
     for (size_t p = TT_DNSTUN_QUERY_PAYLOAD_MAX; p > 0; p--) {
-        size_t n = b32_chars(TT_DNSTUN_HEAD_LEN + p);
+        size_t n = enc_mark(enc) + enc_chars(enc, enc_head(enc) + p);
         if (n + (n + LABEL_MAX - 1) / LABEL_MAX <= budget)
             return p;
     }
     return 0;
 }
 
-size_t tt_dnstun_query_encode(const tt_dnstun_zone *z, uint16_t id, uint16_t qtype, uint32_t client,
-                              uint32_t nonce, const uint8_t *payload, size_t len,
-                              uint8_t out[TT_DNSTUN_QUERY_MAX])
+size_t tt_dnstun_query_capacity(const tt_dnstun_zone *z)
 {
-    if ((qtype != TT_DNSTUN_TYPE_TXT && qtype != TT_DNSTUN_TYPE_NULL) ||
-        len > tt_dnstun_query_capacity(z))
-        return 0;
-    uint8_t raw[TT_DNSTUN_HEAD_LEN + TT_DNSTUN_QUERY_PAYLOAD_MAX];
-    tt_put32(raw, client);
-    tt_put32(raw + 4, nonce);
-    if (len > 0)
-        memcpy(raw + TT_DNSTUN_HEAD_LEN, payload, len);
-    uint8_t text[(TT_DNSTUN_HEAD_LEN + TT_DNSTUN_QUERY_PAYLOAD_MAX) * 8 / 5 + 1];
-    size_t n = b32_chars(TT_DNSTUN_HEAD_LEN + len);
-    b32_encode(raw, TT_DNSTUN_HEAD_LEN + len, text);
+    return tt_dnstun_query_capacity_enc(z, TT_DNSTUN_ENC_B32);
+}
 
+/* The header of a query with id ID and one question, recursion desired. */
+static size_t query_head(uint16_t id, uint8_t *out)
+{
     tt_put16(out, id);
     tt_put16(out + 2, FLAG_RD);
     tt_put16(out + 4, 1);
     tt_put16(out + 6, 0);
     tt_put16(out + 8, 0);
     tt_put16(out + 10, 1);
-    size_t o = TT_DNS_HEADER_LEN;
-    for (size_t i = 0; i < n; i += LABEL_MAX) {
-        size_t lab = n - i < LABEL_MAX ? n - i : LABEL_MAX;
-        out[o++] = (uint8_t)lab;
-        memcpy(out + o, text + i, lab);
-        o += lab;
-    }
+    return TT_DNS_HEADER_LEN;
+}
+
+/* Ends a query at O: the apex, QTYPE, class IN and the OPT record (RFC
+ * 6891: root owner, our UDP size in the class field, extended RCODE,
+ * version and flags zero). Returns its length. */
+static size_t query_tail(const tt_dnstun_zone *z, uint16_t qtype, uint8_t *out, size_t o)
+{
     memcpy(out + o, z->apex, z->apex_len);
     o += z->apex_len;
     tt_put16(out + o, qtype);
     tt_put16(out + o + 2, TT_DNS_CLASS_IN);
     o += 4;
-    /* OPT (RFC 6891): root owner, our UDP size in the class field, extended
-     * RCODE, version and flags zero. */
     out[o++] = 0;
     tt_put16(out + o, TT_DNS_TYPE_OPT);
     tt_put16(out + o + 2, TT_DNSTUN_EDNS_SIZE);
@@ -201,15 +254,120 @@ size_t tt_dnstun_query_encode(const tt_dnstun_zone *z, uint16_t id, uint16_t qty
     return o + 10;
 }
 
-/* Decodes the data labels of a tunnel name (wire form, PREFIX bytes before
- * the apex) into R's client, nonce and payload. Returns 0, or -1 with
- * R->why set. */
-static int decode_name(const uint8_t *name, size_t prefix, tt_dnstun_req *r)
+size_t tt_dnstun_query_encode_enc(const tt_dnstun_zone *z, unsigned enc, uint16_t id,
+                                  uint16_t qtype, uint32_t client, uint32_t nonce,
+                                  const uint8_t *payload, size_t len,
+                                  uint8_t out[TT_DNSTUN_QUERY_MAX])
 {
-    uint8_t raw[TT_DNSTUN_HEAD_LEN + TT_DNSTUN_QUERY_PAYLOAD_MAX];
+    if ((qtype != TT_DNSTUN_TYPE_TXT && qtype != TT_DNSTUN_TYPE_NULL) || enc > TT_DNSTUN_ENC_B128 ||
+        len > tt_dnstun_query_capacity_enc(z, enc))
+        return 0;
+    uint8_t raw[TT_DNSTUN_HEAD_LEN + TT_DNSTUN_QUERY_PAYLOAD_MAX + 2];
+    tt_put32(raw, client);
+    tt_put32(raw + 4, nonce);
+    if (len > 0)
+        memcpy(raw + TT_DNSTUN_HEAD_LEN, payload, len);
+    size_t rn = TT_DNSTUN_HEAD_LEN + len;
+    if (enc != TT_DNSTUN_ENC_B32) {
+        tt_put16(raw + rn, check16(raw, rn));
+        rn += 2;
+    }
+    uint8_t text[1 + (TT_DNSTUN_HEAD_LEN + TT_DNSTUN_QUERY_PAYLOAD_MAX + 2) * 8 / 5 + 1];
+    size_t m = enc_mark(enc);
+    text[0] = marker[enc];
+    size_t n = m + enc_chars(enc, rn);
+    text_encode(enc, raw, rn, text + m);
+
+    size_t o = query_head(id, out);
+    for (size_t i = 0; i < n; i += LABEL_MAX) {
+        size_t lab = n - i < LABEL_MAX ? n - i : LABEL_MAX;
+        out[o++] = (uint8_t)lab;
+        memcpy(out + o, text + i, lab);
+        o += lab;
+    }
+    return query_tail(z, qtype, out, o);
+}
+
+size_t tt_dnstun_query_encode(const tt_dnstun_zone *z, uint16_t id, uint16_t qtype, uint32_t client,
+                              uint32_t nonce, const uint8_t *payload, size_t len,
+                              uint8_t out[TT_DNSTUN_QUERY_MAX])
+{
+    return tt_dnstun_query_encode_enc(z, TT_DNSTUN_ENC_B32, id, qtype, client, nonce, payload, len,
+                                      out);
+}
+
+/* The probe's labels after its first: every letter in both cases and every
+ * base128 byte, so that the echo shows what the path changed. */
+static size_t probe_pattern(uint8_t *out)
+{
+    size_t o = 0;
+    out[o++] = 62;
+    memcpy(out + o, b64, 62);
+    o += 62;
+    out[o++] = 34;
+    out[o++] = '-';
+    out[o++] = '_';
+    for (unsigned v = 0; v < 64; v++) {
+        if (v == 32)
+            out[o++] = 32;
+        out[o++] = (uint8_t)(0xC0 + v);
+    }
+    return o;
+}
+
+size_t tt_dnstun_probe_encode(const tt_dnstun_zone *z, uint16_t id, uint16_t qtype, uint32_t nonce,
+                              uint8_t out[TT_DNSTUN_QUERY_MAX])
+{
+    size_t o = query_head(id, out);
+    uint8_t raw[4];
+    tt_put32(raw, nonce);
+    /* "0", then the nonce in base32: every probe name is new. */
+    out[o++] = 8;
+    out[o++] = PROBE_MARKER;
+    text_encode(TT_DNSTUN_ENC_B32, raw, 4, out + o);
+    o += 7;
+    uint8_t pat[TT_DNSTUN_PROBE_PATTERN_LEN];
+    size_t pn = probe_pattern(pat);
+    if (o - TT_DNS_HEADER_LEN + pn + z->apex_len > TT_DNS_NAME_MAX ||
+        (qtype != TT_DNSTUN_TYPE_TXT && qtype != TT_DNSTUN_TYPE_NULL))
+        return 0;
+    memcpy(out + o, pat, pn);
+    o += pn;
+    return query_tail(z, qtype, out, o);
+}
+
+unsigned tt_dnstun_probe_result(const uint8_t *query, size_t qlen, const uint8_t *echo, size_t len)
+{
+    /* The probe's name before the apex, as written: 9 bytes of marker and
+     * nonce, then the pattern. */
+    size_t at = TT_DNS_HEADER_LEN + 9;
+    uint8_t pat[TT_DNSTUN_PROBE_PATTERN_LEN];
+    size_t pn = probe_pattern(pat);
+    if (qlen < at + pn || len != 9 + pn || memcmp(echo, query + TT_DNS_HEADER_LEN, 9) != 0)
+        return TT_DNSTUN_ENC_B32;
+    /* Letters and digits, both cases, then '-' and '_' came through. */
+    if (memcmp(echo + 9, pat, 66) != 0)
+        return TT_DNSTUN_ENC_B32;
+    return memcmp(echo + 9, pat, pn) == 0 ? TT_DNSTUN_ENC_B128 : TT_DNSTUN_ENC_B64;
+}
+
+/* Decodes the data labels of a tunnel name (wire form, PREFIX bytes
+ * before the apex, case as received) into R's encoding, client, nonce and
+ * payload. Base32 is read from the lowercased KEY, the dense spellings
+ * from NAME. Returns 0, or -1 with R->why set. */
+static int decode_name(const uint8_t *name, const uint8_t *key, size_t prefix, tt_dnstun_req *r)
+{
+    unsigned enc = TT_DNSTUN_ENC_B32;
+    if (prefix >= 2 && name[1] == marker[TT_DNSTUN_ENC_B64])
+        enc = TT_DNSTUN_ENC_B64;
+    else if (prefix >= 2 && name[1] == marker[TT_DNSTUN_ENC_B128])
+        enc = TT_DNSTUN_ENC_B128;
+    else
+        name = key;
+    uint8_t raw[TT_DNSTUN_HEAD_LEN + TT_DNSTUN_QUERY_PAYLOAD_MAX + 2];
     size_t o = 0;
     size_t chars = 0;
-    unsigned acc = 0, bits = 0;
+    unsigned k = enc_bits(enc), acc = 0, bits = 0;
     size_t p = 0;
     while (p < prefix) {
         uint8_t lab = name[p];
@@ -218,14 +376,17 @@ static int decode_name(const uint8_t *name, size_t prefix, tt_dnstun_req *r)
             r->why = "a data label other than the last is not 63 characters";
             return -1;
         }
-        for (size_t k = 1; k <= lab; k++) {
-            int v = b32_value(name[p + k]);
+        for (size_t i = (p == 0 ? enc_mark(enc) : 0) + 1; i <= lab; i++) {
+            int v = enc_value(enc, name[p + i]);
             if (v < 0) {
-                r->why = "a data label is not base32";
+                static const char *const not_in[] = {"a data label is not base32",
+                                                     "a data label is not base64",
+                                                     "a data label is not base128"};
+                r->why = not_in[enc];
                 return -1;
             }
-            acc = (acc << 5 | (unsigned)v) & 0xFFFu;
-            bits += 5;
+            acc = (acc << k | (unsigned)v) & 0x7FFFu;
+            bits += k;
             if (bits >= 8) {
                 bits -= 8;
                 if (o == sizeof raw) {
@@ -234,18 +395,30 @@ static int decode_name(const uint8_t *name, size_t prefix, tt_dnstun_req *r)
                 }
                 raw[o++] = (uint8_t)(acc >> bits);
             }
+            chars++;
         }
-        chars += lab;
         p += 1u + lab;
     }
-    if (chars != b32_chars(o) || (acc & ((1u << bits) - 1)) != 0) {
-        r->why = "the base32 data is not canonical";
+    if (chars != enc_chars(enc, o) || (acc & ((1u << bits) - 1)) != 0) {
+        static const char *const odd[] = {"the base32 data is not canonical",
+                                          "the base64 data is not canonical",
+                                          "the base128 data is not canonical"};
+        r->why = odd[enc];
         return -1;
     }
-    if (o < TT_DNSTUN_HEAD_LEN) {
+    size_t head = enc_head(enc);
+    if (o < head) {
         r->why = "the data is shorter than a client id and a nonce";
         return -1;
     }
+    if (enc != TT_DNSTUN_ENC_B32) {
+        o -= 2;
+        if (tt_get16(raw + o) != check16(raw, o)) {
+            r->why = "a dense name's check failed (case or bytes changed on the way)";
+            return -1;
+        }
+    }
+    r->enc = enc;
     r->client = tt_get32(raw);
     r->nonce = tt_get32(raw + 4);
     r->len = o - TT_DNSTUN_HEAD_LEN;
@@ -441,6 +614,21 @@ static int read_records(const uint8_t *msg, size_t len, size_t p, tt_dnstun_req 
     return 0;
 }
 
+/* The answer to a probe: its name before the apex as received, as one
+ * datagram (tt_dnstun_pack), so that the client sees what the path did to
+ * it. */
+static size_t probe_echo(const tt_dnstun_q *q, size_t prefix, tt_dnstun_req *r,
+                         uint8_t out[TT_DNSTUN_MSG_MAX])
+{
+    uint8_t p[TT_DNS_NAME_MAX + 2];
+    size_t used = 0;
+    r->why = "a probe";
+    r->rcode = TT_DNS_RCODE_NOERROR;
+    if (!tt_dnstun_pack(p, sizeof p, &used, q->question, prefix))
+        return 0;
+    return tt_dnstun_answer_encode(q, p, used, q->udp_max, out);
+}
+
 size_t tt_dnstun_serve(const tt_dnstun_zone *z, const uint8_t *msg, size_t len, tt_dnstun_req *r,
                        uint8_t out[TT_DNSTUN_MSG_MAX])
 {
@@ -505,7 +693,9 @@ size_t tt_dnstun_serve(const tt_dnstun_zone *z, const uint8_t *msg, size_t len, 
         return tt_dnstun_reply_empty(q, r->rcode, false, out);
     }
     bool tunnel_type = q->qtype == TT_DNSTUN_TYPE_TXT || q->qtype == TT_DNSTUN_TYPE_NULL;
-    bool tunnel_name = prefix > 0 && decode_name(q->key, prefix, r) == 0;
+    if (tunnel_type && prefix > 1 && q->question[1] == PROBE_MARKER)
+        return probe_echo(q, prefix, r, out);
+    bool tunnel_name = prefix > 0 && decode_name(q->question, q->key, prefix, r) == 0;
     if (tunnel_name && tunnel_type) {
         r->kind = TT_DNSTUN_DATA;
         r->why = NULL;

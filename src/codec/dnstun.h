@@ -10,6 +10,18 @@
  * EDNS(0) record announcing TT_DNSTUN_EDNS_SIZE. The nonce makes every name
  * unique, so no cache between the ends answers for the server.
  *
+ * Where a probe showed that the path keeps letter case (and 8-bit bytes), a
+ * query may spell the same bytes densely instead:
+ *     MARKER BASE64-or-BASE128(client id | nonce | payload | check, 2 bytes)
+ * MARKER is '8' (base64, case-sensitive) or '9' (base128: base64's
+ * characters plus the bytes 0xC0 to 0xFF), digits base32 never writes, so
+ * the server tells the spelling of each query from its first character;
+ * the check (Fletcher-16 of the bytes) catches a name whose case or bytes
+ * were changed on the way. A probe asks for
+ *     "0" BASE32(nonce) . LETTERS-AND-DIGITS . "-_" HIGH-BYTES . HIGH-BYTES
+ * and its answer carries, as one datagram, the name's labels before the
+ * domain exactly as the server received them.
+ *
  * Down: the answer echoes the question, sets AA, and carries one record of
  * the query's type with TTL 0: for TXT, the payload cut into
  * character-strings of at most 255 bytes; for NULL, the payload as it is.
@@ -35,8 +47,9 @@
 /* The bytes in front of the payload in a query name: client id and nonce. */
 #define TT_DNSTUN_HEAD_LEN 8
 /* The most payload bytes a query can carry (the shortest domain, one
- * label of one byte, leaves room for 146 bytes in the name). */
-#define TT_DNSTUN_QUERY_PAYLOAD_MAX 160
+ * label of one byte, leaves room for 146 bytes in base32, 206 in
+ * base128). */
+#define TT_DNSTUN_QUERY_PAYLOAD_MAX 224
 /* The UDP payload size the client announces and the server's answers keep
  * to (what an IPv6 path of 1280 bytes carries unfragmented). */
 #define TT_DNSTUN_EDNS_SIZE 1232
@@ -69,6 +82,34 @@ int tt_dnstun_zone_init(tt_dnstun_zone *z, const char *domain, const char *ns, u
  * D bytes in wire form, the largest P with
  * 8(P+8)/5 characters + one length byte per 63 of them + D <= 255. */
 size_t tt_dnstun_query_capacity(const tt_dnstun_zone *z);
+
+/* The spellings of data in a query name, least dense first. */
+enum { TT_DNSTUN_ENC_B32 = 0, TT_DNSTUN_ENC_B64 = 1, TT_DNSTUN_ENC_B128 = 2 };
+
+/* Payload bytes a query name in spelling ENC carries under Z's domain
+ * (0 for an unknown ENC). */
+size_t tt_dnstun_query_capacity_enc(const tt_dnstun_zone *z, unsigned enc);
+
+/* Client: as tt_dnstun_query_encode, in spelling ENC. */
+size_t tt_dnstun_query_encode_enc(const tt_dnstun_zone *z, unsigned enc, uint16_t id,
+                                  uint16_t qtype, uint32_t client, uint32_t nonce,
+                                  const uint8_t *payload, size_t len,
+                                  uint8_t out[TT_DNSTUN_QUERY_MAX]);
+
+/* The probe's labels after the first, in wire form. */
+#define TT_DNSTUN_PROBE_PATTERN_LEN 132
+
+/* Client: writes a probe with id ID for QTYPE and NONCE into OUT. Returns
+ * its length, or 0 when the domain leaves no room for it (the client then
+ * keeps to base32). */
+size_t tt_dnstun_probe_encode(const tt_dnstun_zone *z, uint16_t id, uint16_t qtype, uint32_t nonce,
+                              uint8_t out[TT_DNSTUN_QUERY_MAX]);
+
+/* Client: the densest spelling the path carries, judged from the datagram
+ * ECHO (LEN bytes) that the answer to the probe QUERY (QLEN bytes) brought:
+ * B128 when the name came through unchanged, B64 when its letters kept
+ * their case but 8-bit bytes did not come through, else B32. */
+unsigned tt_dnstun_probe_result(const uint8_t *query, size_t qlen, const uint8_t *echo, size_t len);
 
 /* Client: writes the query with id ID for QTYPE (TXT or NULL) carrying
  * PAYLOAD (LEN bytes, at most tt_dnstun_query_capacity; 0 is a poll) from
@@ -116,7 +157,8 @@ typedef struct tt_dnstun_req {
     unsigned rcode; /* the reply's RCODE (REPLY) */
     tt_dnstun_q q;  /* set for REPLY (when the question was read) and DATA */
     uint32_t client, nonce;
-    size_t len; /* payload bytes (DATA) */
+    unsigned enc; /* the query's spelling (DATA) */
+    size_t len;   /* payload bytes (DATA) */
     uint8_t payload[TT_DNSTUN_QUERY_PAYLOAD_MAX];
 } tt_dnstun_req;
 
@@ -128,7 +170,9 @@ typedef struct tt_dnstun_req {
  * IN or a zone transfer, NOTIMP for an opcode other than QUERY, FORMERR for
  * a malformed query, BADVERS for an EDNS version other than 0. Responses and
  * messages shorter than a header are DROPped. Returns the reply's length
- * for REPLY, else 0. */
+ * for REPLY, else 0. A probe is a REPLY too: its echo, with why "a probe".
+ * A dense name that fails its check is not a tunnel name: NXDOMAIN, which
+ * tells the client to fall back to base32. */
 size_t tt_dnstun_serve(const tt_dnstun_zone *z, const uint8_t *msg, size_t len, tt_dnstun_req *r,
                        uint8_t out[TT_DNSTUN_MSG_MAX]);
 

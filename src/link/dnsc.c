@@ -5,11 +5,50 @@
  * query is never sent again (a lost one is a lost datagram, which the
  * session layer above resends), so every answer is a clean round-trip
  * sample for its resolver. The time a query may take is its resolver's
- * SRTT plus four deviations (RFC 6298's form), doubled after a timeout;
- * three timeouts in a row take a resolver out of use for a second, doubling
- * up to 30 s, after which one query probes it. Queries go to the usable
- * resolver with the least (outstanding + 1) x timeout, which spreads them
- * in proportion to how fast each answers.
+ * SRTT plus four deviations (RFC 6298's form, with a floor of RTO_MIN),
+ * doubled after a timeout; three timeouts in a row take a resolver out of
+ * use for a second, doubling up to 30 s, after which one query probes it.
+ * Queries go to the usable resolver with the least (outstanding + 1) x
+ * timeout, which spreads them in proportion to how fast each answers.
+ *
+ * A query whose time ran out gives its place among the max_inflight to a
+ * new one at once, but its record stays (LATE) for LATE_MS, so an answer
+ * that was only slow is still taken: on a lossy path the timeout can then
+ * be short (a lost query holds a place for a few round trips, not for a
+ * fixed 300 ms), and a timeout set too short costs one more query, never a
+ * datagram. There are four times as many records as places at the start
+ * (a burst of timeouts when the resolver stalls must not push out the
+ * answers still coming), as many as the fixed 64 there were for the
+ * default 16 places, and twice the largest window if that is more (256
+ * for the default 128).
+ *
+ * A query is also given up before its time when REORDER_QUERIES queries of
+ * its kind sent after it to the same resolver were answered and it is
+ * SRTT + 2 RTTVAR old (RFC 9002's loss detection, for queries): a resolver
+ * answers queries with data about in the order they came, and the server
+ * answers held polls oldest first, so under steady traffic a lost query
+ * gives its place back within about a round trip. This says nothing
+ * against the resolver (it answers), so its timeout is not doubled.
+ *
+ * The window. max_inflight is where the limit on queries in flight
+ * starts and its floor; it grows by one for each answer that came back in
+ * time while the limit held queries back (up to 32: doubling per round
+ * trip), then by one per window/16 such answers (about 16 a round trip),
+ * up to max_window, and falls by a quarter,
+ * at most once a round trip, when a query times out or an answer is an
+ * error (a resolver at its limit answers SERVFAIL or REFUSED). On a long
+ * round trip the queries a resolver can take in flight, not its rate, are
+ * what bounds the tunnel (bandwidth x delay): docs/DNS.md.
+ *
+ * The spelling. Data queries are written in base32 until a probe (at the
+ * start, and again after a fallback) shows that the path keeps letter
+ * case, or case and 8-bit bytes: then in base64 or base128 names, which
+ * carry a third or a half more per query. Polls stay base32: they carry
+ * nothing. NXDOMAIN for a dense query (the server's answer to a name
+ * that fails its check), or DENSE_LOST of them in a row never answered
+ * (not even late, within LATE_MS), is a sign that the path changes names
+ * after all: back to base32, and a new probe after a delay that doubles
+ * each time up to PROBE_MAX_MS.
  *
  * Resolvers that mangle TXT show as answers that do not decode; after
  * BAD_SWITCH of them in a row without a good one the client asks for NULL
@@ -36,20 +75,33 @@
 #include "link/dgq.h"
 
 #define RTO_INITIAL 1500
-#define RTO_MIN 300
+#define RTO_MIN 50
+#define LATE_MS 5000
 #define RTO_MAX 5000
 #define DOWN_AFTER 3
 #define DOWN_FIRST_MS 1000
 #define DOWN_MAX_MS 30000
 #define POLL_DELAY_FIRST_MS 50
 #define BAD_SWITCH 4
+#define REORDER_QUERIES 3
+#define PROBE_FIRST_MS 2000
+#define PROBE_MAX_MS 60000
+#define DENSE_LOST 8
+/* Past 2 x GROW_DIV, window/GROW_DIV answers in time make it one larger. */
+#define GROW_DIV 16
+
+enum { SLOT_FREE, SLOT_LIVE, SLOT_LATE };
 
 typedef struct slot {
-    bool used, poll;
+    uint8_t state;
+    bool poll;
+    bool probe;
+    uint8_t enc;  /* the spelling of its name */
     bool via_tcp; /* asked again over TCP after a truncated answer */
     uint16_t id;
     unsigned res;
     uint64_t sent, deadline;
+    uint64_t seq; /* the order of sending */
     size_t qlen;
     uint8_t q[TT_DNSTUN_QUERY_MAX];
 } slot;
@@ -70,6 +122,9 @@ typedef struct resolver {
     double srtt, rttvar;
     unsigned rto;
     unsigned fails; /* timeouts in a row */
+    /* The latest-sent query answered, of each kind (0: data, 1: polls),
+     * plus one (0: none yet). */
+    uint64_t answered_seq[2];
     uint64_t down_until;
     unsigned down_ms;
 } resolver;
@@ -81,9 +136,18 @@ struct dnsc {
     char tls_name[256];
     tt_dnstun_zone zone;
     resolver res[TT_DNSC_RESOLVERS_MAX];
-    slot slots[TT_DNSC_INFLIGHT_MAX];
+    slot *slots; /* 4 x max_inflight or 2 x max_window records, the more */
+    unsigned nslots;
     unsigned inflight, polls_out;
-    tt_dgq queue; /* datagrams waiting for a free slot */
+    unsigned window;      /* queries in flight allowed now */
+    unsigned grow;        /* answers in time towards the next increase */
+    uint64_t cut_until;   /* no second cut of the window before */
+    unsigned enc;         /* the spelling of data queries */
+    bool probing;         /* a probe is in flight */
+    uint64_t probe_at;    /* when to probe (UINT64_MAX: not) */
+    unsigned probe_gap;   /* the delay before the next probe after a fallback */
+    unsigned dense_fails; /* dense queries lost in a row */
+    tt_dgq queue;         /* datagrams waiting for a free slot */
     uv_timer_t timer;
     bool receiving, closing;
     unsigned closes;
@@ -95,6 +159,7 @@ struct dnsc {
     unsigned level;         /* polls wanted in flight */
     unsigned poll_delay_ms; /* between polls at level 1 */
     uint64_t next_poll;
+    uint64_t seq; /* queries sent, for their order */
     tt_dnsc_stats st;
 };
 
@@ -130,18 +195,27 @@ static unsigned pick_resolver(dnsc *c, uint64_t now)
     return best;
 }
 
-/* Sends a query carrying D (LEN bytes; NULL for a poll). Returns 0 or a
- * negative code (the datagram is then lost, as the network would lose it). */
-static int send_query(dnsc *c, const uint8_t *d, size_t len)
+/* Sends a query carrying D (LEN bytes; NULL for a poll), or the probe.
+ * Returns 0 or a negative code (the datagram is then lost, as the network
+ * would lose it). */
+static int send_query(dnsc *c, const uint8_t *d, size_t len, bool probe)
 {
+    if (c->inflight >= c->window)
+        return UV_ENOBUFS;
+    /* A free record, else the oldest late one: its answer is given up. */
     slot *s = NULL;
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
-        if (!c->slots[i].used) {
-            s = &c->slots[i];
+    for (unsigned i = 0; i < c->nslots; i++) {
+        slot *x = &c->slots[i];
+        if (x->state == SLOT_FREE) {
+            s = x;
             break;
         }
+        if (x->state == SLOT_LATE && (s == NULL || x->sent < s->sent))
+            s = x;
+    }
     if (s == NULL)
         return UV_ENOBUFS;
+    s->state = SLOT_FREE;
     uint64_t now = now_ms(c);
     unsigned ri = pick_resolver(c, now);
     resolver *r = &c->res[ri];
@@ -150,21 +224,29 @@ static int send_query(dnsc *c, const uint8_t *d, size_t len)
     for (bool taken = true; taken;) {
         tt_random(&s->id, sizeof s->id);
         taken = false;
-        for (unsigned i = 0; i < c->cfg.max_inflight && !taken; i++)
-            taken = c->slots[i].used && c->slots[i].id == s->id;
+        for (unsigned i = 0; i < c->nslots && !taken; i++)
+            taken = c->slots[i].state != SLOT_FREE && c->slots[i].id == s->id;
     }
-    s->qlen = tt_dnstun_query_encode(&c->zone, s->id, c->qtype, c->cfg.client_id, c->nonce++, d,
-                                     len, s->q);
+    /* A datagram queued before a fallback may not fit base32 any more: it
+     * is lost, and the session above resends its bytes in smaller ones. */
+    s->enc = (uint8_t)(len > 0 ? c->enc : TT_DNSTUN_ENC_B32);
+    if (probe)
+        s->qlen = tt_dnstun_probe_encode(&c->zone, s->id, c->qtype, c->nonce++, s->q);
+    else
+        s->qlen = tt_dnstun_query_encode_enc(&c->zone, s->enc, s->id, c->qtype, c->cfg.client_id,
+                                             c->nonce++, d, len, s->q);
     if (s->qlen == 0)
         return UV_EMSGSIZE;
-    s->poll = len == 0;
+    s->poll = len == 0 && !probe;
+    s->probe = probe;
     int rc = tt_dnsq_send(r->q, s->q, s->qlen);
     if (rc != 0)
         return rc;
-    s->used = true;
+    s->state = SLOT_LIVE;
     s->via_tcp = false;
     s->res = ri;
     s->sent = now;
+    s->seq = c->seq++;
     /* A poll may be held by the server before it is answered. */
     s->deadline = now + r->rto + (s->poll ? c->cfg.hold_ms : 0);
     r->out++;
@@ -181,16 +263,96 @@ static int send_query(dnsc *c, const uint8_t *d, size_t len)
     return 0;
 }
 
-static void slot_free(dnsc *c, slot *s)
+/* A live query stops counting as in flight (answered, or given up). */
+static void slot_unlive(dnsc *c, slot *s)
 {
-    s->used = false;
+    if (s->state != SLOT_LIVE)
+        return;
     c->res[s->res].out--;
     c->inflight--;
     if (s->poll)
         c->polls_out--;
 }
 
+/* A live query stops counting as in flight but its answer is still taken
+ * for LATE_MS. */
+static void slot_late(dnsc *c, slot *s, uint64_t now)
+{
+    slot_unlive(c, s);
+    s->state = SLOT_LATE;
+    s->deadline = now + LATE_MS;
+}
+
 static void on_timer(uv_timer_t *t);
+
+/* A sign that the path is at its limit (a timeout, an error answer): the
+ * window falls by a quarter, once a round trip, never below max_inflight. */
+static void window_cut(dnsc *c, uint64_t now)
+{
+    c->grow = 0;
+    if (now < c->cut_until)
+        return;
+    unsigned w = c->window - c->window / 4;
+    c->window = w < c->cfg.max_inflight ? c->cfg.max_inflight : w;
+    const resolver *r = &c->res[0];
+    c->cut_until = now + (r->have_rtt ? (uint64_t)r->srtt + 1 : 100);
+}
+
+/* An answer came in time while the window held queries back. */
+static void window_grow(dnsc *c)
+{
+    if (c->window >= c->cfg.max_window)
+        return;
+    if (++c->grow >= (c->window <= GROW_DIV ? 1 : c->window / GROW_DIV)) {
+        c->grow = 0;
+        c->window++;
+    }
+}
+
+static void probe_later(dnsc *c, uint64_t now)
+{
+    c->probing = false;
+    c->probe_at = now + c->probe_gap;
+    c->probe_gap = c->probe_gap * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : c->probe_gap * 2;
+}
+
+/* The path changed a dense name (WHY): back to base32, probe again later. */
+static void fall_back(dnsc *c, uint64_t now, const char *why)
+{
+    c->dense_fails = 0;
+    if (c->enc == TT_DNSTUN_ENC_B32)
+        return;
+    tt_warn("dns client: %s: back to base32 query names, probing again in %u ms", why,
+            c->probe_gap);
+    c->enc = TT_DNSTUN_ENC_B32;
+    c->st.fallbacks++;
+    if (!c->probing)
+        probe_later(c, now);
+}
+
+/* The probe's answer (RC, and its datagram in PAYLOAD) sets the spelling. */
+static void probe_done(dnsc *c, const slot *s, int rc, const uint8_t *payload, size_t plen,
+                       uint64_t now)
+{
+    size_t off = 0;
+    const uint8_t *echo;
+    size_t elen;
+    if (rc != 0 || tt_dnstun_unpack(payload, plen, &off, &echo, &elen) != 1) {
+        probe_later(c, now);
+        return;
+    }
+    c->probing = false;
+    c->probe_at = UINT64_MAX;
+    unsigned enc = tt_dnstun_probe_result(s->q, s->qlen, echo, elen);
+    static const char *const names[] = {"base32", "base64", "base128"};
+    tt_info("dns client: the path keeps %s: %s query names, %zu bytes a query",
+            enc == TT_DNSTUN_ENC_B128  ? "case and 8-bit bytes"
+            : enc == TT_DNSTUN_ENC_B64 ? "letter case"
+                                       : "neither case nor 8-bit bytes",
+            names[enc], tt_dnstun_query_capacity_enc(&c->zone, enc));
+    c->enc = enc;
+    c->st.enc = (uint8_t)enc;
+}
 
 /* Sends what is queued and the polls wanted, then arms the timer for the
  * next deadline or poll. */
@@ -198,28 +360,39 @@ static void pump(dnsc *c)
 {
     if (c->closing)
         return;
-    while (c->queue.head != NULL && c->inflight < c->cfg.max_inflight) {
+    uint64_t now = now_ms(c);
+    if (c->receiving && !c->probing && now >= c->probe_at && c->inflight < c->window) {
+        if (send_query(c, NULL, 0, true) == 0) {
+            c->probing = true;
+        } else {
+            c->probe_at = UINT64_MAX; /* no room for it under this domain */
+        }
+    }
+    while (c->queue.head != NULL && c->inflight < c->window) {
         tt_dgq_item *it = tt_dgq_pop(&c->queue);
-        (void)send_query(c, it->data, it->len);
+        (void)send_query(c, it->data, it->len, false);
         free(it);
     }
-    uint64_t now = now_ms(c);
     bool poll_wait = false;
-    while (c->receiving && c->polls_out < c->level && c->inflight < c->cfg.max_inflight) {
+    while (c->receiving && c->polls_out < c->level && c->inflight < c->window) {
         if (c->poll_delay_ms > 0 && now < c->next_poll) {
             poll_wait = true;
             break;
         }
-        if (send_query(c, NULL, 0) != 0)
+        if (send_query(c, NULL, 0, false) != 0)
             break;
         c->next_poll = now + c->poll_delay_ms;
     }
     uint64_t next = UINT64_MAX;
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
-        if (c->slots[i].used && c->slots[i].deadline < next)
+    for (unsigned i = 0; i < c->nslots; i++)
+        if (c->slots[i].state == SLOT_LIVE && c->slots[i].deadline < next)
             next = c->slots[i].deadline;
     if (poll_wait && c->next_poll < next)
         next = c->next_poll;
+    /* A probe due but held back by a full window goes with the next answer
+     * or timeout, which pump again: no timer for it, or it would spin. */
+    if (c->receiving && !c->probing && c->probe_at > now && c->probe_at < next)
+        next = c->probe_at;
     if (next == UINT64_MAX)
         uv_timer_stop(&c->timer);
     else
@@ -244,15 +417,24 @@ static void on_timer(uv_timer_t *t)
 {
     dnsc *c = t->data;
     uint64_t now = now_ms(c);
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++) {
+    for (unsigned i = 0; i < c->nslots; i++) {
         slot *s = &c->slots[i];
-        if (!s->used || s->deadline > now)
+        if (s->state == SLOT_LATE && s->deadline <= now) {
+            /* Given up and never answered, even late: lost. */
+            s->state = SLOT_FREE;
+            if (s->enc != TT_DNSTUN_ENC_B32 && ++c->dense_fails >= DENSE_LOST)
+                fall_back(c, now, "dense queries get no answer");
+        }
+        if (s->state != SLOT_LIVE || s->deadline > now)
             continue;
         resolver *r = &c->res[s->res];
         c->st.timeouts++;
+        window_cut(c, now);
+        if (s->probe)
+            probe_later(c, now);
         r->rto = r->rto * 2 > RTO_MAX ? RTO_MAX : r->rto * 2;
         failed(r, now, "timeouts");
-        slot_free(c, s);
+        slot_late(c, s, now);
     }
     pump(c);
 }
@@ -280,6 +462,30 @@ static void sample(resolver *r, double rtt)
     }
     double rto = r->srtt + 4 * r->rttvar;
     r->rto = rto < RTO_MIN ? RTO_MIN : rto > RTO_MAX ? RTO_MAX : (unsigned)rto;
+}
+
+/* An answer came to query S: gives up the queries of its kind sent to the
+ * same resolver REORDER_QUERIES or more before it, once they are the
+ * resolver's SRTT + 2 RTTVAR old (9/8 SRTT, RFC 9002's, gave up too many
+ * that resolvers had only reordered). */
+static void detect_lost(dnsc *c, const slot *s, uint64_t now)
+{
+    resolver *r = &c->res[s->res];
+    uint64_t *top = &r->answered_seq[s->poll];
+    if (s->seq + 1 > *top)
+        *top = s->seq + 1;
+    if (*top <= REORDER_QUERIES)
+        return;
+    uint64_t before = *top - 1 - REORDER_QUERIES;
+    uint64_t wait = r->have_rtt ? (uint64_t)(r->srtt + 2 * r->rttvar) : 0;
+    for (unsigned i = 0; i < c->nslots; i++) {
+        slot *x = &c->slots[i];
+        if (x->state != SLOT_LIVE || x->poll != s->poll || x->res != s->res || x->seq > before ||
+            now < x->sent + wait)
+            continue;
+        c->st.overtaken++;
+        slot_late(c, x, now);
+    }
 }
 
 static const tt_dnsq_handler answer_handler;
@@ -316,8 +522,9 @@ static void on_answer(tt_dnsq *q, void *ud, const uint8_t *data, size_t len)
         return;
     uint16_t id = (uint16_t)(data[0] << 8 | data[1]);
     slot *s = NULL;
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++)
-        if (c->slots[i].used && c->slots[i].id == id && c->slots[i].res == r->index) {
+    for (unsigned i = 0; i < c->nslots; i++)
+        if (c->slots[i].state != SLOT_FREE && c->slots[i].id == id &&
+            c->slots[i].res == r->index) {
             s = &c->slots[i];
             break;
         }
@@ -333,19 +540,42 @@ static void on_answer(tt_dnsq *q, void *ud, const uint8_t *data, size_t len)
         r->answered = true;
         r->broken = false;
     }
+    uint64_t now = now_ms(c);
     alive(r);
     bool truncated = rc == -EPROTO && len >= 4 && (data[2] & 0x02) != 0;
-    if (truncated && !s->via_tcp && q != r->tcp) {
+    if (truncated && s->state == SLOT_LIVE && !s->via_tcp && q != r->tcp) {
         c->st.truncated++;
         if (retry_over_tcp(c, s) == 0)
             return;
     }
+    /* A late answer is a sample too: the timeout was too short. */
     if (!s->poll && !s->via_tcp)
-        sample(r, (double)(now_ms(c) - s->sent));
+        sample(r, (double)(now - s->sent));
+    detect_lost(c, s, now);
     bool was_poll = s->poll;
-    slot_free(c, s);
+    bool in_time = s->state == SLOT_LIVE;
+    bool limited = c->queue.head != NULL || c->inflight >= c->window;
+    if (s->state == SLOT_LATE)
+        c->st.late++;
+    slot_unlive(c, s);
+    s->state = SLOT_FREE;
+    /* Any answer, even an empty or late one, shows the name came through. */
+    if (s->enc != TT_DNSTUN_ENC_B32)
+        c->dense_fails = 0;
+    if (s->probe) {
+        if (rc != 0)
+            c->st.bad++;
+        probe_done(c, s, rc, payload, plen, now);
+        pump(c);
+        return;
+    }
     if (rc != 0) {
         c->st.bad++;
+        window_cut(c, now);
+        /* NXDOMAIN is what the server says to a dense name that fails its
+         * check; SERVFAIL or REFUSED is a busy resolver, not a mangled name. */
+        if (s->enc != TT_DNSTUN_ENC_B32 && len >= 4 && (data[3] & 0x0F) == 3)
+            fall_back(c, now, "a dense query name did not come through intact");
         tt_debug("dns client: an answer refused: %s", why);
         /* Only a NOERROR answer without TC whose record is missing or
          * does not decode says something about the record type; an
@@ -364,6 +594,8 @@ static void on_answer(tt_dnsq *q, void *ud, const uint8_t *data, size_t len)
     }
     c->bad_streak = 0;
     c->st.answers++;
+    if (in_time && limited)
+        window_grow(c);
     if (plen == 0) {
         c->st.empty++;
         if (was_poll) {
@@ -407,11 +639,12 @@ static void on_lost(tt_dnsq *q, void *ud, int err, const char *why)
     resolver *r = ud;
     dnsc *c = r->c;
     bool via_tcp = q == r->tcp;
-    for (unsigned i = 0; i < c->cfg.max_inflight; i++) {
+    for (unsigned i = 0; i < c->nslots; i++) {
         slot *s = &c->slots[i];
-        if (s->used && s->res == r->index && s->via_tcp == via_tcp) {
+        if (s->state != SLOT_FREE && s->res == r->index && s->via_tcp == via_tcp) {
             c->st.lost++;
-            slot_free(c, s);
+            slot_unlive(c, s);
+            s->state = SLOT_FREE;
         }
     }
     char ip[64] = "";
@@ -463,10 +696,10 @@ static int dnsc_send(tt_dgram *d, const uv_buf_t *bufs, unsigned nbufs, const st
     if (total == 0 || total > tt_dgram_max_size(d))
         return UV_EMSGSIZE;
     c->poll_delay_ms = 0;
-    if (c->queue.head == NULL && c->inflight < c->cfg.max_inflight) {
+    if (c->queue.head == NULL && c->inflight < c->window) {
         uint8_t flat[TT_DNSTUN_QUERY_PAYLOAD_MAX];
         tt_dgq_gather(flat, bufs, nbufs);
-        int rc = send_query(c, flat, total);
+        int rc = send_query(c, flat, total, false);
         pump(c);
         return rc == UV_ENOBUFS ? UV_ENOBUFS : 0;
     }
@@ -493,7 +726,8 @@ static void dnsc_recv_stop(tt_dgram *d)
 
 static size_t dnsc_max_size(const tt_dgram *d)
 {
-    return tt_dnstun_query_capacity(&((const dnsc *)d)->zone);
+    const dnsc *c = (const dnsc *)d;
+    return tt_dnstun_query_capacity_enc(&c->zone, c->enc);
 }
 
 static void maybe_done(dnsc *c)
@@ -502,6 +736,7 @@ static void maybe_done(dnsc *c)
         return;
     tt_dgram_close_cb cb = c->close_cb;
     void *ud = c->close_ud;
+    free(c->slots);
     free(c);
     if (cb)
         cb(ud);
@@ -579,6 +814,23 @@ int tt_dnsc_open(uv_loop_t *loop, const tt_dnsc_cfg *cfg, tt_dgram **out, const 
     c->cfg.resolvers = NULL;
     if (c->cfg.max_inflight == 0 || c->cfg.max_inflight > TT_DNSC_INFLIGHT_MAX)
         c->cfg.max_inflight = c->cfg.max_inflight == 0 ? 16 : TT_DNSC_INFLIGHT_MAX;
+    if (c->cfg.max_window == 0)
+        c->cfg.max_window = TT_DNSC_WINDOW_MAX;
+    if (c->cfg.max_window < c->cfg.max_inflight)
+        c->cfg.max_window = c->cfg.max_inflight;
+    if (c->cfg.max_window > TT_DNSC_INFLIGHT_MAX)
+        c->cfg.max_window = TT_DNSC_INFLIGHT_MAX;
+    c->window = c->cfg.max_inflight;
+    c->probe_at = c->cfg.base32_only ? UINT64_MAX : 0;
+    c->probe_gap = PROBE_FIRST_MS;
+    c->nslots = 4 * c->cfg.max_inflight > 2 * c->cfg.max_window ? 4 * c->cfg.max_inflight
+                                                                : 2 * c->cfg.max_window;
+    c->slots = calloc(c->nslots, sizeof *c->slots);
+    if (c->slots == NULL) {
+        free(c);
+        *why = "out of memory";
+        return UV_ENOMEM;
+    }
     if (c->cfg.max_polls == 0)
         c->cfg.max_polls = 8;
     if (c->cfg.max_polls > c->cfg.max_inflight)
@@ -631,6 +883,7 @@ fail:
     /* The transports close on their own; nothing waits for them. */
     close_transports(c, NULL);
     tt_tls_ctx_free(c->transport.tls);
+    free(c->slots);
     free(c);
     return rc;
 }
@@ -651,4 +904,6 @@ void tt_dnsc_get_stats(const tt_dgram *d, tt_dnsc_stats *st)
     const dnsc *c = (const dnsc *)d;
     *st = c->st;
     st->qtype = c->qtype;
+    st->enc = (uint8_t)c->enc;
+    st->window = c->window;
 }

@@ -85,6 +85,7 @@ struct client {
     tt_dgq queue;
     held *hhead, *htail;
     unsigned nheld;
+    unsigned enc; /* the densest spelling of its names seen (codec/dnstun.h) */
 };
 
 struct dnss {
@@ -406,6 +407,13 @@ static void tunnel_query(dnss *s, const asker *to)
     if (c == NULL) {
         send_reply(s, to, tt_dnstun_reply_empty(&r->q, TT_DNS_RCODE_SERVFAIL, false, s->out + 2));
         return;
+    }
+    if (r->enc != TT_DNSTUN_ENC_B32)
+        s->st.dense++;
+    if (r->enc > c->enc) {
+        c->enc = r->enc;
+        tt_info("dns server: client %08x sends %s query names", (unsigned)c->id,
+                c->enc == TT_DNSTUN_ENC_B128 ? "base128" : "base64");
     }
     held *h = held_find(c, &r->q);
     if (h != NULL) {

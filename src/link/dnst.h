@@ -23,7 +23,12 @@
  * each empty answer down to one, and then spaces its polls out, doubling a
  * delay up to idle_poll_ms; data from above, data from below or
  * tt_dnsc_poll bring it back. Queries that carry data use any free slot up
- * to max_inflight.
+ * to the window, which starts at max_inflight and grows with the path's
+ * round trip up to max_window (dnsc.c).
+ *
+ * The client's tt_dgram_max_size follows the spelling its probe chose: it
+ * grows when the path keeps case or 8-bit bytes and shrinks on a fallback
+ * (a datagram queued before that and too long for base32 is dropped).
  *
  * The client reaches its resolvers over UDP, TCP, TLS or HTTPS: one query
  * transport (link/dnsq.h) per resolver. When every resolver's secure
@@ -50,12 +55,14 @@ typedef struct tt_dnsc_cfg {
     const struct sockaddr_storage *resolvers; /* where queries go */
     unsigned nresolvers;                      /* 1 to TT_DNSC_RESOLVERS_MAX */
     uint32_t client_id;                       /* 0: a random one */
-    unsigned max_inflight;                    /* queries outstanding at most; 0: 16 */
-    unsigned max_polls;                       /* polls outstanding at most; 0: 8 */
-    unsigned idle_poll_ms;                    /* longest gap between idle polls; 0: 1000 */
-    unsigned hold_ms; /* how long the server holds a poll (its hold_ms); 0: 200 */
-    size_t queue_max; /* bytes of datagrams waiting for a query; 0: 64 KiB */
-    uint16_t qtype;   /* 0: TXT, falling back to NULL; else that type only */
+    unsigned max_inflight; /* queries outstanding at first, and at least; 0: 16 */
+    unsigned max_window;   /* queries outstanding at most; 0: TT_DNSC_WINDOW_MAX */
+    bool base32_only;      /* no probe, no denser names (codec/dnstun.h) */
+    unsigned max_polls;    /* polls outstanding at most; 0: 8 */
+    unsigned idle_poll_ms; /* longest gap between idle polls; 0: 1000 */
+    unsigned hold_ms;      /* how long the server holds a poll (its hold_ms); 0: 200 */
+    size_t queue_max;      /* bytes of datagrams waiting for a query; 0: 64 KiB */
+    uint16_t qtype;        /* 0: TXT, falling back to NULL; else that type only */
     /* How queries reach each resolver (link/dnsq.h), its addr replaced by
      * the resolver's; NULL: UDP. Over UDP a truncated answer (TC) is asked
      * again over TCP to the same resolver. */
@@ -63,7 +70,8 @@ typedef struct tt_dnsc_cfg {
 } tt_dnsc_cfg;
 
 #define TT_DNSC_RESOLVERS_MAX 8
-#define TT_DNSC_INFLIGHT_MAX 64
+#define TT_DNSC_INFLIGHT_MAX 128
+#define TT_DNSC_WINDOW_MAX 128
 
 /* Opens a client layer with CFG (copied). Its send takes datagrams of at
  * most tt_dgram_max_size bytes (the query capacity of the domain) to the
@@ -85,11 +93,16 @@ typedef struct tt_dnsc_stats {
     uint64_t bad;        /* answers refused (malformed, an error RCODE, TC) */
     uint64_t truncated;  /* UDP answers with TC, asked again over TCP */
     uint64_t lost;       /* queries lost with a TCP or TLS connection */
-    uint64_t timeouts;   /* queries given up */
+    uint64_t timeouts;   /* queries given up at their timeout */
+    uint64_t overtaken;  /* queries given up as later ones were answered */
+    uint64_t late;       /* queries given up and answered after all (used) */
     uint64_t up_bytes;   /* payload bytes sent up */
     uint64_t down_bytes; /* datagram bytes received */
     uint64_t refused;    /* sends refused for a full queue */
+    uint64_t fallbacks;  /* returns to base32 after a dense name was refused */
     uint16_t qtype;      /* the record type in use */
+    uint8_t enc;         /* the spelling of data queries now (TT_DNSTUN_ENC_...) */
+    unsigned window;     /* queries allowed in flight now */
     uint32_t client_id;
 } tt_dnsc_stats;
 
@@ -124,6 +137,7 @@ typedef struct tt_dnss_stats {
     uint64_t queries;   /* messages received, UDP and TCP */
     uint64_t tunnel;    /* of them, tunnel queries */
     uint64_t retries;   /* tunnel queries answered again from the cache */
+    uint64_t dense;     /* tunnel queries in base64 or base128 names */
     uint64_t authority; /* answered as a nameserver (SOA, NXDOMAIN, FORMERR ...) */
     uint64_t dropped;   /* not answered */
     uint64_t truncated; /* answered with TC */

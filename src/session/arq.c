@@ -32,6 +32,7 @@ void tt_arq_cfg_default(tt_arq_cfg *cfg)
     cfg->max_ack_delay_us = 25000;
     cfg->max_pto_us = 60000000;
     cfg->loss_reduction_pct = 50;
+    cfg->min_cwnd = 0;
 }
 
 static void clamp(tt_arq_cfg *c)
@@ -54,6 +55,8 @@ static void clamp(tt_arq_cfg *c)
         c->loss_reduction_pct = 50;
     if (c->loss_reduction_pct > 90)
         c->loss_reduction_pct = 90;
+    if (c->min_cwnd < 2 * (uint64_t)c->mss)
+        c->min_cwnd = 2 * (uint64_t)c->mss;
 }
 
 tt_arq *tt_arq_new(const tt_arq_cfg *cfg)
@@ -66,6 +69,8 @@ tt_arq *tt_arq_new(const tt_arq_cfg *cfg)
     a->peer_limit = TT_ARQ_INITIAL_WINDOW;
     uint64_t mss = a->cfg.mss;
     a->cwnd = 10 * mss < 14720 ? 10 * mss : (2 * mss > 14720 ? 2 * mss : 14720);
+    if (a->cwnd < a->cfg.min_cwnd)
+        a->cwnd = a->cfg.min_cwnd;
     a->ssthresh = UINT64_MAX;
     a->reo_packets = PACKET_THRESHOLD;
     a->reo_time_8ths = TIME_THRESHOLD_8THS;
@@ -288,8 +293,17 @@ static void on_data(tt_arq *a, const tt_arq_pkt *p)
 
 int tt_arq_input(tt_arq *a, uint64_t now, const uint8_t *pkt, size_t len, const char **why)
 {
+    if (a->aborted || a->peer_reset)
+        return 0;
     tt_arq_pkt p;
     int rc = tt_arq_pkt_decode(pkt, len, &p, why);
+    if (rc == 0 && p.has_reset) {
+        /* The peer's engine is gone: nothing else it says matters. */
+        a->st.pkts_recv++;
+        a->peer_reset = true;
+        a->peer_reset_code = p.reset_code;
+        return 0;
+    }
     if (rc == 0 && p.has_ack)
         rc = tt_arq_check_ack(a, &p.ack, why);
     if (rc == 0 && p.has_data)
@@ -390,6 +404,8 @@ static bool may_send(const tt_arq *a, bool probe)
 
 unsigned tt_arq_wants(tt_arq *a, uint64_t now)
 {
+    if (a->aborted || a->peer_reset)
+        return 0;
     tt_arq_run_timers(a, now);
     unsigned w = 0;
     if (ack_due(a, now))
@@ -404,6 +420,8 @@ unsigned tt_arq_wants(tt_arq *a, uint64_t now)
 
 uint64_t tt_arq_next_timeout(tt_arq *a, uint64_t now)
 {
+    if (a->aborted || a->peer_reset)
+        return UINT64_MAX;
     if (tt_arq_wants(a, now) != 0)
         return now;
     uint64_t t = a->loss_time != 0 ? a->loss_time : tt_arq_pto_deadline(a);
@@ -436,6 +454,8 @@ static void build_ack(const tt_arq *a, uint64_t now, tt_arq_ack *k)
 
 size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned flags)
 {
+    if (a->aborted || a->peer_reset)
+        return 0;
     tt_arq_run_timers(a, now);
     if (max < TT_ARQ_MIN_PACKET)
         return 0;
@@ -557,6 +577,26 @@ size_t tt_arq_poll(tt_arq *a, uint64_t now, uint8_t *buf, size_t max, unsigned f
     a->next_pn++;
     a->st.pkts_sent++;
     return pos;
+}
+
+/* ---- the end at once ---- */
+
+size_t tt_arq_abort(tt_arq *a, uint64_t code, uint8_t *buf, size_t max)
+{
+    if (!a->aborted) {
+        a->aborted = true;
+        a->abort_pn = a->next_pn++;
+        a->abort_code = code > TT_ARQ_VARINT_MAX ? TT_ARQ_RESET_ABORT : code;
+        a->st.pkts_sent++;
+    }
+    return tt_arq_reset_put(buf, max, a->abort_pn, a->abort_code);
+}
+
+bool tt_arq_peer_reset(const tt_arq *a, uint64_t *code)
+{
+    if (a->peer_reset && code != NULL)
+        *code = a->peer_reset_code;
+    return a->peer_reset;
 }
 
 /* ---- accounting ---- */

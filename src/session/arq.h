@@ -57,11 +57,18 @@ typedef struct tt_arq_cfg {
      * (50 to 90): 50 is NewReno's halving. A carrier whose losses are
      * mostly not congestion (a lossy resolver path) may choose more. */
     unsigned loss_reduction_pct;
+    /* The congestion window's floor in bytes (0, or below 2 mss: 2 mss,
+     * RFC 9002's minimum); the window starts at least there. A carrier
+     * that bounds its packets in flight itself (the DNS client's query
+     * slots) may set that bound: losses, which over such a carrier are
+     * mostly not congestion, then never cut the window below what the
+     * carrier allows anyway. */
+    uint64_t min_cwnd;
 } tt_arq_cfg;
 
 /* Defaults: 256 KiB send buffer and window, mss 1200, 4096 records, RTT
  * 333 ms, acknowledgments within 25 ms, probes at most 60 s apart, the
- * window halved at a loss. */
+ * window halved at a loss, never below 2 mss. */
 void tt_arq_cfg_default(tt_arq_cfg *cfg);
 
 /* A new engine, or NULL when out of memory. Values out of range in CFG are
@@ -112,7 +119,9 @@ uint64_t tt_arq_linger_us(const tt_arq *a);
  * phrase when the packet is malformed or contradicts what this engine sent
  * or was told (acknowledges a packet or bytes never sent, data beyond the
  * window or past the FIN, a second FIN at another offset); a refused
- * packet changes nothing. */
+ * packet changes nothing. A well-formed packet with a RESET frame is taken
+ * for that alone (tt_arq_peer_reset), its other frames unchecked and
+ * ignored. After a reset either way, packets are ignored (0). */
 int tt_arq_input(tt_arq *a, uint64_t now, const uint8_t *pkt, size_t len, const char **why);
 
 /* What tt_arq_poll would put in a packet now (0: it would return 0). */
@@ -151,6 +160,19 @@ uint64_t tt_arq_peer_backlog(const tt_arq *a);
 /* Bytes ready to send now if the carrier gave the chance (retransmissions
  * and new data within the peer's window). */
 uint64_t tt_arq_backlog(const tt_arq *a);
+
+/* Ends the exchange at once: fills BUF (MAX bytes, at least
+ * TT_ARQ_MIN_PACKET) with a packet carrying a RESET frame with CODE (a
+ * tt_arq_reset_code, codec/arqwire.h) and returns its length. From then on
+ * the engine sends nothing and takes nothing; a later call returns the same
+ * packet (the same number), which the carrier may send more than once, as
+ * the peer cannot acknowledge it. */
+size_t tt_arq_abort(tt_arq *a, uint64_t code, uint8_t *buf, size_t max);
+
+/* True once the peer sent a RESET (its code in *CODE when CODE is not
+ * NULL): the exchange is over, and bytes not yet delivered never come. The
+ * engine then sends nothing and takes nothing. */
+bool tt_arq_peer_reset(const tt_arq *a, uint64_t *code);
 
 /* Memory the engine holds now: its struct and its buffers. */
 size_t tt_arq_memory(const tt_arq *a);

@@ -104,6 +104,10 @@ struct tt_arq {
     uint64_t backlog_pn, peer_backlog;
     bool backlog_any;
 
+    /* The end at once (RESET): ours, in packet ABORT_PN, or the peer's. */
+    bool aborted, peer_reset;
+    uint64_t abort_pn, abort_code, peer_reset_code;
+
     tt_arq_stats st;
 };
 

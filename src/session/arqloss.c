@@ -8,7 +8,7 @@
 
 static uint64_t min_window(const tt_arq *a)
 {
-    return 2 * (uint64_t)a->cfg.mss;
+    return a->cfg.min_cwnd;
 }
 
 /* ---- records ---- */

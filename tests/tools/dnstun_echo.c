@@ -200,11 +200,12 @@ static void finish(void)
            "\"duplicates\": %u, \"corrupt\": %u, \"seconds\": %.3f, \"datagrams_per_s\": %.1f, "
            "\"bytes_per_s\": %.0f, \"queries\": %" PRIu64 ", \"polls\": %" PRIu64
            ", \"answers\": %" PRIu64 ", \"empty\": %" PRIu64 ", \"bad\": %" PRIu64
-           ", \"timeouts\": %" PRIu64 ", \"lost_queries\": %" PRIu64 ", \"truncated\": %" PRIu64
+           ", \"timeouts\": %" PRIu64 ", \"overtaken\": %" PRIu64 ", \"late\": %" PRIu64
+           ", \"lost_queries\": %" PRIu64 ", \"truncated\": %" PRIu64
            ", \"qtype\": %u, \"max_up\": %zu}\n",
            m, units, size, got_n, mode == M_DOWN ? count - got_n : lost, dups, corrupt, secs,
            got_n / secs, (double)got_n * (double)size / secs, st.queries, st.polls, st.answers,
-           st.empty, st.bad, st.timeouts, st.lost, st.truncated, st.qtype,
+           st.empty, st.bad, st.timeouts, st.overtaken, st.late, st.lost, st.truncated, st.qtype,
            tt_dgram_max_size(layer));
     fflush(stdout);
     tt_dgram_close(layer, on_closed, NULL);
@@ -344,6 +345,7 @@ static int run_client(int argc, char **argv)
                        .resolvers = res,
                        .nresolvers = n,
                        .max_inflight = window,
+                       .max_window = window,
                        .max_polls = window / 2 > 0 ? window / 2 : 1};
     if (argc > 8)
         cfg.qtype = strcmp(argv[8], "null") == 0  ? TT_DNSTUN_TYPE_NULL

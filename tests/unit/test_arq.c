@@ -97,6 +97,25 @@ Test(arq_codec, packet_golden)
     cr_assert_arr_eq(p.data, "hey", 3);
 }
 
+/* PN || RESET(CODE); the reserved number of an end without an engine. */
+Test(arq_codec, reset_golden)
+{
+    uint8_t buf[16];
+    static const uint8_t want[] = {0x05, 0x08, 0x01};
+    cr_assert_eq(tt_arq_reset_put(buf, sizeof buf, 5, TT_ARQ_RESET_UNKNOWN), 3);
+    cr_assert_arr_eq(buf, want, 3);
+    static const uint8_t reserved[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x08, 0x00};
+    cr_assert_eq(tt_arq_reset_put(buf, sizeof buf, TT_ARQ_RESET_PN, TT_ARQ_RESET_ABORT), 10);
+    cr_assert_arr_eq(buf, reserved, 10);
+    cr_assert_eq(tt_arq_reset_put(buf, 9, TT_ARQ_RESET_PN, TT_ARQ_RESET_ABORT), 0);
+    tt_arq_pkt p;
+    const char *why = NULL;
+    cr_assert_eq(tt_arq_pkt_decode(reserved, sizeof reserved, &p, &why), 0, "%s", why);
+    cr_assert(p.has_reset && !p.has_ack && !p.has_data);
+    cr_assert_eq(p.pn, TT_ARQ_RESET_PN);
+    cr_assert_eq(p.reset_code, TT_ARQ_RESET_ABORT);
+}
+
 Test(arq_codec, ack_keeps_the_ranges_that_fit)
 {
     tt_arq_ack k = {.largest = 1, .cum = 0, .limit = 100000, .n = TT_ARQ_SACK_MAX};
@@ -136,7 +155,10 @@ Test(arq_codec, malformed_packets)
         {"empty", {0}, 0},
         {"PN only", {0x01}, 1},
         {"padding only", {0x01, 0x00, 0x00}, 3},
-        {"unknown type", {0x01, 0x08}, 2},
+        {"unknown type", {0x01, 0x0a}, 2},
+        {"truncated RESET", {0x01, 0x08}, 2},
+        {"RESET with FIN bit", {0x01, 0x09, 0x00}, 3},
+        {"RESET twice", {0x01, 0x08, 0x00, 0x08, 0x01}, 5},
         {"BACKLOG with FIN bit", {0x01, 0x07, 0x01}, 3},
         {"PING twice", {0x01, 0x01, 0x01}, 3},
         {"empty DATA without FIN", {0x01, 0x04, 0x00, 0x00}, 4},
@@ -791,6 +813,20 @@ Test(arq_flow, window_holds_a_sender_whose_reader_stopped, .timeout = 60)
 /* Nothing comes back: the probe timer backs off exponentially up to its
  * maximum; once the path returns, the data goes through, and the long
  * silence (after an RTT sample) counted as persistent congestion. */
+/* One round trip from A to B and back, 25 ms each way, with the first
+ * 1000 bytes of DATA: an RTT sample of 50 ms. */
+static void first_round_trip(tt_arq *a, tt_arq *b, const uint8_t *data)
+{
+    uint8_t pkt[1200];
+    const char *why;
+    tt_arq_write(a, data, 1000);
+    size_t n = tt_arq_poll(a, 0, pkt, sizeof pkt, 0);
+    cr_assert_eq(tt_arq_input(b, 25000, pkt, n, &why), 0);
+    tt_arq_ping(b);
+    n = tt_arq_poll(b, 25000, pkt, sizeof pkt, TT_ARQ_POLL_ACK);
+    cr_assert_eq(tt_arq_input(a, 50000, pkt, n, &why), 0);
+}
+
 Test(arq_timer, probe_backoff_and_persistent_congestion)
 {
     tt_arq_cfg cfg;
@@ -801,13 +837,7 @@ Test(arq_timer, probe_backoff_and_persistent_congestion)
     gen(9, 0, data, sizeof data);
     const char *why;
     size_t n;
-    /* One round trip first, for an RTT sample of 50 ms. */
-    tt_arq_write(a, data, 1000);
-    n = tt_arq_poll(a, 0, pkt, sizeof pkt, 0);
-    cr_assert_eq(tt_arq_input(b, 25000, pkt, n, &why), 0);
-    tt_arq_ping(b);
-    n = tt_arq_poll(b, 25000, pkt, sizeof pkt, TT_ARQ_POLL_ACK);
-    cr_assert_eq(tt_arq_input(a, 50000, pkt, n, &why), 0);
+    first_round_trip(a, b, data);
     tt_arq_stats st;
     tt_arq_get_stats(a, &st);
     cr_assert_eq(st.min_rtt_us, 50000);
@@ -858,6 +888,53 @@ Test(arq_timer, probe_backoff_and_persistent_congestion)
     cr_assert_eq(st.persistent, 1, "the silence was persistent congestion");
     cr_assert_eq(st.undone, 0, "the probes' copies do not make the loss look spurious");
     cr_assert_lt(st.ssthresh, UINT64_MAX);
+    tt_arq_free(a);
+    tt_arq_free(b);
+}
+
+/* A carrier that bounds its packets in flight itself sets a floor for the
+ * window: it starts there, and neither a loss nor persistent congestion
+ * (a blackout of several probe periods) cuts it below. */
+Test(arq_timer, window_floor_holds)
+{
+    tt_arq_cfg cfg;
+    tt_arq_cfg_default(&cfg);
+    cfg.mss = 1000;
+    cfg.min_cwnd = 16 * 1000;
+    cfg.max_pto_us = 2000000;
+    tt_arq *a = tt_arq_new(&cfg), *b = tt_arq_new(&cfg);
+    tt_arq_stats st;
+    tt_arq_get_stats(a, &st);
+    cr_assert_eq(st.cwnd, 16000, "the window starts at its floor (above 10 mss)");
+    uint8_t data[60000], pkt[1000];
+    gen(11, 0, data, sizeof data);
+    const char *why;
+    size_t n;
+    first_round_trip(a, b, data);
+
+    /* Everything A sends for 20 s is lost; then one packet in three gets
+     * through, and B acknowledges each. */
+    tt_arq_write(a, data + 1000, sizeof data - 1000);
+    uint64_t now = 50000;
+    unsigned sent = 0;
+    while (now < 30000000) {
+        while ((n = tt_arq_poll(a, now, pkt, sizeof pkt, 0)) > 0) {
+            if (now < 20000000 || sent++ % 3 != 0)
+                continue;
+            cr_assert_eq(tt_arq_input(b, now + 25000, pkt, n, &why), 0, "%s", why);
+            size_t m = tt_arq_poll(b, now + 25000, pkt, sizeof pkt, TT_ARQ_POLL_ACK);
+            if (m > 0)
+                cr_assert_eq(tt_arq_input(a, now + 50000, pkt, m, &why), 0, "%s", why);
+        }
+        tt_arq_get_stats(a, &st);
+        cr_assert_geq(st.cwnd, 16000, "cwnd %llu at %llu us", (unsigned long long)st.cwnd,
+                      (unsigned long long)now);
+        uint64_t next = tt_arq_next_timeout(a, now);
+        now = next == UINT64_MAX || next < now + 50000 ? now + 50000 : next;
+    }
+    tt_arq_get_stats(a, &st);
+    cr_assert_geq(st.persistent, 1);
+    cr_assert_geq(st.congestion, 2);
     tt_arq_free(a);
     tt_arq_free(b);
 }
@@ -1272,4 +1349,34 @@ Test(arq_sim, few_records_lossy, .timeout = 60)
     cr_assert_eq(s.a.got, 1 * MB);
     cr_assert_eq(s.b.got, 1 * MB);
     sim_free(&s);
+}
+
+/* An abort: A's RESET ends B's exchange at once, with its code; neither
+ * engine sends or takes anything after, and A's RESET is the same packet
+ * however often it is asked for. */
+Test(arq_fin, abort_ends_both_at_once)
+{
+    tt_arq *a = default_engine(), *b = default_engine();
+    uint8_t data[3000], pkt[1200], again[1200];
+    gen(12, 0, data, sizeof data);
+    const char *why;
+    cr_assert_eq(tt_arq_write(a, data, sizeof data), sizeof data);
+    size_t n = tt_arq_poll(a, 0, pkt, sizeof pkt, 0);
+    cr_assert_eq(tt_arq_input(b, 1000, pkt, n, &why), 0);
+    n = tt_arq_abort(a, TT_ARQ_RESET_UNKNOWN, pkt, sizeof pkt);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(tt_arq_abort(a, TT_ARQ_RESET_ABORT, again, sizeof again), n);
+    cr_assert_arr_eq(again, pkt, n, "the same RESET each time");
+    cr_assert_eq(tt_arq_poll(a, 2000, again, sizeof again, TT_ARQ_POLL_ACK), 0);
+    cr_assert_eq(tt_arq_next_timeout(a, 2000), UINT64_MAX);
+    cr_assert(!tt_arq_peer_reset(b, NULL));
+    cr_assert_eq(tt_arq_input(b, 3000, pkt, n, &why), 0);
+    uint64_t code = 99;
+    cr_assert(tt_arq_peer_reset(b, &code));
+    cr_assert_eq(code, TT_ARQ_RESET_UNKNOWN);
+    cr_assert_eq(tt_arq_poll(b, 3000, pkt, sizeof pkt, TT_ARQ_POLL_ACK), 0);
+    cr_assert_eq(tt_arq_wants(b, 3000), 0);
+    cr_assert(!tt_arq_eof(b), "a reset is not an end of stream");
+    tt_arq_free(a);
+    tt_arq_free(b);
 }
