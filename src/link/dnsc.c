@@ -523,8 +523,7 @@ static void on_answer(tt_dnsq *q, void *ud, const uint8_t *data, size_t len)
     uint16_t id = (uint16_t)(data[0] << 8 | data[1]);
     slot *s = NULL;
     for (unsigned i = 0; i < c->nslots; i++)
-        if (c->slots[i].state != SLOT_FREE && c->slots[i].id == id &&
-            c->slots[i].res == r->index) {
+        if (c->slots[i].state != SLOT_FREE && c->slots[i].id == id && c->slots[i].res == r->index) {
             s = &c->slots[i];
             break;
         }
