@@ -145,6 +145,8 @@ bool tt_sess_core_next(tt_sess_core *c, uint8_t hdr[TT_SESS_HDR_LEN], const uint
         *data = k->data + at;
         *len = n;
         c->snd_nxt += n + (fin ? 1 : 0);
+        if (c->snd_nxt > c->snd_max)
+            c->snd_max = c->snd_nxt;
         if (fin)
             c->fin_sent = true;
         return true;
@@ -154,6 +156,8 @@ bool tt_sess_core_next(tt_sess_core *c, uint8_t hdr[TT_SESS_HDR_LEN], const uint
         *data = NULL;
         *len = 0;
         c->snd_nxt = c->snd_end + 1;
+        if (c->snd_nxt > c->snd_max)
+            c->snd_max = c->snd_nxt;
         c->fin_sent = true;
         return true;
     }
@@ -162,11 +166,18 @@ bool tt_sess_core_next(tt_sess_core *c, uint8_t hdr[TT_SESS_HDR_LEN], const uint
 
 int tt_sess_core_ack(tt_sess_core *c, uint64_t cum)
 {
-    uint64_t top = c->snd_nxt;
+    uint64_t top = c->snd_max > c->snd_nxt ? c->snd_max : c->snd_nxt;
     if (cum > top)
         return -EPROTO;
     if (cum <= c->snd_una)
         return 0;
+    bool skip = cum > c->snd_nxt;
+    if (skip) {
+        /* Acknowledged past the send point that a rejoin moved back: those
+         * bytes need not go again. */
+        c->snd_nxt = cum;
+        c->fin_sent = c->fin_queued && cum == c->snd_end + 1;
+    }
     c->snd_una = cum;
     if (c->fin_queued && cum == c->snd_end + 1)
         c->fin_acked = true;
@@ -191,6 +202,8 @@ int tt_sess_core_ack(tt_sess_core *c, uint64_t cum)
         c->held -= sizeof(tt_sess_chunk);
         c->head = c->tail = c->cur = NULL;
     }
+    if (skip)
+        seek(c);
     return 0;
 }
 

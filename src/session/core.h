@@ -38,6 +38,7 @@ typedef struct tt_sess_core {
     uint64_t snd_una;           /* read-only: the peer has everything below */
     uint64_t snd_nxt;           /* read-only: next byte to put in a frame */
     uint64_t snd_end;           /* read-only: bytes written so far */
+    uint64_t snd_max;           /* read-only: the highest snd_nxt reached (sent once) */
     uint32_t inflight_max;      /* public: the in-flight bound (0: TT_SESS_INFLIGHT_MAX) */
     bool fin_queued;            /* read-only: the owner shut down; FIN at snd_end */
     bool fin_sent;              /* read-only: the FIN frame went out on this leg */
@@ -73,7 +74,9 @@ bool tt_sess_core_next(tt_sess_core *c, uint8_t hdr[TT_SESS_HDR_LEN], const uint
                        size_t *len);
 
 /* A cumulative acknowledgment CUM arrived. Frees what it covers. Returns 0,
- * or -EPROTO when CUM acknowledges bytes never sent. */
+ * or -EPROTO when CUM acknowledges bytes never sent. A rejoin moves snd_nxt
+ * back before the peer says what it has, so CUM may be past snd_nxt (up to
+ * snd_max): the peer has those bytes, and sending resumes at CUM. */
 int tt_sess_core_ack(tt_sess_core *c, uint64_t cum);
 
 /* A new leg: the peer has received everything below PEER_RCV. Sending

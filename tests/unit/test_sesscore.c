@@ -180,6 +180,41 @@ Test(sess_core, acks_on_a_chunk_edge_leave_nothing_behind)
     free(w.buf);
 }
 
+/* A client rejoining resends from what the server acknowledged, before the
+ * server's answer says what it has; the server's offset (or an ACK) past
+ * that send point, up to what was ever sent, is taken, and sending goes on
+ * from there. A split session's other leg said "out of range" and reset. */
+Test(sess_core, acks_past_a_send_point_moved_back_are_taken)
+{
+    tt_sess_core tx;
+    tt_sess_core_init(&tx);
+    rx r = {0};
+    tt_sess_core_init(&r.core);
+    tt_sess_reader_init(&r.rd);
+    wire w = {0};
+    write_pattern(&tx, 0, 300000);
+    send_all(&tx, &w);
+    receive(&r, &w);
+    cr_assert_eq(tt_sess_core_ack(&tx, 1000), 0);
+    /* The leg breaks: resend from what was acknowledged. */
+    cr_assert_eq(tt_sess_core_rejoin(&tx, tx.snd_una), 0);
+    cr_assert_eq(tx.snd_nxt, 1000);
+    /* The other leg's join answer says the peer has it all but 100. */
+    cr_assert_eq(tt_sess_core_ack(&tx, 300000 - 100), 0);
+    cr_assert_eq(tx.snd_nxt, 300000 - 100, "sending goes on from the peer's offset");
+    cr_assert_eq(tt_sess_core_ack(&tx, 300001), -EPROTO, "never sent");
+    write_pattern(&tx, 300000, 5000);
+    tt_sess_reader_init(&r.rd);
+    send_all(&tx, &w);
+    receive(&r, &w);
+    cr_assert_eq(r.delivered, 305000, "every byte once, in order");
+    cr_assert_eq(tt_sess_core_ack(&tx, r.core.rcv_nxt), 0);
+    cr_assert_eq(tx.held, 0);
+    tt_sess_core_free(&tx);
+    tt_sess_core_free(&r.core);
+    free(w.buf);
+}
+
 Test(sess_core, in_flight_is_bounded_and_acks_release_it)
 {
     tt_sess_core tx;
